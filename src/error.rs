@@ -1,0 +1,34 @@
+//! Typed errors of the library. The binary adds context and maps them to exit codes.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+    #[error("no process with PID {pid}: check the PID with 'ps -p {pid}'")]
+    NoSuchProcess { pid: i32 },
+    #[error("may not read /proc/{pid}/{file}: run memwatch as the process's user or as root")]
+    PermissionDenied { pid: i32, file: &'static str },
+    #[error("PID {pid} ({what}) has no memory to sample")]
+    NoMemory { pid: i32, what: &'static str },
+    #[error("cannot parse {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("cannot run '{program}': {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("cannot write '{}': {source}", path.display())]
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

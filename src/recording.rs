@@ -1,0 +1,189 @@
+//! A whole run in memory, column by column: what the analyser and the reporters consume.
+//! Filled live by the sampler, or read back from a CSV by `memwatch report`.
+
+use crate::sample::{Metric, Sample};
+use serde::Serialize;
+
+/// Something that happened during a run, at a time on the run's clock.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Event {
+    pub elapsed_s: f64,
+    pub kind: EventKind,
+}
+
+/// What an event is. Its text form (`Display`/`parse`) is what the CSV `event` column holds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", content = "detail", rename_all = "kebab-case")]
+pub enum EventKind {
+    /// `signal:SIGUSR2`: memwatch sent this signal.
+    Signal(String),
+    /// `settled`: a sample taken a settle time after a signal (the post-GC floor).
+    Settled,
+    /// `dump-start:<file>`: a heap dump file appeared.
+    DumpStart(String),
+    /// `dump:<file>`: a heap dump file is complete.
+    Dump(String),
+    /// Any other text found in a recorded CSV.
+    Other(String),
+}
+
+impl EventKind {
+    pub fn parse(text: &str) -> EventKind {
+        if text == "settled" {
+            return EventKind::Settled;
+        }
+        match text.split_once(':') {
+            Some(("signal", sig)) => EventKind::Signal(sig.to_string()),
+            Some(("dump-start", file)) => EventKind::DumpStart(file.to_string()),
+            Some(("dump", file)) => EventKind::Dump(file.to_string()),
+            _ => EventKind::Other(text.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EventKind::Signal(sig) => write!(f, "signal:{sig}"),
+            EventKind::Settled => f.write_str("settled"),
+            EventKind::DumpStart(file) => write!(f, "dump-start:{file}"),
+            EventKind::Dump(file) => write!(f, "dump:{file}"),
+            EventKind::Other(text) => f.write_str(text),
+        }
+    }
+}
+
+/// Samples stored by column. Sizes are `f64` bytes (exact below 2^53); an unknown cell is NaN.
+/// A metric column that was never recorded is empty.
+#[derive(Clone, Debug, Default)]
+pub struct Recording {
+    pub time_s: Vec<f64>,
+    columns: [Vec<f64>; Metric::COUNT],
+    pub events: Vec<Event>,
+}
+
+impl Recording {
+    pub fn with_capacity(samples: usize) -> Recording {
+        let mut rec = Recording {
+            time_s: Vec::with_capacity(samples),
+            ..Recording::default()
+        };
+        for m in [Metric::Rss, Metric::Anon] {
+            rec.columns[m.index()].reserve(samples);
+        }
+        rec
+    }
+
+    /// Appends a sample. Columns that are still unknown stay empty, so only the metrics
+    /// that were ever recorded take memory.
+    pub fn push(&mut self, s: &Sample) {
+        let row = self.time_s.len();
+        self.time_s.push(s.elapsed_s);
+        for m in Metric::ALL {
+            let col = &mut self.columns[m.index()];
+            match m.of(s) {
+                Some(v) => {
+                    if col.len() < row {
+                        col.resize(row, f64::NAN);
+                    }
+                    col.push(v as f64);
+                }
+                None if !col.is_empty() => col.push(f64::NAN),
+                None => {}
+            }
+        }
+    }
+
+    /// Appends one row given column by column (used when reading a CSV back).
+    /// `values[m.index()]` is NaN when the cell is empty or the column absent.
+    pub fn push_row(&mut self, elapsed_s: f64, values: &[f64; Metric::COUNT]) {
+        let row = self.time_s.len();
+        self.time_s.push(elapsed_s);
+        for m in Metric::ALL {
+            let v = values[m.index()];
+            let col = &mut self.columns[m.index()];
+            if v.is_nan() && col.is_empty() {
+                continue;
+            }
+            if col.len() < row {
+                col.resize(row, f64::NAN);
+            }
+            col.push(v);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.time_s.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.time_s.is_empty()
+    }
+
+    /// The metric's column, as long as `time_s`, or `None` if it was never recorded.
+    pub fn metric(&self, m: Metric) -> Option<&[f64]> {
+        let col = &self.columns[m.index()];
+        (!col.is_empty() && col.len() == self.time_s.len()).then_some(col.as_slice())
+    }
+
+    /// Like `metric`, but pads a column that stopped being recorded with NaN first.
+    pub fn finish(&mut self) {
+        let n = self.time_s.len();
+        for col in &mut self.columns {
+            if !col.is_empty() && col.len() < n {
+                col.resize(n, f64::NAN);
+            }
+        }
+    }
+
+    pub fn duration_s(&self) -> f64 {
+        match (self.time_s.first(), self.time_s.last()) {
+            (Some(first), Some(last)) => last - first,
+            _ => 0.0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::MemStatus;
+
+    #[test]
+    fn event_text_round_trips() {
+        for text in [
+            "signal:SIGUSR2",
+            "settled",
+            "dump:/tmp/a b.heapsnapshot",
+            "dump-start:x",
+            "load-end",
+        ] {
+            assert_eq!(EventKind::parse(text).to_string(), text);
+        }
+        assert_eq!(EventKind::parse("settled"), EventKind::Settled);
+    }
+
+    #[test]
+    fn columns_stay_aligned_when_a_metric_appears_late() {
+        let mut rec = Recording::default();
+        let mut s = Sample {
+            mem: MemStatus {
+                rss: 100,
+                vsz: 200,
+                ..MemStatus::default()
+            },
+            ..Sample::default()
+        };
+        rec.push(&s);
+        s.elapsed_s = 1.0;
+        s.pss = Some(50);
+        rec.push(&s);
+        s.elapsed_s = 2.0;
+        s.pss = None;
+        rec.push(&s);
+        assert_eq!(rec.metric(Metric::Rss), Some(&[100.0, 100.0, 100.0][..]));
+        let pss = rec.metric(Metric::Pss).expect("pss recorded");
+        assert!(pss[0].is_nan() && pss[1] == 50.0 && pss[2].is_nan());
+        assert_eq!(rec.metric(Metric::Anon), None);
+    }
+}

@@ -1,0 +1,5 @@
+//! Reporters: everything that turns samples and an analysis into output for people and tools.
+
+pub mod chart;
+pub mod input;
+pub mod summary;

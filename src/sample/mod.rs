@@ -1,0 +1,111 @@
+//! The sampler: what one sample is, how it is read from /proc, and when.
+
+pub mod reader;
+pub mod schedule;
+pub mod status;
+
+pub use reader::ProcReader;
+pub use schedule::Schedule;
+pub use status::MemStatus;
+
+/// One reading of a process's memory. `Copy` and heap-free, so the hot path allocates nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Sample {
+    /// Seconds since the first sample (monotonic clock).
+    pub elapsed_s: f64,
+    /// Wall-clock time of the sample, milliseconds since the Unix epoch.
+    pub unix_ms: u64,
+    pub pid: i32,
+    pub mem: MemStatus,
+    /// From smaps_rollup, only when asked for (it costs a page-table walk).
+    pub pss: Option<u64>,
+    pub uss: Option<u64>,
+}
+
+/// A memory column memwatch records and can analyse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Metric {
+    Rss,
+    Vsz,
+    Anon,
+    File,
+    Shmem,
+    Swap,
+    Hwm,
+    Pss,
+    Uss,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 9] = [
+        Metric::Rss,
+        Metric::Vsz,
+        Metric::Anon,
+        Metric::File,
+        Metric::Shmem,
+        Metric::Swap,
+        Metric::Hwm,
+        Metric::Pss,
+        Metric::Uss,
+    ];
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The short name used on the command line and in summary.json (`rss`, `anon`, ...).
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Rss => "rss",
+            Metric::Vsz => "vsz",
+            Metric::Anon => "anon",
+            Metric::File => "file",
+            Metric::Shmem => "shmem",
+            Metric::Swap => "swap",
+            Metric::Hwm => "hwm",
+            Metric::Pss => "pss",
+            Metric::Uss => "uss",
+        }
+    }
+
+    /// The CSV header of this metric's column (`rss_bytes`, ...).
+    pub fn column(self) -> &'static str {
+        match self {
+            Metric::Rss => "rss_bytes",
+            Metric::Vsz => "vsz_bytes",
+            Metric::Anon => "anon_bytes",
+            Metric::File => "file_bytes",
+            Metric::Shmem => "shmem_bytes",
+            Metric::Swap => "swap_bytes",
+            Metric::Hwm => "hwm_bytes",
+            Metric::Pss => "pss_bytes",
+            Metric::Uss => "uss_bytes",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn from_name(name: &str) -> Option<Metric> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// This metric's value in a sample, `None` when unknown.
+    pub fn of(self, s: &Sample) -> Option<u64> {
+        match self {
+            Metric::Rss => Some(s.mem.rss),
+            Metric::Vsz => Some(s.mem.vsz),
+            Metric::Anon => s.mem.anon,
+            Metric::File => s.mem.file,
+            Metric::Shmem => s.mem.shmem,
+            Metric::Swap => s.mem.swap,
+            Metric::Hwm => s.mem.hwm,
+            Metric::Pss => s.pss,
+            Metric::Uss => s.uss,
+        }
+    }
+}
+
+impl std::fmt::Display for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}

@@ -1,0 +1,166 @@
+//! Parser of `/proc/PID/status`, the memory lines only. Works on a byte slice so tests feed
+//! recorded text; allocates nothing.
+
+/// Memory figures from /proc/PID/status, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemStatus {
+    /// VmRSS.
+    pub rss: u64,
+    /// VmSize.
+    pub vsz: u64,
+    /// RssAnon, RssFile, RssShmem (Linux >= 4.5).
+    pub anon: Option<u64>,
+    pub file: Option<u64>,
+    pub shmem: Option<u64>,
+    /// VmSwap.
+    pub swap: Option<u64>,
+    /// VmHWM, the peak RSS.
+    pub hwm: Option<u64>,
+    pub threads: Option<u32>,
+}
+
+/// Why a status text gave no memory figures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatusError {
+    /// State Z: the process has exited and is waiting to be reaped.
+    Zombie,
+    /// No Vm lines and not a zombie: a kernel thread.
+    NoMemoryMap,
+    /// A line that should hold a number does not.
+    Malformed { line: usize },
+}
+
+/// Parses the memory lines of a status text. Lines it does not need are skipped unread.
+pub fn parse(text: &[u8]) -> Result<MemStatus, StatusError> {
+    let mut out = MemStatus::default();
+    let (mut rss, mut vsz) = (None, None);
+    let mut zombie = false;
+    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let (key, rest) = (&line[..colon], &line[colon + 1..]);
+        let slot = match key {
+            b"VmRSS" => &mut rss,
+            b"VmSize" => &mut vsz,
+            b"RssAnon" => &mut out.anon,
+            b"RssFile" => &mut out.file,
+            b"RssShmem" => &mut out.shmem,
+            b"VmSwap" => &mut out.swap,
+            b"VmHWM" => &mut out.hwm,
+            b"Threads" => {
+                let n = parse_number(rest).ok_or(StatusError::Malformed { line: i + 1 })?;
+                out.threads = u32::try_from(n).ok();
+                continue;
+            }
+            b"State" => {
+                zombie = rest.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'Z');
+                continue;
+            }
+            _ => continue,
+        };
+        let kib = parse_number(rest).ok_or(StatusError::Malformed { line: i + 1 })?;
+        *slot = Some(kib.saturating_mul(1024));
+    }
+    match (rss, vsz) {
+        (Some(rss), Some(vsz)) => {
+            out.rss = rss;
+            out.vsz = vsz;
+            Ok(out)
+        }
+        _ if zombie => Err(StatusError::Zombie),
+        _ => Err(StatusError::NoMemoryMap),
+    }
+}
+
+/// Reads `   1234 kB` (or a bare number): leading blanks, digits, anything after.
+fn parse_number(field: &[u8]) -> Option<u64> {
+    let start = field.iter().position(|b| !b.is_ascii_whitespace())?;
+    let digits = &field[start..];
+    let end = digits
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
+    if end == 0 {
+        return None;
+    }
+    digits[..end].iter().try_fold(0u64, |acc, &d| {
+        acc.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CAT: &[u8] = include_bytes!("../../tests/fixtures/proc/status-cat.txt");
+    const KTHREAD: &[u8] = include_bytes!("../../tests/fixtures/proc/status-kthreadd.txt");
+
+    #[test]
+    fn parses_a_recorded_user_process() {
+        let m = parse(CAT).expect("cat has memory");
+        let field = |name: &str| -> u64 {
+            let text = std::str::from_utf8(CAT).expect("utf8");
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(name))
+                .expect("line present");
+            let kib: u64 = line
+                .split_whitespace()
+                .nth(1)
+                .expect("value")
+                .parse()
+                .expect("number");
+            kib * 1024
+        };
+        assert_eq!(m.rss, field("VmRSS:"));
+        assert_eq!(m.vsz, field("VmSize:"));
+        assert_eq!(m.anon, Some(field("RssAnon:")));
+        assert_eq!(m.file, Some(field("RssFile:")));
+        assert_eq!(m.shmem, Some(field("RssShmem:")));
+        assert_eq!(m.swap, Some(field("VmSwap:")));
+        assert_eq!(m.hwm, Some(field("VmHWM:")));
+        assert_eq!(m.threads, Some(1));
+        assert!(m.rss > 0 && m.vsz >= m.rss);
+    }
+
+    #[test]
+    fn kernel_thread_has_no_memory_map() {
+        assert_eq!(parse(KTHREAD), Err(StatusError::NoMemoryMap));
+    }
+
+    #[test]
+    fn zombie_is_told_apart() {
+        let text = b"Name:\tdefunct\nState:\tZ (zombie)\nTgid:\t42\nThreads:\t1\n";
+        assert_eq!(parse(text), Err(StatusError::Zombie));
+    }
+
+    #[test]
+    fn minimal_text_and_optional_lines() {
+        let m = parse(b"VmSize:\t  2048 kB\nVmRSS:\t 1024 kB\n").expect("parses");
+        assert_eq!((m.rss, m.vsz), (1024 * 1024, 2048 * 1024));
+        assert_eq!((m.anon, m.swap, m.threads), (None, None, None));
+    }
+
+    #[test]
+    fn malformed_number_names_the_line() {
+        let text = b"Name:\tx\nVmSize:\t 10 kB\nVmRSS:\t lots kB\n";
+        assert_eq!(parse(text), Err(StatusError::Malformed { line: 3 }));
+        assert_eq!(parse(b"VmRSS:\n"), Err(StatusError::Malformed { line: 1 }));
+    }
+
+    #[test]
+    fn overflowing_number_is_malformed_not_wrapped() {
+        let text = b"VmSize:\t 99999999999999999999999 kB\nVmRSS:\t1 kB\n";
+        assert_eq!(parse(text), Err(StatusError::Malformed { line: 1 }));
+    }
+
+    #[test]
+    fn truncated_text_without_rss_is_no_memory() {
+        assert_eq!(
+            parse(b"Name:\tx\nVmSize:\t 10 kB\nVmR"),
+            Err(StatusError::NoMemoryMap)
+        );
+        assert_eq!(parse(b""), Err(StatusError::NoMemoryMap));
+    }
+}
