@@ -10,8 +10,12 @@ pub enum Error {
     NoSuchProcess { pid: i32 },
     #[error("may not read /proc/{pid}/{file}: run memwatch as the process's user or as root")]
     PermissionDenied { pid: i32, file: &'static str },
-    #[error("PID {pid} ({what}) has no memory to sample")]
-    NoMemory { pid: i32, what: &'static str },
+    #[error("PID {pid} ({name}) is {what}: it has no memory to sample")]
+    NoMemory {
+        pid: i32,
+        name: String,
+        what: &'static str,
+    },
     #[error("cannot parse {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("cannot run '{program}': {source}")]

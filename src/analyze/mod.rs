@@ -121,3 +121,16 @@ pub struct Analysis {
     /// One sentence saying why, e.g. "floor rose 12.1 MiB at 0.1 MiB/s (p < 0.001)".
     pub reason: String,
 }
+
+// TEMPORARY until the analyser lands (branch `analyze` replaces this).
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            warmup: Warmup::Auto,
+            min_slope_bytes_per_s: 0.0,
+            min_slope_pct_per_hour: 0.0,
+            min_growth: MinGrowth::Percent(1.0),
+            p_value: 0.01,
+        }
+    }
+}

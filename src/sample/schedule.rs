@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 pub struct Schedule {
     start: Instant,
     interval: Duration,
-    /// Index of the next deadline.
+    /// Index of the deadline the next sample serves (0 = the first sample, at `start`).
     next: u64,
     missed: u64,
 }
@@ -19,7 +19,7 @@ impl Schedule {
         Schedule {
             start,
             interval,
-            next: 1,
+            next: 0,
             missed: 0,
         }
     }
@@ -32,16 +32,14 @@ impl Schedule {
                 .saturating_mul(u32::try_from(self.next).unwrap_or(u32::MAX))
     }
 
-    /// Call when a sample has been taken at `now`: advances to the next deadline after `now`,
-    /// counting every deadline that passed unsampled.
+    /// Call when a sample has been taken at `now`: the sample serves the latest deadline
+    /// that has passed; deadlines before it that got no sample are counted as missed.
     pub fn advance(&mut self, now: Instant) {
         let elapsed = now.saturating_duration_since(self.start).as_nanos();
-        let due_index = (elapsed / self.interval.as_nanos()) as u64; // deadlines already passed
-        let next = due_index + 1;
-        if next > self.next + 1 {
-            self.missed += next - self.next - 1;
-        }
-        self.next = next.max(self.next + 1);
+        let latest_passed = (elapsed / self.interval.as_nanos()) as u64;
+        let served = latest_passed.max(self.next);
+        self.missed += served - self.next;
+        self.next = served + 1;
     }
 
     pub fn missed(&self) -> u64 {
@@ -58,6 +56,8 @@ mod tests {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let mut s = Schedule::new(t0, ms(100));
+        assert_eq!(s.next_deadline(), t0);
+        s.advance(t0);
         assert_eq!(s.next_deadline(), t0 + ms(100));
         // sampled a little after each deadline: the next deadline stays on the grid
         s.advance(t0 + ms(103));
@@ -72,6 +72,7 @@ mod tests {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let mut s = Schedule::new(t0, ms(100));
+        s.advance(t0);
         s.advance(t0 + ms(100)); // sample 1 on time
         s.advance(t0 + ms(450)); // sample 2 due at 200 taken at 450: 300 and 400 missed
         assert_eq!(s.missed(), 2);
@@ -83,6 +84,7 @@ mod tests {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
         let mut s = Schedule::new(t0, ms(100));
+        s.advance(t0);
         s.advance(t0 + ms(99));
         assert_eq!(s.next_deadline(), t0 + ms(200));
         assert_eq!(s.missed(), 0);

@@ -1,0 +1,216 @@
+//! The command line, as clap sees it: raw values, checked into a `Config` by `config.rs`.
+
+use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0  memory did not grow (gate passed)
+  1  memory grew (gate failed)
+  2  memwatch could not do its job: bad arguments, target unreadable, output unwritable
+  3  inconclusive: too little data after the warm-up to decide
+  4  the spawned command failed (non-zero exit, or killed by a signal memwatch did not send)";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "memwatch",
+    version,
+    about = "Find memory growth in a running Linux process.",
+    long_about = "Find memory growth in a running Linux process.\n\n\
+        Samples RSS, VSZ and their breakdown from /proc, streams every sample to CSV, \
+        and at the end decides whether memory grows.\n\n\
+        Examples:\n  memwatch --pid 4242\n  memwatch run --duration 2m -- node server.js\n  \
+        memwatch report memwatch-4242-20261124-101500/samples.csv",
+    after_help = EXIT_CODES,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Process to watch (attach mode).
+    #[arg(
+        short,
+        long,
+        value_name = "PID",
+        allow_hyphen_values = true,
+        help_heading = "Target"
+    )]
+    pub pid: Option<String>,
+
+    #[command(flatten)]
+    pub watch: WatchArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Spawn a command (no shell) and watch it from its first moments.
+    #[command(after_help = EXIT_CODES)]
+    Run(RunArgs),
+    /// Re-analyse and re-plot a recorded run (memwatch CSV, psrecord log, mprof .dat).
+    #[command(after_help = EXIT_CODES)]
+    Report(ReportArgs),
+}
+
+/// Everything a live watch takes, whether attached or spawned.
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub display: DisplayArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// After --duration, how long the command has to exit after SIGTERM before SIGKILL.
+    #[arg(
+        long,
+        value_name = "DUR",
+        default_value = "5s",
+        allow_hyphen_values = true,
+        help_heading = "Target"
+    )]
+    pub grace: String,
+
+    #[command(flatten)]
+    pub watch: WatchArgs,
+
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The recorded run: memwatch samples.csv, a psrecord --log file or an mprof .dat file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+
+    /// Where to write the summary; `-` or no value: stdout [default: summary.json beside FILE]
+    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "-", help_heading = "Output")]
+    pub json: Option<PathBuf>,
+
+    /// Where to draw the chart [default: memory.png beside FILE]
+    #[arg(long, value_name = "PATH", help_heading = "Output")]
+    pub png: Option<PathBuf>,
+
+    /// Chart size in pixels.
+    #[arg(
+        long,
+        value_name = "WxH",
+        default_value = "1280x720",
+        help_heading = "Output"
+    )]
+    pub png_size: String,
+
+    #[command(flatten)]
+    pub display: DisplayArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Sampling")]
+pub struct SamplingArgs {
+    /// Time between samples (`250ms`, `2s`, `1m`; at least 1ms).
+    #[arg(
+        short,
+        long,
+        value_name = "DUR",
+        default_value = "1s",
+        allow_hyphen_values = true
+    )]
+    pub interval: String,
+
+    /// Stop after this long [default: until the target exits or Ctrl-C]
+    #[arg(short, long, value_name = "DUR", allow_hyphen_values = true)]
+    pub duration: Option<String>,
+
+    /// Also record PSS and USS from /proc/PID/smaps_rollup (costly on large processes).
+    #[arg(long)]
+    pub pss: bool,
+
+    /// Time between PSS/USS readings, with --pss.
+    #[arg(
+        long,
+        value_name = "DUR",
+        default_value = "10s",
+        allow_hyphen_values = true
+    )]
+    pub pss_interval: String,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Analysis")]
+pub struct AnalysisArgs {
+    /// Memory column to judge: rss, anon, vsz, file, shmem, swap, pss, uss.
+    #[arg(long, value_name = "NAME", default_value = "rss")]
+    pub metric: String,
+
+    /// Start of the run left out of the verdict [default: auto, see docs/verdict.md]
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
+    pub warmup: Option<String>,
+
+    /// Least slope called growth: a rate (`1MiB/h`) or a relative rate (`5%/h`).
+    #[arg(long, value_name = "RATE", allow_hyphen_values = true)]
+    pub min_slope: Vec<String>,
+
+    /// Least total growth over the analysed window called growth: `5MiB` or `2%`.
+    #[arg(long, value_name = "SIZE|PCT", allow_hyphen_values = true)]
+    pub min_growth: Option<String>,
+
+    /// Significance level of the trend test.
+    #[arg(long, value_name = "P", allow_hyphen_values = true)]
+    pub p_value: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
+    /// Folder for samples.csv, summary.json and memory.png [default: ./memwatch-<pid>-<YYYYmmdd-HHMMSS>]
+    #[arg(short, long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Path of the samples CSV; `-` for stdout.
+    #[arg(long, value_name = "PATH")]
+    pub csv: Option<PathBuf>,
+
+    /// Path of the JSON summary; `-` for stdout.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+
+    /// Path of the chart.
+    #[arg(long, value_name = "PATH")]
+    pub png: Option<PathBuf>,
+
+    /// Chart size in pixels.
+    #[arg(long, value_name = "WxH", default_value = "1280x720")]
+    pub png_size: String,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Display")]
+pub struct DisplayArgs {
+    /// No live line and no end summary on stderr (errors are still printed).
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

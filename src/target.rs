@@ -1,0 +1,310 @@
+//! The process being watched: attached by PID or spawned, held by a pidfd, and how it ended.
+
+use crate::error::{Error, Result};
+use crate::sample::ProcReader;
+use crate::sample::reader::ReadError;
+use crate::signal::{send_via_pidfd, signal_name};
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// How the target's run ended, as far as memwatch can know.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Ending {
+    /// Still alive when memwatch stopped watching (attach mode).
+    Running,
+    Exited {
+        code: i32,
+    },
+    Killed {
+        signal: i32,
+    },
+    /// Gone, but not memwatch's child and reaped before memwatch could read its status.
+    Unknown,
+}
+
+/// The ending and whether memwatch itself stopped the target (end of --duration, Ctrl-C).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TargetEnd {
+    pub ending: Ending,
+    pub stopped_by_memwatch: bool,
+}
+
+impl TargetEnd {
+    /// A spawned command "failed" if it exited non-zero or died of a signal on its own.
+    pub fn command_failed(&self) -> bool {
+        !self.stopped_by_memwatch
+            && match self.ending {
+                Ending::Exited { code } => code != 0,
+                Ending::Killed { .. } => true,
+                Ending::Running | Ending::Unknown => false,
+            }
+    }
+
+    pub fn describe(&self) -> String {
+        let how = match &self.ending {
+            Ending::Running => return "still running (memwatch stopped watching)".into(),
+            Ending::Exited { code } => format!("exited with code {code}"),
+            Ending::Killed { signal } => format!("killed by {}", signal_name(*signal)),
+            Ending::Unknown => "exited (status unknown: not memwatch's child)".into(),
+        };
+        if self.stopped_by_memwatch {
+            format!("{how} after memwatch stopped it")
+        } else {
+            how
+        }
+    }
+}
+
+pub struct Target {
+    pub pid: i32,
+    /// Process start time in clock ticks since boot (/proc/PID/stat field 22): with the PID,
+    /// the process's identity.
+    pub start_time: u64,
+    /// `comm`, the short name.
+    pub name: String,
+    pub command_line: String,
+    pidfd: OwnedFd,
+    /// /proc/PID as a directory handle: bound to this process like the pidfd.
+    proc_dir: procfs::process::Process,
+    child: Option<Child>,
+    stopped_by_memwatch: bool,
+}
+
+impl Target {
+    /// Attaches to a running process. `pid` must already be checked positive.
+    pub fn attach(proc_root: &Path, pid: i32, with_pss: bool) -> Result<(Target, ProcReader)> {
+        debug_assert!(pid > 0);
+        let pidfd = pidfd_open(pid).map_err(|e| match e.raw_os_error() {
+            Some(libc::ESRCH) => Error::NoSuchProcess { pid },
+            _ => Error::Io {
+                context: format!("cannot open a pidfd for PID {pid}"),
+                source: e,
+            },
+        })?;
+        Self::finish_open(proc_root, pid, pidfd, None, with_pss)
+    }
+
+    /// Spawns `command` (no shell), passing stdin/stdout/stderr through.
+    pub fn spawn(
+        proc_root: &Path,
+        command: &[OsString],
+        with_pss: bool,
+    ) -> Result<(Target, ProcReader)> {
+        let (program, args) = command
+            .split_first()
+            .ok_or_else(|| Error::Usage("no command given after '--'".into()))?;
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        // SAFETY: only async-signal-safe calls between fork and exec. memwatch blocks SIGINT,
+        // SIGTERM and SIGHUP for its signalfd; the command must start with them unblocked.
+        unsafe {
+            cmd.pre_exec(|| {
+                let mut set: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut set);
+                libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().map_err(|source| Error::Spawn {
+            program: program.to_string_lossy().into_owned(),
+            source,
+        })?;
+        let pid = child.id() as i32;
+        // Our unreaped child cannot be recycled, so this pidfd is race-free.
+        let pidfd = pidfd_open(pid).map_err(|e| Error::Io {
+            context: format!("cannot open a pidfd for PID {pid}"),
+            source: e,
+        })?;
+        Self::finish_open(proc_root, pid, pidfd, Some(child), with_pss)
+    }
+
+    fn finish_open(
+        proc_root: &Path,
+        pid: i32,
+        pidfd: OwnedFd,
+        child: Option<Child>,
+        with_pss: bool,
+    ) -> Result<(Target, ProcReader)> {
+        let dir = proc_root.join(pid.to_string());
+        let open_err = |e: io::Error, file: &'static str| match e.kind() {
+            io::ErrorKind::NotFound => Error::NoSuchProcess { pid },
+            io::ErrorKind::PermissionDenied => Error::PermissionDenied { pid, file },
+            _ => Error::Io {
+                context: format!("cannot open {}/{file}", dir.display()),
+                source: e,
+            },
+        };
+        let reader = ProcReader::open(proc_root, pid, false).map_err(|e| open_err(e, "status"))?;
+        let reader = if with_pss {
+            ProcReader::open(proc_root, pid, true).map_err(|e| open_err(e, "smaps_rollup"))?
+        } else {
+            reader
+        };
+        let proc_dir = procfs::process::Process::new_with_root(dir.clone())
+            .map_err(|e| proc_err(pid, "stat", e))?;
+        let stat = proc_dir.stat().map_err(|e| proc_err(pid, "stat", e))?;
+        let command_line = proc_dir
+            .cmdline()
+            .ok()
+            .filter(|argv| !argv.is_empty())
+            .map_or_else(|| format!("[{}]", stat.comm), |argv| argv.join(" "));
+        let target = Target {
+            pid,
+            start_time: stat.starttime,
+            name: stat.comm.clone(),
+            command_line,
+            pidfd,
+            proc_dir,
+            child,
+            stopped_by_memwatch: false,
+        };
+        // The files were opened after the pidfd: if the process is still alive now, they are
+        // this process's and not a successor's under a recycled PID.
+        if target.child.is_none() && target.has_exited() {
+            return Err(Error::NoSuchProcess { pid });
+        }
+        Ok((target, reader))
+    }
+
+    /// Checks the first reading, so a kernel thread or zombie fails with a clear message.
+    pub fn check_first_read(
+        &self,
+        first: &std::result::Result<crate::sample::MemStatus, ReadError>,
+    ) -> Result<()> {
+        match first {
+            Err(ReadError::NoMemoryMap) => Err(Error::NoMemory {
+                pid: self.pid,
+                name: self.name.clone(),
+                what: "a kernel thread",
+            }),
+            Err(ReadError::Exited) if self.child.is_none() => Err(Error::NoMemory {
+                pid: self.pid,
+                name: self.name.clone(),
+                what: "a zombie (exited, waiting for its parent)",
+            }),
+            Err(ReadError::Malformed { file, line }) => Err(Error::Parse {
+                path: PathBuf::from(format!("/proc/{}/{file}", self.pid)),
+                message: format!("line {line} is not what memwatch expects"),
+            }),
+            Err(ReadError::Io(e)) => Err(Error::Io {
+                context: format!("cannot read /proc/{}/status", self.pid),
+                source: io::Error::new(e.kind(), e.to_string()),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn pidfd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+
+    pub fn is_child(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// True once the process has exited (its pidfd is readable). Does not block.
+    pub fn has_exited(&self) -> bool {
+        let mut fd = libc::pollfd {
+            fd: self.pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, zero timeout.
+        unsafe { libc::poll(&mut fd, 1, 0) > 0 }
+    }
+
+    /// Sends a signal through the pidfd.
+    pub fn signal(&self, signal: i32) -> io::Result<()> {
+        send_via_pidfd(self.pidfd.as_fd(), signal)
+    }
+
+    /// For a spawned command still running at the end: SIGTERM, then SIGKILL after `grace`.
+    pub fn stop(&mut self, grace: Duration) {
+        if self.child.is_none() || self.has_exited() {
+            return;
+        }
+        self.stopped_by_memwatch = true;
+        if self.signal(libc::SIGTERM).is_err() {
+            return;
+        }
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if self.has_exited() {
+                return;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let mut fd = libc::pollfd {
+                fd: self.pidfd.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            let ms = left.as_millis().clamp(1, 100) as i32;
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut fd, 1, ms) };
+        }
+        let _ = self.signal(libc::SIGKILL);
+    }
+
+    /// Marks that the target is being ended by memwatch's own choice (e.g. Ctrl-C).
+    pub fn mark_stopped_by_memwatch(&mut self) {
+        self.stopped_by_memwatch = true;
+    }
+
+    /// How the target ended. For a spawned command this reaps it (waiting if needed); for an
+    /// attached process it reads the exit status from the zombie when still possible.
+    pub fn end(&mut self) -> TargetEnd {
+        let ending = if let Some(child) = &mut self.child {
+            match child.wait() {
+                Ok(status) => match (status.code(), status.signal()) {
+                    (Some(code), _) => Ending::Exited { code },
+                    (None, Some(signal)) => Ending::Killed { signal },
+                    _ => Ending::Unknown,
+                },
+                Err(_) => Ending::Unknown,
+            }
+        } else if !self.has_exited() {
+            Ending::Running
+        } else {
+            // Best effort: the exit status is in /proc/PID/stat while the process is a zombie.
+            match self.proc_dir.stat().ok().and_then(|s| s.exit_code) {
+                Some(status) if libc::WIFEXITED(status) => Ending::Exited {
+                    code: libc::WEXITSTATUS(status),
+                },
+                Some(status) if libc::WIFSIGNALED(status) => Ending::Killed {
+                    signal: libc::WTERMSIG(status),
+                },
+                _ => Ending::Unknown,
+            }
+        };
+        TargetEnd {
+            ending,
+            stopped_by_memwatch: self.stopped_by_memwatch,
+        }
+    }
+}
+
+fn proc_err(pid: i32, file: &'static str, e: procfs::ProcError) -> Error {
+    match e {
+        procfs::ProcError::NotFound(_) => Error::NoSuchProcess { pid },
+        procfs::ProcError::PermissionDenied(_) => Error::PermissionDenied { pid, file },
+        other => Error::Io {
+            context: format!("cannot read /proc/{pid}/{file}"),
+            source: io::Error::other(other.to_string()),
+        },
+    }
+}
+
+fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: plain syscall; on success it returns a new fd that we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh, valid descriptor.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
