@@ -30,10 +30,16 @@ fn clap_exit(e: clap::Error) -> ExitCode {
             ExitCode::SUCCESS
         }
         _ => {
+            // clap's first paragraph, on one line (a missing argument is named on the next line)
             let text = e.render().to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("memwatch: error: {first} (see 'memwatch --help')");
+            let first: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let message = first.join(" ");
+            let message = message.strip_prefix("error: ").unwrap_or(&message);
+            eprintln!("memwatch: error: {message} (see 'memwatch --help')");
             ExitCode::from(2)
         }
     }

@@ -60,6 +60,8 @@ impl TargetEnd {
     }
 }
 
+const ZOMBIE: &str = "a zombie (it has exited and waits for its parent)";
+
 pub struct Target {
     pub pid: i32,
     /// Process start time in clock ticks since boot (/proc/PID/stat field 22): with the PID,
@@ -166,7 +168,16 @@ impl Target {
         // The files were opened after the pidfd: if the process is still alive now, they are
         // this process's and not a successor's under a recycled PID.
         if target.child.is_none() && target.has_exited() {
-            return Err(Error::NoSuchProcess { pid });
+            let zombie = target.proc_dir.stat().is_ok_and(|s| s.state == 'Z');
+            return Err(if zombie {
+                Error::NoMemory {
+                    pid,
+                    name: target.name,
+                    what: ZOMBIE,
+                }
+            } else {
+                Error::NoSuchProcess { pid }
+            });
         }
         Ok((target, reader))
     }

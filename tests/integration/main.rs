@@ -1,0 +1,6 @@
+//! Integration tests: the built `memwatch` binary against real processes.
+#![allow(clippy::unwrap_used)]
+
+mod bad_input;
+mod spine;
+mod util;

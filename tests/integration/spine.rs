@@ -1,0 +1,398 @@
+//! Sampling real processes: the CSV, exit codes, stopping, and the target's identity.
+
+use crate::util::*;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+const HEADER: &str = "elapsed_s,unix_ms,pid,rss_bytes,vsz_bytes,anon_bytes,file_bytes,shmem_bytes,swap_bytes,hwm_bytes,pss_bytes,uss_bytes,threads,event";
+
+#[test]
+fn run_samples_a_leaker_into_the_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = fixture_bin();
+    let out = memwatch(dir.path())
+        .args([
+            "run",
+            "--interval",
+            "100ms",
+            "--duration",
+            "3s",
+            "--out",
+            "out",
+            "--",
+        ])
+        .arg(&fixture)
+        .args(["leak", "4MiB/s"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{err}");
+    let text = std::fs::read_to_string(dir.path().join("out/samples.csv")).unwrap();
+    assert_eq!(text.lines().next(), Some(HEADER));
+    let rows = parse_csv(&text);
+    assert!(
+        (29..=32).contains(&rows.len()),
+        "{} rows for 3s at 100ms",
+        rows.len()
+    );
+    let t: Vec<f64> = rows.iter().map(|r| num(r, "elapsed_s")).collect();
+    assert!(
+        t.windows(2).all(|w| w[1] > w[0]) && t[0] == 0.0 && (t[t.len() - 1] - 3.0).abs() < 0.05,
+        "{t:?}"
+    );
+    for r in &rows {
+        assert!(num(r, "vsz_bytes") >= num(r, "rss_bytes"));
+        assert!(
+            num(r, "anon_bytes") + num(r, "file_bytes") + num(r, "shmem_bytes")
+                <= num(r, "rss_bytes") + 1.0
+        );
+        assert!(num(r, "hwm_bytes") >= num(r, "rss_bytes"));
+        assert_eq!(r["pss_bytes"], "");
+        assert_eq!(r["event"], "");
+    }
+    // 4 MiB/s from 0.5 s to 3 s: about 10 MiB
+    let at = |secs: f64| {
+        num(
+            rows.iter().find(|r| num(r, "elapsed_s") >= secs).unwrap(),
+            "rss_bytes",
+        )
+    };
+    let growth = (at(3.0) - at(0.5)) / MIB;
+    assert!(
+        (7.5..=12.5).contains(&growth),
+        "grew {growth:.1} MiB, expected ~10"
+    );
+    assert!(
+        err.contains("duration reached")
+            && err.contains("killed by SIGTERM after memwatch stopped it"),
+        "{err}"
+    );
+    assert!(
+        err.contains("31 samples") || err.contains("30 samples") || err.contains("32 samples"),
+        "{err}"
+    );
+}
+
+#[test]
+fn attach_to_a_steady_process() {
+    let target = start_fixture(&["steady"]);
+    std::thread::sleep(Duration::from_millis(300)); // past its start-up allocation
+    let dir = tempfile::tempdir().unwrap();
+    let out = memwatch(dir.path())
+        .args([
+            "--pid",
+            &target.pid().to_string(),
+            "--interval",
+            "50ms",
+            "--duration",
+            "2s",
+        ])
+        .output()
+        .unwrap();
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{}", stderr(&out));
+    let folders = entries(dir.path());
+    assert_eq!(folders.len(), 1);
+    let name = &folders[0];
+    assert!(
+        name.starts_with(&format!("memwatch-{}-", target.pid()))
+            && name.len() == "memwatch--YYYYmmdd-HHMMSS".len() + target.pid().to_string().len(),
+        "{name}"
+    );
+    let rows = read_csv(&dir.path().join(name).join("samples.csv"));
+    assert!((39..=42).contains(&rows.len()), "{} rows", rows.len());
+    let rss: Vec<f64> = rows.iter().map(|r| num(r, "rss_bytes")).collect();
+    let spread = (rss.iter().cloned().fold(0.0, f64::max)
+        - rss.iter().cloned().fold(f64::MAX, f64::min))
+        / MIB;
+    assert!(spread < 2.0, "steady RSS moved {spread:.1} MiB");
+    assert!(rows.iter().all(|r| r["pid"] == target.pid().to_string()));
+    assert!(
+        is_alive(target.pid()),
+        "memwatch must leave an attached process running"
+    );
+}
+
+#[test]
+fn pss_and_uss_when_asked() {
+    let target = start_fixture(&["steady"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = memwatch(dir.path())
+        .args([
+            "--pid",
+            &target.pid().to_string(),
+            "--interval",
+            "100ms",
+            "--duration",
+            "1s",
+            "--pss",
+            "--pss-interval",
+            "500ms",
+            "--csv",
+            "s.csv",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() || out.status.code() == Some(3),
+        "{}",
+        stderr(&out)
+    );
+    let rows = read_csv(&dir.path().join("s.csv"));
+    let with_pss: Vec<_> = rows.iter().filter(|r| !r["pss_bytes"].is_empty()).collect();
+    assert!(
+        (2..=3).contains(&with_pss.len()),
+        "PSS every 500ms over 1s: {} rows have it",
+        with_pss.len()
+    );
+    for r in with_pss {
+        assert!(
+            num(r, "pss_bytes") > 0.0
+                && num(r, "uss_bytes") > 0.0
+                && num(r, "uss_bytes") <= num(r, "rss_bytes")
+        );
+    }
+}
+
+#[test]
+fn csv_to_stdout_and_command_output_passes_through() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = memwatch(dir.path())
+        .args([
+            "run",
+            "--quiet",
+            "--csv",
+            "-",
+            "--",
+            "sh",
+            "-c",
+            "echo hello-from-child; sleep 0.3",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("hello-from-child"), "{stdout}");
+    assert!(stdout.contains(HEADER), "{stdout}");
+    assert!(out.stderr.is_empty(), "--quiet: {}", stderr(&out));
+}
+
+#[test]
+fn sigint_flushes_and_exits_normally() {
+    let target = start_fixture(&["steady"]);
+    let dir = tempfile::tempdir().unwrap();
+    let child = memwatch(dir.path())
+        .args([
+            "--pid",
+            &target.pid().to_string(),
+            "--interval",
+            "50ms",
+            "--csv",
+            "s.csv",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    send_signal(child.id() as i32, libc::SIGINT);
+    let stopped = Instant::now();
+    let out = wait_output(child, Duration::from_secs(10));
+    assert!(
+        stopped.elapsed() < Duration::from_secs(2),
+        "slow to stop: {:?}",
+        stopped.elapsed()
+    );
+    let err = stderr(&out);
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{err}");
+    assert!(err.contains("interrupted by SIGINT"), "{err}");
+    let text = std::fs::read_to_string(dir.path().join("s.csv")).unwrap();
+    assert!(text.ends_with('\n'));
+    let rows = parse_csv(&text);
+    assert!(rows.len() >= 20, "{} rows", rows.len());
+    assert!(is_alive(target.pid()));
+}
+
+#[test]
+fn sigterm_stops_a_run_without_calling_it_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = memwatch(dir.path())
+        .args(["run", "--interval", "50ms", "--csv", "s.csv", "--"])
+        .arg(fixture_bin())
+        .arg("steady")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    send_signal(child.id() as i32, libc::SIGTERM);
+    let out = wait_output(child, Duration::from_secs(10));
+    let err = stderr(&out);
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{err}");
+    assert!(
+        err.contains("interrupted by SIGTERM") && err.contains("after memwatch stopped it"),
+        "{err}"
+    );
+    assert!(read_csv(&dir.path().join("s.csv")).len() >= 10);
+}
+
+#[test]
+fn sigkill_keeps_every_finished_row() {
+    let target = start_fixture(&["steady"]);
+    let dir = tempfile::tempdir().unwrap();
+    let child = memwatch(dir.path())
+        .args([
+            "--pid",
+            &target.pid().to_string(),
+            "--interval",
+            "10ms",
+            "--csv",
+            "s.csv",
+            "--quiet",
+        ])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    send_signal(child.id() as i32, libc::SIGKILL);
+    wait_output(child, Duration::from_secs(5));
+    let text = std::fs::read_to_string(dir.path().join("s.csv")).unwrap();
+    let complete: Vec<&str> = text
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .collect();
+    assert!(
+        complete.len() > 60,
+        "only {} rows after 1s at 10ms",
+        complete.len()
+    );
+    for line in &complete[1..] {
+        assert_eq!(line.split(',').count(), 14, "{line}");
+    }
+}
+
+#[test]
+fn command_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let started = Instant::now();
+        let out = memwatch(dir.path())
+            .args([
+                "run",
+                "--interval",
+                "100ms",
+                "--duration",
+                "20s",
+                "--out",
+                "o",
+                "--",
+            ])
+            .arg(fixture_bin())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "did not stop when the command exited"
+        );
+        out
+    };
+    let ok = run(&["steady", "--exit-after", "1s"]);
+    assert!(matches!(ok.status.code(), Some(0 | 3)), "{}", stderr(&ok));
+    assert!(
+        stderr(&ok).contains("target exited") && stderr(&ok).contains("exited with code 0"),
+        "{}",
+        stderr(&ok)
+    );
+    assert!(read_csv(&dir.path().join("o/samples.csv")).len() >= 8);
+
+    let failed = run(&["steady", "--exit-after", "1s", "--exit-code", "3"]);
+    assert_eq!(failed.status.code(), Some(4), "{}", stderr(&failed));
+    assert!(stderr(&failed).contains("exited with code 3"));
+    assert!(
+        read_csv(&dir.path().join("o/samples.csv")).len() >= 8,
+        "files are still written"
+    );
+
+    let killed = run(&["steady", "--abort-after", "1s"]);
+    assert_eq!(killed.status.code(), Some(4), "{}", stderr(&killed));
+    assert!(stderr(&killed).contains("killed by SIGABRT"));
+}
+
+#[test]
+fn attached_target_that_exits_mid_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = start_fixture(&["steady", "--exit-after", "1s", "--exit-code", "7"]);
+    let out = memwatch(dir.path())
+        .args([
+            "--pid",
+            &target.pid().to_string(),
+            "--interval",
+            "100ms",
+            "--csv",
+            "s.csv",
+        ])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(
+        matches!(out.status.code(), Some(0 | 3)),
+        "an attached target's own exit is not memwatch's failure: {err}"
+    );
+    // this test is the target's parent and has not reaped it, so its status is readable
+    assert!(
+        err.contains("target exited") && err.contains("exited with code 7"),
+        "{err}"
+    );
+    assert!(read_csv(&dir.path().join("s.csv")).len() >= 8);
+}
+
+/// PID reuse: after the target dies, a new process is given the same PID (forced through
+/// ns_last_pid). memwatch must stop with "target exited" and never sample the newcomer.
+#[test]
+fn recycled_pid_is_never_sampled() {
+    // SAFETY: getuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::getuid() },
+        0,
+        "forcing PID reuse needs root (CI runs as root)"
+    );
+    let mut target = start_fixture(&["steady"]);
+    let pid = target.pid();
+    let dir = tempfile::tempdir().unwrap();
+    let watcher = memwatch(dir.path())
+        .args([
+            "--pid",
+            &pid.to_string(),
+            "--interval",
+            "200ms",
+            "--csv",
+            "s.csv",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    target.0.kill().unwrap();
+    target.0.wait().unwrap();
+    // Give the PID to a large process: 64 MiB held, so any row of it would show.
+    let mut newcomer = None;
+    for _ in 0..200 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
+        let c = start_fixture(&["leak", "640MiB/s", "--exit-after", "30s"]);
+        if c.pid() == pid {
+            newcomer = Some(c);
+            break;
+        }
+    }
+    let newcomer = newcomer.expect("could not recycle the PID in 200 tries");
+    std::thread::sleep(Duration::from_millis(600));
+    let out = wait_output(watcher, Duration::from_secs(5));
+    let err = stderr(&out);
+    assert!(err.contains("target exited"), "{err}");
+    let rows = read_csv(&dir.path().join("s.csv"));
+    let max_rss = rows.iter().map(|r| num(r, "rss_bytes")).fold(0.0, f64::max) / MIB;
+    assert!(
+        max_rss < 40.0,
+        "a row shows {max_rss:.0} MiB: the newcomer was sampled"
+    );
+    assert!(is_alive(newcomer.pid()), "the newcomer must not be touched");
+}

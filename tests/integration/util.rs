@@ -1,0 +1,128 @@
+//! Running the built binary and the fixture program, and reading what they wrote.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn memwatch_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_memwatch"))
+}
+
+/// `memwatch` with its working directory in `cwd`, stdin closed.
+pub fn memwatch(cwd: &Path) -> Command {
+    let mut cmd = Command::new(memwatch_bin());
+    cmd.current_dir(cwd)
+        .stdin(Stdio::null())
+        .env_remove("NO_COLOR");
+    cmd
+}
+
+/// The fixture program, built by `cargo test` from examples/fixture.rs.
+pub fn fixture_bin() -> PathBuf {
+    let bin = memwatch_bin();
+    let path = bin.parent().unwrap().join("examples").join("fixture");
+    assert!(
+        path.exists(),
+        "{} is missing: run the tests with 'cargo test', which builds examples",
+        path.display()
+    );
+    path
+}
+
+/// A child process killed and reaped on drop, so a failing test leaves nothing behind.
+pub struct ChildGuard(pub Child);
+
+impl ChildGuard {
+    pub fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the fixture with these arguments, output discarded.
+pub fn start_fixture(args: &[&str]) -> ChildGuard {
+    let child = Command::new(fixture_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    ChildGuard(child)
+}
+
+pub fn is_alive(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .map(|s| {
+            !s.lines()
+                .any(|l| l.starts_with("State:") && l.contains('Z'))
+        })
+        .unwrap_or(false)
+}
+
+pub fn send_signal(pid: i32, sig: i32) {
+    assert!(pid > 0);
+    // SAFETY: a positive PID of a process this test started.
+    assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+}
+
+/// Waits for a child with a timeout, so a hung memwatch fails the test instead of CI.
+pub fn wait_output(mut child: Child, timeout: Duration) -> Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            panic!("memwatch did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Rows of a CSV as header -> cell maps.
+pub fn read_csv(path: &Path) -> Vec<HashMap<String, String>> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    parse_csv(&text)
+}
+
+pub fn parse_csv(text: &str) -> Vec<HashMap<String, String>> {
+    let mut reader = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+    reader
+        .records()
+        .map(|r| {
+            let r = r.unwrap();
+            header
+                .iter()
+                .cloned()
+                .zip(r.iter().map(String::from))
+                .collect()
+        })
+        .collect()
+}
+
+pub fn num(row: &HashMap<String, String>, col: &str) -> f64 {
+    row[col]
+        .parse()
+        .unwrap_or_else(|_| panic!("{col} = '{}' is not a number", row[col]))
+}
+
+pub const MIB: f64 = 1024.0 * 1024.0;
+
+/// The files and folders directly in `dir`.
+pub fn entries(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
