@@ -18,12 +18,14 @@ pub mod watch;
 pub use error::{Error, Result};
 pub use recording::{Event, EventKind, Recording};
 
-use config::{Config, Mode};
+use analyze::{Analysis, Verdict};
+use config::{AnalysisConfig, Config, Mode};
 use report::csv::CsvWriter;
 use report::live::{LiveMode, LiveView};
-use report::output::local_stamp;
+use report::output::{Dest, Outputs, local_stamp, write_atomic};
+use report::summary::{Files, SourceSummary, Summary, TargetSummary};
 use std::path::Path;
-use target::Target;
+use target::{Ending, Target, TargetEnd};
 use units::{Bytes, Delta, Elapsed};
 use watch::{Sinks, StopReason};
 
@@ -31,18 +33,16 @@ use watch::{Sinks, StopReason};
 pub fn run(config: Config) -> Result<u8> {
     match &config.mode {
         Mode::Attach { .. } | Mode::Run { .. } => watch_target(&config),
-        Mode::Report { .. } => Err(Error::Usage("'report' is not available yet".into())),
+        Mode::Report { file } => report_file(&config, file),
     }
 }
 
 fn watch_target(config: &Config) -> Result<u8> {
     let proc_root = Path::new("/proc");
     let with_pss = config.sampling.pss_interval.is_some();
-    // Before any thread or child exists: children get an empty signal mask back from std.
-    let interrupts = interrupt::Interrupts::install().map_err(|e| Error::Io {
-        context: "cannot set up signal handling".into(),
-        source: e,
-    })?;
+    // Before any thread or child exists (children get their mask back in Target::spawn).
+    let interrupts = interrupt::Interrupts::install()
+        .map_err(|e| Error::Io { context: "cannot set up signal handling".into(), source: e })?;
     config.output.precheck()?;
 
     let (mut target, mut reader) = match &config.mode {
@@ -54,10 +54,7 @@ fn watch_target(config: &Config) -> Result<u8> {
     target.check_first_read(&first)?;
     let outputs = config.output.resolve(target.pid, &local_stamp());
     let csv = outputs.create_csv().and_then(|out| {
-        CsvWriter::new(out).map_err(|source| Error::Output {
-            path: outputs.csv.display().into(),
-            source,
-        })
+        CsvWriter::new(out).map_err(|source| Error::Output { path: outputs.csv.display().into(), source })
     });
     let csv = match csv {
         Ok(csv) => csv,
@@ -71,26 +68,12 @@ fn watch_target(config: &Config) -> Result<u8> {
         }
     };
     let live_mode = LiveMode::detect(config.quiet);
-    let mut sinks = Sinks {
-        csv,
-        live: LiveView::new(live_mode),
-    };
+    let mut sinks = Sinks { csv, live: LiveView::new(live_mode) };
 
     let result = match first {
-        Ok(first) => watch::watch(
-            &target,
-            &mut reader,
-            first,
-            &config.sampling,
-            &interrupts,
-            &mut sinks,
-        )?,
+        Ok(first) => watch::watch(&target, &mut reader, first, &config.sampling, &interrupts, &mut sinks)?,
         // A spawned command that is already gone: nothing to sample.
-        Err(_) => watch::WatchResult {
-            recording: Recording::default(),
-            missed: 0,
-            stop: StopReason::TargetExited,
-        },
+        Err(_) => watch::WatchResult { recording: Recording::default(), missed: 0, stop: StopReason::TargetExited },
     };
     sinks.live.finish();
 
@@ -101,43 +84,186 @@ fn watch_target(config: &Config) -> Result<u8> {
         target.stop(*grace);
     }
     let end = target.end();
+    let rec = &result.recording;
+
+    let analysis = analyse(rec, &config.analysis)?;
+    let command_failed = matches!(config.mode, Mode::Run { .. }) && end.command_failed();
+    let exit_code = if command_failed { 4 } else { analysis.verdict.exit_code() };
+
+    let mut summary = Summary::new(&analysis, config.analysis.metric.name(), exit_code);
+    summary.missed_samples = Some(result.missed);
+    summary.target = Some(target_summary(&target, &end, result.stop));
+    summary.events = rec.events.iter().map(Into::into).collect();
+    summary.files = files_of(&outputs);
+    let written = write_reports(rec, &analysis, config, &summary, &outputs.json, &outputs.png)?;
 
     if !config.quiet {
-        let rec = &result.recording;
-        let rss = rec.metric(sample::Metric::Rss).unwrap_or(&[]);
-        let (start, last) = (
-            rss.first().copied().unwrap_or(0.0),
-            rss.last().copied().unwrap_or(0.0),
-        );
-        let peak = rss.iter().copied().fold(0.0, f64::max);
         let stop = match result.stop {
             StopReason::Duration => "duration reached".to_string(),
             StopReason::TargetExited => "target exited".to_string(),
-            StopReason::Interrupted { signal } => {
-                format!("interrupted by {}", signal::signal_name(signal))
-            }
+            StopReason::Interrupted { signal } => format!("interrupted by {}", signal::signal_name(signal)),
             StopReason::OutputClosed => "output closed".to_string(),
         };
-        eprintln!(
-            "memwatch: pid {} ({}): {stop}; target {}",
-            target.pid,
-            target.name,
-            end.describe()
-        );
-        eprintln!(
-            "memwatch: RSS start {}  end {}  peak {}  growth {}  |  {} samples over {}, {} missed",
-            Bytes(start),
-            Bytes(last),
-            Bytes(peak),
-            Delta(last - start),
-            rec.len(),
-            Elapsed(rec.duration_s()),
-            result.missed
-        );
-        for file in outputs.files().iter().filter(|f| f.exists()) {
+        eprintln!("memwatch: pid {} ({}): {stop}; target {}", target.pid, target.name, end.describe());
+        print_figures(rec, result.missed);
+        print_verdict(&analysis, config, live_mode.color());
+        if command_failed {
+            eprintln!("memwatch: the command failed ({}): exit code 4", end.describe());
+        }
+        let csv_file = match &outputs.csv {
+            Dest::File(p) => Some(p.as_path()),
+            Dest::Stdout => None,
+        };
+        for file in csv_file.into_iter().chain(written.iter().map(|p| p.as_path())) {
             eprintln!("memwatch: wrote {}", file.display());
         }
     }
-    let failed = matches!(config.mode, Mode::Run { .. }) && end.command_failed();
-    Ok(if failed { 4 } else { 0 })
+    Ok(exit_code)
+}
+
+fn report_file(config: &Config, file: &Path) -> Result<u8> {
+    let loaded = report::input::read_recording(file).map_err(|e| Error::Usage(e.to_string()))?;
+    if !config.quiet {
+        for warning in &loaded.warnings {
+            eprintln!("memwatch: warning: {warning}");
+        }
+    }
+    let rec = &loaded.recording;
+    let analysis = analyse(rec, &config.analysis)?;
+    let exit_code = analysis.verdict.exit_code();
+    let beside = |name: &str| file.parent().unwrap_or(Path::new("")).join(name);
+    let json = config.output.json.as_deref().map_or_else(|| Dest::File(beside("summary.json")), dest_of);
+    let png = config.output.png.as_deref().map_or_else(|| Dest::File(beside("memory.png")), dest_of);
+
+    let mut summary = Summary::new(&analysis, config.analysis.metric.name(), exit_code);
+    summary.source = Some(SourceSummary { file: file.display().to_string(), format: loaded.format.to_string() });
+    summary.events = rec.events.iter().map(Into::into).collect();
+    summary.files = Files { csv: None, json: file_name(&json), png: file_name(&png) };
+    let written = write_reports(rec, &analysis, config, &summary, &json, &png)?;
+    if !config.quiet {
+        eprintln!("memwatch: {} ({}): {} samples over {}", file.display(), loaded.format, rec.len(), Elapsed(rec.duration_s()));
+        print_figures(rec, 0);
+        print_verdict(&analysis, config, LiveMode::detect(false).color());
+        for path in written {
+            eprintln!("memwatch: wrote {}", path.display());
+        }
+    }
+    Ok(exit_code)
+}
+
+/// The analyser on the configured metric, leaving out heap-dump periods.
+fn analyse(rec: &Recording, cfg: &AnalysisConfig) -> Result<Analysis> {
+    let values = match rec.metric(cfg.metric) {
+        Some(values) => values,
+        None if rec.is_empty() => &[],
+        None => {
+            return Err(Error::Usage(format!(
+                "--metric {}: the recording has no '{}' column",
+                cfg.metric,
+                cfg.metric.column()
+            )));
+        }
+    };
+    Ok(analyze::analyze(&rec.time_s, values, &rec.dump_periods(), &cfg.thresholds))
+}
+
+/// Writes the chart and then the summary, each whole or not at all; returns the files written.
+fn write_reports(
+    rec: &Recording,
+    analysis: &Analysis,
+    config: &Config,
+    summary: &Summary,
+    json: &Dest,
+    png: &Dest,
+) -> Result<Vec<std::path::PathBuf>> {
+    let mut written = Vec::new();
+    match report::chart::render_png(rec, config.analysis.metric, analysis, config.output.png_size) {
+        Ok(bytes) => {
+            write_atomic(png, &bytes)?;
+            if let Dest::File(p) = png {
+                written.push(p.clone());
+            }
+        }
+        Err(e) if !config.quiet => eprintln!("memwatch: no chart: {e}"),
+        Err(_) => {}
+    }
+    write_atomic(json, summary.to_json().as_bytes())?;
+    if let Dest::File(p) = json {
+        written.push(p.clone());
+    }
+    Ok(written)
+}
+
+fn dest_of(path: &Path) -> Dest {
+    if path.as_os_str() == "-" { Dest::Stdout } else { Dest::File(path.to_path_buf()) }
+}
+
+fn file_name(dest: &Dest) -> Option<String> {
+    match dest {
+        Dest::File(p) => Some(p.display().to_string()),
+        Dest::Stdout => None,
+    }
+}
+
+fn files_of(outputs: &Outputs) -> Files {
+    Files { csv: file_name(&outputs.csv), json: file_name(&outputs.json), png: file_name(&outputs.png) }
+}
+
+fn target_summary(target: &Target, end: &TargetEnd, stop: StopReason) -> TargetSummary {
+    TargetSummary {
+        pid: target.pid,
+        name: target.name.clone(),
+        command: target.command_line.clone(),
+        start_time_ticks: target.start_time,
+        ended: end.describe(),
+        exit_code: match end.ending {
+            Ending::Exited { code } => Some(code),
+            _ => None,
+        },
+        signal: match end.ending {
+            Ending::Killed { signal } => Some(signal::signal_name(signal)),
+            _ => None,
+        },
+        stopped_by_memwatch: end.stopped_by_memwatch,
+        stop: match stop {
+            StopReason::Duration => "duration",
+            StopReason::TargetExited => "target-exited",
+            StopReason::Interrupted { .. } => "interrupted",
+            StopReason::OutputClosed => "output-closed",
+        }
+        .to_string(),
+    }
+}
+
+fn print_figures(rec: &Recording, missed: u64) {
+    let rss = rec.metric(sample::Metric::Rss).unwrap_or(&[]);
+    let known = || rss.iter().copied().filter(|v| v.is_finite());
+    let start = known().next().unwrap_or(0.0);
+    let last = known().last().unwrap_or(0.0);
+    let peak = known().fold(0.0, f64::max);
+    eprintln!(
+        "memwatch: RSS start {}  end {}  peak {}  growth {}  |  {} samples over {}, {missed} missed",
+        Bytes(start),
+        Bytes(last),
+        Bytes(peak),
+        Delta(last - start),
+        rec.len(),
+        Elapsed(rec.duration_s()),
+    );
+}
+
+fn print_verdict(a: &Analysis, config: &Config, color: bool) {
+    let (paint, reset) = match (color, a.verdict) {
+        (false, _) => ("", ""),
+        (true, Verdict::Growing) => ("\x1b[1;31m", "\x1b[0m"),
+        (true, Verdict::Stable) => ("\x1b[1;32m", "\x1b[0m"),
+        (true, Verdict::Inconclusive) => ("\x1b[1;33m", "\x1b[0m"),
+    };
+    eprintln!(
+        "memwatch: {paint}{}{reset} ({}, {}): {}",
+        a.verdict.as_str(),
+        config.analysis.metric,
+        serde_json::to_value(a.pattern).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+        a.reason
+    );
 }

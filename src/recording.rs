@@ -136,6 +136,20 @@ impl Recording {
         }
     }
 
+    /// Periods when a heap dump was being written (`dump-start` to `dump`), which can
+    /// multiply the target's RSS for a while: left out of the growth analysis.
+    pub fn dump_periods(&self) -> Vec<(f64, f64)> {
+        let end = self.time_s.last().copied().unwrap_or(0.0);
+        let mut periods = Vec::new();
+        for (i, e) in self.events.iter().enumerate() {
+            if let EventKind::DumpStart(file) = &e.kind {
+                let done = self.events[i..].iter().find(|d| matches!(&d.kind, EventKind::Dump(f) if f == file));
+                periods.push((e.elapsed_s, done.map_or(end, |d| d.elapsed_s)));
+            }
+        }
+        periods
+    }
+
     pub fn duration_s(&self) -> f64 {
         match (self.time_s.first(), self.time_s.last()) {
             (Some(first), Some(last)) => last - first,

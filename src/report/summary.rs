@@ -1,1 +1,164 @@
+//! summary.json: the verdict and the figures behind it, for people and CI tools.
+//! Every field is documented in the README ("summary.json").
 
+use crate::analyze::{Analysis, MinGrowth, Pattern, TrendLine, Verdict, Warmup};
+use crate::recording::Event;
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub memwatch_version: &'static str,
+    pub verdict: Verdict,
+    pub pattern: Pattern,
+    pub reason: String,
+    pub metric: String,
+    pub samples: usize,
+    pub samples_analysed: usize,
+    /// Deadlines that passed unsampled (live runs only).
+    pub missed_samples: Option<u64>,
+    pub duration_s: f64,
+    pub warmup_s: f64,
+    pub window: Window,
+    pub slope_bytes_per_s: f64,
+    pub slope_pct_per_hour: f64,
+    pub growth_bytes: f64,
+    pub p_value: f64,
+    pub start_bytes: f64,
+    pub end_bytes: f64,
+    pub peak_bytes: f64,
+    pub trend: Option<TrendLine>,
+    /// The process watched (live runs), or the file re-analysed (`memwatch report`).
+    pub target: Option<TargetSummary>,
+    pub source: Option<SourceSummary>,
+    pub events: Vec<EventSummary>,
+    pub dumps: Vec<DumpSummary>,
+    pub excluded: Vec<Window>,
+    pub thresholds: ThresholdSummary,
+    pub exit_code: u8,
+    pub files: Files,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Window {
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TargetSummary {
+    pub pid: i32,
+    pub name: String,
+    pub command: String,
+    /// Start time in clock ticks since boot: with the PID, the process's identity.
+    pub start_time_ticks: u64,
+    /// How it ended, in words: "exited with code 0", "killed by SIGTERM after memwatch stopped it".
+    pub ended: String,
+    pub exit_code: Option<i32>,
+    pub signal: Option<String>,
+    pub stopped_by_memwatch: bool,
+    /// Why sampling stopped: "duration", "target-exited", "interrupted", "output-closed".
+    pub stop: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SourceSummary {
+    pub file: String,
+    pub format: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct EventSummary {
+    pub elapsed_s: f64,
+    pub event: String,
+}
+
+impl From<&Event> for EventSummary {
+    fn from(e: &Event) -> Self {
+        EventSummary { elapsed_s: e.elapsed_s, event: e.kind.to_string() }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct DumpSummary {
+    pub path: String,
+    pub bytes: u64,
+    pub started_s: f64,
+    pub completed_s: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ThresholdSummary {
+    /// "auto" or the seconds given with --warmup.
+    pub warmup: serde_json::Value,
+    pub min_slope_bytes_per_s: f64,
+    pub min_slope_pct_per_hour: f64,
+    pub min_growth_bytes: Option<f64>,
+    pub min_growth_pct: Option<f64>,
+    pub p_value: f64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Files {
+    pub csv: Option<String>,
+    pub json: Option<String>,
+    pub png: Option<String>,
+}
+
+impl Summary {
+    /// The summary of an analysis; the caller fills `target`/`source`, events and files.
+    pub fn new(analysis: &Analysis, metric: &str, exit_code: u8) -> Summary {
+        let a = analysis;
+        let t = &a.thresholds;
+        Summary {
+            memwatch_version: env!("CARGO_PKG_VERSION"),
+            verdict: a.verdict,
+            pattern: a.pattern,
+            reason: a.reason.clone(),
+            metric: metric.to_string(),
+            samples: a.samples,
+            samples_analysed: a.samples_analysed,
+            missed_samples: None,
+            duration_s: a.duration_s,
+            warmup_s: a.warmup_s,
+            window: Window { start_s: a.window_start_s, end_s: a.window_end_s },
+            slope_bytes_per_s: a.slope_bytes_per_s,
+            slope_pct_per_hour: a.slope_pct_per_hour,
+            growth_bytes: a.growth_bytes,
+            p_value: a.p_value,
+            start_bytes: a.start_bytes,
+            end_bytes: a.end_bytes,
+            peak_bytes: a.peak_bytes,
+            trend: a.trend,
+            target: None,
+            source: None,
+            events: Vec::new(),
+            dumps: Vec::new(),
+            excluded: a.excluded.iter().map(|&(start_s, end_s)| Window { start_s, end_s }).collect(),
+            thresholds: ThresholdSummary {
+                warmup: match t.warmup {
+                    Warmup::Auto => serde_json::Value::from("auto"),
+                    Warmup::Fixed(s) => serde_json::Value::from(s),
+                },
+                min_slope_bytes_per_s: t.min_slope_bytes_per_s,
+                min_slope_pct_per_hour: t.min_slope_pct_per_hour,
+                min_growth_bytes: match t.min_growth {
+                    MinGrowth::Bytes(b) => Some(b),
+                    MinGrowth::Percent(_) => None,
+                },
+                min_growth_pct: match t.min_growth {
+                    MinGrowth::Percent(p) => Some(p),
+                    MinGrowth::Bytes(_) => None,
+                },
+                p_value: t.p_value,
+            },
+            exit_code,
+            files: Files::default(),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        let mut text = serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+        text.push('\n');
+        text
+    }
+}
