@@ -3,4 +3,5 @@
 
 mod bad_input;
 mod spine;
+mod verdict;
 mod util;
