@@ -603,3 +603,115 @@ pub fn analyze(
     }
     out
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn ramp(n: usize, hz: f64, base: f64, per_s: f64) -> (Vec<f64>, Vec<f64>) {
+        let t: Vec<f64> = (0..n).map(|i| i as f64 / hz).collect();
+        let v = t.iter().map(|t| base + per_s * t).collect();
+        (t, v)
+    }
+
+    #[test]
+    fn empty_series_is_inconclusive() {
+        let a = analyze(&[], &[], &[], &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Inconclusive);
+        assert_eq!(a.pattern, Pattern::Unknown);
+        assert_eq!(a.samples, 0);
+        assert!(a.trend.is_none());
+    }
+
+    #[test]
+    fn few_samples_after_warmup_are_inconclusive() {
+        let (t, v) = ramp(12, 1.0, 1e8, 1e6);
+        let a = analyze(&t, &v, &[], &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Inconclusive);
+        assert!(a.samples_analysed < MIN_SAMPLES);
+        assert!(a.reason.contains("warm-up"), "{}", a.reason);
+    }
+
+    #[test]
+    fn clean_ramp_grows_and_fields_are_filled() {
+        let (t, mut v) = ramp(601, 1.0, 1e8, 1e4);
+        v[5] = f64::NAN;
+        let a = analyze(&t, &v, &[(300.0, 310.0)], &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Growing);
+        assert_eq!(a.pattern, Pattern::Linear);
+        assert_eq!(a.samples, 600);
+        assert_eq!(a.warmup_s, 120.0);
+        // 120..=600 minus the 11 excluded samples 300..=310.
+        assert_eq!(a.samples_analysed, 481 - 11);
+        assert_eq!(a.excluded, vec![(300.0, 310.0)]);
+        assert!((a.slope_bytes_per_s - 1e4).abs() < 1.0);
+        assert!((a.growth_bytes - 1e4 * 480.0).abs() < 1e3);
+        assert_eq!(a.start_bytes, 1e8);
+        assert_eq!(a.peak_bytes, 1e8 + 600e4);
+        assert_eq!(a.end_bytes, 1e8 + 600e4);
+        assert_eq!(a.duration_s, 600.0);
+        let tr = a.trend.unwrap();
+        assert_eq!((tr.t0, tr.t1), (120.0, 600.0));
+        assert!(a.reason.starts_with("floor rose"), "{}", a.reason);
+    }
+
+    #[test]
+    fn flat_series_is_stable() {
+        let (t, v) = ramp(300, 1.0, 5e7, 0.0);
+        let a = analyze(&t, &v, &[], &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Stable);
+        assert_eq!(a.pattern, Pattern::Flat);
+        assert_eq!(a.p_value, 1.0);
+        assert!(a.reason.contains("flat"), "{}", a.reason);
+    }
+
+    #[test]
+    fn fixed_warmup_and_shrinking() {
+        let (t, v) = ramp(300, 1.0, 1e8, -2e4);
+        let th = Thresholds {
+            warmup: Warmup::Fixed(30.0),
+            ..Thresholds::default()
+        };
+        let a = analyze(&t, &v, &[], &th);
+        assert_eq!(a.warmup_s, 30.0);
+        assert_eq!(a.window_start_s, 30.0);
+        assert_eq!(a.verdict, Verdict::Stable);
+        assert_eq!(a.pattern, Pattern::Shrinking);
+    }
+
+    #[test]
+    fn tiny_growth_is_below_the_gates() {
+        // +0.5% over the window: significant but less than the 2% minimum growth.
+        let (t, v) = ramp(600, 1.0, 1e8, 1e8 * 0.005 / 600.0);
+        let a = analyze(&t, &v, &[], &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Stable);
+        assert!(a.reason.contains("minimum growth"), "{}", a.reason);
+        let th = Thresholds {
+            min_growth: MinGrowth::Bytes(1e5),
+            min_slope_pct_per_hour: 0.1,
+            ..Thresholds::default()
+        };
+        assert_eq!(analyze(&t, &v, &[], &th).verdict, Verdict::Growing);
+    }
+
+    #[test]
+    fn auto_warmup_share_floor_cap() {
+        assert_eq!(auto_warmup_s(120.0), 24.0);
+        assert_eq!(auto_warmup_s(30.0), 10.0);
+        assert_eq!(auto_warmup_s(12.0), 6.0);
+        assert_eq!(auto_warmup_s(7200.0), 600.0);
+        assert_eq!(auto_warmup_s(0.0), 0.0);
+    }
+
+    #[test]
+    fn formatting() {
+        assert_eq!(format_bytes(512.0), "512 B");
+        assert_eq!(format_bytes(12.1 * 1_048_576.0), "12.1 MiB");
+        assert_eq!(format_bytes(-2048.0), "-2.0 KiB");
+        assert_eq!(format_rate(6.2 * 1_048_576.0 / 60.0), "6.2 MiB/min");
+        assert_eq!(format_rate(10.0), "35.2 KiB/h");
+        assert_eq!(format_duration(24.0), "24 s");
+        assert_eq!(format_duration(600.0), "10 min");
+    }
+}
