@@ -3,6 +3,10 @@
 
 use serde::Serialize;
 
+pub mod stats;
+#[doc(hidden)]
+pub mod synth;
+
 /// The answer a run ends with. Its exit code is the CI gate's (DESIGN.md §3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -122,15 +126,592 @@ pub struct Analysis {
     pub reason: String,
 }
 
-// TEMPORARY until the analyser lands (branch `analyze` replaces this).
+/// Fewer samples than this after the warm-up (and exclusions) give `Inconclusive`.
+pub const MIN_SAMPLES: usize = 10;
+/// Automatic warm-up: this share of the run...
+pub const AUTO_WARMUP_SHARE: f64 = 0.2;
+/// ...but at least this many seconds...
+pub const AUTO_WARMUP_MIN_S: f64 = 10.0;
+/// ...and at most this many (and never more than half the run).
+pub const AUTO_WARMUP_MAX_S: f64 = 600.0;
+/// Windows (floor points) the analysed span is cut into: at most this many...
+const MAX_WINDOWS: usize = 40;
+/// ...at least this many (when there are that many samples)...
+const MIN_WINDOWS: usize = 10;
+/// ...aiming at this many samples per window.
+const SAMPLES_PER_WINDOW: usize = 4;
+/// A window spans at least this many detected GC cycles, when that leaves `MIN_WINDOWS`.
+const GC_CYCLES_PER_WINDOW: f64 = 1.5;
+/// Growth counts as sustained unless the floor's slope over the later half of the
+/// window is confidently (90% upper bound) below this share of the overall slope.
+const SUSTAINED_SHARE: f64 = 0.3;
+
 impl Default for Thresholds {
+    /// The defaults, calibrated on the synthetic cases in `tests/analyze_cases.rs`
+    /// (see `docs/verdict.md`):
+    ///
+    /// - `warmup: Auto` — 20% of the run, at least 10 s, at most 10 min, never
+    ///   more than half the run: start-up allocation (caches, JIT, pools) is not a leak.
+    /// - `min_slope_bytes_per_s: 16` — one 4 KiB page every 4 minutes (1.4 MB a
+    ///   day); below that, RSS granularity makes a slope meaningless.
+    /// - `min_slope_pct_per_hour: 1` — growth slower than 1%/h takes days to matter;
+    ///   the slow leaks we must catch grow a few %/h.
+    /// - `min_growth: Percent(2)` — the floor must rise at least 2% of its
+    ///   starting level over the analysed window: smaller rises are within what
+    ///   allocator noise, fragmentation and a GC cycle move the floor; a 2-minute
+    ///   load test with a real leak rises ~10%.
+    /// - `p_value: 0.01` — two-sided, after the autocorrelation correction: one
+    ///   false alarm in a hundred stable runs at most, from the test alone; the
+    ///   other gates make it rarer still.
     fn default() -> Self {
         Thresholds {
             warmup: Warmup::Auto,
-            min_slope_bytes_per_s: 0.0,
-            min_slope_pct_per_hour: 0.0,
-            min_growth: MinGrowth::Percent(1.0),
+            min_slope_bytes_per_s: 16.0,
+            min_slope_pct_per_hour: 1.0,
+            min_growth: MinGrowth::Percent(2.0),
             p_value: 0.01,
         }
+    }
+}
+
+/// The warm-up `Warmup::Auto` picks for a run of `duration_s` seconds.
+pub fn auto_warmup_s(duration_s: f64) -> f64 {
+    if duration_s.is_nan() || duration_s <= 0.0 {
+        return 0.0;
+    }
+    (AUTO_WARMUP_SHARE * duration_s)
+        .clamp(AUTO_WARMUP_MIN_S, AUTO_WARMUP_MAX_S)
+        .min(0.5 * duration_s)
+}
+
+/// Bytes for people: "512 B", "3.4 KiB", "12.1 MiB", "1.50 GiB".
+pub fn format_bytes(bytes: f64) -> String {
+    let a = bytes.abs();
+    let sign = if bytes < 0.0 { "-" } else { "" };
+    if !a.is_finite() {
+        return format!("{bytes}");
+    }
+    if a < 1024.0 {
+        format!("{sign}{a:.0} B")
+    } else if a < 1024.0 * 1024.0 {
+        format!("{sign}{:.1} KiB", a / 1024.0)
+    } else if a < 1024.0 * 1024.0 * 1024.0 {
+        format!("{sign}{:.1} MiB", a / 1_048_576.0)
+    } else {
+        format!("{sign}{:.2} GiB", a / 1_073_741_824.0)
+    }
+}
+
+/// A rate for people, in the unit that reads best: "6.2 MiB/min", "40.0 KiB/h".
+pub fn format_rate(bytes_per_s: f64) -> String {
+    let a = bytes_per_s.abs();
+    if a >= 1_048_576.0 {
+        format!("{}/s", format_bytes(bytes_per_s))
+    } else if a * 60.0 >= 100.0 * 1024.0 {
+        format!("{}/min", format_bytes(bytes_per_s * 60.0))
+    } else {
+        format!("{}/h", format_bytes(bytes_per_s * 3600.0))
+    }
+}
+
+/// Seconds for people: "24 s", "10 min", "1.5 h".
+pub fn format_duration(s: f64) -> String {
+    if s < 120.0 {
+        format!("{s:.0} s")
+    } else if s < 7200.0 {
+        format!("{:.0} min", s / 60.0)
+    } else {
+        format!("{:.1} h", s / 3600.0)
+    }
+}
+
+fn format_p(p: f64) -> String {
+    if p < 0.001 {
+        "p < 0.001".to_string()
+    } else {
+        format!("p = {p:.3}")
+    }
+}
+
+/// One floor point: the minimum of a time window and where it sits in time.
+#[derive(Clone, Copy, Debug)]
+struct FloorPoint {
+    t: f64,
+    v: f64,
+}
+
+/// Typical period of GC-like sharp drops in `(t, v)`, if there are at least 3.
+/// A drop is a fall between consecutive samples larger than both 6 robust
+/// standard deviations of the sample-to-sample changes and 0.5% of the level.
+fn gc_period(t: &[f64], v: &[f64]) -> Option<(f64, usize)> {
+    if v.len() < 4 {
+        return None;
+    }
+    let diffs: Vec<f64> = v.windows(2).map(|w| w[1] - w[0]).collect();
+    let mut scratch = diffs.clone();
+    let med = stats::median_in_place(&mut scratch);
+    for d in scratch.iter_mut() {
+        *d = (*d - med).abs();
+    }
+    let mad = stats::median_in_place(&mut scratch) * 1.4826;
+    let mut level_scratch = v.to_vec();
+    let level = stats::median_in_place(&mut level_scratch);
+    let threshold = (6.0 * mad).max(0.005 * level.abs());
+    let drops: Vec<f64> = diffs
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| **d < -threshold)
+        .map(|(i, _)| t[i + 1])
+        .collect();
+    if drops.len() < 3 {
+        return None;
+    }
+    let (first, last) = (drops[0], drops[drops.len() - 1]);
+    let period = (last - first) / (drops.len() - 1) as f64;
+    (period > 0.0).then_some((period, drops.len()))
+}
+
+/// Cut the analysed samples into windows and keep each window's minimum.
+fn floor_points(t: &[f64], v: &[f64], gc: Option<f64>) -> Vec<FloorPoint> {
+    let n = t.len();
+    let (t0, t1) = (t[0], t[n - 1]);
+    let span = t1 - t0;
+    let mut windows = (n / SAMPLES_PER_WINDOW)
+        .clamp(MIN_WINDOWS, MAX_WINDOWS)
+        .min(n);
+    if let Some(p) = gc {
+        let by_gc = (span / (GC_CYCLES_PER_WINDOW * p)).floor() as usize;
+        windows = windows.min(by_gc.max(MIN_WINDOWS.min(n)));
+    }
+    if span.is_nan() || span <= 0.0 || windows < 2 {
+        return t
+            .iter()
+            .zip(v)
+            .map(|(&t, &v)| FloorPoint { t, v })
+            .collect();
+    }
+    let width = span / windows as f64;
+    let mut points = Vec::with_capacity(windows);
+    let mut cur: Option<(usize, f64, f64, f64)> = None; // (window, min, first t, last t)
+    for (&ti, &vi) in t.iter().zip(v) {
+        let w = (((ti - t0) / width) as usize).min(windows - 1);
+        match cur.as_mut() {
+            Some(c) if c.0 == w => {
+                c.1 = c.1.min(vi);
+                c.3 = ti;
+            }
+            _ => {
+                if let Some(c) = cur {
+                    points.push(FloorPoint {
+                        t: 0.5 * (c.2 + c.3),
+                        v: c.1,
+                    });
+                }
+                cur = Some((w, vi, ti, ti));
+            }
+        }
+    }
+    if let Some(c) = cur {
+        points.push(FloorPoint {
+            t: 0.5 * (c.2 + c.3),
+            v: c.1,
+        });
+    }
+    points
+}
+
+/// Upper bound (90% two-sided) of the Theil–Sen slope over the later half of the floor.
+fn late_slope_upper(pts: &[FloorPoint]) -> f64 {
+    let late = &pts[pts.len() / 2..];
+    if late.len() < 3 {
+        return f64::INFINITY; // too few points to say it levelled off
+    }
+    let t: Vec<f64> = late.iter().map(|p| p.t).collect();
+    let v: Vec<f64> = late.iter().map(|p| p.v).collect();
+    let inflation = stats::hamed_rao_factor(&v, v.len() - 1);
+    let (_, hi) = stats::theil_sen_ci(&t, &v, 1.645, inflation);
+    if hi.is_nan() { f64::INFINITY } else { hi }
+}
+
+/// Whether most of the floor's net rise came in a few jumps between windows.
+fn is_stepwise(pts: &[FloorPoint], growth: f64) -> bool {
+    if pts.len() < 4 || growth.is_nan() || growth <= 0.0 {
+        return false;
+    }
+    let diffs: Vec<f64> = pts.windows(2).map(|w| w[1].v - w[0].v).collect();
+    let med = stats::median(&diffs);
+    let dev: Vec<f64> = diffs.iter().map(|d| (d - med).abs()).collect();
+    let scale = 1.4826 * stats::median(&dev);
+    let jumps: f64 = diffs
+        .iter()
+        .filter(|&&d| d > med + 5.0 * scale && d > 0.0)
+        .sum();
+    jumps >= 0.6 * growth
+}
+
+/// Whether the floor wanders slowly (persistent deviations) by at least `amount`.
+fn is_oscillating(pts: &[FloorPoint], amount: f64) -> bool {
+    if pts.len() < 6 {
+        return false;
+    }
+    let vs: Vec<f64> = pts.iter().map(|p| p.v).collect();
+    let mut sorted = vs.clone();
+    sorted.sort_by(f64::total_cmp);
+    let q = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize];
+    let range = q(0.9) - q(0.1);
+    range >= amount && stats::autocorrelation(&vs, 1) > 0.5
+}
+
+/// Decide whether memory grows. `time_s` ascending seconds, `values` bytes
+/// (same length; non-finite values are skipped), `excluded` time intervals to
+/// leave out. Pure; O(n log n) in the number of samples. See `docs/verdict.md`.
+pub fn analyze(
+    time_s: &[f64],
+    values: &[f64],
+    excluded: &[(f64, f64)],
+    thresholds: &Thresholds,
+) -> Analysis {
+    // 1. The usable samples, in time order.
+    let mut t: Vec<f64> = Vec::with_capacity(time_s.len());
+    let mut v: Vec<f64> = Vec::with_capacity(values.len());
+    for (&ti, &vi) in time_s.iter().zip(values) {
+        if ti.is_finite() && vi.is_finite() {
+            t.push(ti);
+            v.push(vi);
+        }
+    }
+    if t.windows(2).any(|w| w[1] < w[0]) {
+        let mut idx: Vec<usize> = (0..t.len()).collect();
+        idx.sort_by(|&a, &b| t[a].total_cmp(&t[b]));
+        let (ts, vs) = idx.iter().map(|&i| (t[i], v[i])).unzip();
+        t = ts;
+        v = vs;
+    }
+    let samples = t.len();
+    let (start_bytes, end_bytes) = match (v.first(), v.last()) {
+        (Some(&a), Some(&b)) => (a, b),
+        _ => (f64::NAN, f64::NAN),
+    };
+    let peak_bytes = v.iter().copied().fold(f64::NAN, f64::max);
+    let duration_s = match (t.first(), t.last()) {
+        (Some(&a), Some(&b)) => b - a,
+        _ => 0.0,
+    };
+    let warmup_s = match thresholds.warmup {
+        Warmup::Auto => auto_warmup_s(duration_s),
+        Warmup::Fixed(s) => s.max(0.0),
+    };
+    let first_t = t.first().copied().unwrap_or(0.0);
+    let window_start_s = first_t + warmup_s;
+    let window_end_s = t.last().copied().unwrap_or(0.0).max(window_start_s);
+
+    // 2. The analysed samples: after the warm-up and outside every excluded interval.
+    let mut ex: Vec<(f64, f64)> = excluded
+        .iter()
+        .filter(|(a, b)| !a.is_nan() && !b.is_nan())
+        .map(|&(a, b)| if a <= b { (a, b) } else { (b, a) })
+        .collect();
+    ex.sort_by(|x, y| x.0.total_cmp(&y.0));
+    let mut at: Vec<f64> = Vec::new();
+    let mut av: Vec<f64> = Vec::new();
+    let mut k = 0;
+    let mut reach = f64::NEG_INFINITY; // furthest end among intervals starting at or before t
+    for (&ti, &vi) in t.iter().zip(&v) {
+        while k < ex.len() && ex[k].0 <= ti {
+            reach = reach.max(ex[k].1);
+            k += 1;
+        }
+        if ti >= window_start_s && ti > reach {
+            at.push(ti);
+            av.push(vi);
+        }
+    }
+    let samples_analysed = at.len();
+
+    let mut out = Analysis {
+        verdict: Verdict::Inconclusive,
+        pattern: Pattern::Unknown,
+        samples,
+        samples_analysed,
+        duration_s,
+        warmup_s,
+        window_start_s,
+        window_end_s,
+        slope_bytes_per_s: 0.0,
+        slope_pct_per_hour: 0.0,
+        growth_bytes: 0.0,
+        p_value: 1.0,
+        start_bytes,
+        end_bytes,
+        peak_bytes,
+        trend: None,
+        excluded: excluded.to_vec(),
+        thresholds: *thresholds,
+        reason: String::new(),
+    };
+    if samples_analysed < MIN_SAMPLES {
+        out.reason = format!(
+            "only {samples_analysed} samples after the {} warm-up; at least {MIN_SAMPLES} are needed",
+            format_duration(warmup_s)
+        );
+        return out;
+    }
+
+    // 3. The floor: per-window minima, windows wide enough to span GC cycles.
+    let gc = gc_period(&at, &av);
+    let pts = floor_points(&at, &av, gc.map(|g| g.0));
+    let pt: Vec<f64> = pts.iter().map(|p| p.t).collect();
+    let pv: Vec<f64> = pts.iter().map(|p| p.v).collect();
+
+    // 4. Trend test and slope on the floor.
+    let test = stats::trend_test(&pv);
+    let (slope, intercept) = stats::theil_sen(&pt, &pv);
+    let (slope, intercept) = if slope.is_finite() {
+        (slope, intercept)
+    } else {
+        (0.0, stats::median(&pv))
+    };
+    let span = window_end_s - window_start_s;
+    let v0 = intercept + slope * window_start_s;
+    let v1 = intercept + slope * window_end_s;
+    let floor0 = if v0 > 0.0 {
+        v0
+    } else {
+        stats::median(&pv).max(1.0)
+    };
+    let growth = slope * span;
+    let pct_per_hour = slope / floor0 * 3600.0 * 100.0;
+    out.slope_bytes_per_s = slope;
+    out.slope_pct_per_hour = pct_per_hour;
+    out.growth_bytes = growth;
+    out.p_value = test.p_value;
+    out.trend = Some(TrendLine {
+        t0: window_start_s,
+        v0,
+        t1: window_end_s,
+        v1,
+    });
+
+    let min_growth_bytes = match thresholds.min_growth {
+        MinGrowth::Bytes(b) => b,
+        MinGrowth::Percent(p) => p / 100.0 * floor0,
+    };
+    let significant = test.p_value < thresholds.p_value;
+    let rising = significant && test.mk.s > 0 && slope > 0.0;
+    let falling = significant && test.mk.s < 0 && slope < 0.0;
+    let slope_ok = slope >= thresholds.min_slope_bytes_per_s
+        && pct_per_hour >= thresholds.min_slope_pct_per_hour;
+    let growth_ok = growth >= min_growth_bytes;
+    let sustained = late_slope_upper(&pts) >= SUSTAINED_SHARE * slope;
+    let sawtooth = gc.is_some();
+    let pct = |b: f64| b / floor0 * 100.0;
+    let p_txt = format_p(test.p_value);
+    let warm = format_duration(warmup_s);
+
+    // 5. Verdict, pattern and reason.
+    if rising && slope_ok && growth_ok && sustained {
+        out.verdict = Verdict::Growing;
+        out.pattern = if sawtooth {
+            Pattern::Sawtooth
+        } else if is_stepwise(&pts, growth) {
+            Pattern::Steps
+        } else {
+            Pattern::Linear
+        };
+        out.reason = format!(
+            "floor rose {} ({:.1}%) at {} ({p_txt})",
+            format_bytes(growth),
+            pct(growth),
+            format_rate(slope)
+        );
+        return out;
+    }
+    out.verdict = Verdict::Stable;
+    // Warm-up growth: the floor early in the warm-up sat well below the analysed floor.
+    let warmup_rise = {
+        let wv: Vec<f64> = t
+            .iter()
+            .zip(&v)
+            .filter(|(ti, _)| **ti < window_start_s)
+            .map(|(_, vi)| *vi)
+            .collect();
+        if wv.len() >= 2 {
+            let head = &wv[..wv.len().div_ceil(4)];
+            let head_floor = head.iter().copied().fold(f64::INFINITY, f64::min);
+            let floor_now = pv.iter().copied().fold(f64::INFINITY, f64::min);
+            floor_now - head_floor
+        } else {
+            0.0
+        }
+    };
+    if falling && -growth >= min_growth_bytes && -slope >= thresholds.min_slope_bytes_per_s {
+        out.pattern = Pattern::Shrinking;
+        out.reason = format!(
+            "floor fell {} ({:.1}%) at {} ({p_txt})",
+            format_bytes(-growth),
+            pct(-growth),
+            format_rate(-slope)
+        );
+    } else if rising && slope_ok && growth_ok {
+        out.pattern = Pattern::Plateau;
+        out.reason = format!(
+            "floor rose {} ({:.1}%) early in the window, then levelled off: not sustained",
+            format_bytes(growth),
+            pct(growth)
+        );
+    } else if rising {
+        out.pattern = Pattern::Flat;
+        out.reason = if !growth_ok {
+            format!(
+                "floor rose only {} ({:.1}%) after the {warm} warm-up, less than the {} minimum growth ({p_txt})",
+                format_bytes(growth),
+                pct(growth),
+                match thresholds.min_growth {
+                    MinGrowth::Bytes(b) => format_bytes(b),
+                    MinGrowth::Percent(p) => format!("{p}%"),
+                }
+            )
+        } else {
+            format!(
+                "floor rose at only {} ({:.2}%/h), below the minimum slope ({p_txt})",
+                format_rate(slope),
+                pct_per_hour
+            )
+        };
+    } else {
+        out.pattern = if warmup_rise >= min_growth_bytes.max(0.0) && warmup_rise > 0.0 {
+            Pattern::Plateau
+        } else if sawtooth {
+            Pattern::Sawtooth
+        } else if is_oscillating(&pts, min_growth_bytes) {
+            Pattern::Oscillating
+        } else {
+            Pattern::Flat
+        };
+        out.reason = match out.pattern {
+            Pattern::Plateau => format!(
+                "floor rose {} during the {warm} warm-up, then stayed flat ({p_txt})",
+                format_bytes(warmup_rise)
+            ),
+            Pattern::Oscillating => {
+                format!(
+                    "floor moves up and down with no net trend after the {warm} warm-up ({p_txt})"
+                )
+            }
+            _ => format!("floor flat after {warm} warm-up ({p_txt})"),
+        };
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn ramp(n: usize, hz: f64, base: f64, per_s: f64) -> (Vec<f64>, Vec<f64>) {
+        let t: Vec<f64> = (0..n).map(|i| i as f64 / hz).collect();
+        let v = t.iter().map(|t| base + per_s * t).collect();
+        (t, v)
+    }
+
+    #[test]
+    fn empty_series_is_inconclusive() {
+        let a = analyze(&[], &[], &[], &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Inconclusive);
+        assert_eq!(a.pattern, Pattern::Unknown);
+        assert_eq!(a.samples, 0);
+        assert!(a.trend.is_none());
+    }
+
+    #[test]
+    fn few_samples_after_warmup_are_inconclusive() {
+        let (t, v) = ramp(12, 1.0, 1e8, 1e6);
+        let a = analyze(&t, &v, &[], &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Inconclusive);
+        assert!(a.samples_analysed < MIN_SAMPLES);
+        assert!(a.reason.contains("warm-up"), "{}", a.reason);
+    }
+
+    #[test]
+    fn clean_ramp_grows_and_fields_are_filled() {
+        let (t, mut v) = ramp(601, 1.0, 1e8, 1e4);
+        v[5] = f64::NAN;
+        let a = analyze(&t, &v, &[(300.0, 310.0)], &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Growing);
+        assert_eq!(a.pattern, Pattern::Linear);
+        assert_eq!(a.samples, 600);
+        assert_eq!(a.warmup_s, 120.0);
+        // 120..=600 minus the 11 excluded samples 300..=310.
+        assert_eq!(a.samples_analysed, 481 - 11);
+        assert_eq!(a.excluded, vec![(300.0, 310.0)]);
+        assert!((a.slope_bytes_per_s - 1e4).abs() < 1.0);
+        assert!((a.growth_bytes - 1e4 * 480.0).abs() < 1e3);
+        assert_eq!(a.start_bytes, 1e8);
+        assert_eq!(a.peak_bytes, 1e8 + 600e4);
+        assert_eq!(a.end_bytes, 1e8 + 600e4);
+        assert_eq!(a.duration_s, 600.0);
+        let tr = a.trend.unwrap();
+        assert_eq!((tr.t0, tr.t1), (120.0, 600.0));
+        assert!(a.reason.starts_with("floor rose"), "{}", a.reason);
+    }
+
+    #[test]
+    fn flat_series_is_stable() {
+        let (t, v) = ramp(300, 1.0, 5e7, 0.0);
+        let a = analyze(&t, &v, &[], &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Stable);
+        assert_eq!(a.pattern, Pattern::Flat);
+        assert_eq!(a.p_value, 1.0);
+        assert!(a.reason.contains("flat"), "{}", a.reason);
+    }
+
+    #[test]
+    fn fixed_warmup_and_shrinking() {
+        let (t, v) = ramp(300, 1.0, 1e8, -2e4);
+        let th = Thresholds {
+            warmup: Warmup::Fixed(30.0),
+            ..Thresholds::default()
+        };
+        let a = analyze(&t, &v, &[], &th);
+        assert_eq!(a.warmup_s, 30.0);
+        assert_eq!(a.window_start_s, 30.0);
+        assert_eq!(a.verdict, Verdict::Stable);
+        assert_eq!(a.pattern, Pattern::Shrinking);
+    }
+
+    #[test]
+    fn tiny_growth_is_below_the_gates() {
+        // +0.5% over the window: significant but less than the 2% minimum growth.
+        let (t, v) = ramp(600, 1.0, 1e8, 1e8 * 0.005 / 600.0);
+        let a = analyze(&t, &v, &[], &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Stable);
+        assert!(a.reason.contains("minimum growth"), "{}", a.reason);
+        let th = Thresholds {
+            min_growth: MinGrowth::Bytes(1e5),
+            min_slope_pct_per_hour: 0.1,
+            ..Thresholds::default()
+        };
+        assert_eq!(analyze(&t, &v, &[], &th).verdict, Verdict::Growing);
+    }
+
+    #[test]
+    fn auto_warmup_share_floor_cap() {
+        assert_eq!(auto_warmup_s(120.0), 24.0);
+        assert_eq!(auto_warmup_s(30.0), 10.0);
+        assert_eq!(auto_warmup_s(12.0), 6.0);
+        assert_eq!(auto_warmup_s(7200.0), 600.0);
+        assert_eq!(auto_warmup_s(0.0), 0.0);
+    }
+
+    #[test]
+    fn formatting() {
+        assert_eq!(format_bytes(512.0), "512 B");
+        assert_eq!(format_bytes(12.1 * 1_048_576.0), "12.1 MiB");
+        assert_eq!(format_bytes(-2048.0), "-2.0 KiB");
+        assert_eq!(format_rate(6.2 * 1_048_576.0 / 60.0), "6.2 MiB/min");
+        assert_eq!(format_rate(10.0), "35.2 KiB/h");
+        assert_eq!(format_duration(24.0), "24 s");
+        assert_eq!(format_duration(600.0), "10 min");
     }
 }

@@ -1,0 +1,555 @@
+//! Pure statistics for the analyser. Every function documents its method and
+//! what it does with degenerate input (too few points, zero variance, ties).
+//! Callers pass finite numbers; NaN handling is the analyser's job.
+
+use std::cmp::Ordering;
+
+/// Median of `xs` (the mean of the two middle values when the length is even).
+/// Returns NaN for an empty slice. O(n) on average (quickselect on a copy).
+pub fn median(xs: &[f64]) -> f64 {
+    let mut v = xs.to_vec();
+    median_in_place(&mut v)
+}
+
+/// Like [`median`], but reorders `v` instead of copying it.
+pub fn median_in_place(v: &mut [f64]) -> f64 {
+    let n = v.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let mid = n / 2;
+    let (lower, m, _) = v.select_nth_unstable_by(mid, f64::total_cmp);
+    let hi = *m;
+    if n % 2 == 1 {
+        hi
+    } else {
+        // The largest of the lower half is the other middle value.
+        let lo = lower.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        (lo + hi) / 2.0
+    }
+}
+
+/// Complementary error function, `erfc(x)`.
+///
+/// Method: the Chebyshev-fitted approximation `erfcc` of Press, Teukolsky,
+/// Vetterling & Flannery, *Numerical Recipes* (2nd ed., 1992), §6.2, with a
+/// fractional error below 1.2e-7 everywhere. A fractional (not absolute) bound
+/// matters here: p-values far in the tail keep their order of magnitude.
+pub fn erfc(x: f64) -> f64 {
+    if x.is_nan() {
+        return f64::NAN;
+    }
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let r = t * poly.exp();
+    if x >= 0.0 { r } else { 2.0 - r }
+}
+
+/// Standard normal cumulative distribution function, Φ(z) = erfc(−z/√2)/2,
+/// via [`erfc`] (so the lower tail keeps its relative accuracy).
+pub fn normal_cdf(z: f64) -> f64 {
+    0.5 * erfc(-z / std::f64::consts::SQRT_2)
+}
+
+/// Count inversions (pairs i < j with `v[i] > v[j]`, strictly) by merge sort,
+/// sorting `v` ascending as a side effect. Equal values are not inversions.
+/// O(n log n): the counting step of Knight (1966), "A computer method for
+/// calculating Kendall's tau with ungrouped data", JASA 61(314).
+fn count_inversions(v: &mut [f64]) -> u64 {
+    let n = v.len();
+    if n < 2 {
+        return 0;
+    }
+    let mut buf = v.to_vec();
+    let mut inversions = 0u64;
+    // Bottom-up merge sort, alternating between `v` and `buf`.
+    let mut width = 1;
+    let mut src_is_v = true;
+    while width < n {
+        {
+            let (src, dst): (&[f64], &mut [f64]) = if src_is_v {
+                (&*v, &mut buf[..])
+            } else {
+                (&buf[..], &mut *v)
+            };
+            let mut start = 0;
+            while start < n {
+                let mid = (start + width).min(n);
+                let end = (start + 2 * width).min(n);
+                let (mut i, mut j, mut k) = (start, mid, start);
+                while i < mid && j < end {
+                    // Take from the left on ties: equal values are not inversions.
+                    if src[i].total_cmp(&src[j]) != Ordering::Greater {
+                        dst[k] = src[i];
+                        i += 1;
+                    } else {
+                        dst[k] = src[j];
+                        j += 1;
+                        // Every element left in the left run is greater than src[j].
+                        inversions += (mid - i) as u64;
+                    }
+                    k += 1;
+                }
+                dst[k..k + (mid - i)].copy_from_slice(&src[i..mid]);
+                k += mid - i;
+                dst[k..k + (end - j)].copy_from_slice(&src[j..end]);
+                start = end;
+            }
+        }
+        src_is_v = !src_is_v;
+        width *= 2;
+    }
+    if !src_is_v {
+        v.copy_from_slice(&buf);
+    }
+    inversions
+}
+
+/// Sizes of the groups of equal values in a sorted slice (only groups of 2 or more).
+fn tie_groups(sorted: &[f64]) -> Vec<u64> {
+    let mut groups = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let mut j = i + 1;
+        while j < sorted.len() && sorted[j] == sorted[i] {
+            j += 1;
+        }
+        if j - i > 1 {
+            groups.push((j - i) as u64);
+        }
+        i = j;
+    }
+    groups
+}
+
+/// The Mann–Kendall statistic of a series taken in time order.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MannKendall {
+    pub n: usize,
+    /// S = Σ_{i<j} sign(x_j − x_i): positive for an upward trend.
+    pub s: i64,
+    /// Var(S) under H0 (no trend, independent data), corrected for ties.
+    pub var_s: f64,
+}
+
+/// Mann–Kendall S and its tie-corrected variance (Mann 1945; Kendall 1975).
+///
+/// S counts rising pairs minus falling pairs. With time strictly ordered,
+/// falling pairs are the inversions of `x`, counted in O(n log n) by merge
+/// sort (Knight 1966); rising = all pairs − tied pairs − falling. The variance
+/// is `[n(n−1)(2n+5) − Σ t(t−1)(2t+5)] / 18`, t running over tie-group sizes.
+///
+/// Degenerate input: n < 2 gives S = 0 and Var = 0; all values equal gives
+/// S = 0 and Var = 0 (the p-value functions then answer 1).
+pub fn mann_kendall(x: &[f64]) -> MannKendall {
+    let n = x.len();
+    if n < 2 {
+        return MannKendall {
+            n,
+            s: 0,
+            var_s: 0.0,
+        };
+    }
+    let mut v = x.to_vec();
+    let falling = count_inversions(&mut v);
+    let ties = tie_groups(&v);
+    let nn = n as u64;
+    let pairs = nn * (nn - 1) / 2;
+    let tied_pairs: u64 = ties.iter().map(|t| t * (t - 1) / 2).sum();
+    let rising = pairs - tied_pairs - falling;
+    let s = rising as i64 - falling as i64;
+    let nf = n as f64;
+    let tie_term: f64 = ties
+        .iter()
+        .map(|&t| {
+            let t = t as f64;
+            t * (t - 1.0) * (2.0 * t + 5.0)
+        })
+        .sum();
+    let var_s = ((nf * (nf - 1.0) * (2.0 * nf + 5.0) - tie_term) / 18.0).max(0.0);
+    MannKendall { n, s, var_s }
+}
+
+/// Normal-approximation z score of S with the continuity correction:
+/// z = (S − 1)/√Var for S > 0, (S + 1)/√Var for S < 0, 0 for S = 0.
+/// Var(S) ≤ 0 (no information) gives z = 0.
+pub fn mk_z(s: i64, var_s: f64) -> f64 {
+    if var_s <= 0.0 || s == 0 {
+        return 0.0;
+    }
+    let sd = var_s.sqrt();
+    if s > 0 {
+        (s as f64 - 1.0) / sd
+    } else {
+        (s as f64 + 1.0) / sd
+    }
+}
+
+/// Two-sided p-value of a z score: P(|Z| ≥ |z|) = erfc(|z|/√2).
+pub fn two_sided_p(z: f64) -> f64 {
+    erfc(z.abs() / std::f64::consts::SQRT_2).clamp(0.0, 1.0)
+}
+
+/// Fractional ranks (1-based; tied values share their mean rank). O(n log n).
+pub fn ranks(x: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..x.len()).collect();
+    idx.sort_by(|&a, &b| x[a].total_cmp(&x[b]));
+    let mut r = vec![0.0; x.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i + 1;
+        while j < idx.len() && x[idx[j]] == x[idx[i]] {
+            j += 1;
+        }
+        let mean_rank = (i + j + 1) as f64 / 2.0; // mean of (i+1)..=j
+        for &k in &idx[i..j] {
+            r[k] = mean_rank;
+        }
+        i = j;
+    }
+    r
+}
+
+/// Sample autocorrelation of `x` at lag `k` (the usual biased estimator,
+/// Σ(x_t − x̄)(x_{t+k} − x̄) / Σ(x_t − x̄)²). Zero variance or k ≥ n gives 0.
+pub fn autocorrelation(x: &[f64], k: usize) -> f64 {
+    let n = x.len();
+    if k >= n {
+        return 0.0;
+    }
+    let mean = x.iter().sum::<f64>() / n as f64;
+    let den: f64 = x.iter().map(|v| (v - mean) * (v - mean)).sum();
+    if den <= 0.0 {
+        return 0.0;
+    }
+    let num: f64 = (0..n - k).map(|t| (x[t] - mean) * (x[t + k] - mean)).sum();
+    num / den
+}
+
+/// Hamed & Rao (1998) variance-inflation factor n/n* for the Mann–Kendall
+/// test on autocorrelated data ("A modified Mann–Kendall trend test for
+/// autocorrelated data", J. Hydrology 204).
+///
+/// Method: remove the Theil–Sen trend (slope per index step), rank the
+/// residuals, and sum the autocorrelations ρ_k of those ranks that are
+/// significant at 5% (ρ_k > 1.96/√n, see below):
+/// `n/n* = 1 + 2/(n(n−1)(n−2)) · Σ (n−k)(n−k−1)(n−k−2) ρ_k`.
+///
+/// Deviations from the paper, on purpose, both conservative: only positive
+/// significant lags are summed (in short persistent series the rank
+/// autocorrelation swings negative at middle lags and cancels the real
+/// persistence at short lags), and the factor is clamped to at least 1, so
+/// negative autocorrelation (e.g. a sawtooth aliased by the windows) never
+/// makes the test *more* confident than for independent data. Lags go up to
+/// `max_lag` (O(n·max_lag)). n < 3 gives 1.
+pub fn hamed_rao_factor(x: &[f64], max_lag: usize) -> f64 {
+    let n = x.len();
+    if n < 3 {
+        return 1.0;
+    }
+    let idx: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    let beta = theil_sen_slope(&idx, x);
+    let beta = if beta.is_finite() { beta } else { 0.0 };
+    let detrended: Vec<f64> = x
+        .iter()
+        .enumerate()
+        .map(|(i, v)| v - beta * i as f64)
+        .collect();
+    let r = ranks(&detrended);
+    let nf = n as f64;
+    let bound = 1.96 / nf.sqrt();
+    let mut sum = 0.0;
+    for k in 1..=max_lag.min(n - 1) {
+        let rho = autocorrelation(&r, k);
+        if rho > bound {
+            let m = (n - k) as f64;
+            sum += m * (m - 1.0) * (m - 2.0) * rho;
+        }
+    }
+    let factor = 1.0 + 2.0 * sum / (nf * (nf - 1.0) * (nf - 2.0));
+    if factor.is_finite() {
+        factor.max(1.0)
+    } else {
+        1.0
+    }
+}
+
+/// The outcome of the modified Mann–Kendall test.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrendTest {
+    pub mk: MannKendall,
+    /// Hamed–Rao variance-inflation factor applied (≥ 1).
+    pub inflation: f64,
+    pub z: f64,
+    /// Two-sided p-value.
+    pub p_value: f64,
+}
+
+/// Mann–Kendall trend test with the Hamed & Rao (1998) autocorrelation
+/// correction: Var*(S) = Var(S) · n/n*, then the continuity-corrected normal
+/// approximation. Fewer than 3 points, or no variance, gives p = 1.
+pub fn trend_test(x: &[f64]) -> TrendTest {
+    let mk = mann_kendall(x);
+    if x.len() < 3 || mk.var_s <= 0.0 {
+        return TrendTest {
+            mk,
+            inflation: 1.0,
+            z: 0.0,
+            p_value: 1.0,
+        };
+    }
+    let inflation = hamed_rao_factor(x, x.len() - 1);
+    let z = mk_z(mk.s, mk.var_s * inflation);
+    TrendTest {
+        mk,
+        inflation,
+        z,
+        p_value: two_sided_p(z),
+    }
+}
+
+/// Theil–Sen slope (Theil 1950; Sen 1968): the median of the slopes
+/// (y_j − y_i)/(t_j − t_i) over all pairs with t_i ≠ t_j. O(m²) time and
+/// memory, so call it on aggregated points only (the analyser passes at most
+/// a few hundred window minima). Fewer than 2 distinct times gives NaN.
+pub fn theil_sen_slope(t: &[f64], y: &[f64]) -> f64 {
+    let n = t.len().min(y.len());
+    let mut slopes = Vec::with_capacity(n.saturating_sub(1) * n / 2);
+    for i in 0..n {
+        for j in i + 1..n {
+            let dt = t[j] - t[i];
+            if dt != 0.0 {
+                slopes.push((y[j] - y[i]) / dt);
+            }
+        }
+    }
+    median_in_place(&mut slopes)
+}
+
+/// Theil–Sen line: the slope above and the intercept median(y_i − slope·t_i)
+/// (Sen 1968), returned as `(slope, intercept)`. NaN when the slope is.
+pub fn theil_sen(t: &[f64], y: &[f64]) -> (f64, f64) {
+    let slope = theil_sen_slope(t, y);
+    if !slope.is_finite() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mut res: Vec<f64> = t.iter().zip(y).map(|(ti, yi)| yi - slope * ti).collect();
+    (slope, median_in_place(&mut res))
+}
+
+/// Confidence interval of the Theil–Sen slope from the order statistics of the
+/// pairwise slopes (Sen 1968; Gilbert 1987, *Statistical Methods for
+/// Environmental Pollution Monitoring*, §16.5.1): with N pairwise slopes and
+/// C = z·√(Var(S)·inflation), the bounds are the M1-th and (M2+1)-th smallest
+/// slopes, M1 = (N − C)/2, M2 = (N + C)/2 (rounded outwards, clamped to the range).
+/// `z` is the two-sided normal quantile (1.645 for 90%). Var(S) is the
+/// tie-corrected Mann–Kendall variance of `y`; `inflation` (≥ 1) widens it for
+/// autocorrelation. Fewer than 2 slopes gives (NaN, NaN).
+pub fn theil_sen_ci(t: &[f64], y: &[f64], z: f64, inflation: f64) -> (f64, f64) {
+    let n = t.len().min(y.len());
+    let mut slopes = Vec::with_capacity(n.saturating_sub(1) * n / 2);
+    for i in 0..n {
+        for j in i + 1..n {
+            let dt = t[j] - t[i];
+            if dt != 0.0 {
+                slopes.push((y[j] - y[i]) / dt);
+            }
+        }
+    }
+    if slopes.len() < 2 {
+        return (f64::NAN, f64::NAN);
+    }
+    slopes.sort_by(f64::total_cmp);
+    let big_n = slopes.len() as f64;
+    let c = z * (mann_kendall(&y[..n]).var_s * inflation.max(1.0)).sqrt();
+    let m1 = ((big_n - c) / 2.0).floor();
+    let m2 = ((big_n + c) / 2.0).ceil();
+    let last = slopes.len() - 1;
+    // 1-based order statistics M1 and M2 + 1, as 0-based indices.
+    let lo = (m1 - 1.0).clamp(0.0, last as f64) as usize;
+    let hi = m2.clamp(0.0, last as f64) as usize;
+    (slopes[lo], slopes[hi])
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64, tol: f64) -> bool {
+        (a - b).abs() <= tol
+    }
+
+    /// Brute-force S, for cross-checking the merge-sort count.
+    fn s_naive(x: &[f64]) -> i64 {
+        let mut s = 0;
+        for i in 0..x.len() {
+            for j in i + 1..x.len() {
+                s += match x[j].partial_cmp(&x[i]).unwrap() {
+                    Ordering::Greater => 1,
+                    Ordering::Less => -1,
+                    Ordering::Equal => 0,
+                };
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn median_odd_even_empty() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&[7.0]), 7.0);
+        assert!(median(&[]).is_nan());
+        assert_eq!(median(&[5.0, 5.0, 5.0, 5.0]), 5.0);
+    }
+
+    #[test]
+    fn mk_monotone_without_ties() {
+        // n = 5, increasing: S = 10; Var = 5·4·15/18 = 16.667.
+        let mk = mann_kendall(&[1.0, 2.0, 3.0, 4.0, 5.0]);
+        assert_eq!(mk.s, 10);
+        assert!(close(mk.var_s, 50.0 / 3.0, 1e-12));
+        let mk = mann_kendall(&[5.0, 4.0, 3.0, 2.0, 1.0]);
+        assert_eq!(mk.s, -10);
+    }
+
+    #[test]
+    fn mk_by_hand_with_ties() {
+        // x = [1, 2, 2, 3]: pairs (i<j) signs: 1-2 +, 1-2 +, 1-3 +, 2-2 0, 2-3 +, 2-3 + => S = 5.
+        // Var = [4·3·13 − 2·1·9]/18 = (156 − 18)/18 = 7.6667.
+        let mk = mann_kendall(&[1.0, 2.0, 2.0, 3.0]);
+        assert_eq!(mk.s, 5);
+        assert!(close(mk.var_s, 138.0 / 18.0, 1e-12));
+
+        // x = [3, 1, 3, 2, 1]: by hand S = (−1 0 −1 −1) + (+1 +1 0) + (−1 −1) + (−1) = −4.
+        // Ties: two 3s and two 1s: Var = [5·4·15 − 2·(2·1·9)]/18 = (300 − 36)/18 = 14.6667.
+        let mk = mann_kendall(&[3.0, 1.0, 3.0, 2.0, 1.0]);
+        assert_eq!(mk.s, -4);
+        assert!(close(mk.var_s, 264.0 / 18.0, 1e-12));
+    }
+
+    #[test]
+    fn mk_degenerate() {
+        assert_eq!(mann_kendall(&[]).s, 0);
+        assert_eq!(mann_kendall(&[1.0]).var_s, 0.0);
+        let flat = mann_kendall(&[2.0; 6]);
+        assert_eq!(flat.s, 0);
+        assert_eq!(flat.var_s, 0.0);
+        let t = trend_test(&[2.0; 6]);
+        assert_eq!(t.p_value, 1.0);
+        assert_eq!(trend_test(&[1.0, 2.0]).p_value, 1.0);
+    }
+
+    #[test]
+    fn mk_merge_sort_matches_brute_force() {
+        // Deterministic pseudo-random vectors with many ties, odd and even lengths.
+        let mut state = 12345u64;
+        for n in [2usize, 3, 7, 16, 33, 100, 257] {
+            let x: Vec<f64> = (0..n)
+                .map(|_| {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    ((state >> 33) % 7) as f64
+                })
+                .collect();
+            assert_eq!(mann_kendall(&x).s, s_naive(&x), "n = {n}");
+        }
+    }
+
+    #[test]
+    fn mk_p_value_by_hand() {
+        // n = 10 increasing: S = 45, Var = 10·9·25/18 = 125, z = 44/√125 = 3.9355,
+        // two-sided p = 8.30e-5.
+        let x: Vec<f64> = (0..10).map(f64::from).collect();
+        let mk = mann_kendall(&x);
+        assert_eq!(mk.s, 45);
+        assert!(close(mk.var_s, 125.0, 1e-12));
+        let z = mk_z(mk.s, mk.var_s);
+        assert!(close(z, 44.0 / 125f64.sqrt(), 1e-12));
+        assert!(close(two_sided_p(z), 8.30e-5, 0.02e-5));
+        assert_eq!(mk_z(0, 10.0), 0.0);
+        assert!(close(mk_z(-3, 4.0), -1.0, 1e-12));
+    }
+
+    #[test]
+    fn normal_cdf_known_values() {
+        assert!(close(normal_cdf(0.0), 0.5, 1e-7));
+        assert!(close(normal_cdf(1.0), 0.841_344_746, 1e-7));
+        assert!(close(normal_cdf(-1.959_963_985), 0.025, 1e-7));
+        assert!(close(normal_cdf(2.575_829_304), 0.995, 1e-7));
+        // Lower tail keeps relative accuracy: Φ(−6) = 9.8659e-10.
+        assert!((normal_cdf(-6.0) / 9.865_876_45e-10 - 1.0).abs() < 1e-6);
+        assert!(close(erfc(0.0), 1.0, 1e-7));
+        assert!(close(erfc(1.0), 0.157_299_207, 1e-7));
+        assert!(close(erfc(-1.0), 1.842_700_793, 1e-7));
+        assert!(erfc(f64::NAN).is_nan());
+    }
+
+    #[test]
+    fn theil_sen_by_hand() {
+        // Points (0,0),(1,1),(2,2),(3,10): slopes 1,1,10/3,1,4.5,8 -> median of
+        // [1,1,1,3.33,4.5,8] = (1+3.33)/2 = 2.1667.
+        let (t, y) = ([0.0, 1.0, 2.0, 3.0], [0.0, 1.0, 2.0, 10.0]);
+        assert!(close(theil_sen_slope(&t, &y), 13.0 / 6.0, 1e-12));
+        // Exact line y = 2t + 1 with one outlier: slope stays 2, intercept 1.
+        let t: Vec<f64> = (0..7).map(f64::from).collect();
+        let mut y: Vec<f64> = t.iter().map(|v| 2.0 * v + 1.0).collect();
+        y[3] = 100.0;
+        let (b, a) = theil_sen(&t, &y);
+        assert!(close(b, 2.0, 1e-12));
+        assert!(close(a, 1.0, 1e-12));
+        // Degenerate: one point, or all times equal.
+        assert!(theil_sen_slope(&[1.0], &[1.0]).is_nan());
+        assert!(theil_sen_slope(&[1.0, 1.0], &[1.0, 2.0]).is_nan());
+        assert!(theil_sen(&[1.0, 1.0], &[1.0, 2.0]).0.is_nan());
+    }
+
+    #[test]
+    fn ranks_with_ties() {
+        assert_eq!(ranks(&[10.0, 30.0, 20.0, 20.0]), vec![1.0, 4.0, 2.5, 2.5]);
+    }
+
+    #[test]
+    fn autocorrelation_by_hand() {
+        // x = [1, 2, 3, 4]: mean 2.5, den = 5, lag 1 num = (−1.5·−0.5)+(−0.5·0.5)+(0.5·1.5) = 1.25.
+        assert!(close(
+            autocorrelation(&[1.0, 2.0, 3.0, 4.0], 1),
+            0.25,
+            1e-12
+        ));
+        assert_eq!(autocorrelation(&[1.0, 1.0, 1.0], 1), 0.0);
+        assert_eq!(autocorrelation(&[1.0, 2.0], 5), 0.0);
+    }
+
+    #[test]
+    fn hamed_rao_inflates_for_persistent_series() {
+        // A slow square wave around a flat level: strongly autocorrelated residuals.
+        let x: Vec<f64> = (0..40)
+            .map(|i| if (i / 10) % 2 == 0 { 0.0 } else { 1.0 } + 0.001 * ((i * 7 % 5) as f64))
+            .collect();
+        assert!(hamed_rao_factor(&x, 39) > 1.5);
+        // Independent-looking data: little or no inflation.
+        let mut state = 99u64;
+        let iid: Vec<f64> = (0..40)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (state >> 11) as f64
+            })
+            .collect();
+        let f = hamed_rao_factor(&iid, 39);
+        assert!((1.0..1.5).contains(&f), "{f}");
+        assert_eq!(hamed_rao_factor(&[1.0, 2.0], 1), 1.0);
+    }
+}
