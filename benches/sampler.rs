@@ -37,8 +37,15 @@ fn main() {
     }
     let reader_us = start.elapsed().as_secs_f64() * 1e6 / n as f64;
 
-    println!("(a) raw pread of status          {raw_us:8.2} us/read   {:>9.0} reads/s", 1e6 / raw_us);
-    println!("(b) memwatch read+parse          {reader_us:8.2} us/sample {:>9.0} samples/s  ({:.2}x (a), target <= 1.5x)", 1e6 / reader_us, reader_us / raw_us);
+    println!(
+        "(a) raw pread of status          {raw_us:8.2} us/read   {:>9.0} reads/s",
+        1e6 / raw_us
+    );
+    println!(
+        "(b) memwatch read+parse          {reader_us:8.2} us/sample {:>9.0} samples/s  ({:.2}x (a), target <= 1.5x)",
+        1e6 / reader_us,
+        reader_us / raw_us
+    );
 
     // (c)
     let secs = if quick { 3 } else { 10 };
@@ -57,7 +64,10 @@ fn main() {
     let before = children_cpu();
     let start = Instant::now();
     for _ in 0..calls {
-        let out = Command::new("ps").args(["-o", "rss=,vsz=", "-p", &pid.to_string()]).output().unwrap();
+        let out = Command::new("ps")
+            .args(["-o", "rss=,vsz=", "-p", &pid.to_string()])
+            .output()
+            .unwrap();
         assert!(out.status.success());
     }
     let ps_wall = start.elapsed().as_secs_f64() / calls as f64;
@@ -71,7 +81,10 @@ fn main() {
 
     let hwm_secs = if quick { 5 } else { 60 };
     let (_, samples, maxrss_kib) = run_memwatch(pid, "10ms", hwm_secs);
-    println!("memwatch peak RSS (ru_maxrss) after {hwm_secs}s at 100 Hz ({samples} samples, files written): {:.2} MiB (target <= 4 MiB)", maxrss_kib as f64 / 1024.0);
+    println!(
+        "memwatch peak RSS (ru_maxrss) after {hwm_secs}s at 100 Hz ({samples} samples, files written): {:.2} MiB (target <= 4 MiB)",
+        maxrss_kib as f64 / 1024.0
+    );
 
     target.kill().unwrap();
     target.wait().unwrap();
@@ -81,7 +94,16 @@ fn main() {
 fn run_memwatch(pid: i32, interval: &str, secs: u64) -> (f64, usize, i64) {
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_memwatch"))
-        .args(["--pid", &pid.to_string(), "--interval", interval, "--duration", &format!("{secs}s"), "--quiet", "--out"])
+        .args([
+            "--pid",
+            &pid.to_string(),
+            "--interval",
+            interval,
+            "--duration",
+            &format!("{secs}s"),
+            "--quiet",
+            "--out",
+        ])
         .arg(dir.path())
         .stdout(Stdio::null())
         .spawn()

@@ -41,8 +41,10 @@ fn watch_target(config: &Config) -> Result<u8> {
     let proc_root = Path::new("/proc");
     let with_pss = config.sampling.pss_interval.is_some();
     // Before any thread or child exists (children get their mask back in Target::spawn).
-    let interrupts = interrupt::Interrupts::install()
-        .map_err(|e| Error::Io { context: "cannot set up signal handling".into(), source: e })?;
+    let interrupts = interrupt::Interrupts::install().map_err(|e| Error::Io {
+        context: "cannot set up signal handling".into(),
+        source: e,
+    })?;
     config.output.precheck()?;
 
     let (mut target, mut reader) = match &config.mode {
@@ -54,7 +56,10 @@ fn watch_target(config: &Config) -> Result<u8> {
     target.check_first_read(&first)?;
     let outputs = config.output.resolve(target.pid, &local_stamp());
     let csv = outputs.create_csv().and_then(|out| {
-        CsvWriter::new(out).map_err(|source| Error::Output { path: outputs.csv.display().into(), source })
+        CsvWriter::new(out).map_err(|source| Error::Output {
+            path: outputs.csv.display().into(),
+            source,
+        })
     });
     let csv = match csv {
         Ok(csv) => csv,
@@ -68,12 +73,26 @@ fn watch_target(config: &Config) -> Result<u8> {
         }
     };
     let live_mode = LiveMode::detect(config.quiet);
-    let mut sinks = Sinks { csv, live: LiveView::new(live_mode) };
+    let mut sinks = Sinks {
+        csv,
+        live: LiveView::new(live_mode),
+    };
 
     let result = match first {
-        Ok(first) => watch::watch(&target, &mut reader, first, &config.sampling, &interrupts, &mut sinks)?,
+        Ok(first) => watch::watch(
+            &target,
+            &mut reader,
+            first,
+            &config.sampling,
+            &interrupts,
+            &mut sinks,
+        )?,
         // A spawned command that is already gone: nothing to sample.
-        Err(_) => watch::WatchResult { recording: Recording::default(), missed: 0, stop: StopReason::TargetExited },
+        Err(_) => watch::WatchResult {
+            recording: Recording::default(),
+            missed: 0,
+            stop: StopReason::TargetExited,
+        },
     };
     sinks.live.finish();
 
@@ -88,33 +107,57 @@ fn watch_target(config: &Config) -> Result<u8> {
 
     let analysis = analyse(rec, &config.analysis)?;
     let command_failed = matches!(config.mode, Mode::Run { .. }) && end.command_failed();
-    let exit_code = if command_failed { 4 } else { analysis.verdict.exit_code() };
+    let exit_code = if command_failed {
+        4
+    } else {
+        analysis.verdict.exit_code()
+    };
 
     let mut summary = Summary::new(&analysis, config.analysis.metric.name(), exit_code);
     summary.missed_samples = Some(result.missed);
     summary.target = Some(target_summary(&target, &end, result.stop));
     summary.events = rec.events.iter().map(Into::into).collect();
     summary.files = files_of(&outputs);
-    let written = write_reports(rec, &analysis, config, &summary, &outputs.json, &outputs.png)?;
+    let written = write_reports(
+        rec,
+        &analysis,
+        config,
+        &summary,
+        &outputs.json,
+        &outputs.png,
+    )?;
 
     if !config.quiet {
         let stop = match result.stop {
             StopReason::Duration => "duration reached".to_string(),
             StopReason::TargetExited => "target exited".to_string(),
-            StopReason::Interrupted { signal } => format!("interrupted by {}", signal::signal_name(signal)),
+            StopReason::Interrupted { signal } => {
+                format!("interrupted by {}", signal::signal_name(signal))
+            }
             StopReason::OutputClosed => "output closed".to_string(),
         };
-        eprintln!("memwatch: pid {} ({}): {stop}; target {}", target.pid, target.name, end.describe());
+        eprintln!(
+            "memwatch: pid {} ({}): {stop}; target {}",
+            target.pid,
+            target.name,
+            end.describe()
+        );
         print_figures(rec, result.missed);
         print_verdict(&analysis, config, live_mode.color());
         if command_failed {
-            eprintln!("memwatch: the command failed ({}): exit code 4", end.describe());
+            eprintln!(
+                "memwatch: the command failed ({}): exit code 4",
+                end.describe()
+            );
         }
         let csv_file = match &outputs.csv {
             Dest::File(p) => Some(p.as_path()),
             Dest::Stdout => None,
         };
-        for file in csv_file.into_iter().chain(written.iter().map(|p| p.as_path())) {
+        for file in csv_file
+            .into_iter()
+            .chain(written.iter().map(|p| p.as_path()))
+        {
             eprintln!("memwatch: wrote {}", file.display());
         }
     }
@@ -132,16 +175,37 @@ fn report_file(config: &Config, file: &Path) -> Result<u8> {
     let analysis = analyse(rec, &config.analysis)?;
     let exit_code = analysis.verdict.exit_code();
     let beside = |name: &str| file.parent().unwrap_or(Path::new("")).join(name);
-    let json = config.output.json.as_deref().map_or_else(|| Dest::File(beside("summary.json")), dest_of);
-    let png = config.output.png.as_deref().map_or_else(|| Dest::File(beside("memory.png")), dest_of);
+    let json = config
+        .output
+        .json
+        .as_deref()
+        .map_or_else(|| Dest::File(beside("summary.json")), dest_of);
+    let png = config
+        .output
+        .png
+        .as_deref()
+        .map_or_else(|| Dest::File(beside("memory.png")), dest_of);
 
     let mut summary = Summary::new(&analysis, config.analysis.metric.name(), exit_code);
-    summary.source = Some(SourceSummary { file: file.display().to_string(), format: loaded.format.to_string() });
+    summary.source = Some(SourceSummary {
+        file: file.display().to_string(),
+        format: loaded.format.to_string(),
+    });
     summary.events = rec.events.iter().map(Into::into).collect();
-    summary.files = Files { csv: None, json: file_name(&json), png: file_name(&png) };
+    summary.files = Files {
+        csv: None,
+        json: file_name(&json),
+        png: file_name(&png),
+    };
     let written = write_reports(rec, &analysis, config, &summary, &json, &png)?;
     if !config.quiet {
-        eprintln!("memwatch: {} ({}): {} samples over {}", file.display(), loaded.format, rec.len(), Elapsed(rec.duration_s()));
+        eprintln!(
+            "memwatch: {} ({}): {} samples over {}",
+            file.display(),
+            loaded.format,
+            rec.len(),
+            Elapsed(rec.duration_s())
+        );
         print_figures(rec, 0);
         print_verdict(&analysis, config, LiveMode::detect(false).color());
         for path in written {
@@ -164,7 +228,12 @@ fn analyse(rec: &Recording, cfg: &AnalysisConfig) -> Result<Analysis> {
             )));
         }
     };
-    Ok(analyze::analyze(&rec.time_s, values, &rec.dump_periods(), &cfg.thresholds))
+    Ok(analyze::analyze(
+        &rec.time_s,
+        values,
+        &rec.dump_periods(),
+        &cfg.thresholds,
+    ))
 }
 
 /// Writes the chart and then the summary, each whole or not at all; returns the files written.
@@ -177,7 +246,12 @@ fn write_reports(
     png: &Dest,
 ) -> Result<Vec<std::path::PathBuf>> {
     let mut written = Vec::new();
-    match report::chart::render_png(rec, config.analysis.metric, analysis, config.output.png_size) {
+    match report::chart::render_png(
+        rec,
+        config.analysis.metric,
+        analysis,
+        config.output.png_size,
+    ) {
         Ok(bytes) => {
             write_atomic(png, &bytes)?;
             if let Dest::File(p) = png {
@@ -195,7 +269,11 @@ fn write_reports(
 }
 
 fn dest_of(path: &Path) -> Dest {
-    if path.as_os_str() == "-" { Dest::Stdout } else { Dest::File(path.to_path_buf()) }
+    if path.as_os_str() == "-" {
+        Dest::Stdout
+    } else {
+        Dest::File(path.to_path_buf())
+    }
 }
 
 fn file_name(dest: &Dest) -> Option<String> {
@@ -206,7 +284,11 @@ fn file_name(dest: &Dest) -> Option<String> {
 }
 
 fn files_of(outputs: &Outputs) -> Files {
-    Files { csv: file_name(&outputs.csv), json: file_name(&outputs.json), png: file_name(&outputs.png) }
+    Files {
+        csv: file_name(&outputs.csv),
+        json: file_name(&outputs.json),
+        png: file_name(&outputs.png),
+    }
 }
 
 fn target_summary(target: &Target, end: &TargetEnd, stop: StopReason) -> TargetSummary {
@@ -263,7 +345,10 @@ fn print_verdict(a: &Analysis, config: &Config, color: bool) {
         "memwatch: {paint}{}{reset} ({}, {}): {}",
         a.verdict.as_str(),
         config.analysis.metric,
-        serde_json::to_value(a.pattern).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(),
+        serde_json::to_value(a.pattern)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
         a.reason
     );
 }

@@ -143,7 +143,9 @@ impl Recording {
         let mut periods = Vec::new();
         for (i, e) in self.events.iter().enumerate() {
             if let EventKind::DumpStart(file) = &e.kind {
-                let done = self.events[i..].iter().find(|d| matches!(&d.kind, EventKind::Dump(f) if f == file));
+                let done = self.events[i..]
+                    .iter()
+                    .find(|d| matches!(&d.kind, EventKind::Dump(f) if f == file));
                 periods.push((e.elapsed_s, done.map_or(end, |d| d.elapsed_s)));
             }
         }

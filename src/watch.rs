@@ -1,12 +1,14 @@
 //! The sampling loop: samples the target on the deadline schedule until --duration, the
 //! target's exit, or a stop request, streaming each sample to its consumers as it comes.
 
+use crate::analyze::{Thresholds, Verdict, analyze};
 use crate::config::Sampling;
 use crate::error::{Error, Result};
 use crate::interrupt::{Interrupts, Wake, wait_until};
 use crate::recording::{Event, Recording};
 use crate::report::csv::CsvWriter;
-use crate::report::live::LiveView;
+use crate::report::live::{LiveTrend, LiveView};
+use crate::sample::Metric;
 use crate::sample::reader::ReadError;
 use crate::sample::{MemStatus, ProcReader, Sample, Schedule};
 use crate::target::Target;
@@ -55,6 +57,7 @@ pub fn watch(
     let mut next_pss = t0;
     let tick_events: Vec<Event> = Vec::new();
     let mut taken: u64 = 0;
+    let mut next_trend = t0 + Duration::from_secs(5);
 
     let mut mem = first;
     let mut now = t0;
@@ -86,6 +89,13 @@ pub fn watch(
                 context: "cannot write the samples CSV".into(),
                 source: e,
             });
+        }
+        if sinks.live.is_on() && now >= next_trend {
+            // Periodic, not per sample: the analyser allocates. Slower on long runs so it
+            // never costs more than ~1% of the time.
+            let started = Instant::now();
+            sinks.live.set_trend(live_trend(&rec));
+            next_trend = now + Duration::from_secs(5).max(started.elapsed() * 100);
         }
         sinks.live.update(&sample, taken, schedule.missed(), now);
         schedule.advance(now);
@@ -131,6 +141,21 @@ pub fn watch(
         recording: rec,
         missed: schedule.missed(),
         stop,
+    })
+}
+
+/// The trend for the live line: the full analysis of RSS so far, once it can decide.
+fn live_trend(rec: &Recording) -> Option<LiveTrend> {
+    let rss = rec.metric(Metric::Rss)?;
+    let a = analyze(
+        &rec.time_s,
+        rss,
+        &rec.dump_periods(),
+        &Thresholds::default(),
+    );
+    (a.verdict != Verdict::Inconclusive).then_some(LiveTrend {
+        slope_bytes_per_s: a.slope_bytes_per_s,
+        growing: a.verdict == Verdict::Growing,
     })
 }
 

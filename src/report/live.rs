@@ -80,6 +80,10 @@ impl LiveView {
         }
     }
 
+    pub fn is_on(&self) -> bool {
+        self.mode != LiveMode::Off
+    }
+
     pub fn set_trend(&mut self, trend: Option<LiveTrend>) {
         self.trend = trend;
     }

@@ -74,7 +74,10 @@ pub struct EventSummary {
 
 impl From<&Event> for EventSummary {
     fn from(e: &Event) -> Self {
-        EventSummary { elapsed_s: e.elapsed_s, event: e.kind.to_string() }
+        EventSummary {
+            elapsed_s: e.elapsed_s,
+            event: e.kind.to_string(),
+        }
     }
 }
 
@@ -120,7 +123,10 @@ impl Summary {
             missed_samples: None,
             duration_s: a.duration_s,
             warmup_s: a.warmup_s,
-            window: Window { start_s: a.window_start_s, end_s: a.window_end_s },
+            window: Window {
+                start_s: a.window_start_s,
+                end_s: a.window_end_s,
+            },
             slope_bytes_per_s: a.slope_bytes_per_s,
             slope_pct_per_hour: a.slope_pct_per_hour,
             growth_bytes: a.growth_bytes,
@@ -133,7 +139,11 @@ impl Summary {
             source: None,
             events: Vec::new(),
             dumps: Vec::new(),
-            excluded: a.excluded.iter().map(|&(start_s, end_s)| Window { start_s, end_s }).collect(),
+            excluded: a
+                .excluded
+                .iter()
+                .map(|&(start_s, end_s)| Window { start_s, end_s })
+                .collect(),
             thresholds: ThresholdSummary {
                 warmup: match t.warmup {
                     Warmup::Auto => serde_json::Value::from("auto"),
@@ -157,7 +167,8 @@ impl Summary {
     }
 
     pub fn to_json(&self) -> String {
-        let mut text = serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+        let mut text = serde_json::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
         text.push('\n');
         text
     }

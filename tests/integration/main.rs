@@ -3,5 +3,5 @@
 
 mod bad_input;
 mod spine;
-mod verdict;
 mod util;
+mod verdict;

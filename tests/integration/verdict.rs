@@ -19,14 +19,25 @@ pub fn decode_png(path: &Path) -> (u32, u32, Vec<u8>) {
 }
 
 fn red_pixels(rgb: &[u8]) -> usize {
-    rgb.chunks(3).filter(|p| p[0] > 200 && p[1] < 40 && p[2] < 40).count()
+    rgb.chunks(3)
+        .filter(|p| p[0] > 200 && p[1] < 40 && p[2] < 40)
+        .count()
 }
 
 #[test]
 fn a_leaking_command_fails_the_gate_with_files_to_show() {
     let dir = tempfile::tempdir().unwrap();
     let out = memwatch(dir.path())
-        .args(["run", "--interval", "100ms", "--duration", "6s", "--out", "o", "--"])
+        .args([
+            "run",
+            "--interval",
+            "100ms",
+            "--duration",
+            "6s",
+            "--out",
+            "o",
+            "--",
+        ])
         .arg(fixture_bin())
         .args(["leak", "2MiB/s"])
         .output()
@@ -39,11 +50,33 @@ fn a_leaking_command_fails_the_gate_with_files_to_show() {
     assert_eq!(s["exit_code"], 1);
     assert_eq!(s["metric"], "rss");
     let slope = s["slope_bytes_per_s"].as_f64().unwrap() / MIB;
-    assert!((1.5..=2.5).contains(&slope), "slope {slope:.2} MiB/s, leak is 2 MiB/s");
+    assert!(
+        (1.5..=2.5).contains(&slope),
+        "slope {slope:.2} MiB/s, leak is 2 MiB/s"
+    );
     assert_eq!(s["target"]["stop"], "duration");
     assert_eq!(s["target"]["stopped_by_memwatch"], true);
-    assert!(s["target"]["command"].as_str().unwrap().contains("fixture leak 2MiB/s"));
-    for key in ["pattern", "samples", "duration_s", "warmup_s", "slope_pct_per_hour", "growth_bytes", "p_value", "start_bytes", "end_bytes", "peak_bytes", "events", "dumps", "thresholds"] {
+    assert!(
+        s["target"]["command"]
+            .as_str()
+            .unwrap()
+            .contains("fixture leak 2MiB/s")
+    );
+    for key in [
+        "pattern",
+        "samples",
+        "duration_s",
+        "warmup_s",
+        "slope_pct_per_hour",
+        "growth_bytes",
+        "p_value",
+        "start_bytes",
+        "end_bytes",
+        "peak_bytes",
+        "events",
+        "dumps",
+        "thresholds",
+    ] {
         assert!(s.get(key).is_some(), "summary.json lacks {key}");
     }
     let (w, h, rgb) = decode_png(&dir.path().join("o/memory.png"));
@@ -55,7 +88,18 @@ fn a_leaking_command_fails_the_gate_with_files_to_show() {
 fn a_steady_command_passes_the_gate() {
     let dir = tempfile::tempdir().unwrap();
     let out = memwatch(dir.path())
-        .args(["run", "--interval", "100ms", "--duration", "6s", "--out", "o", "--png-size", "800x600", "--"])
+        .args([
+            "run",
+            "--interval",
+            "100ms",
+            "--duration",
+            "6s",
+            "--out",
+            "o",
+            "--png-size",
+            "800x600",
+            "--",
+        ])
         .arg(fixture_bin())
         .arg("steady")
         .output()
@@ -73,13 +117,25 @@ fn a_steady_command_passes_the_gate() {
 fn a_sawtooth_with_a_flat_floor_is_stable() {
     let dir = tempfile::tempdir().unwrap();
     let out = memwatch(dir.path())
-        .args(["run", "--interval", "100ms", "--duration", "8s", "--out", "o", "--"])
+        .args([
+            "run",
+            "--interval",
+            "100ms",
+            "--duration",
+            "8s",
+            "--out",
+            "o",
+            "--",
+        ])
         .arg(fixture_bin())
         .args(["sawtooth", "8MiB/s"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert_eq!(summary(&dir.path().join("o/summary.json"))["verdict"], "stable");
+    assert_eq!(
+        summary(&dir.path().join("o/summary.json"))["verdict"],
+        "stable"
+    );
 }
 
 /// A recorded run, written as a CSV: 120 s at 1 Hz, 50 MiB + slope, with a little noise.
@@ -87,7 +143,10 @@ fn write_csv(path: &Path, slope_per_s: f64) {
     let mut text = String::from("elapsed_s,rss_bytes\n");
     for i in 0..120 {
         let noise = ((i * 7919) % 13) as f64 * 20_000.0;
-        text += &format!("{i}.000,{:.0}\n", 50.0 * MIB + slope_per_s * i as f64 + noise);
+        text += &format!(
+            "{i}.000,{:.0}\n",
+            50.0 * MIB + slope_per_s * i as f64 + noise
+        );
     }
     std::fs::write(path, text).unwrap();
 }
@@ -97,7 +156,10 @@ fn report_reanalyses_a_recorded_run() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("run.csv");
     write_csv(&csv, 50_000.0);
-    let out = memwatch(dir.path()).args(["report", "run.csv"]).output().unwrap();
+    let out = memwatch(dir.path())
+        .args(["report", "run.csv"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let s = summary(&dir.path().join("summary.json"));
     assert_eq!(s["verdict"], "growing");
@@ -105,9 +167,13 @@ fn report_reanalyses_a_recorded_run() {
     assert!(dir.path().join("memory.png").exists());
 
     write_csv(&csv, 0.0);
-    let out = memwatch(dir.path()).args(["report", "run.csv", "--json", "--png", "flat.png"]).output().unwrap();
+    let out = memwatch(dir.path())
+        .args(["report", "run.csv", "--json", "--png", "flat.png"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let s: Value = serde_json::from_slice(&out.stdout).expect("stdout is the JSON summary and nothing else");
+    let s: Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is the JSON summary and nothing else");
     assert_eq!(s["verdict"], "stable");
     assert_eq!(s["exit_code"], 0);
     assert!(dir.path().join("flat.png").exists());
@@ -119,19 +185,35 @@ fn report_reads_psrecord_and_mprof_files() {
     let mut log = String::from("# Elapsed time   CPU (%)     Real (MB)   Virtual (MB)\n");
     let mut dat = String::from("CMDLINE python leak.py\n");
     for i in 0..100 {
-        log += &format!("{:>12.3} {:>9.3} {:>12.3} {:>12.3}\n", i as f64, 1.0, 40.0 + 0.1 * i as f64, 300.0);
-        dat += &format!("MEM {:.6} {:.4}\n", 40.0 + 0.1 * i as f64, 1_700_000_000.0 + i as f64);
+        log += &format!(
+            "{:>12.3} {:>9.3} {:>12.3} {:>12.3}\n",
+            i as f64,
+            1.0,
+            40.0 + 0.1 * i as f64,
+            300.0
+        );
+        dat += &format!(
+            "MEM {:.6} {:.4}\n",
+            40.0 + 0.1 * i as f64,
+            1_700_000_000.0 + i as f64
+        );
     }
     std::fs::write(dir.path().join("psrecord.log"), log).unwrap();
     std::fs::write(dir.path().join("mprofile.dat"), dat).unwrap();
     for (file, format) in [("psrecord.log", "psrecord"), ("mprofile.dat", "mprof")] {
-        let out = memwatch(dir.path()).args(["report", file, "--json", "-", "--png", "x.png"]).output().unwrap();
+        let out = memwatch(dir.path())
+            .args(["report", file, "--json", "-", "--png", "x.png"])
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(1), "{file}: {}", stderr(&out));
         let s: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(s["verdict"], "growing", "{file}");
         assert!(s["source"]["format"].as_str().unwrap().contains(format));
         let slope = s["slope_bytes_per_s"].as_f64().unwrap();
-        assert!((slope - 0.1 * MIB).abs() < 0.01 * MIB, "{file}: slope {slope}");
+        assert!(
+            (slope - 0.1 * MIB).abs() < 0.01 * MIB,
+            "{file}: slope {slope}"
+        );
     }
 }
 
@@ -143,18 +225,28 @@ fn report_refuses_bad_files_naming_the_line() {
         ("header.csv", "elapsed_s,rss_bytes\n", "no complete sample"),
         ("nocol.csv", "elapsed_s,vsz_bytes\n0,1\n", "rss_bytes"),
         ("text.csv", "elapsed_s,rss_bytes\n0,100\n1,abc\n", "line 3"),
-        ("back.csv", "elapsed_s,rss_bytes\n0,100\n2,100\n1,100\n", "line 4"),
+        (
+            "back.csv",
+            "elapsed_s,rss_bytes\n0,100\n2,100\n1,100\n",
+            "line 4",
+        ),
     ];
     for (name, text, expect) in cases {
         std::fs::write(dir.path().join(name), text).unwrap();
-        let out = memwatch(dir.path()).args(["report", name]).output().unwrap();
+        let out = memwatch(dir.path())
+            .args(["report", name])
+            .output()
+            .unwrap();
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{name}: {err}");
         assert_eq!(err.lines().count(), 1, "{name}: {err}");
         assert!(err.contains(expect), "{name}: {err}");
     }
     assert!(!dir.path().join("summary.json").exists() && !dir.path().join("memory.png").exists());
-    let out = memwatch(dir.path()).args(["report", "missing.csv"]).output().unwrap();
+    let out = memwatch(dir.path())
+        .args(["report", "missing.csv"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("missing.csv"));
 }
@@ -167,9 +259,16 @@ fn report_skips_a_truncated_last_line_with_a_warning() {
     let mut text = std::fs::read_to_string(&csv).unwrap();
     text += "120.000,524";
     std::fs::write(&csv, text.replace("120.000,524", "120.0")).unwrap();
-    let out = memwatch(dir.path()).args(["report", "killed.csv", "--json", "-"]).output().unwrap();
+    let out = memwatch(dir.path())
+        .args(["report", "killed.csv", "--json", "-"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stderr(&out).contains("warning") && stderr(&out).contains("line 122"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning") && stderr(&out).contains("line 122"),
+        "{}",
+        stderr(&out)
+    );
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["samples"], 120);
 }
@@ -178,11 +277,23 @@ fn report_skips_a_truncated_last_line_with_a_warning() {
 fn too_short_a_run_is_inconclusive() {
     let dir = tempfile::tempdir().unwrap();
     let out = memwatch(dir.path())
-        .args(["run", "--interval", "500ms", "--duration", "2s", "--out", "o", "--"])
+        .args([
+            "run",
+            "--interval",
+            "500ms",
+            "--duration",
+            "2s",
+            "--out",
+            "o",
+            "--",
+        ])
         .arg(fixture_bin())
         .arg("steady")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert_eq!(summary(&dir.path().join("o/summary.json"))["verdict"], "inconclusive");
+    assert_eq!(
+        summary(&dir.path().join("o/summary.json"))["verdict"],
+        "inconclusive"
+    );
 }
