@@ -91,6 +91,7 @@ fn main() {
 }
 
 /// Runs the memwatch binary on `pid`; returns (CPU seconds, samples, max RSS KiB).
+#[allow(clippy::zombie_processes)] // reaped by wait4, which also gives its rusage
 fn run_memwatch(pid: i32, interval: &str, secs: u64) -> (f64, usize, i64) {
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_memwatch"))
