@@ -60,6 +60,8 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub sampling: SamplingArgs,
     #[command(flatten)]
+    pub signals: SignalArgs,
+    #[command(flatten)]
     pub analysis: AnalysisArgs,
     #[command(flatten)]
     pub output: OutputArgs,
@@ -149,9 +151,56 @@ pub struct SamplingArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Signals and heap dumps")]
+pub struct SignalArgs {
+    /// Signal to send: `SIGUSR2`, `USR2` or `12`.
+    #[arg(long, value_name = "SIG", default_value = "SIGUSR2")]
+    pub signal: String,
+
+    /// Send the signal every DUR (e.g. to force a GC or take a heap snapshot).
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
+    pub signal_every: Option<String>,
+
+    /// Send the signal at these offsets from the start: `30s,1m,90s`.
+    #[arg(long, value_name = "DUR,...", allow_hyphen_values = true)]
+    pub signal_at: Option<String>,
+
+    /// Send the signal once more when the run ends (and wait for its dump).
+    #[arg(long)]
+    pub signal_at_end: bool,
+
+    /// After each signal wait DUR, then take a sample marked `settled` (the post-GC floor).
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
+    pub settle: Option<String>,
+
+    /// Send the signal even if the target does not catch it (its default action may kill it).
+    #[arg(long)]
+    pub force_signal: bool,
+
+    /// Folder watched for heap dumps [default: the target's working directory]
+    #[arg(long, value_name = "DIR")]
+    pub dump_dir: Option<std::path::PathBuf>,
+
+    /// File patterns that are heap dumps, comma-separated.
+    #[arg(long, value_name = "GLOBS", default_value = crate::dump::DEFAULT_GLOBS)]
+    pub dump_glob: String,
+
+    /// Stop signalling once this many dumps have been written.
+    #[arg(long, value_name = "N", default_value = "5")]
+    pub max_dumps: u32,
+
+    /// Stop signalling when the dump folder's disk would have less than SIZE free after the
+    /// next dump (estimated as the largest so far).
+    #[arg(long, value_name = "SIZE", default_value = "1GiB")]
+    pub min_free: String,
+}
+
+#[derive(Debug, Args)]
 #[command(next_help_heading = "Analysis")]
 pub struct AnalysisArgs {
-    /// Memory column to judge: rss, anon, vsz, file, shmem, swap, pss, uss.
+    /// Memory column to judge: rss, anon, vsz, file, shmem, swap, hwm, pss, uss, or `settled`
+    /// (RSS of the samples taken --settle after each signal; chosen automatically when
+    /// there are enough of them).
     #[arg(long, value_name = "NAME", default_value = "rss")]
     pub metric: String,
 

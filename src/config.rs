@@ -2,7 +2,7 @@
 //! ranges checked, PIDs positive. Every message names the bad value and what to do.
 
 use crate::analyze::{MinGrowth, Thresholds, Warmup};
-use crate::cli::{AnalysisArgs, Cli, Command, OutputArgs, SamplingArgs};
+use crate::cli::{AnalysisArgs, Cli, Command, OutputArgs, SamplingArgs, SignalArgs};
 use crate::error::{Error, Result};
 use crate::sample::Metric;
 use crate::units::{parse_duration, parse_pct_rate, parse_rate, parse_size};
@@ -28,6 +28,7 @@ pub enum Mode {
 pub struct Config {
     pub mode: Mode,
     pub sampling: Sampling,
+    pub signals: SignalPlan,
     pub analysis: AnalysisConfig,
     pub output: OutputPlan,
     pub quiet: bool,
@@ -41,9 +42,47 @@ pub struct Sampling {
     pub pss_interval: Option<Duration>,
 }
 
+/// When and how the target is signalled, and where its heap dumps are looked for.
+#[derive(Clone, Debug, Default)]
+pub struct SignalPlan {
+    pub signal: i32,
+    pub every: Option<Duration>,
+    /// Offsets from the start, ascending.
+    pub at: Vec<Duration>,
+    pub at_end: bool,
+    pub settle: Option<Duration>,
+    pub force: bool,
+    pub dump_dir: Option<PathBuf>,
+    pub dump_globs: String,
+    pub max_dumps: u32,
+    pub min_free: u64,
+}
+
+impl SignalPlan {
+    /// True when any signal is to be sent.
+    pub fn sends(&self) -> bool {
+        self.every.is_some() || !self.at.is_empty() || self.at_end
+    }
+
+    /// Dumps are watched when signals are sent or a dump folder is named.
+    pub fn watches_dumps(&self) -> bool {
+        self.sends() || self.dump_dir.is_some()
+    }
+}
+
+/// Whether the verdict is judged on the settled (post-signal) samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SettledUse {
+    /// When there are enough settled samples to decide.
+    Auto,
+    /// `--metric settled`.
+    Always,
+}
+
 #[derive(Clone, Debug)]
 pub struct AnalysisConfig {
     pub metric: Metric,
+    pub settled: SettledUse,
     pub thresholds: Thresholds,
 }
 
@@ -63,6 +102,10 @@ fn usage(message: String) -> Error {
 
 impl Config {
     pub fn from_cli(cli: Cli) -> Result<Config> {
+        Self::from_cli_unchecked(cli).and_then(check_metric_recorded)
+    }
+
+    fn from_cli_unchecked(cli: Cli) -> Result<Config> {
         match cli.command {
             Some(Command::Run(run)) => {
                 let grace =
@@ -79,6 +122,7 @@ impl Config {
                         grace,
                     },
                     sampling: sampling(&run.watch.sampling)?,
+                    signals: signals(&run.watch.signals, &run.watch.sampling)?,
                     analysis: analysis(&run.watch.analysis)?,
                     output: output(&run.watch.output)?,
                     quiet: run.watch.display.quiet,
@@ -91,6 +135,7 @@ impl Config {
                     duration: None,
                     pss_interval: None,
                 },
+                signals: SignalPlan::default(),
                 analysis: analysis(&report.analysis)?,
                 output: OutputPlan {
                     dir: None,
@@ -110,6 +155,7 @@ impl Config {
                         pid: parse_pid(&pid_text)?,
                     },
                     sampling: sampling(&cli.watch.sampling)?,
+                    signals: signals(&cli.watch.signals, &cli.watch.sampling)?,
                     analysis: analysis(&cli.watch.analysis)?,
                     output: output(&cli.watch.output)?,
                     quiet: cli.watch.display.quiet,
@@ -117,6 +163,15 @@ impl Config {
             }
         }
     }
+}
+
+/// PSS and USS exist only when --pss asks for them.
+fn check_metric_recorded(config: Config) -> Result<Config> {
+    let needs_pss = matches!(config.analysis.metric, Metric::Pss | Metric::Uss);
+    if needs_pss && config.sampling.pss_interval.is_none() && !matches!(config.mode, Mode::Report { .. }) {
+        return Err(usage(format!("--metric {} needs --pss, which records it", config.analysis.metric)));
+    }
+    Ok(config)
 }
 
 /// A PID must be a positive number: 0 and negatives mean process groups or "everything" to
@@ -167,15 +222,66 @@ fn sampling(args: &SamplingArgs) -> Result<Sampling> {
     })
 }
 
+fn signals(args: &SignalArgs, sampling_args: &SamplingArgs) -> Result<SignalPlan> {
+    let dur = |flag: &str, text: &str| parse_duration(text).map_err(|e| usage(format!("{flag}: {e}")));
+    let signal = crate::signal::parse_signal(&args.signal).map_err(|e| usage(format!("--signal: {e}")))?;
+    if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+        return Err(usage(format!("--signal '{}' cannot be caught: memwatch sends only signals a process can handle", args.signal)));
+    }
+    let every = args.signal_every.as_deref().map(|t| dur("--signal-every", t)).transpose()?;
+    if every.is_some_and(|d| d.is_zero()) {
+        return Err(usage("--signal-every must be longer than 0".into()));
+    }
+    let mut at = match &args.signal_at {
+        Some(list) => list.split(',').map(|t| dur("--signal-at", t)).collect::<Result<Vec<_>>>()?,
+        None => Vec::new(),
+    };
+    at.sort();
+    if let (Some(last), Some(d)) = (at.last(), sampling_args.duration.as_deref()) {
+        let d = dur("--duration", d)?;
+        if *last > d {
+            return Err(usage(format!("--signal-at {}: that is after --duration {}", humantime::format_duration(*last), humantime::format_duration(d))));
+        }
+    }
+    let settle = args.settle.as_deref().map(|t| dur("--settle", t)).transpose()?;
+    let plan = SignalPlan {
+        signal,
+        every,
+        at,
+        at_end: args.signal_at_end,
+        settle,
+        force: args.force_signal,
+        dump_dir: args.dump_dir.clone(),
+        dump_globs: args.dump_glob.clone(),
+        max_dumps: args.max_dumps,
+        min_free: parse_size(&args.min_free).map_err(|e| usage(format!("--min-free: {e}")))?,
+    };
+    if settle.is_some() && !plan.sends() {
+        return Err(usage("--settle needs a signal to settle after: add --signal-every, --signal-at or --signal-at-end".into()));
+    }
+    if let (Some(s), Some(e)) = (settle, every)
+        && s >= e
+    {
+        return Err(usage(format!("--settle {} must be shorter than --signal-every {}", humantime::format_duration(s), humantime::format_duration(e))));
+    }
+    if let Some(dir) = &plan.dump_dir
+        && !dir.is_dir()
+    {
+        return Err(usage(format!("--dump-dir '{}' is not a folder", dir.display())));
+    }
+    Ok(plan)
+}
+
 fn analysis(args: &AnalysisArgs) -> Result<AnalysisConfig> {
-    let metric = Metric::from_name(&args.metric).ok_or_else(|| {
-        let names: Vec<_> = Metric::ALL.iter().map(|m| m.name()).collect();
-        usage(format!(
-            "--metric '{}' is not a metric: use one of {}",
-            args.metric,
-            names.join(", ")
-        ))
-    })?;
+    let (metric, settled) = if args.metric == "settled" {
+        (Metric::Rss, SettledUse::Always)
+    } else {
+        let metric = Metric::from_name(&args.metric).ok_or_else(|| {
+            let names: Vec<_> = Metric::ALL.iter().map(|m| m.name()).collect();
+            usage(format!("--metric '{}' is not a metric: use one of {}, settled", args.metric, names.join(", ")))
+        })?;
+        (metric, SettledUse::Auto)
+    };
     let mut t = Thresholds::default();
     if let Some(w) = &args.warmup {
         t.warmup = Warmup::Fixed(
@@ -220,6 +326,7 @@ fn analysis(args: &AnalysisArgs) -> Result<AnalysisConfig> {
     }
     Ok(AnalysisConfig {
         metric,
+        settled,
         thresholds: t,
     })
 }

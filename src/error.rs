@@ -16,6 +16,12 @@ pub enum Error {
         name: String,
         what: &'static str,
     },
+    #[error(
+        "PID {pid} ({name}) does not catch {signal}: its default action would terminate it. \
+         Give it a handler (Node: --heapsnapshot-signal={signal}, or process.on('{signal}', ...)) \
+         or pass --force-signal"
+    )]
+    SignalNotCaught { pid: i32, name: String, signal: String },
     #[error("cannot parse {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("cannot run '{program}': {source}")]

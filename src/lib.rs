@@ -5,6 +5,7 @@
 pub mod analyze;
 pub mod cli;
 pub mod config;
+pub mod dump;
 pub mod error;
 pub mod interrupt;
 pub mod recording;
@@ -19,7 +20,7 @@ pub use error::{Error, Result};
 pub use recording::{Event, EventKind, Recording};
 
 use analyze::{Analysis, Verdict};
-use config::{AnalysisConfig, Config, Mode};
+use config::{AnalysisConfig, Config, Mode, SettledUse};
 use report::csv::CsvWriter;
 use report::live::{LiveMode, LiveView};
 use report::output::{Dest, Outputs, local_stamp, write_atomic};
@@ -54,6 +55,16 @@ fn watch_target(config: &Config) -> Result<u8> {
     };
     let first = reader.read_status();
     target.check_first_read(&first)?;
+    let plan = &config.signals;
+    // An attached process must already catch the signal: refuse before anything is written.
+    // (A spawned command gets a few seconds to install its handler; see watch.rs.)
+    if plan.sends() && !plan.force && !target.is_child() && !target.catches(&mut reader, plan.signal)? {
+        return Err(Error::SignalNotCaught {
+            pid: target.pid,
+            name: target.name.clone(),
+            signal: signal::signal_name(plan.signal),
+        });
+    }
     let outputs = config.output.resolve(target.pid, &local_stamp());
     let csv = outputs.create_csv().and_then(|out| {
         CsvWriter::new(out).map_err(|source| Error::Output {
@@ -79,22 +90,28 @@ fn watch_target(config: &Config) -> Result<u8> {
     };
 
     let result = match first {
-        Ok(first) => watch::watch(
-            &target,
-            &mut reader,
-            first,
-            &config.sampling,
-            &interrupts,
-            &mut sinks,
-        )?,
+        Ok(first) => watch::watch(&target, &mut reader, first, &config.sampling, plan, &interrupts, &mut sinks),
         // A spawned command that is already gone: nothing to sample.
-        Err(_) => watch::WatchResult {
+        Err(_) => Ok(watch::WatchResult {
             recording: Recording::default(),
             missed: 0,
             stop: StopReason::TargetExited,
-        },
+            dumps: Vec::new(),
+        }),
     };
     sinks.live.finish();
+    let result = match result {
+        Ok(result) => result,
+        Err(e) => {
+            // The samples so far are in the CSV; a spawned command is not left running.
+            if let Mode::Run { grace, .. } = &config.mode {
+                target.mark_stopped_by_memwatch();
+                target.stop(*grace);
+                target.end();
+            }
+            return Err(e);
+        }
+    };
 
     if let Mode::Run { grace, .. } = &config.mode {
         if matches!(result.stop, StopReason::Interrupted { .. }) {
@@ -105,7 +122,7 @@ fn watch_target(config: &Config) -> Result<u8> {
     let end = target.end();
     let rec = &result.recording;
 
-    let analysis = analyse(rec, &config.analysis)?;
+    let (analysis, judged) = analyse(rec, &config.analysis)?;
     let command_failed = matches!(config.mode, Mode::Run { .. }) && end.command_failed();
     let exit_code = if command_failed {
         4
@@ -113,10 +130,11 @@ fn watch_target(config: &Config) -> Result<u8> {
         analysis.verdict.exit_code()
     };
 
-    let mut summary = Summary::new(&analysis, config.analysis.metric.name(), exit_code);
+    let mut summary = Summary::new(&analysis, &judged, exit_code);
     summary.missed_samples = Some(result.missed);
     summary.target = Some(target_summary(&target, &end, result.stop));
     summary.events = rec.events.iter().map(Into::into).collect();
+    summary.dumps = result.dumps.iter().map(Into::into).collect();
     summary.files = files_of(&outputs);
     let written = write_reports(
         rec,
@@ -143,7 +161,14 @@ fn watch_target(config: &Config) -> Result<u8> {
             end.describe()
         );
         print_figures(rec, result.missed);
-        print_verdict(&analysis, config, live_mode.color());
+        for d in &result.dumps {
+            let state = match d.completed_s {
+                Some(t) => format!("complete at {}", Elapsed(t)),
+                None => "INCOMPLETE".to_string(),
+            };
+            eprintln!("memwatch: heap dump {} ({}, {state})", d.path.display(), Bytes(d.bytes as f64));
+        }
+        print_verdict(&analysis, &judged, live_mode.color());
         if command_failed {
             eprintln!(
                 "memwatch: the command failed ({}): exit code 4",
@@ -172,7 +197,7 @@ fn report_file(config: &Config, file: &Path) -> Result<u8> {
         }
     }
     let rec = &loaded.recording;
-    let analysis = analyse(rec, &config.analysis)?;
+    let (analysis, judged) = analyse(rec, &config.analysis)?;
     let exit_code = analysis.verdict.exit_code();
     let beside = |name: &str| file.parent().unwrap_or(Path::new("")).join(name);
     let json = config
@@ -186,7 +211,7 @@ fn report_file(config: &Config, file: &Path) -> Result<u8> {
         .as_deref()
         .map_or_else(|| Dest::File(beside("memory.png")), dest_of);
 
-    let mut summary = Summary::new(&analysis, config.analysis.metric.name(), exit_code);
+    let mut summary = Summary::new(&analysis, &judged, exit_code);
     summary.source = Some(SourceSummary {
         file: file.display().to_string(),
         format: loaded.format.to_string(),
@@ -207,7 +232,7 @@ fn report_file(config: &Config, file: &Path) -> Result<u8> {
             Elapsed(rec.duration_s())
         );
         print_figures(rec, 0);
-        print_verdict(&analysis, config, LiveMode::detect(false).color());
+        print_verdict(&analysis, &judged, LiveMode::detect(false).color());
         for path in written {
             eprintln!("memwatch: wrote {}", path.display());
         }
@@ -216,7 +241,10 @@ fn report_file(config: &Config, file: &Path) -> Result<u8> {
 }
 
 /// The analyser on the configured metric, leaving out heap-dump periods.
-fn analyse(rec: &Recording, cfg: &AnalysisConfig) -> Result<Analysis> {
+/// The analyser on the configured metric, leaving out heap-dump periods. Returns the
+/// analysis and the name of the series judged: the metric, or `settled` when the samples
+/// taken --settle after each signal (the post-GC floor) are enough to decide.
+fn analyse(rec: &Recording, cfg: &AnalysisConfig) -> Result<(Analysis, String)> {
     let values = match rec.metric(cfg.metric) {
         Some(values) => values,
         None if rec.is_empty() => &[],
@@ -228,12 +256,21 @@ fn analyse(rec: &Recording, cfg: &AnalysisConfig) -> Result<Analysis> {
             )));
         }
     };
-    Ok(analyze::analyze(
-        &rec.time_s,
-        values,
-        &rec.dump_periods(),
-        &cfg.thresholds,
-    ))
+    let excluded = rec.dump_periods();
+    let (settled_t, settled_v) = rec.settled(values);
+    if !settled_t.is_empty() || cfg.settled == SettledUse::Always {
+        if settled_t.is_empty() {
+            return Err(Error::Usage(
+                "--metric settled: the run has no settled samples (they come from --settle after a signal)".into(),
+            ));
+        }
+        let a = analyze::analyze(&settled_t, &settled_v, &excluded, &cfg.thresholds);
+        if cfg.settled == SettledUse::Always || a.verdict != Verdict::Inconclusive {
+            return Ok((a, "settled".into()));
+        }
+    }
+    let a = analyze::analyze(&rec.time_s, values, &excluded, &cfg.thresholds);
+    Ok((a, cfg.metric.name().into()))
 }
 
 /// Writes the chart and then the summary, each whole or not at all; returns the files written.
@@ -334,7 +371,7 @@ fn print_figures(rec: &Recording, missed: u64) {
     );
 }
 
-fn print_verdict(a: &Analysis, config: &Config, color: bool) {
+fn print_verdict(a: &Analysis, judged: &str, color: bool) {
     let (paint, reset) = match (color, a.verdict) {
         (false, _) => ("", ""),
         (true, Verdict::Growing) => ("\x1b[1;31m", "\x1b[0m"),
@@ -344,7 +381,7 @@ fn print_verdict(a: &Analysis, config: &Config, color: bool) {
     eprintln!(
         "memwatch: {paint}{}{reset} ({}, {}): {}",
         a.verdict.as_str(),
-        config.analysis.metric,
+        judged,
         serde_json::to_value(a.pattern)
             .ok()
             .and_then(|v| v.as_str().map(String::from))

@@ -152,6 +152,21 @@ impl Recording {
         periods
     }
 
+    /// The times and `values` of the samples marked `settled` (taken --settle after a
+    /// signal): the post-GC series.
+    pub fn settled(&self, values: &[f64]) -> (Vec<f64>, Vec<f64>) {
+        let mut out = (Vec::new(), Vec::new());
+        for e in self.events.iter().filter(|e| e.kind == EventKind::Settled) {
+            if let Ok(i) = self.time_s.binary_search_by(|t| t.total_cmp(&e.elapsed_s))
+                && let Some(&v) = values.get(i)
+            {
+                out.0.push(e.elapsed_s);
+                out.1.push(v);
+            }
+        }
+        out
+    }
+
     pub fn duration_s(&self) -> f64 {
         match (self.time_s.first(), self.time_s.last()) {
             (Some(first), Some(last)) => last - first,

@@ -93,3 +93,72 @@ mod tests {
         assert_eq!(signal_name(40), "SIG40");
     }
 }
+
+/// True when `signal` is set in a `SigCgt` mask.
+pub fn is_caught(mask: u64, signal: i32) -> bool {
+    (1..=64).contains(&signal) && mask & (1u64 << (signal - 1)) != 0
+}
+
+/// When to send: `--signal-every`, `--signal-at` and `--signal-at-end`, measured from the
+/// first sample. Pure bookkeeping; the caller sends.
+#[derive(Clone, Debug)]
+pub struct SignalSchedule {
+    every: Option<std::time::Duration>,
+    at: Vec<std::time::Duration>,
+    next_every: Option<std::time::Duration>,
+    next_at: usize,
+    pub at_end: bool,
+    pub sent: u32,
+}
+
+impl SignalSchedule {
+    pub fn new(every: Option<std::time::Duration>, at: &[std::time::Duration], at_end: bool) -> SignalSchedule {
+        SignalSchedule { every, at: at.to_vec(), next_every: every, next_at: 0, at_end, sent: 0 }
+    }
+
+    /// Whether a signal is due at `elapsed`; consumes every due slot (no bursts after a stall).
+    pub fn due(&mut self, elapsed: std::time::Duration) -> bool {
+        let mut due = false;
+        if let (Some(next), Some(every)) = (self.next_every, self.every)
+            && elapsed >= next
+        {
+            due = true;
+            let mut n = next;
+            while n <= elapsed {
+                n += every;
+            }
+            self.next_every = Some(n);
+        }
+        while self.next_at < self.at.len() && elapsed >= self.at[self.next_at] {
+            due = true;
+            self.next_at += 1;
+        }
+        due
+    }
+}
+
+#[cfg(test)]
+mod schedule_tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn every_and_at_fire_once_per_slot() {
+        let s = Duration::from_secs;
+        let mut plan = SignalSchedule::new(Some(s(10)), &[s(3), s(25)], false);
+        let fired: Vec<u64> = (0..=40).filter(|&t| plan.due(s(t))).collect();
+        assert_eq!(fired, vec![3, 10, 20, 25, 30, 40]);
+        // a stall past several slots gives one signal, not a burst
+        let mut plan = SignalSchedule::new(Some(s(10)), &[], false);
+        assert!(plan.due(s(35)));
+        assert!(!plan.due(s(36)));
+        assert!(plan.due(s(40)));
+    }
+
+    #[test]
+    fn caught_mask() {
+        assert!(is_caught(0x800, libc::SIGUSR2));
+        assert!(!is_caught(0x800, libc::SIGUSR1));
+        assert!(!is_caught(u64::MAX, 0));
+    }
+}

@@ -229,6 +229,17 @@ impl Target {
         unsafe { libc::poll(&mut fd, 1, 0) > 0 }
     }
 
+    /// The process's working directory, where runtimes write heap dumps by default.
+    pub fn cwd(&self) -> std::result::Result<PathBuf, String> {
+        self.proc_dir.cwd().map_err(|e| e.to_string())
+    }
+
+    /// Whether the process has a handler for `signal` (read from its kept-open status).
+    pub fn catches(&self, reader: &mut ProcReader, signal: i32) -> Result<bool> {
+        let mask = reader.read_caught_signals().map_err(|_| Error::NoSuchProcess { pid: self.pid })?;
+        Ok(crate::signal::is_caught(mask, signal))
+    }
+
     /// Sends a signal through the pidfd.
     pub fn signal(&self, signal: i32) -> io::Result<()> {
         send_via_pidfd(self.pidfd.as_fd(), signal)

@@ -1,16 +1,19 @@
 //! The sampling loop: samples the target on the deadline schedule until --duration, the
 //! target's exit, or a stop request, streaming each sample to its consumers as it comes.
+//! Signals are sent on sample ticks; a `--settle` sample and the end-of-run wait for heap
+//! dumps add ticks of their own.
 
 use crate::analyze::{Thresholds, Verdict, analyze};
-use crate::config::Sampling;
+use crate::config::{Sampling, SignalPlan};
+use crate::dump::{Dump, DumpNews, DumpWatcher, free_bytes};
 use crate::error::{Error, Result};
 use crate::interrupt::{Interrupts, Wake, wait_until};
-use crate::recording::{Event, Recording};
+use crate::recording::{Event, EventKind, Recording};
 use crate::report::csv::CsvWriter;
 use crate::report::live::{LiveTrend, LiveView};
-use crate::sample::Metric;
 use crate::sample::reader::ReadError;
-use crate::sample::{MemStatus, ProcReader, Sample, Schedule};
+use crate::sample::{MemStatus, Metric, ProcReader, Sample, Schedule};
+use crate::signal::{SignalSchedule, is_caught, signal_name};
 use crate::target::Target;
 use std::io::{self, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -20,9 +23,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub enum StopReason {
     Duration,
     TargetExited,
-    Interrupted {
-        signal: i32,
-    },
+    Interrupted { signal: i32 },
     /// The CSV reader went away (`--csv -` piped into `head`): not an error.
     OutputClosed,
 }
@@ -31,6 +32,7 @@ pub struct WatchResult {
     pub recording: Recording,
     pub missed: u64,
     pub stop: StopReason,
+    pub dumps: Vec<Dump>,
 }
 
 /// The streaming consumers of samples.
@@ -39,11 +41,33 @@ pub struct Sinks {
     pub live: LiveView,
 }
 
+/// How long a spawned command may take to install its signal handler.
+const HANDLER_GRACE: Duration = Duration::from_secs(5);
+/// How long the end of a run waits for a settle sample and unfinished heap dumps.
+const END_WAIT_MAX: Duration = Duration::from_secs(120);
+/// After the last signal, how long to look for a dump it may start.
+const DUMP_APPEAR: Duration = Duration::from_secs(1);
+const DUMP_SCAN_EVERY: Duration = Duration::from_millis(250);
+
+/// Signalling state across ticks.
+struct Signaller<'a> {
+    plan: &'a SignalPlan,
+    schedule: SignalSchedule,
+    /// The target was seen to catch the signal (or --force-signal).
+    caught: bool,
+    /// When a due signal first waited for the handler (spawned commands start without one).
+    waiting_since: Option<Instant>,
+    settle_due: Option<Instant>,
+    last_sent: Option<Instant>,
+    held_note: bool,
+}
+
 pub fn watch(
     target: &Target,
     reader: &mut ProcReader,
     first: MemStatus,
     sampling: &Sampling,
+    plan: &SignalPlan,
     interrupts: &Interrupts,
     sinks: &mut Sinks,
 ) -> Result<WatchResult> {
@@ -55,15 +79,67 @@ pub fn watch(
     let mut schedule = Schedule::new(t0, sampling.interval);
     let end = sampling.duration.map(|d| t0 + d);
     let mut next_pss = t0;
-    let tick_events: Vec<Event> = Vec::new();
-    let mut taken: u64 = 0;
     let mut next_trend = t0 + Duration::from_secs(5);
+    let mut next_scan = t0;
+    let mut tick_events: Vec<Event> = Vec::with_capacity(4);
+    let mut taken: u64 = 0;
+    let mut dumps = dump_watcher(target, plan, &mut sinks.live);
+    let mut sig = Signaller {
+        plan,
+        schedule: SignalSchedule::new(plan.every, &plan.at, plan.at_end),
+        caught: plan.force || !target.is_child(), // attached targets are checked before sampling
+        waiting_since: None,
+        settle_due: None,
+        last_sent: None,
+        held_note: false,
+    };
+    // After the run's end: why it ended, the signal still to send, and how long to wait.
+    let mut finishing: Option<(StopReason, Instant)> = None;
+    let mut send_end_signal = false;
 
     let mut mem = first;
     let mut now = t0;
+    let mut regular = true;
     let stop = loop {
+        tick_events.clear();
+        let elapsed = now.duration_since(t0);
+        if sig.settle_due.is_some_and(|t| now >= t) {
+            sig.settle_due = None;
+            tick_events.push(Event { elapsed_s: elapsed.as_secs_f64(), kind: EventKind::Settled });
+        }
+        let due = if send_end_signal {
+            send_end_signal = false;
+            true
+        } else if finishing.is_none() {
+            sig.schedule.due(elapsed) || sig.waiting_since.is_some()
+        } else {
+            false // the run is ending: only the --signal-at-end signal
+        };
+        if due {
+            match sig.try_send(target, reader, dumps.as_ref(), now, &mut sinks.live)? {
+                Sent::Yes => {
+                    let name = signal_name(plan.signal);
+                    tick_events.push(Event { elapsed_s: elapsed.as_secs_f64(), kind: EventKind::Signal(name) });
+                }
+                Sent::No => {}
+                Sent::TargetGone => break StopReason::TargetExited,
+            }
+        }
+        if let Some(w) = dumps.as_mut()
+            && now >= next_scan
+        {
+            for news in w.scan(elapsed.as_secs_f64(), now) {
+                let kind = match news {
+                    DumpNews::Started(p) => EventKind::DumpStart(p.display().to_string()),
+                    DumpNews::Completed(p) => EventKind::Dump(p.display().to_string()),
+                };
+                tick_events.push(Event { elapsed_s: elapsed.as_secs_f64(), kind });
+            }
+            next_scan = now + DUMP_SCAN_EVERY;
+        }
+
         let mut sample = Sample {
-            elapsed_s: now.duration_since(t0).as_secs_f64(),
+            elapsed_s: elapsed.as_secs_f64(),
             unix_ms: unix_ms(),
             pid: target.pid,
             mem,
@@ -80,15 +156,13 @@ pub fn watch(
             next_pss = now + every;
         }
         rec.push(&sample);
+        rec.events.extend(tick_events.iter().cloned());
         taken += 1;
         if let Err(e) = sinks.csv.write(&sample, &tick_events) {
             if e.kind() == io::ErrorKind::BrokenPipe {
                 break StopReason::OutputClosed;
             }
-            return Err(Error::Io {
-                context: "cannot write the samples CSV".into(),
-                source: e,
-            });
+            return Err(Error::Io { context: "cannot write the samples CSV".into(), source: e });
         }
         if sinks.live.is_on() && now >= next_trend {
             // Periodic, not per sample: the analyser allocates. Slower on long runs so it
@@ -98,27 +172,73 @@ pub fn watch(
             next_trend = now + Duration::from_secs(5).max(started.elapsed() * 100);
         }
         sinks.live.update(&sample, taken, schedule.missed(), now);
-        schedule.advance(now);
+        if regular {
+            schedule.advance(now);
+        }
 
-        let deadline = schedule.next_deadline();
-        let (wake_at, last) = match end {
-            Some(end) if deadline > end + Duration::from_micros(500) => (end, true),
-            _ => (deadline, false),
-        };
-        match wait_until(wake_at, interrupts, target.pidfd()).map_err(|e| Error::Io {
-            context: "waiting for the next sample".into(),
-            source: e,
-        })? {
-            Wake::Interrupt => {
-                break StopReason::Interrupted {
-                    signal: interrupts.take().unwrap_or(libc::SIGINT),
-                };
+        let signalled_now = sig.last_sent == Some(now);
+        if finishing.is_none() && end.is_some_and(|e| now + Duration::from_micros(500) >= e) {
+            match sig.begin_end(&dumps, signalled_now, now) {
+                EndStep::Stop => break StopReason::Duration,
+                EndStep::Wait { send } => {
+                    finishing = Some((StopReason::Duration, now + END_WAIT_MAX));
+                    send_end_signal = send;
+                }
             }
+        }
+        if let Some((reason, give_up)) = finishing
+            && !send_end_signal
+        {
+            let dumps_busy = dumps.as_ref().is_some_and(|w| {
+                w.in_progress() > 0 || sig.last_sent.is_some_and(|t| now.duration_since(t) < DUMP_APPEAR)
+            });
+            if sig.settle_due.is_none() && !dumps_busy {
+                break reason;
+            }
+            if now >= give_up {
+                sinks.live.note("stopped waiting for the settle sample or heap dumps: gave up after 2 minutes");
+                break reason;
+            }
+        }
+
+        // The next tick: the sampling deadline, or the settle sample, or the end, if sooner.
+        let deadline = schedule.next_deadline();
+        let mut wake_at = deadline;
+        regular = true;
+        if let Some(s) = sig.settle_due
+            && s < wake_at
+        {
+            wake_at = s;
+            regular = false;
+        }
+        if finishing.is_none()
+            && let Some(end) = end
+            && end < wake_at
+        {
+            wake_at = end;
+            regular = false;
+        }
+        let wake = wait_until(wake_at, interrupts, target.pidfd())
+            .map_err(|e| Error::Io { context: "waiting for the next sample".into(), source: e })?;
+        now = Instant::now();
+        match wake {
             Wake::TargetExited => break StopReason::TargetExited,
-            Wake::Deadline if last => break StopReason::Duration,
+            Wake::Interrupt => {
+                let signal = interrupts.take().unwrap_or(libc::SIGINT);
+                if let Some((reason, _)) = finishing {
+                    break reason; // a second stop request: stop now
+                }
+                match sig.begin_end(&dumps, false, now) {
+                    EndStep::Stop => break StopReason::Interrupted { signal },
+                    EndStep::Wait { send } => {
+                        finishing = Some((StopReason::Interrupted { signal }, now + END_WAIT_MAX));
+                        send_end_signal = send;
+                        regular = false;
+                    }
+                }
+            }
             Wake::Deadline => {}
         }
-        now = Instant::now();
         mem = match reader.read_status() {
             Ok(m) => m,
             Err(ReadError::Exited | ReadError::NoMemoryMap) => break StopReason::TargetExited,
@@ -129,30 +249,132 @@ pub fn watch(
                 });
             }
             Err(ReadError::Io(e)) => {
-                return Err(Error::Io {
-                    context: format!("cannot read /proc/{}/status", target.pid),
-                    source: e,
-                });
+                return Err(Error::Io { context: format!("cannot read /proc/{}/status", target.pid), source: e });
             }
         };
     };
     rec.finish();
-    Ok(WatchResult {
-        recording: rec,
-        missed: schedule.missed(),
-        stop,
-    })
+    let dumps = dumps.map(|w| w.dumps).unwrap_or_default();
+    Ok(WatchResult { recording: rec, missed: schedule.missed(), stop, dumps })
+}
+
+enum Sent {
+    Yes,
+    No,
+    TargetGone,
+}
+
+/// What the end of the run needs before sampling stops.
+enum EndStep {
+    Stop,
+    /// Keep sampling until the settle sample and any heap dump are done; `send`: the
+    /// --signal-at-end signal goes out on the next tick.
+    Wait { send: bool },
+}
+
+impl Signaller<'_> {
+    fn begin_end(&self, dumps: &Option<DumpWatcher>, signalled_now: bool, now: Instant) -> EndStep {
+        let send = self.plan.at_end && !signalled_now;
+        let dump_pending = dumps.as_ref().is_some_and(|w| {
+            w.in_progress() > 0 || self.last_sent.is_some_and(|t| now.duration_since(t) < DUMP_APPEAR)
+        });
+        if send || self.settle_due.is_some() || dump_pending { EndStep::Wait { send } } else { EndStep::Stop }
+    }
+
+    /// Sends the signal if it is safe: the target catches it, no dump is being written, and
+    /// the dump limits (--max-dumps, --min-free) allow another.
+    fn try_send(
+        &mut self,
+        target: &Target,
+        reader: &mut ProcReader,
+        dumps: Option<&DumpWatcher>,
+        now: Instant,
+        live: &mut LiveView,
+    ) -> Result<Sent> {
+        let name = signal_name(self.plan.signal);
+        if !self.caught {
+            let mask = match reader.read_caught_signals() {
+                Ok(mask) => mask,
+                Err(ReadError::Exited | ReadError::NoMemoryMap) => return Ok(Sent::TargetGone),
+                Err(_) => 0,
+            };
+            if is_caught(mask, self.plan.signal) {
+                self.caught = true;
+                self.waiting_since = None;
+            } else {
+                let since = *self.waiting_since.get_or_insert(now);
+                if now.duration_since(since) < HANDLER_GRACE {
+                    return Ok(Sent::No); // asked again next tick
+                }
+                return Err(Error::SignalNotCaught { pid: target.pid, name: target.name.clone(), signal: name });
+            }
+        }
+        if let Some(w) = dumps {
+            let held = if w.in_progress() > 0 {
+                Some("a heap dump is still being written: skipped a signal".to_string())
+            } else if !w.dumps.is_empty() && w.dumps.len() >= self.plan.max_dumps as usize {
+                Some(format!("stopped signalling: --max-dumps {} reached", self.plan.max_dumps))
+            } else if !w.dumps.is_empty()
+                && free_bytes(w.dir()).is_some_and(|free| free < self.plan.min_free.saturating_add(w.largest()))
+            {
+                Some(format!(
+                    "stopped signalling: another heap dump (~{}) would leave less than --min-free {} on {}",
+                    crate::units::Bytes(w.largest() as f64),
+                    crate::units::Bytes(self.plan.min_free as f64),
+                    w.dir().display()
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = held {
+                if !self.held_note {
+                    live.note(&why);
+                    self.held_note = w.in_progress() == 0; // the in-progress case may clear
+                }
+                return Ok(Sent::No);
+            }
+        }
+        match target.signal(self.plan.signal) {
+            Ok(()) => {
+                self.schedule.sent += 1;
+                self.last_sent = Some(now);
+                self.settle_due = self.plan.settle.map(|d| now + d);
+                Ok(Sent::Yes)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(Sent::TargetGone),
+            Err(e) => Err(Error::Io { context: format!("cannot send {name} to PID {}", target.pid), source: e }),
+        }
+    }
+}
+
+/// The dump folder: --dump-dir, or the target's working directory.
+fn dump_watcher(target: &Target, plan: &SignalPlan, live: &mut LiveView) -> Option<DumpWatcher> {
+    if !plan.watches_dumps() {
+        return None;
+    }
+    let dir = match &plan.dump_dir {
+        Some(dir) => dir.clone(),
+        None => match target.cwd() {
+            Ok(dir) => dir,
+            Err(e) => {
+                live.note(&format!("cannot find the target's working directory ({e}): heap dumps are not watched; give --dump-dir"));
+                return None;
+            }
+        },
+    };
+    match DumpWatcher::new(dir.clone(), &plan.dump_globs) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            live.note(&format!("cannot watch '{}' for heap dumps: {e}", dir.display()));
+            None
+        }
+    }
 }
 
 /// The trend for the live line: the full analysis of RSS so far, once it can decide.
 fn live_trend(rec: &Recording) -> Option<LiveTrend> {
     let rss = rec.metric(Metric::Rss)?;
-    let a = analyze(
-        &rec.time_s,
-        rss,
-        &rec.dump_periods(),
-        &Thresholds::default(),
-    );
+    let a = analyze(&rec.time_s, rss, &rec.dump_periods(), &Thresholds::default());
     (a.verdict != Verdict::Inconclusive).then_some(LiveTrend {
         slope_bytes_per_s: a.slope_bytes_per_s,
         growing: a.verdict == Verdict::Growing,
@@ -160,7 +382,5 @@ fn live_trend(rec: &Recording) -> Option<LiveTrend> {
 }
 
 fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }

@@ -142,6 +142,16 @@ impl LiveView {
         self.drawn = true;
     }
 
+    /// Prints a one-off message on its own line (the live line is redrawn after it).
+    pub fn note(&mut self, message: &str) {
+        if self.mode == LiveMode::Off {
+            return;
+        }
+        self.finish();
+        eprintln!("memwatch: {message}");
+        self.last_draw = None;
+    }
+
     /// Erases the live line so the end summary starts on a clean line.
     pub fn finish(&mut self) {
         if self.drawn && matches!(self.mode, LiveMode::Terminal { .. }) {

@@ -89,6 +89,17 @@ pub struct DumpSummary {
     pub completed_s: Option<f64>,
 }
 
+impl From<&crate::dump::Dump> for DumpSummary {
+    fn from(d: &crate::dump::Dump) -> Self {
+        DumpSummary {
+            path: d.path.display().to_string(),
+            bytes: d.bytes,
+            started_s: d.started_s,
+            completed_s: d.completed_s,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct ThresholdSummary {
     /// "auto" or the seconds given with --warmup.

@@ -64,6 +64,12 @@ impl ProcReader {
         })
     }
 
+    /// Which signals the process has handlers for (the `SigCgt` mask of its status).
+    pub fn read_caught_signals(&mut self) -> Result<u64, ReadError> {
+        let len = pread_all(&self.status, &mut self.buf)?;
+        status::parse_sig_caught(&self.buf[..len]).ok_or(ReadError::Malformed { file: "status", line: 0 })
+    }
+
     /// Reads PSS and USS (Private_Clean + Private_Dirty) from smaps_rollup, if opened.
     /// Costs a walk of the target's page tables: call it at its own, slower interval.
     pub fn read_smaps(&mut self) -> Result<Option<(u64, u64)>, ReadError> {

@@ -396,3 +396,41 @@ fn recycled_pid_is_never_sampled() {
     );
     assert!(is_alive(newcomer.pid()), "the newcomer must not be touched");
 }
+
+/// A recycled PID never receives a signal: memwatch signals through the pidfd it opened at
+/// attach, which names the original process only. The newcomer does not catch SIGUSR2, so
+/// one signal would kill it.
+#[test]
+fn recycled_pid_is_never_signalled() {
+    // SAFETY: getuid has no preconditions.
+    assert_eq!(unsafe { libc::getuid() }, 0, "forcing PID reuse needs root (CI runs as root)");
+    let mut target = start_fixture(&["steady", "--catch-usr2"]);
+    let pid = target.pid();
+    std::thread::sleep(Duration::from_millis(200)); // handler installed
+    let dir = tempfile::tempdir().unwrap();
+    let watcher = memwatch(dir.path())
+        .args(["--pid", &pid.to_string(), "--interval", "100ms", "--signal-every", "300ms", "--csv", "s.csv"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    target.0.kill().unwrap();
+    target.0.wait().unwrap();
+    let mut newcomer = None;
+    for _ in 0..200 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
+        let c = start_fixture(&["steady"]);
+        if c.pid() == pid {
+            newcomer = Some(c);
+            break;
+        }
+    }
+    let newcomer = newcomer.expect("could not recycle the PID in 200 tries");
+    std::thread::sleep(Duration::from_millis(1500)); // five signal periods
+    let out = wait_output(watcher, Duration::from_secs(5));
+    assert!(stderr(&out).contains("target exited"), "{}", stderr(&out));
+    let rows = read_csv(&dir.path().join("s.csv"));
+    assert!(rows.iter().filter(|r| r["event"] == "signal:SIGUSR2").count() >= 2, "the original target was signalled");
+    assert!(is_alive(newcomer.pid()), "the newcomer under the recycled PID received a signal");
+}

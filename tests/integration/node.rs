@@ -1,0 +1,143 @@
+//! End to end with a real runtime: a Node.js service with the classic leak (every
+//! connection kept in a list), under load from a small load script, watched by memwatch.
+//! Without `node` these tests print why and return; `.ci/run` installs Node.js, so CI runs them.
+
+use crate::util::*;
+use serde_json::Value;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn node_available() -> bool {
+    let ok = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIPPED: `node` is not installed (.ci/run installs it from the OS packages)");
+    }
+    ok
+}
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/node").join(name)
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for_port(port: u16, timeout: Duration) {
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < timeout, "the service did not listen on {port} within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs the load script against `port`; returns its exit status.
+fn load(port: u16, rate: u32, seconds: u32) -> std::process::ExitStatus {
+    Command::new("node")
+        .arg(fixture("load.js"))
+        .args(["--port", &port.to_string(), "--rate", &rate.to_string(), "--duration", &seconds.to_string()])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap()
+}
+
+fn summary(dir: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("o/summary.json")).unwrap()).unwrap()
+}
+
+/// 1. The leaky service under load, started with --heapsnapshot-signal and signalled
+/// periodically: complete heap snapshots are collected, and the verdict is "growing".
+#[test]
+fn leaky_node_service_grows_and_yields_heap_snapshots() {
+    if !node_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let watcher = memwatch(dir.path())
+        .args(["run", "--interval", "200ms", "--duration", "30s", "--signal", "SIGUSR2", "--signal-every", "9s", "--out", "o", "--"])
+        .args(["node", "--heapsnapshot-signal=SIGUSR2"])
+        .arg(fixture("service.js"))
+        .args(["--port", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, Duration::from_secs(10));
+    assert!(load(port, 100, 26).success());
+    let out = wait_output(watcher, Duration::from_secs(120));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let s = summary(dir.path());
+    assert_eq!(s["verdict"], "growing", "{err}");
+    let dumps = s["dumps"].as_array().unwrap();
+    let complete: Vec<&Value> = dumps.iter().filter(|d| d["completed_s"].is_number()).collect();
+    assert!(complete.len() >= 2, "{} complete snapshots: {dumps:?}", complete.len());
+    for d in &complete {
+        let path = Path::new(d["path"].as_str().unwrap());
+        assert!(path.file_name().unwrap().to_str().unwrap().ends_with(".heapsnapshot"));
+        let text = std::fs::read(path).unwrap();
+        assert_eq!(text.len() as u64, d["bytes"].as_u64().unwrap());
+        assert!(text.trim_ascii_end().ends_with(b"]}"), "{} is not a complete snapshot", path.display());
+    }
+    let events: Vec<&str> = s["events"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert_eq!(events.iter().filter(|e| **e == "signal:SIGUSR2").count(), 3, "{events:?}");
+    assert!(events.iter().any(|e| e.starts_with("dump:")));
+    assert!(!s["excluded"].as_array().unwrap().is_empty(), "dump periods are left out of the analysis");
+    assert!(err.contains("heap dump"), "the dumps are listed at the end: {err}");
+}
+
+/// 2. The fixed service under the same load, with a forced GC on SIGUSR2 and settled
+/// samples after each: stable.
+#[test]
+fn fixed_node_service_with_forced_gc_is_stable() {
+    if !node_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let watcher = memwatch(dir.path())
+        .args(["run", "--interval", "200ms", "--duration", "30s", "--signal-every", "3s", "--settle", "1s", "--out", "o", "--"])
+        .args(["node", "--expose-gc"])
+        .arg(fixture("service.js"))
+        .args(["--port", &port.to_string(), "--fixed", "--gc-on-signal"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_port(port, Duration::from_secs(10));
+    assert!(load(port, 100, 26).success());
+    let out = wait_output(watcher, Duration::from_secs(120));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let s = summary(dir.path());
+    assert_eq!(s["verdict"], "stable", "{err}");
+    let events: Vec<&str> = s["events"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
+    assert!(events.iter().filter(|e| **e == "settled").count() >= 8, "{events:?}");
+    assert!(s["dumps"].as_array().unwrap().is_empty());
+}
+
+/// 3. A target with no SIGUSR2 handler: memwatch refuses before sampling, the target lives.
+#[test]
+fn node_without_a_handler_is_never_signalled() {
+    if !node_available() {
+        return;
+    }
+    let port = free_port();
+    let service = ChildGuard(
+        Command::new("node").arg(fixture("service.js")).args(["--port", &port.to_string()]).stdout(Stdio::null()).spawn().unwrap(),
+    );
+    wait_for_port(port, Duration::from_secs(10));
+    let dir = tempfile::tempdir().unwrap();
+    let out = memwatch(dir.path()).args(["--pid", &service.pid().to_string(), "--signal-every", "1s", "--duration", "3s"]).output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("does not catch SIGUSR2") && err.contains("would terminate it"), "{err}");
+    assert_eq!(err.lines().count(), 1);
+    assert!(entries(dir.path()).is_empty(), "refused before any output: {:?}", entries(dir.path()));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(is_alive(service.pid()), "the target must still be alive");
+    TcpStream::connect(("127.0.0.1", port)).expect("and still serving");
+}
