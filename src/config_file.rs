@@ -417,6 +417,25 @@ junit = "memwatch-junit.xml"
     }
 
     #[test]
+    fn the_example_in_docs_ci_md_parses() {
+        let doc = include_str!("../docs/ci.md");
+        let start = doc.find("```toml\n").unwrap() + "```toml\n".len();
+        let len = doc[start..].find("```").unwrap();
+        let c = parse(&doc[start..start + len], "docs/ci.md").unwrap();
+        assert_eq!(c.max_rss.as_deref(), Some("512MiB"));
+        assert_eq!(c.baseline_tolerance.as_deref(), Some("10%"));
+        // Every key is shown in the docs (set or commented out).
+        for key in KEYS {
+            assert!(
+                doc[start..start + len]
+                    .lines()
+                    .any(|l| l.trim_start_matches("# ").starts_with(&format!("{key} ="))),
+                "{key}"
+            );
+        }
+    }
+
+    #[test]
     fn empty_file_and_single_values() {
         assert_eq!(parse("", "m.toml").unwrap(), FileConfig::default());
         let c = parse("min-slope = \"2MiB/h\"\np-value = \"0.05\"\n", "m.toml").unwrap();
