@@ -5,8 +5,10 @@
 pub mod analyze;
 pub mod cli;
 pub mod config;
+pub mod config_file;
 pub mod dump;
 pub mod error;
+pub mod gate;
 pub mod interrupt;
 pub mod recording;
 pub mod report;
@@ -358,7 +360,12 @@ fn print_figures(rec: &Recording, missed: u64) {
     let rss = rec.metric(sample::Metric::Rss).unwrap_or(&[]);
     let known = || rss.iter().copied().filter(|v| v.is_finite());
     let start = known().next().unwrap_or(0.0);
-    let last = rss.iter().rev().copied().find(|v| v.is_finite()).unwrap_or(0.0);
+    let last = rss
+        .iter()
+        .rev()
+        .copied()
+        .find(|v| v.is_finite())
+        .unwrap_or(0.0);
     let peak = known().fold(0.0, f64::max);
     eprintln!(
         "memwatch: RSS start {}  end {}  peak {}  growth {}  |  {} samples over {}, {missed} missed",

@@ -2,6 +2,7 @@
 //! Every field is documented in the README ("summary.json").
 
 use crate::analyze::{Analysis, MinGrowth, Pattern, TrendLine, Verdict, Warmup};
+use crate::gate::GateResult;
 use crate::recording::Event;
 use serde::Serialize;
 
@@ -36,6 +37,9 @@ pub struct Summary {
     pub thresholds: ThresholdSummary,
     pub exit_code: u8,
     pub files: Files,
+    /// The CI gate's limits and baseline, when any was configured (see docs/ci.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateResult>,
 }
 
 #[derive(Debug, Serialize)]
@@ -174,6 +178,7 @@ impl Summary {
             },
             exit_code,
             files: Files::default(),
+            gate: None,
         }
     }
 

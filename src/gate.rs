@@ -1,0 +1,818 @@
+//! The CI gate's hard limits beside the verdict: `--max-rss`, `--max-growth`, `--max-slope`,
+//! `--fail-on-inconclusive` and the `--baseline` regression check. Pure: a `Summary` and the
+//! `Limits` in, a `GateResult` out (reading the baseline file is the only I/O, in
+//! `Baseline::load`). See `docs/ci.md`.
+//!
+//! What each limit is checked against (all on the judged metric, RSS by default):
+//! - `max-rss`: `peak_bytes`, the highest value of the whole run (warm-up included);
+//! - `max-growth`: `growth_bytes`, the rise of the floor over the analysed window (slope times
+//!   the window's length). A percentage is of the floor at the window's start (the fitted
+//!   trend's `v0`), or of `start_bytes` when there is no trend;
+//! - `max-slope`: `slope_bytes_per_s`, the Theil–Sen slope of the floor;
+//! - baseline: slope and peak against an earlier run's summary.json, with a tolerance.
+
+use crate::analyze::Verdict;
+use crate::report::summary::Summary;
+use crate::units::{Bytes, Delta, Rate, parse_rate, parse_size};
+use serde::Serialize;
+use std::path::Path;
+
+/// `--baseline-tolerance` when not given, percent. Peak RSS of the same build under the same
+/// load repeats within a few percent from run to run (allocator, JIT and GC timing); 10% leaves
+/// room for that noise and still catches a regression worth a look. Slopes near zero are not
+/// compared against zero (see `BaselineComparison::slope_floor_bytes_per_s`).
+pub const DEFAULT_BASELINE_TOLERANCE_PCT: f64 = 10.0;
+
+/// `--max-growth`: a size, or a percentage of the floor at the analysed window's start.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GrowthLimit {
+    Bytes(f64),
+    Percent(f64),
+}
+
+/// The gate's settings beyond the analyser's thresholds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Limits {
+    /// Bytes; checked against the peak of the judged metric.
+    pub max_rss: Option<u64>,
+    pub max_growth: Option<GrowthLimit>,
+    /// Bytes per second; checked against the floor's slope.
+    pub max_slope: Option<f64>,
+    /// Inconclusive (exit 3) fails the gate (exit 1) instead.
+    pub fail_on_inconclusive: bool,
+    pub baseline: Option<Baseline>,
+    /// Percent by which slope and peak may exceed the baseline's.
+    pub baseline_tolerance_pct: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_rss: None,
+            max_growth: None,
+            max_slope: None,
+            fail_on_inconclusive: false,
+            baseline: None,
+            baseline_tolerance_pct: DEFAULT_BASELINE_TOLERANCE_PCT,
+        }
+    }
+}
+
+/// The figures of an earlier run that the current one must not be worse than.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Baseline {
+    pub slope_bytes_per_s: f64,
+    pub peak_bytes: f64,
+    /// The metric the baseline judged, when its summary says (`rss`, `pss`...).
+    pub metric: Option<String>,
+    pub path: String,
+}
+
+impl Baseline {
+    /// Reads a memwatch `summary.json` (from `memwatch run` or `memwatch report`).
+    pub fn load(path: &Path) -> Result<Baseline, String> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "--baseline '{shown}': cannot read it ({e}): give the summary.json of an earlier memwatch run"
+            )
+        })?;
+        Baseline::from_json(&text, &shown)
+    }
+
+    /// Parses the text of a memwatch `summary.json`; `path` is only used in messages.
+    pub fn from_json(text: &str, path: &str) -> Result<Baseline, String> {
+        let not_summary = |what: &str| {
+            format!(
+                "--baseline '{path}' is not a memwatch summary.json ({what}): give the summary.json \
+                 an earlier 'memwatch run' or 'memwatch report' wrote"
+            )
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| not_summary(&format!("not JSON: {e}")))?;
+        let object = value
+            .as_object()
+            .ok_or_else(|| not_summary("not a JSON object"))?;
+        if !object.contains_key("memwatch_version") || !object.contains_key("verdict") {
+            return Err(not_summary("no 'memwatch_version' or 'verdict' field"));
+        }
+        let number = |key: &str| {
+            object
+                .get(key)
+                .and_then(serde_json::Value::as_f64)
+                .filter(|v| v.is_finite())
+                .ok_or_else(|| not_summary(&format!("no number in '{key}'")))
+        };
+        Ok(Baseline {
+            slope_bytes_per_s: number("slope_bytes_per_s")?,
+            peak_bytes: number("peak_bytes")?,
+            metric: object
+                .get("metric")
+                .and_then(serde_json::Value::as_str)
+                .map(String::from),
+            path: path.to_string(),
+        })
+    }
+
+    /// A baseline that judged another metric cannot be compared: check before sampling.
+    pub fn check_metric(&self, metric: &str) -> Result<(), String> {
+        match &self.metric {
+            Some(m) if m != metric => Err(format!(
+                "--baseline '{}' judged '{m}' but this run judges '{metric}': give '--metric {m}' \
+                 or a baseline recorded with '--metric {metric}'",
+                self.path
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// One configured limit and how the run did against it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Check {
+    /// `max-rss`, `max-growth`, `max-slope`, `baseline-slope` or `baseline-peak`.
+    pub rule: &'static str,
+    /// The limit for people: `512 MiB`, `10% (10.0 MiB)`, `+1.00 MiB/min`.
+    pub limit: String,
+    /// The run's figure for people.
+    pub actual: String,
+    pub passed: bool,
+    /// One sentence, e.g. "peak RSS 612 MiB is over --max-rss 512 MiB by 100 MiB (19.5%)".
+    pub message: String,
+}
+
+/// A limit the run broke. Any breach fails the gate (exit 1).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Breach {
+    pub rule: &'static str,
+    pub limit: String,
+    pub actual: String,
+    pub message: String,
+}
+
+/// The run against a baseline: both sides' figures and what was allowed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BaselineComparison {
+    pub path: String,
+    pub tolerance_pct: f64,
+    pub baseline_slope_bytes_per_s: f64,
+    /// The least slope the analyser calls growth in this run (the larger of `--min-slope`'s
+    /// absolute and relative gates). A baseline slope below it is raised to it before the
+    /// tolerance is added: otherwise a flat baseline (slope ~0) would fail any later run on
+    /// noise.
+    pub slope_floor_bytes_per_s: f64,
+    /// max(baseline slope, floor) × (1 + tolerance).
+    pub allowed_slope_bytes_per_s: f64,
+    pub current_slope_bytes_per_s: f64,
+    pub baseline_peak_bytes: f64,
+    /// Baseline peak × (1 + tolerance).
+    pub allowed_peak_bytes: f64,
+    pub current_peak_bytes: f64,
+    pub slope_regressed: bool,
+    pub peak_regressed: bool,
+}
+
+/// What the gate decided, beside the verdict. Goes into summary.json as `gate`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GateResult {
+    /// Every limit configured, passed or not, in a fixed order.
+    pub checks: Vec<Check>,
+    /// The checks that failed.
+    pub breaches: Vec<Breach>,
+    /// The verdict is "growing".
+    pub verdict_failed: bool,
+    /// The verdict is "inconclusive" and `--fail-on-inconclusive` was given.
+    pub inconclusive_failed: bool,
+    pub fail_on_inconclusive: bool,
+    pub baseline: Option<BaselineComparison>,
+}
+
+impl GateResult {
+    /// The exit code of the run, from the one it would have without limits (`verdict_exit`:
+    /// the verdict's 0, 1 or 3; or 4 when the command or the load failed).
+    ///
+    /// Any breach gives 1; otherwise inconclusive (3) gives 1 with `--fail-on-inconclusive`;
+    /// otherwise `verdict_exit`. Codes other than 0, 1 and 3 (2, 4) are kept: a run whose
+    /// command failed is not evidence either way (README, "Exit codes"), and the breaches are
+    /// still reported.
+    pub fn exit_code(&self, verdict_exit: u8) -> u8 {
+        match verdict_exit {
+            0 | 1 | 3 if !self.breaches.is_empty() => 1,
+            3 if self.inconclusive_failed => 1,
+            code => code,
+        }
+    }
+}
+
+/// The level percentages are relative to: the floor at the analysed window's start (the fitted
+/// trend's `v0`), or the first value when there is no trend.
+pub fn reference_level(summary: &Summary) -> f64 {
+    summary
+        .trend
+        .map(|t| t.v0)
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .unwrap_or(summary.start_bytes)
+}
+
+/// `x` as a share of `of`, for messages: `19.5%`.
+fn share(x: f64, of: f64) -> String {
+    if of > 0.0 && x.is_finite() {
+        format!("{:.1}%", 100.0 * x / of)
+    } else {
+        "n/a".to_string()
+    }
+}
+
+/// The metric's name for messages: `RSS`, `PSS`, `anon`.
+fn metric_label(metric: &str) -> String {
+    match metric {
+        "rss" | "pss" | "uss" | "vsz" | "hwm" => metric.to_uppercase(),
+        other => other.to_string(),
+    }
+}
+
+/// Checks `summary` against `limits`.
+pub fn evaluate(summary: &Summary, limits: &Limits) -> GateResult {
+    let mut checks = Vec::new();
+    let metric = metric_label(&summary.metric);
+
+    if let Some(max) = limits.max_rss {
+        let max = max as f64;
+        let peak = summary.peak_bytes;
+        let over = peak > max;
+        checks.push(Check {
+            rule: "max-rss",
+            limit: Bytes(max).to_string(),
+            actual: Bytes(peak).to_string(),
+            passed: !over,
+            message: if over {
+                format!(
+                    "peak {metric} {} is over --max-rss {} by {} ({})",
+                    Bytes(peak),
+                    Bytes(max),
+                    Bytes(peak - max),
+                    share(peak - max, max)
+                )
+            } else {
+                format!(
+                    "peak {metric} {} is within --max-rss {}",
+                    Bytes(peak),
+                    Bytes(max)
+                )
+            },
+        });
+    }
+
+    if let Some(limit) = limits.max_growth {
+        let level = reference_level(summary);
+        let (max, limit_text) = match limit {
+            GrowthLimit::Bytes(b) => (b, Bytes(b).to_string()),
+            GrowthLimit::Percent(p) => {
+                let b = p / 100.0 * level;
+                (b, format!("{p}% ({} of {})", Bytes(b), Bytes(level)))
+            }
+        };
+        let growth = summary.growth_bytes;
+        let over = growth > max;
+        checks.push(Check {
+            rule: "max-growth",
+            limit: limit_text.clone(),
+            actual: format!("{} ({})", Delta(growth), share(growth, level)),
+            passed: !over,
+            message: if over {
+                format!(
+                    "{metric} floor growth {} over the analysed window is over --max-growth \
+                     {limit_text} by {} ({} of the limit)",
+                    Delta(growth),
+                    Bytes(growth - max),
+                    share(growth - max, max)
+                )
+            } else {
+                format!(
+                    "{metric} floor growth {} over the analysed window is within --max-growth \
+                     {limit_text}",
+                    Delta(growth)
+                )
+            },
+        });
+    }
+
+    if let Some(max) = limits.max_slope {
+        let slope = summary.slope_bytes_per_s;
+        let over = slope > max;
+        checks.push(Check {
+            rule: "max-slope",
+            limit: Rate(max).to_string(),
+            actual: Rate(slope).to_string(),
+            passed: !over,
+            message: if over {
+                format!(
+                    "{metric} floor slope {} is over --max-slope {} by {} ({})",
+                    Rate(slope),
+                    Rate(max),
+                    Rate(slope - max),
+                    share(slope - max, max)
+                )
+            } else {
+                format!(
+                    "{metric} floor slope {} is within --max-slope {}",
+                    Rate(slope),
+                    Rate(max)
+                )
+            },
+        });
+    }
+
+    let baseline = limits
+        .baseline
+        .as_ref()
+        .map(|b| compare_baseline(summary, b, limits.baseline_tolerance_pct));
+    if let Some(c) = &baseline {
+        let tol = limits.baseline_tolerance_pct;
+        let hint = "; if this is expected, make this run's summary.json the new baseline";
+        let slope_basis = if c.baseline_slope_bytes_per_s < c.slope_floor_bytes_per_s {
+            format!(
+                "baseline {}, raised to the --min-slope floor {}, + {tol}%",
+                Rate(c.baseline_slope_bytes_per_s),
+                Rate(c.slope_floor_bytes_per_s)
+            )
+        } else {
+            format!("baseline {} + {tol}%", Rate(c.baseline_slope_bytes_per_s))
+        };
+        let (current, allowed) = (c.current_slope_bytes_per_s, c.allowed_slope_bytes_per_s);
+        checks.push(Check {
+            rule: "baseline-slope",
+            limit: format!("{} ({slope_basis})", Rate(allowed)),
+            actual: Rate(current).to_string(),
+            passed: !c.slope_regressed,
+            message: if c.slope_regressed {
+                format!(
+                    "{metric} floor slope {} is over the {} allowed ({slope_basis}) by {} \
+                     (baseline '{}'){hint}",
+                    Rate(current),
+                    Rate(allowed),
+                    Rate(current - allowed),
+                    c.path
+                )
+            } else {
+                format!(
+                    "{metric} floor slope {} is within the {} allowed ({slope_basis}; \
+                     baseline '{}')",
+                    Rate(current),
+                    Rate(allowed),
+                    c.path
+                )
+            },
+        });
+        let (current, allowed, base) = (
+            c.current_peak_bytes,
+            c.allowed_peak_bytes,
+            c.baseline_peak_bytes,
+        );
+        let peak_basis = format!("baseline {} + {tol}%", Bytes(base));
+        checks.push(Check {
+            rule: "baseline-peak",
+            limit: format!("{} ({peak_basis})", Bytes(allowed)),
+            actual: Bytes(current).to_string(),
+            passed: !c.peak_regressed,
+            message: if c.peak_regressed {
+                format!(
+                    "peak {metric} {} is over the {} allowed ({peak_basis}) by {}, {} above \
+                     the baseline (baseline '{}'){hint}",
+                    Bytes(current),
+                    Bytes(allowed),
+                    Bytes(current - allowed),
+                    share(current - base, base),
+                    c.path
+                )
+            } else {
+                format!(
+                    "peak {metric} {} is within the {} allowed ({peak_basis}; baseline '{}')",
+                    Bytes(current),
+                    Bytes(allowed),
+                    c.path
+                )
+            },
+        });
+    }
+
+    let breaches = checks
+        .iter()
+        .filter(|c| !c.passed)
+        .map(|c| Breach {
+            rule: c.rule,
+            limit: c.limit.clone(),
+            actual: c.actual.clone(),
+            message: c.message.clone(),
+        })
+        .collect();
+    GateResult {
+        checks,
+        breaches,
+        verdict_failed: summary.verdict == Verdict::Growing,
+        inconclusive_failed: summary.verdict == Verdict::Inconclusive
+            && limits.fail_on_inconclusive,
+        fail_on_inconclusive: limits.fail_on_inconclusive,
+        baseline,
+    }
+}
+
+fn compare_baseline(summary: &Summary, b: &Baseline, tolerance_pct: f64) -> BaselineComparison {
+    let factor = 1.0 + tolerance_pct / 100.0;
+    let t = &summary.thresholds;
+    let relative_floor = t.min_slope_pct_per_hour / 100.0 * reference_level(summary) / 3600.0;
+    let floor = t.min_slope_bytes_per_s.max(relative_floor).max(0.0);
+    let allowed_slope = b.slope_bytes_per_s.max(floor) * factor;
+    let allowed_peak = b.peak_bytes * factor;
+    BaselineComparison {
+        path: b.path.clone(),
+        tolerance_pct,
+        baseline_slope_bytes_per_s: b.slope_bytes_per_s,
+        slope_floor_bytes_per_s: floor,
+        allowed_slope_bytes_per_s: allowed_slope,
+        current_slope_bytes_per_s: summary.slope_bytes_per_s,
+        baseline_peak_bytes: b.peak_bytes,
+        allowed_peak_bytes: allowed_peak,
+        current_peak_bytes: summary.peak_bytes,
+        slope_regressed: summary.slope_bytes_per_s > allowed_slope,
+        peak_regressed: summary.peak_bytes > allowed_peak,
+    }
+}
+
+/// `--max-growth`: a size (`512MiB`) or a percentage (`10%`).
+pub fn parse_growth_limit(text: &str) -> Result<GrowthLimit, String> {
+    match text.trim().strip_suffix('%') {
+        Some(pct) => parse_pct(pct).map(GrowthLimit::Percent).ok_or_else(|| {
+            format!("'{text}' is not a percentage: try '10%' or a size like '64MiB'")
+        }),
+        None => parse_size(text)
+            .map(|b| GrowthLimit::Bytes(b as f64))
+            .map_err(|_| format!("'{text}' is not a size or a percentage: try '64MiB' or '10%'")),
+    }
+}
+
+/// `--max-rss`: a size (`512MiB`).
+pub fn parse_max_rss(text: &str) -> Result<u64, String> {
+    parse_size(text)
+}
+
+/// `--max-slope`: an absolute rate (`1MiB/min`), in bytes per second.
+pub fn parse_max_slope(text: &str) -> Result<f64, String> {
+    if text.contains('%') {
+        return Err(format!(
+            "'{text}' is relative: give an absolute rate such as '1MiB/min' (for a relative \
+             limit use '--max-growth PCT')"
+        ));
+    }
+    parse_rate(text)
+}
+
+/// `--baseline-tolerance`: a percentage (`10%`), returned in percent.
+pub fn parse_tolerance(text: &str) -> Result<f64, String> {
+    text.trim()
+        .strip_suffix('%')
+        .and_then(parse_pct)
+        .ok_or_else(|| format!("'{text}' is not a percentage: try '10%' (or '0%' for none)"))
+}
+
+fn parse_pct(number: &str) -> Option<f64> {
+    number
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|p| p.is_finite() && *p >= 0.0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::analyze::{Analysis, Pattern, Thresholds, TrendLine};
+
+    const MIB: f64 = 1024.0 * 1024.0;
+
+    /// A run: 120 s, floor from 100 MiB rising at `slope` B/s after a 24 s warm-up.
+    pub(crate) fn summary(verdict: Verdict, slope: f64, peak: f64) -> Summary {
+        let window = 96.0;
+        let analysis = Analysis {
+            verdict,
+            pattern: match verdict {
+                Verdict::Growing => Pattern::Linear,
+                Verdict::Stable => Pattern::Flat,
+                Verdict::Inconclusive => Pattern::Unknown,
+            },
+            samples: 600,
+            samples_analysed: 480,
+            duration_s: 120.0,
+            warmup_s: 24.0,
+            window_start_s: 24.0,
+            window_end_s: 120.0,
+            slope_bytes_per_s: slope,
+            slope_pct_per_hour: slope * 3600.0 / (100.0 * MIB) * 100.0,
+            growth_bytes: slope * window,
+            p_value: if verdict == Verdict::Growing {
+                0.0004
+            } else {
+                0.62
+            },
+            start_bytes: 90.0 * MIB,
+            end_bytes: 100.0 * MIB + slope * window,
+            peak_bytes: peak,
+            trend: Some(TrendLine {
+                t0: 24.0,
+                v0: 100.0 * MIB,
+                t1: 120.0,
+                v1: 100.0 * MIB + slope * window,
+            }),
+            excluded: Vec::new(),
+            thresholds: Thresholds::default(),
+            reason: "a test run".to_string(),
+        };
+        Summary::new(&analysis, "rss", verdict.exit_code())
+    }
+
+    fn rules(g: &GateResult) -> Vec<&'static str> {
+        g.breaches.iter().map(|b| b.rule).collect()
+    }
+
+    #[test]
+    fn no_limits_keeps_the_verdict_code() {
+        for (verdict, code) in [
+            (Verdict::Stable, 0),
+            (Verdict::Growing, 1),
+            (Verdict::Inconclusive, 3),
+        ] {
+            let g = evaluate(&summary(verdict, 0.0, 100.0 * MIB), &Limits::default());
+            assert!(g.checks.is_empty() && g.breaches.is_empty());
+            assert_eq!(g.exit_code(verdict.exit_code()), code);
+            assert_eq!(g.verdict_failed, verdict == Verdict::Growing);
+        }
+    }
+
+    #[test]
+    fn max_rss_breach_fails_a_stable_run() {
+        let s = summary(Verdict::Stable, 0.0, 612.0 * MIB);
+        let limits = Limits {
+            max_rss: Some(512 * 1024 * 1024),
+            ..Limits::default()
+        };
+        let g = evaluate(&s, &limits);
+        assert_eq!(rules(&g), ["max-rss"]);
+        assert_eq!(
+            g.breaches[0].message,
+            "peak RSS 612 MiB is over --max-rss 512 MiB by 100 MiB (19.5%)"
+        );
+        assert_eq!(g.exit_code(0), 1);
+        // The command failing wins: the breach is reported but the code stays 4.
+        assert_eq!(g.exit_code(4), 4);
+
+        let ok = evaluate(&summary(Verdict::Stable, 0.0, 400.0 * MIB), &limits);
+        assert!(ok.breaches.is_empty());
+        assert_eq!(ok.checks.len(), 1);
+        assert!(ok.checks[0].passed);
+        assert_eq!(ok.exit_code(0), 0);
+    }
+
+    #[test]
+    fn max_growth_in_bytes_and_percent_of_the_window_start() {
+        // 100 KiB/s over 96 s = 9.375 MiB of growth on a 100 MiB floor.
+        let s = summary(Verdict::Growing, 100.0 * 1024.0, 120.0 * MIB);
+        let pct = |p| Limits {
+            max_growth: Some(GrowthLimit::Percent(p)),
+            ..Limits::default()
+        };
+        let g = evaluate(&s, &pct(5.0));
+        assert_eq!(rules(&g), ["max-growth"]);
+        assert!(
+            g.breaches[0]
+                .message
+                .contains("over --max-growth 5% (5.00 MiB of 100 MiB)"),
+            "{}",
+            g.breaches[0].message
+        );
+        assert!(g.breaches[0].message.contains("by 4.38 MiB"));
+        assert_eq!(g.exit_code(1), 1);
+        // 10% of the window-start floor (100 MiB), not of start_bytes (90 MiB): 9.375 < 10.
+        assert!(evaluate(&s, &pct(10.0)).breaches.is_empty());
+
+        let bytes = Limits {
+            max_growth: Some(GrowthLimit::Bytes(8.0 * MIB)),
+            ..Limits::default()
+        };
+        assert_eq!(rules(&evaluate(&s, &bytes)), ["max-growth"]);
+    }
+
+    #[test]
+    fn max_growth_percent_without_trend_uses_start_bytes() {
+        let mut s = summary(Verdict::Inconclusive, 100.0 * 1024.0, 120.0 * MIB);
+        s.trend = None;
+        assert_eq!(reference_level(&s), 90.0 * MIB);
+        let limits = Limits {
+            max_growth: Some(GrowthLimit::Percent(10.0)),
+            ..Limits::default()
+        };
+        // 9.375 MiB > 10% of 90 MiB.
+        assert_eq!(rules(&evaluate(&s, &limits)), ["max-growth"]);
+    }
+
+    #[test]
+    fn max_slope_breach() {
+        let s = summary(Verdict::Growing, 2.0 * MIB, 400.0 * MIB);
+        let limits = Limits {
+            max_slope: Some(MIB),
+            ..Limits::default()
+        };
+        let g = evaluate(&s, &limits);
+        assert_eq!(rules(&g), ["max-slope"]);
+        assert_eq!(
+            g.breaches[0].message,
+            "RSS floor slope +2.00 MiB/s is over --max-slope +1.00 MiB/s by +1.00 MiB/s (100.0%)"
+        );
+        // A slow stable slope under the limit passes.
+        let slow = summary(Verdict::Stable, 10.0, 100.0 * MIB);
+        assert!(evaluate(&slow, &limits).breaches.is_empty());
+    }
+
+    #[test]
+    fn fail_on_inconclusive() {
+        let s = summary(Verdict::Inconclusive, 0.0, 100.0 * MIB);
+        let strict = Limits {
+            fail_on_inconclusive: true,
+            ..Limits::default()
+        };
+        let g = evaluate(&s, &strict);
+        assert!(g.inconclusive_failed);
+        assert_eq!(g.exit_code(3), 1);
+        assert_eq!(evaluate(&s, &Limits::default()).exit_code(3), 3);
+        // Has no effect on a conclusive run.
+        let stable = evaluate(&summary(Verdict::Stable, 0.0, MIB), &strict);
+        assert!(!stable.inconclusive_failed);
+        assert_eq!(stable.exit_code(0), 0);
+    }
+
+    #[test]
+    fn all_limits_breached_are_all_reported() {
+        let s = summary(Verdict::Growing, 2.0 * MIB, 612.0 * MIB);
+        let limits = Limits {
+            max_rss: Some(512 * 1024 * 1024),
+            max_growth: Some(GrowthLimit::Percent(10.0)),
+            max_slope: Some(MIB),
+            ..Limits::default()
+        };
+        let g = evaluate(&s, &limits);
+        assert_eq!(rules(&g), ["max-rss", "max-growth", "max-slope"]);
+        assert_eq!(g.exit_code(1), 1);
+    }
+
+    fn baseline(slope: f64, peak: f64) -> Baseline {
+        Baseline {
+            slope_bytes_per_s: slope,
+            peak_bytes: peak,
+            metric: Some("rss".into()),
+            path: "base/summary.json".into(),
+        }
+    }
+
+    #[test]
+    fn baseline_peak_regression() {
+        let limits = Limits {
+            baseline: Some(baseline(0.0, 100.0 * MIB)),
+            ..Limits::default()
+        };
+        let within = evaluate(&summary(Verdict::Stable, 0.0, 109.0 * MIB), &limits);
+        assert!(within.breaches.is_empty(), "{:?}", within.breaches);
+        assert_eq!(within.checks.len(), 2);
+        let over = evaluate(&summary(Verdict::Stable, 0.0, 115.0 * MIB), &limits);
+        assert_eq!(rules(&over), ["baseline-peak"]);
+        assert_eq!(
+            over.breaches[0].message,
+            "peak RSS 115 MiB is over the 110 MiB allowed (baseline 100 MiB + 10%) by 5.00 MiB, \
+             15.0% above the baseline (baseline 'base/summary.json'); if this is expected, \
+             make this run's summary.json the new baseline"
+        );
+        assert_eq!(over.exit_code(0), 1);
+        let c = over.baseline.as_ref().unwrap();
+        assert!(c.peak_regressed && !c.slope_regressed);
+    }
+
+    #[test]
+    fn baseline_slope_near_zero_compares_against_the_min_slope_floor() {
+        // Baseline flat (slope 0.5 B/s): floor = max(16 B/s, 1%/h of 100 MiB = 291 B/s).
+        let limits = Limits {
+            baseline: Some(baseline(0.5, 100.0 * MIB)),
+            ..Limits::default()
+        };
+        let noise = evaluate(&summary(Verdict::Stable, 200.0, 100.0 * MIB), &limits);
+        assert!(noise.breaches.is_empty(), "{:?}", noise.breaches);
+        let c = noise.baseline.as_ref().unwrap();
+        assert!((c.slope_floor_bytes_per_s - 100.0 * MIB * 0.01 / 3600.0).abs() < 1e-6);
+        assert!((c.allowed_slope_bytes_per_s - c.slope_floor_bytes_per_s * 1.1).abs() < 1e-6);
+
+        let leak = evaluate(&summary(Verdict::Growing, 4096.0, 100.0 * MIB), &limits);
+        assert_eq!(rules(&leak), ["baseline-slope"]);
+        assert!(
+            leak.breaches[0]
+                .message
+                .contains("raised to the --min-slope floor"),
+            "{}",
+            leak.breaches[0].message
+        );
+        // A negative baseline slope (shrinking) is raised to the floor too.
+        let shrinking = Limits {
+            baseline: Some(baseline(-1000.0, 100.0 * MIB)),
+            ..Limits::default()
+        };
+        assert!(
+            evaluate(&summary(Verdict::Stable, 200.0, 100.0 * MIB), &shrinking)
+                .breaches
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn baseline_slope_with_a_known_leak_and_tolerance() {
+        let limits = Limits {
+            baseline: Some(baseline(MIB, 100.0 * MIB)),
+            baseline_tolerance_pct: 20.0,
+            ..Limits::default()
+        };
+        let s = |slope| summary(Verdict::Growing, slope, 100.0 * MIB);
+        assert!(evaluate(&s(1.19 * MIB), &limits).breaches.is_empty());
+        let worse = evaluate(&s(1.5 * MIB), &limits);
+        assert_eq!(rules(&worse), ["baseline-slope"]);
+        assert!(
+            worse.breaches[0].message.starts_with(
+                "RSS floor slope +1.50 MiB/s is over the +1.20 MiB/s allowed \
+                              (baseline +1.00 MiB/s + 20%) by +18.0 MiB/min"
+            ),
+            "{}",
+            worse.breaches[0].message
+        );
+    }
+
+    #[test]
+    fn baseline_from_json() {
+        let s = summary(Verdict::Stable, 12.5, 99.0 * MIB);
+        let b = Baseline::from_json(&s.to_json(), "x.json").unwrap();
+        assert_eq!(b.slope_bytes_per_s, 12.5);
+        assert_eq!(b.peak_bytes, 99.0 * MIB);
+        assert_eq!(b.metric.as_deref(), Some("rss"));
+        assert!(b.check_metric("rss").is_ok());
+        let e = b.check_metric("pss").unwrap_err();
+        assert!(e.contains("'rss'") && e.contains("'pss'"), "{e}");
+
+        for (text, why) in [
+            ("not json", "not JSON"),
+            ("[1, 2]", "not a JSON object"),
+            ("{\"slope_bytes_per_s\": 1}", "'memwatch_version'"),
+            (
+                "{\"memwatch_version\": \"0.1.0\", \"verdict\": \"stable\", \"peak_bytes\": 1}",
+                "no number in 'slope_bytes_per_s'",
+            ),
+        ] {
+            let e = Baseline::from_json(text, "x.json").unwrap_err();
+            assert!(e.contains("--baseline 'x.json' is not a memwatch summary.json"));
+            assert!(e.contains(why), "{e}");
+        }
+        let e = Baseline::load(Path::new("/nonexistent/summary.json")).unwrap_err();
+        assert!(e.contains("cannot read it"), "{e}");
+    }
+
+    #[test]
+    fn parsing_limits() {
+        assert_eq!(
+            parse_growth_limit("512MiB"),
+            Ok(GrowthLimit::Bytes(512.0 * MIB))
+        );
+        assert_eq!(parse_growth_limit("10%"), Ok(GrowthLimit::Percent(10.0)));
+        assert_eq!(parse_growth_limit(" 2.5 % "), Ok(GrowthLimit::Percent(2.5)));
+        assert!(parse_growth_limit("-5%").unwrap_err().contains("'-5%'"));
+        assert!(parse_growth_limit("lots").unwrap_err().contains("'lots'"));
+        assert_eq!(parse_max_rss("512MiB"), Ok(512 * 1024 * 1024));
+        assert_eq!(parse_max_slope("60KiB/min"), Ok(1024.0));
+        assert!(
+            parse_max_slope("5%/h")
+                .unwrap_err()
+                .contains("--max-growth")
+        );
+        assert_eq!(parse_tolerance("10%"), Ok(10.0));
+        assert_eq!(parse_tolerance("0%"), Ok(0.0));
+        assert!(parse_tolerance("0.1").unwrap_err().contains("'0.1'"));
+        assert!(parse_tolerance("-1%").is_err());
+    }
+
+    #[test]
+    fn gate_serializes() {
+        let s = summary(Verdict::Stable, 0.0, 612.0 * MIB);
+        let limits = Limits {
+            max_rss: Some(512 * 1024 * 1024),
+            baseline: Some(baseline(0.0, 600.0 * MIB)),
+            ..Limits::default()
+        };
+        let json = serde_json::to_value(evaluate(&s, &limits)).unwrap();
+        assert_eq!(json["breaches"][0]["rule"], "max-rss");
+        assert_eq!(json["checks"].as_array().unwrap().len(), 3);
+        assert_eq!(json["baseline"]["tolerance_pct"], 10.0);
+    }
+}
