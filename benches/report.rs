@@ -27,7 +27,12 @@ fn main() {
         let parse = t.elapsed().as_secs_f64();
         let rec = loaded.recording;
         let t = Instant::now();
-        let analysis = analyze(&rec.time_s, rec.metric(Metric::Rss).unwrap(), &rec.dump_periods(), &Thresholds::default());
+        let analysis = analyze(
+            &rec.time_s,
+            rec.metric(Metric::Rss).unwrap(),
+            &rec.dump_periods(),
+            &Thresholds::default(),
+        );
         let analyse = t.elapsed().as_secs_f64();
         let t = Instant::now();
         let png = render_png(&rec, Metric::Rss, &analysis, (1280, 720)).unwrap();
@@ -44,7 +49,11 @@ fn main() {
             .output()
             .unwrap();
         let total = t.elapsed().as_secs_f64();
-        assert!(matches!(out.status.code(), Some(0 | 1)), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            matches!(out.status.code(), Some(0 | 1)),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         for (b, v) in best.iter_mut().zip([parse, analyse, draw, total]) {
             *b = b.min(v);
         }
@@ -54,7 +63,10 @@ fn main() {
     println!("  parse    {:7.1} ms", best[0] * 1e3);
     println!("  analyse  {:7.1} ms", best[1] * 1e3);
     println!("  draw     {:7.1} ms", best[2] * 1e3);
-    println!("  binary end to end (parse + analyse + draw + write files): {:7.1} ms (target <= 1000 ms)", best[3] * 1e3);
+    println!(
+        "  binary end to end (parse + analyse + draw + write files): {:7.1} ms (target <= 1000 ms)",
+        best[3] * 1e3
+    );
 }
 
 /// memwatch's own columns; RSS 200 MB with a 64 B/s leak under a 20 s GC sawtooth and noise.

@@ -64,22 +64,28 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub analysis: AnalysisArgs,
     #[command(flatten)]
+    pub gate: GateArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
     pub display: DisplayArgs,
+    #[command(flatten)]
+    pub config: ConfigArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// After --duration, how long the command has to exit after SIGTERM before SIGKILL.
+    /// After --duration, how long the command has to exit after SIGTERM before SIGKILL [default: 5s]
     #[arg(
         long,
         value_name = "DUR",
-        default_value = "5s",
         allow_hyphen_values = true,
         help_heading = "Target"
     )]
-    pub grace: String,
+    pub grace: Option<String>,
+
+    #[command(flatten)]
+    pub load: LoadArgs,
 
     #[command(flatten)]
     pub watch: WatchArgs,
@@ -98,6 +104,12 @@ pub struct ReportArgs {
     #[command(flatten)]
     pub analysis: AnalysisArgs,
 
+    #[command(flatten)]
+    pub gate: GateArgs,
+
+    #[command(flatten)]
+    pub config: ConfigArgs,
+
     /// Where to write the summary; `-` or no value: stdout [default: summary.json beside FILE]
     #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "-", help_heading = "Output")]
     pub json: Option<PathBuf>,
@@ -106,14 +118,9 @@ pub struct ReportArgs {
     #[arg(long, value_name = "PATH", help_heading = "Output")]
     pub png: Option<PathBuf>,
 
-    /// Chart size in pixels.
-    #[arg(
-        long,
-        value_name = "WxH",
-        default_value = "1280x720",
-        help_heading = "Output"
-    )]
-    pub png_size: String,
+    /// Chart size in pixels [default: 1280x720]
+    #[arg(long, value_name = "WxH", help_heading = "Output")]
+    pub png_size: Option<String>,
 
     #[command(flatten)]
     pub display: DisplayArgs,
@@ -122,15 +129,9 @@ pub struct ReportArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Sampling")]
 pub struct SamplingArgs {
-    /// Time between samples (`250ms`, `2s`, `1m`; at least 1ms).
-    #[arg(
-        short,
-        long,
-        value_name = "DUR",
-        default_value = "1s",
-        allow_hyphen_values = true
-    )]
-    pub interval: String,
+    /// Time between samples (`250ms`, `2s`, `1m`; at least 1ms) [default: 1s]
+    #[arg(short, long, value_name = "DUR", allow_hyphen_values = true)]
+    pub interval: Option<String>,
 
     /// Stop after this long [default: until the target exits or Ctrl-C]
     #[arg(short, long, value_name = "DUR", allow_hyphen_values = true)]
@@ -140,22 +141,17 @@ pub struct SamplingArgs {
     #[arg(long)]
     pub pss: bool,
 
-    /// Time between PSS/USS readings, with --pss.
-    #[arg(
-        long,
-        value_name = "DUR",
-        default_value = "10s",
-        allow_hyphen_values = true
-    )]
-    pub pss_interval: String,
+    /// Time between PSS/USS readings, with --pss [default: 10s]
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
+    pub pss_interval: Option<String>,
 }
 
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Signals and heap dumps")]
 pub struct SignalArgs {
-    /// Signal to send: `SIGUSR2`, `USR2` or `12`.
-    #[arg(long, value_name = "SIG", default_value = "SIGUSR2")]
-    pub signal: String,
+    /// Signal to send: `SIGUSR2`, `USR2` or `12` [default: SIGUSR2]
+    #[arg(long, value_name = "SIG")]
+    pub signal: Option<String>,
 
     /// Send the signal every DUR (e.g. to force a GC or take a heap snapshot).
     #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
@@ -181,18 +177,19 @@ pub struct SignalArgs {
     #[arg(long, value_name = "DIR")]
     pub dump_dir: Option<std::path::PathBuf>,
 
-    /// File patterns that are heap dumps, comma-separated.
-    #[arg(long, value_name = "GLOBS", default_value = crate::dump::DEFAULT_GLOBS)]
-    pub dump_glob: String,
+    /// File patterns that are heap dumps, comma-separated
+    /// [default: *.heapsnapshot,*.heapprofile,*.hprof,core.*]
+    #[arg(long, value_name = "GLOBS")]
+    pub dump_glob: Option<String>,
 
-    /// Stop signalling once this many dumps have been written.
-    #[arg(long, value_name = "N", default_value = "5")]
-    pub max_dumps: u32,
+    /// Stop signalling once this many dumps have been written [default: 5]
+    #[arg(long, value_name = "N")]
+    pub max_dumps: Option<u32>,
 
     /// Stop signalling when the dump folder's disk would have less than SIZE free after the
-    /// next dump (estimated as the largest so far).
-    #[arg(long, value_name = "SIZE", default_value = "1GiB")]
-    pub min_free: String,
+    /// next dump (estimated as the largest so far) [default: 1GiB]
+    #[arg(long, value_name = "SIZE")]
+    pub min_free: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -200,9 +197,9 @@ pub struct SignalArgs {
 pub struct AnalysisArgs {
     /// Memory column to judge: rss, anon, vsz, file, shmem, swap, hwm, pss, uss, or `settled`
     /// (RSS of the samples taken --settle after each signal; chosen automatically when
-    /// there are enough of them).
-    #[arg(long, value_name = "NAME", default_value = "rss")]
-    pub metric: String,
+    /// there are enough of them) [default: rss]
+    #[arg(long, value_name = "NAME")]
+    pub metric: Option<String>,
 
     /// Start of the run left out of the verdict [default: auto, see docs/verdict.md]
     #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
@@ -240,9 +237,70 @@ pub struct OutputArgs {
     #[arg(long, value_name = "PATH")]
     pub png: Option<PathBuf>,
 
-    /// Chart size in pixels.
-    #[arg(long, value_name = "WxH", default_value = "1280x720")]
-    pub png_size: String,
+    /// Chart size in pixels [default: 1280x720]
+    #[arg(long, value_name = "WxH")]
+    pub png_size: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Load (CI)")]
+pub struct LoadArgs {
+    /// Load generator to start once the target is ready, run with `sh -c`; the run ends
+    /// when it ends (plus --cooldown). A failed load fails the gate (exit 4).
+    #[arg(long, value_name = "CMD")]
+    pub load: Option<String>,
+
+    /// The target is ready when something listens on 127.0.0.1:PORT.
+    #[arg(long, value_name = "PORT")]
+    pub ready_port: Option<u16>,
+
+    /// The target is ready this long after the start (without --ready-port) [default: 0s]
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
+    pub ready_delay: Option<String>,
+
+    /// Keep sampling this long after the load ends [default: 0s]
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
+    pub cooldown: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Gate (CI)")]
+pub struct GateArgs {
+    /// Fail (exit 1) if the peak of the judged metric is above SIZE (`512MiB`).
+    #[arg(long, value_name = "SIZE")]
+    pub max_rss: Option<String>,
+
+    /// Fail if the growth over the analysed window is above SIZE or PCT (`64MiB`, `10%`).
+    #[arg(long, value_name = "SIZE|PCT", allow_hyphen_values = true)]
+    pub max_growth: Option<String>,
+
+    /// Fail if the slope is above RATE (`1MiB/min`).
+    #[arg(long, value_name = "RATE", allow_hyphen_values = true)]
+    pub max_slope: Option<String>,
+
+    /// Fail (exit 1) rather than exit 3 when the verdict is inconclusive.
+    #[arg(long)]
+    pub fail_on_inconclusive: bool,
+
+    /// A summary.json from an earlier run: fail if slope or peak is worse by more than the tolerance.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// How much worse than the baseline is allowed [default: 10%]
+    #[arg(long, value_name = "PCT")]
+    pub baseline_tolerance: Option<String>,
+
+    /// Also write a JUnit XML report here.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Options from this TOML file [default: ./memwatch.toml if present]; the command line
+    /// wins over the file.
+    #[arg(long, value_name = "FILE", help_heading = "Config")]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

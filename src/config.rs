@@ -2,12 +2,16 @@
 //! ranges checked, PIDs positive. Every message names the bad value and what to do.
 
 use crate::analyze::{MinGrowth, Thresholds, Warmup};
-use crate::cli::{AnalysisArgs, Cli, Command, OutputArgs, SamplingArgs, SignalArgs};
+use crate::cli::{
+    AnalysisArgs, Cli, Command, GateArgs, LoadArgs, OutputArgs, SamplingArgs, SignalArgs, WatchArgs,
+};
+use crate::config_file::FileConfig;
 use crate::error::{Error, Result};
+use crate::gate::{Baseline, Limits};
 use crate::sample::Metric;
 use crate::units::{parse_duration, parse_pct_rate, parse_rate, parse_size};
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug)]
@@ -18,6 +22,7 @@ pub enum Mode {
     Run {
         command: Vec<OsString>,
         grace: Duration,
+        load: Option<LoadPlan>,
     },
     Report {
         file: PathBuf,
@@ -30,8 +35,26 @@ pub struct Config {
     pub sampling: Sampling,
     pub signals: SignalPlan,
     pub analysis: AnalysisConfig,
+    pub gate: GateConfig,
     pub output: OutputPlan,
     pub quiet: bool,
+}
+
+/// `--load`: a load generator started once the target is ready; the run ends with it.
+#[derive(Clone, Debug)]
+pub struct LoadPlan {
+    /// Run with `sh -c`.
+    pub command: String,
+    pub ready_port: Option<u16>,
+    pub ready_delay: Duration,
+    pub cooldown: Duration,
+}
+
+/// The CI gate beside the verdict: hard limits, baseline, JUnit output.
+#[derive(Clone, Debug, Default)]
+pub struct GateConfig {
+    pub limits: Limits,
+    pub junit: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug)]
@@ -96,6 +119,8 @@ pub struct OutputPlan {
     pub png_size: (u32, u32),
 }
 
+const DEFAULT_PNG_SIZE: &str = "1280x720";
+
 fn usage(message: String) -> Error {
     Error::Usage(message)
 }
@@ -105,25 +130,55 @@ impl Config {
         Self::from_cli_unchecked(cli).and_then(check_metric_recorded)
     }
 
-    fn from_cli_unchecked(cli: Cli) -> Result<Config> {
+    fn from_cli_unchecked(mut cli: Cli) -> Result<Config> {
+        let cwd = std::env::current_dir().map_err(|e| Error::Io {
+            context: "cannot read the working directory".into(),
+            source: e,
+        })?;
+        match &mut cli.command {
+            Some(Command::Run(run)) => {
+                if let Some(file) = config_file(run.watch.config.config.as_deref(), &cwd)? {
+                    overlay_watch(&mut run.watch, &file);
+                    overlay_load(&mut run.load, &file);
+                    fill(&mut run.grace, &file.grace);
+                }
+            }
+            Some(Command::Report(report)) => {
+                if let Some(file) = config_file(report.config.config.as_deref(), &cwd)? {
+                    overlay_analysis(&mut report.analysis, &file);
+                    overlay_gate(&mut report.gate, &file);
+                    fill(&mut report.png_size, &file.png_size);
+                    report.display.quiet |= file.quiet.unwrap_or(false);
+                }
+            }
+            None => {
+                if let Some(file) = config_file(cli.watch.config.config.as_deref(), &cwd)? {
+                    overlay_watch(&mut cli.watch, &file);
+                }
+            }
+        }
         match cli.command {
             Some(Command::Run(run)) => {
-                let grace =
-                    parse_duration(&run.grace).map_err(|e| usage(format!("--grace: {e}")))?;
+                let grace = parse_duration(run.grace.as_deref().unwrap_or("5s"))
+                    .map_err(|e| usage(format!("--grace: {e}")))?;
                 if run.command.is_empty() {
                     return Err(usage(
                         "'run' needs a command after '--', e.g. 'memwatch run -- node app.js'"
                             .into(),
                     ));
                 }
+                let sampling = sampling(&run.watch.sampling)?;
+                let load = load_plan(&run.load)?;
                 Ok(Config {
                     mode: Mode::Run {
                         command: run.command,
                         grace,
+                        load,
                     },
-                    sampling: sampling(&run.watch.sampling)?,
-                    signals: signals(&run.watch.signals, &run.watch.sampling)?,
+                    signals: signals(&run.watch.signals, sampling.duration)?,
+                    sampling,
                     analysis: analysis(&run.watch.analysis)?,
+                    gate: gate(&run.watch.gate)?,
                     output: output(&run.watch.output)?,
                     quiet: run.watch.display.quiet,
                 })
@@ -137,12 +192,13 @@ impl Config {
                 },
                 signals: SignalPlan::default(),
                 analysis: analysis(&report.analysis)?,
+                gate: gate(&report.gate)?,
                 output: OutputPlan {
                     dir: None,
                     csv: None,
                     json: report.json,
                     png: report.png,
-                    png_size: png_size(&report.png_size)?,
+                    png_size: png_size(report.png_size.as_deref().unwrap_or(DEFAULT_PNG_SIZE))?,
                 },
                 quiet: report.display.quiet,
             }),
@@ -150,13 +206,15 @@ impl Config {
                 let pid_text = cli.pid.ok_or_else(|| {
                     usage("nothing to watch: give '--pid PID' or 'run -- CMD' (see 'memwatch --help')".into())
                 })?;
+                let sampling = sampling(&cli.watch.sampling)?;
                 Ok(Config {
                     mode: Mode::Attach {
                         pid: parse_pid(&pid_text)?,
                     },
-                    sampling: sampling(&cli.watch.sampling)?,
-                    signals: signals(&cli.watch.signals, &cli.watch.sampling)?,
+                    signals: signals(&cli.watch.signals, sampling.duration)?,
+                    sampling,
                     analysis: analysis(&cli.watch.analysis)?,
+                    gate: gate(&cli.watch.gate)?,
                     output: output(&cli.watch.output)?,
                     quiet: cli.watch.display.quiet,
                 })
@@ -165,11 +223,163 @@ impl Config {
     }
 }
 
+/// `--config FILE`, else `./memwatch.toml` when present.
+fn config_file(explicit: Option<&Path>, cwd: &Path) -> Result<Option<FileConfig>> {
+    crate::config_file::discover(explicit, cwd)
+        .map(|found| found.map(|(_, file)| file))
+        .map_err(Error::Usage)
+}
+
+/// Fills what the command line left unset from the config file: the command line wins.
+fn fill<T: Clone>(cli: &mut Option<T>, file: &Option<T>) {
+    if cli.is_none() {
+        cli.clone_from(file);
+    }
+}
+
+fn fill_path(cli: &mut Option<PathBuf>, file: &Option<String>) {
+    if cli.is_none() {
+        *cli = file.as_ref().map(PathBuf::from);
+    }
+}
+
+fn overlay_watch(w: &mut WatchArgs, f: &FileConfig) {
+    let s = &mut w.sampling;
+    fill(&mut s.interval, &f.interval);
+    fill(&mut s.duration, &f.duration);
+    s.pss |= f.pss.unwrap_or(false);
+    fill(&mut s.pss_interval, &f.pss_interval);
+    let g = &mut w.signals;
+    fill(&mut g.signal, &f.signal);
+    fill(&mut g.signal_every, &f.signal_every);
+    fill(&mut g.signal_at, &f.signal_at);
+    g.signal_at_end |= f.signal_at_end.unwrap_or(false);
+    fill(&mut g.settle, &f.settle);
+    g.force_signal |= f.force_signal.unwrap_or(false);
+    fill_path(&mut g.dump_dir, &f.dump_dir);
+    fill(&mut g.dump_glob, &f.dump_glob);
+    fill(&mut g.max_dumps, &f.max_dumps);
+    fill(&mut g.min_free, &f.min_free);
+    overlay_analysis(&mut w.analysis, f);
+    overlay_gate(&mut w.gate, f);
+    let o = &mut w.output;
+    fill_path(&mut o.out, &f.out);
+    fill_path(&mut o.csv, &f.csv);
+    fill_path(&mut o.json, &f.json);
+    fill_path(&mut o.png, &f.png);
+    fill(&mut o.png_size, &f.png_size);
+    w.display.quiet |= f.quiet.unwrap_or(false);
+}
+
+fn overlay_analysis(a: &mut AnalysisArgs, f: &FileConfig) {
+    fill(&mut a.metric, &f.metric);
+    fill(&mut a.warmup, &f.warmup);
+    if a.min_slope.is_empty() {
+        a.min_slope = f.min_slopes();
+    }
+    fill(&mut a.min_growth, &f.min_growth);
+    if a.p_value.is_none() {
+        a.p_value = f.p_value.as_ref().map(|p| p.0.clone());
+    }
+}
+
+fn overlay_gate(g: &mut GateArgs, f: &FileConfig) {
+    fill(&mut g.max_rss, &f.max_rss);
+    fill(&mut g.max_growth, &f.max_growth);
+    fill(&mut g.max_slope, &f.max_slope);
+    g.fail_on_inconclusive |= f.fail_on_inconclusive.unwrap_or(false);
+    fill_path(&mut g.baseline, &f.baseline);
+    fill(&mut g.baseline_tolerance, &f.baseline_tolerance);
+    fill_path(&mut g.junit, &f.junit);
+}
+
+fn overlay_load(l: &mut LoadArgs, f: &FileConfig) {
+    fill(&mut l.load, &f.load);
+    fill(&mut l.ready_port, &f.ready_port);
+    fill(&mut l.ready_delay, &f.ready_delay);
+    fill(&mut l.cooldown, &f.cooldown);
+}
+
+fn load_plan(args: &LoadArgs) -> Result<Option<LoadPlan>> {
+    let dur = |flag: &str, text: &Option<String>| -> Result<Duration> {
+        text.as_deref().map_or(Ok(Duration::ZERO), |t| {
+            parse_duration(t).map_err(|e| usage(format!("{flag}: {e}")))
+        })
+    };
+    let Some(command) = &args.load else {
+        if args.ready_port.is_some() || args.ready_delay.is_some() || args.cooldown.is_some() {
+            return Err(usage(
+                "--ready-port, --ready-delay and --cooldown go with --load \"CMD\"".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    if command.trim().is_empty() {
+        return Err(usage(
+            "--load needs a command, e.g. --load 'node load.js --port 8080'".into(),
+        ));
+    }
+    if args.ready_port == Some(0) {
+        return Err(usage(
+            "--ready-port '0' is not a port: give the port the target listens on".into(),
+        ));
+    }
+    Ok(Some(LoadPlan {
+        command: command.clone(),
+        ready_port: args.ready_port,
+        ready_delay: dur("--ready-delay", &args.ready_delay)?,
+        cooldown: dur("--cooldown", &args.cooldown)?,
+    }))
+}
+
+fn gate(args: &GateArgs) -> Result<GateConfig> {
+    let flag = |name: &'static str| move |e: String| usage(format!("{name}: {e}"));
+    let mut limits = Limits {
+        max_rss: args
+            .max_rss
+            .as_deref()
+            .map(crate::gate::parse_max_rss)
+            .transpose()
+            .map_err(flag("--max-rss"))?,
+        max_growth: args
+            .max_growth
+            .as_deref()
+            .map(crate::gate::parse_growth_limit)
+            .transpose()
+            .map_err(flag("--max-growth"))?,
+        max_slope: args
+            .max_slope
+            .as_deref()
+            .map(crate::gate::parse_max_slope)
+            .transpose()
+            .map_err(flag("--max-slope"))?,
+        fail_on_inconclusive: args.fail_on_inconclusive,
+        ..Limits::default()
+    };
+    if let Some(t) = &args.baseline_tolerance {
+        limits.baseline_tolerance_pct =
+            crate::gate::parse_tolerance(t).map_err(flag("--baseline-tolerance"))?;
+    }
+    if let Some(path) = &args.baseline {
+        limits.baseline = Some(Baseline::load(path).map_err(flag("--baseline"))?);
+    }
+    Ok(GateConfig {
+        limits,
+        junit: args.junit.clone(),
+    })
+}
+
 /// PSS and USS exist only when --pss asks for them.
 fn check_metric_recorded(config: Config) -> Result<Config> {
     let needs_pss = matches!(config.analysis.metric, Metric::Pss | Metric::Uss);
-    if needs_pss && config.sampling.pss_interval.is_none() && !matches!(config.mode, Mode::Report { .. }) {
-        return Err(usage(format!("--metric {} needs --pss, which records it", config.analysis.metric)));
+    if needs_pss
+        && config.sampling.pss_interval.is_none()
+        && !matches!(config.mode, Mode::Report { .. })
+    {
+        return Err(usage(format!(
+            "--metric {} needs --pss, which records it",
+            config.analysis.metric
+        )));
     }
     Ok(config)
 }
@@ -189,11 +399,11 @@ pub fn parse_pid(text: &str) -> Result<i32> {
 }
 
 fn sampling(args: &SamplingArgs) -> Result<Sampling> {
-    let interval = parse_duration(&args.interval).map_err(|e| usage(format!("--interval: {e}")))?;
+    let interval_text = args.interval.as_deref().unwrap_or("1s");
+    let interval = parse_duration(interval_text).map_err(|e| usage(format!("--interval: {e}")))?;
     if interval < Duration::from_millis(1) {
         return Err(usage(format!(
-            "--interval '{}' is too short: the least is 1ms",
-            args.interval
+            "--interval '{interval_text}' is too short: the least is 1ms"
         )));
     }
     let duration = match &args.duration {
@@ -209,7 +419,7 @@ fn sampling(args: &SamplingArgs) -> Result<Sampling> {
         None => None,
     };
     let pss_interval = if args.pss {
-        let d = parse_duration(&args.pss_interval)
+        let d = parse_duration(args.pss_interval.as_deref().unwrap_or("10s"))
             .map_err(|e| usage(format!("--pss-interval: {e}")))?;
         Some(d.max(interval))
     } else {
@@ -222,28 +432,47 @@ fn sampling(args: &SamplingArgs) -> Result<Sampling> {
     })
 }
 
-fn signals(args: &SignalArgs, sampling_args: &SamplingArgs) -> Result<SignalPlan> {
-    let dur = |flag: &str, text: &str| parse_duration(text).map_err(|e| usage(format!("{flag}: {e}")));
-    let signal = crate::signal::parse_signal(&args.signal).map_err(|e| usage(format!("--signal: {e}")))?;
+fn signals(args: &SignalArgs, duration: Option<Duration>) -> Result<SignalPlan> {
+    let dur =
+        |flag: &str, text: &str| parse_duration(text).map_err(|e| usage(format!("{flag}: {e}")));
+    let signal_text = args.signal.as_deref().unwrap_or("SIGUSR2");
+    let signal =
+        crate::signal::parse_signal(signal_text).map_err(|e| usage(format!("--signal: {e}")))?;
     if signal == libc::SIGKILL || signal == libc::SIGSTOP {
-        return Err(usage(format!("--signal '{}' cannot be caught: memwatch sends only signals a process can handle", args.signal)));
+        return Err(usage(format!(
+            "--signal '{signal_text}' cannot be caught: memwatch sends only signals a process can handle"
+        )));
     }
-    let every = args.signal_every.as_deref().map(|t| dur("--signal-every", t)).transpose()?;
+    let every = args
+        .signal_every
+        .as_deref()
+        .map(|t| dur("--signal-every", t))
+        .transpose()?;
     if every.is_some_and(|d| d.is_zero()) {
         return Err(usage("--signal-every must be longer than 0".into()));
     }
     let mut at = match &args.signal_at {
-        Some(list) => list.split(',').map(|t| dur("--signal-at", t)).collect::<Result<Vec<_>>>()?,
+        Some(list) => list
+            .split(',')
+            .map(|t| dur("--signal-at", t))
+            .collect::<Result<Vec<_>>>()?,
         None => Vec::new(),
     };
     at.sort();
-    if let (Some(last), Some(d)) = (at.last(), sampling_args.duration.as_deref()) {
-        let d = dur("--duration", d)?;
+    if let (Some(last), Some(d)) = (at.last(), duration) {
         if *last > d {
-            return Err(usage(format!("--signal-at {}: that is after --duration {}", humantime::format_duration(*last), humantime::format_duration(d))));
+            return Err(usage(format!(
+                "--signal-at {}: that is after --duration {}",
+                humantime::format_duration(*last),
+                humantime::format_duration(d)
+            )));
         }
     }
-    let settle = args.settle.as_deref().map(|t| dur("--settle", t)).transpose()?;
+    let settle = args
+        .settle
+        .as_deref()
+        .map(|t| dur("--settle", t))
+        .transpose()?;
     let plan = SignalPlan {
         signal,
         every,
@@ -252,9 +481,13 @@ fn signals(args: &SignalArgs, sampling_args: &SamplingArgs) -> Result<SignalPlan
         settle,
         force: args.force_signal,
         dump_dir: args.dump_dir.clone(),
-        dump_globs: args.dump_glob.clone(),
-        max_dumps: args.max_dumps,
-        min_free: parse_size(&args.min_free).map_err(|e| usage(format!("--min-free: {e}")))?,
+        dump_globs: args
+            .dump_glob
+            .clone()
+            .unwrap_or_else(|| crate::dump::DEFAULT_GLOBS.to_string()),
+        max_dumps: args.max_dumps.unwrap_or(5),
+        min_free: parse_size(args.min_free.as_deref().unwrap_or("1GiB"))
+            .map_err(|e| usage(format!("--min-free: {e}")))?,
     };
     if settle.is_some() && !plan.sends() {
         return Err(usage("--settle needs a signal to settle after: add --signal-every, --signal-at or --signal-at-end".into()));
@@ -262,23 +495,34 @@ fn signals(args: &SignalArgs, sampling_args: &SamplingArgs) -> Result<SignalPlan
     if let (Some(s), Some(e)) = (settle, every)
         && s >= e
     {
-        return Err(usage(format!("--settle {} must be shorter than --signal-every {}", humantime::format_duration(s), humantime::format_duration(e))));
+        return Err(usage(format!(
+            "--settle {} must be shorter than --signal-every {}",
+            humantime::format_duration(s),
+            humantime::format_duration(e)
+        )));
     }
     if let Some(dir) = &plan.dump_dir
         && !dir.is_dir()
     {
-        return Err(usage(format!("--dump-dir '{}' is not a folder", dir.display())));
+        return Err(usage(format!(
+            "--dump-dir '{}' is not a folder",
+            dir.display()
+        )));
     }
     Ok(plan)
 }
 
 fn analysis(args: &AnalysisArgs) -> Result<AnalysisConfig> {
-    let (metric, settled) = if args.metric == "settled" {
+    let metric_text = args.metric.as_deref().unwrap_or("rss");
+    let (metric, settled) = if metric_text == "settled" {
         (Metric::Rss, SettledUse::Always)
     } else {
-        let metric = Metric::from_name(&args.metric).ok_or_else(|| {
+        let metric = Metric::from_name(metric_text).ok_or_else(|| {
             let names: Vec<_> = Metric::ALL.iter().map(|m| m.name()).collect();
-            usage(format!("--metric '{}' is not a metric: use one of {}, settled", args.metric, names.join(", ")))
+            usage(format!(
+                "--metric '{metric_text}' is not a metric: use one of {}, settled",
+                names.join(", ")
+            ))
         })?;
         (metric, SettledUse::Auto)
     };
@@ -337,7 +581,7 @@ fn output(args: &OutputArgs) -> Result<OutputPlan> {
         csv: args.csv.clone(),
         json: args.json.clone(),
         png: args.png.clone(),
-        png_size: png_size(&args.png_size)?,
+        png_size: png_size(args.png_size.as_deref().unwrap_or(DEFAULT_PNG_SIZE))?,
     })
 }
 

@@ -42,8 +42,18 @@ pub struct DumpWatcher {
 impl DumpWatcher {
     /// Remembers what is already in `dir`, so only new files count.
     pub fn new(dir: PathBuf, globs: &str) -> std::io::Result<DumpWatcher> {
-        let globs = globs.split(',').map(|g| g.trim().to_string()).filter(|g| !g.is_empty()).collect();
-        let mut w = DumpWatcher { dir, globs, existing: HashSet::new(), dumps: Vec::new(), quiet_for: Duration::from_millis(500) };
+        let globs = globs
+            .split(',')
+            .map(|g| g.trim().to_string())
+            .filter(|g| !g.is_empty())
+            .collect();
+        let mut w = DumpWatcher {
+            dir,
+            globs,
+            existing: HashSet::new(),
+            dumps: Vec::new(),
+            quiet_for: Duration::from_millis(500),
+        };
         for entry in fs::read_dir(&w.dir)? {
             let name = entry?.file_name();
             if w.matches(&name) {
@@ -74,7 +84,13 @@ impl DumpWatcher {
                 let path = self.dir.join(&name);
                 if !self.dumps.iter().any(|d| d.path == path) {
                     let bytes = entry.metadata().map_or(0, |m| m.len());
-                    self.dumps.push(Dump { path: path.clone(), bytes, started_s: elapsed_s, completed_s: None, last_change: now });
+                    self.dumps.push(Dump {
+                        path: path.clone(),
+                        bytes,
+                        started_s: elapsed_s,
+                        completed_s: None,
+                        last_change: now,
+                    });
                     news.push(DumpNews::Started(path));
                 }
             }
@@ -84,7 +100,10 @@ impl DumpWatcher {
             if bytes != d.bytes {
                 d.bytes = bytes;
                 d.last_change = now;
-            } else if bytes > 0 && now.duration_since(d.last_change) >= self.quiet_for && looks_complete(&d.path) {
+            } else if bytes > 0
+                && now.duration_since(d.last_change) >= self.quiet_for
+                && looks_complete(&d.path)
+            {
                 d.completed_s = Some(elapsed_s);
                 news.push(DumpNews::Completed(d.path.clone()));
             }
@@ -93,7 +112,10 @@ impl DumpWatcher {
     }
 
     pub fn in_progress(&self) -> usize {
-        self.dumps.iter().filter(|d| d.completed_s.is_none()).count()
+        self.dumps
+            .iter()
+            .filter(|d| d.completed_s.is_none())
+            .count()
     }
 
     /// Size of the largest dump so far: the estimate for the next one.
@@ -108,15 +130,24 @@ fn looks_complete(path: &Path) -> bool {
     if path.extension().is_none_or(|e| e != "heapsnapshot") {
         return true;
     }
-    let Ok(mut f) = fs::File::open(path) else { return false };
+    let Ok(mut f) = fs::File::open(path) else {
+        return false;
+    };
     let mut tail = [0u8; 16];
-    let Ok(len) = f.seek(SeekFrom::End(0)) else { return false };
+    let Ok(len) = f.seek(SeekFrom::End(0)) else {
+        return false;
+    };
     let take = len.min(tail.len() as u64);
-    if f.seek(SeekFrom::Start(len - take)).is_err() || f.read_exact(&mut tail[..take as usize]).is_err() {
+    if f.seek(SeekFrom::Start(len - take)).is_err()
+        || f.read_exact(&mut tail[..take as usize]).is_err()
+    {
         return false;
     }
     let text = &tail[..take as usize];
-    let trimmed = text.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(&text[..0], |end| &text[..=end]);
+    let trimmed = text
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(&text[..0], |end| &text[..=end]);
     trimmed.ends_with(b"]}")
 }
 
@@ -160,7 +191,10 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(glob_match("*.heapsnapshot", "Heap.20261124.101500.42.0.001.heapsnapshot"));
+        assert!(glob_match(
+            "*.heapsnapshot",
+            "Heap.20261124.101500.42.0.001.heapsnapshot"
+        ));
         assert!(glob_match("core.*", "core.1234"));
         assert!(!glob_match("core.*", "score.1"));
         assert!(glob_match("a?c", "abc") && !glob_match("a?c", "abbc"));
@@ -173,7 +207,10 @@ mod tests {
         std::fs::write(dir.path().join("old.heapsnapshot"), "{}").expect("write");
         let mut w = DumpWatcher::new(dir.path().to_path_buf(), DEFAULT_GLOBS).expect("watch");
         let t0 = Instant::now();
-        assert!(w.scan(0.0, t0).is_empty(), "files from before the run are not ours");
+        assert!(
+            w.scan(0.0, t0).is_empty(),
+            "files from before the run are not ours"
+        );
         let path = dir.path().join("Heap.1.heapsnapshot");
         std::fs::write(&path, "").expect("write");
         assert_eq!(w.scan(1.0, t0), vec![DumpNews::Started(path.clone())]);
@@ -182,8 +219,14 @@ mod tests {
         // size held but JSON not closed: still being written
         assert!(w.scan(2.0, t0 + Duration::from_secs(2)).is_empty());
         std::fs::write(&path, "{\"snapshot\":{},\"nodes\":[1,2]}\n").expect("write");
-        assert!(w.scan(2.1, t0 + Duration::from_millis(2100)).is_empty(), "size just changed");
-        assert_eq!(w.scan(3.0, t0 + Duration::from_secs(3)), vec![DumpNews::Completed(path.clone())]);
+        assert!(
+            w.scan(2.1, t0 + Duration::from_millis(2100)).is_empty(),
+            "size just changed"
+        );
+        assert_eq!(
+            w.scan(3.0, t0 + Duration::from_secs(3)),
+            vec![DumpNews::Completed(path.clone())]
+        );
         assert_eq!(w.in_progress(), 0);
         assert_eq!(w.dumps[0].completed_s, Some(3.0));
         assert!(w.largest() > 0);

@@ -21,7 +21,11 @@ pub enum Error {
          Give it a handler (Node: --heapsnapshot-signal={signal}, or process.on('{signal}', ...)) \
          or pass --force-signal"
     )]
-    SignalNotCaught { pid: i32, name: String, signal: String },
+    SignalNotCaught {
+        pid: i32,
+        name: String,
+        signal: String,
+    },
     #[error("cannot parse {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("cannot run '{program}': {source}")]

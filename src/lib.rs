@@ -10,6 +10,7 @@ pub mod dump;
 pub mod error;
 pub mod gate;
 pub mod interrupt;
+pub mod load;
 pub mod recording;
 pub mod report;
 pub mod sample;
@@ -60,7 +61,11 @@ fn watch_target(config: &Config) -> Result<u8> {
     let plan = &config.signals;
     // An attached process must already catch the signal: refuse before anything is written.
     // (A spawned command gets a few seconds to install its handler; see watch.rs.)
-    if plan.sends() && !plan.force && !target.is_child() && !target.catches(&mut reader, plan.signal)? {
+    if plan.sends()
+        && !plan.force
+        && !target.is_child()
+        && !target.catches(&mut reader, plan.signal)?
+    {
         return Err(Error::SignalNotCaught {
             pid: target.pid,
             name: target.name.clone(),
@@ -92,13 +97,29 @@ fn watch_target(config: &Config) -> Result<u8> {
     };
 
     let result = match first {
-        Ok(first) => watch::watch(&target, &mut reader, first, &config.sampling, plan, &interrupts, &mut sinks),
+        Ok(first) => {
+            let load = match &config.mode {
+                Mode::Run { load, .. } => load.as_ref(),
+                _ => None,
+            };
+            watch::watch(
+                &target,
+                &mut reader,
+                first,
+                &config.sampling,
+                plan,
+                load,
+                &interrupts,
+                &mut sinks,
+            )
+        }
         // A spawned command that is already gone: nothing to sample.
         Err(_) => Ok(watch::WatchResult {
             recording: Recording::default(),
             missed: 0,
             stop: StopReason::TargetExited,
             dumps: Vec::new(),
+            load: None,
         }),
     };
     sinks.live.finish();
@@ -116,7 +137,10 @@ fn watch_target(config: &Config) -> Result<u8> {
     };
 
     if let Mode::Run { grace, .. } = &config.mode {
-        if matches!(result.stop, StopReason::Interrupted { .. }) {
+        if matches!(
+            result.stop,
+            StopReason::Interrupted { .. } | StopReason::LoadFinished
+        ) {
             target.mark_stopped_by_memwatch();
         }
         target.stop(*grace);
@@ -126,65 +150,137 @@ fn watch_target(config: &Config) -> Result<u8> {
 
     let (analysis, judged) = analyse(rec, &config.analysis)?;
     let command_failed = matches!(config.mode, Mode::Run { .. }) && end.command_failed();
-    let exit_code = if command_failed {
+    let load_failed = result.load.as_ref().is_some_and(|l| l.failed);
+    let base_code = if command_failed || load_failed {
         4
     } else {
         analysis.verdict.exit_code()
     };
 
-    let mut summary = Summary::new(&analysis, &judged, exit_code);
+    let mut summary = Summary::new(&analysis, &judged, base_code);
     summary.missed_samples = Some(result.missed);
     summary.target = Some(target_summary(&target, &end, result.stop));
     summary.events = rec.events.iter().map(Into::into).collect();
     summary.dumps = result.dumps.iter().map(Into::into).collect();
+    summary.load = result.load.clone();
     summary.files = files_of(&outputs);
-    let written = write_reports(
-        rec,
-        &analysis,
-        config,
-        &summary,
-        &outputs.json,
-        &outputs.png,
-    )?;
 
     if !config.quiet {
-        let stop = match result.stop {
-            StopReason::Duration => "duration reached".to_string(),
-            StopReason::TargetExited => "target exited".to_string(),
-            StopReason::Interrupted { signal } => {
-                format!("interrupted by {}", signal::signal_name(signal))
-            }
-            StopReason::OutputClosed => "output closed".to_string(),
-        };
         eprintln!(
-            "memwatch: pid {} ({}): {stop}; target {}",
+            "memwatch: pid {} ({}): {}; target {}",
             target.pid,
             target.name,
+            result.stop.describe(),
             end.describe()
         );
         print_figures(rec, result.missed);
         for d in &result.dumps {
-            let state = match d.completed_s {
-                Some(t) => format!("complete at {}", Elapsed(t)),
-                None => "INCOMPLETE".to_string(),
-            };
-            eprintln!("memwatch: heap dump {} ({}, {state})", d.path.display(), Bytes(d.bytes as f64));
+            let state = d.completed_s.map_or_else(
+                || "INCOMPLETE".to_string(),
+                |t| format!("complete at {}", Elapsed(t)),
+            );
+            eprintln!(
+                "memwatch: heap dump {} ({}, {state})",
+                d.path.display(),
+                Bytes(d.bytes as f64)
+            );
         }
-        print_verdict(&analysis, &judged, live_mode.color());
+        if let Some(l) = &result.load {
+            eprintln!("memwatch: load '{}': {}", l.command, l.outcome);
+        }
         if command_failed {
             eprintln!(
                 "memwatch: the command failed ({}): exit code 4",
                 end.describe()
             );
         }
-        let csv_file = match &outputs.csv {
-            Dest::File(p) => Some(p.as_path()),
-            Dest::Stdout => None,
-        };
-        for file in csv_file
-            .into_iter()
-            .chain(written.iter().map(|p| p.as_path()))
-        {
+        if load_failed {
+            eprintln!("memwatch: the load failed: exit code 4");
+        }
+    }
+    let csv_file = match &outputs.csv {
+        Dest::File(p) => vec![p.clone()],
+        Dest::Stdout => Vec::new(),
+    };
+    conclude(
+        config,
+        rec,
+        &analysis,
+        summary,
+        csv_file,
+        &outputs.json,
+        &outputs.png,
+        live_mode.color(),
+    )
+}
+
+/// What every run ends with, live or `report`: the gate beside the verdict, the summary and
+/// chart, the CI outputs, and the list of files written.
+#[allow(clippy::too_many_arguments)]
+fn conclude(
+    config: &Config,
+    rec: &Recording,
+    analysis: &Analysis,
+    mut summary: Summary,
+    mut written: Vec<std::path::PathBuf>,
+    json: &Dest,
+    png: &Dest,
+    color: bool,
+) -> Result<u8> {
+    let limits = &config.gate.limits;
+    let gate = gate::evaluate(&summary, limits);
+    let exit_code = gate.exit_code(summary.exit_code);
+    summary.exit_code = exit_code;
+    let gated = limits.max_rss.is_some()
+        || limits.max_growth.is_some()
+        || limits.max_slope.is_some()
+        || limits.fail_on_inconclusive
+        || limits.baseline.is_some();
+    if gated {
+        summary.gate = Some(gate.clone());
+    }
+    written.extend(write_reports(rec, analysis, config, &summary, json, png)?);
+    if let Some(path) = &config.gate.junit {
+        let xml = report::ci::junit_xml(&summary, &gate).map_err(Error::Usage)?;
+        write_atomic(&Dest::File(path.clone()), xml.as_bytes())?;
+        written.push(path.clone());
+    }
+    if let Some(path) = report::ci::step_summary_path()
+        && let Err(e) =
+            report::ci::append_step_summary(&path, &report::ci::markdown(&summary, &gate))
+    {
+        eprintln!(
+            "memwatch: warning: cannot append to GITHUB_STEP_SUMMARY '{}': {e}",
+            path.display()
+        );
+    }
+    if report::ci::in_github_actions() {
+        // Workflow commands are read from stdout; use stderr when stdout carries data.
+        let stdout_busy = matches!(json, Dest::Stdout)
+            || config
+                .output
+                .csv
+                .as_deref()
+                .is_some_and(|p| p.as_os_str() == "-");
+        for line in report::ci::github_annotations(&summary, &gate) {
+            if stdout_busy {
+                eprintln!("{line}")
+            } else {
+                println!("{line}")
+            }
+        }
+    }
+    if !config.quiet {
+        print_verdict(analysis, &summary.metric, color);
+        for breach in &gate.breaches {
+            eprintln!("memwatch: gate failed: {}", breach.message);
+        }
+        if gate.inconclusive_failed {
+            eprintln!(
+                "memwatch: gate failed: the verdict is inconclusive and --fail-on-inconclusive is set"
+            );
+        }
+        for file in &written {
             eprintln!("memwatch: wrote {}", file.display());
         }
     }
@@ -200,7 +296,6 @@ fn report_file(config: &Config, file: &Path) -> Result<u8> {
     }
     let rec = &loaded.recording;
     let (analysis, judged) = analyse(rec, &config.analysis)?;
-    let exit_code = analysis.verdict.exit_code();
     let beside = |name: &str| file.parent().unwrap_or(Path::new("")).join(name);
     let json = config
         .output
@@ -213,7 +308,7 @@ fn report_file(config: &Config, file: &Path) -> Result<u8> {
         .as_deref()
         .map_or_else(|| Dest::File(beside("memory.png")), dest_of);
 
-    let mut summary = Summary::new(&analysis, &judged, exit_code);
+    let mut summary = Summary::new(&analysis, &judged, analysis.verdict.exit_code());
     summary.source = Some(SourceSummary {
         file: file.display().to_string(),
         format: loaded.format.to_string(),
@@ -224,7 +319,6 @@ fn report_file(config: &Config, file: &Path) -> Result<u8> {
         json: file_name(&json),
         png: file_name(&png),
     };
-    let written = write_reports(rec, &analysis, config, &summary, &json, &png)?;
     if !config.quiet {
         eprintln!(
             "memwatch: {} ({}): {} samples over {}",
@@ -234,12 +328,17 @@ fn report_file(config: &Config, file: &Path) -> Result<u8> {
             Elapsed(rec.duration_s())
         );
         print_figures(rec, 0);
-        print_verdict(&analysis, &judged, LiveMode::detect(false).color());
-        for path in written {
-            eprintln!("memwatch: wrote {}", path.display());
-        }
     }
-    Ok(exit_code)
+    conclude(
+        config,
+        rec,
+        &analysis,
+        summary,
+        Vec::new(),
+        &json,
+        &png,
+        LiveMode::detect(false).color(),
+    )
 }
 
 /// The analyser on the configured metric, leaving out heap-dump periods.
@@ -346,13 +445,7 @@ fn target_summary(target: &Target, end: &TargetEnd, stop: StopReason) -> TargetS
             _ => None,
         },
         stopped_by_memwatch: end.stopped_by_memwatch,
-        stop: match stop {
-            StopReason::Duration => "duration",
-            StopReason::TargetExited => "target-exited",
-            StopReason::Interrupted { .. } => "interrupted",
-            StopReason::OutputClosed => "output-closed",
-        }
-        .to_string(),
+        stop: stop.key().to_string(),
     }
 }
 

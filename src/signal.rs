@@ -112,8 +112,19 @@ pub struct SignalSchedule {
 }
 
 impl SignalSchedule {
-    pub fn new(every: Option<std::time::Duration>, at: &[std::time::Duration], at_end: bool) -> SignalSchedule {
-        SignalSchedule { every, at: at.to_vec(), next_every: every, next_at: 0, at_end, sent: 0 }
+    pub fn new(
+        every: Option<std::time::Duration>,
+        at: &[std::time::Duration],
+        at_end: bool,
+    ) -> SignalSchedule {
+        SignalSchedule {
+            every,
+            at: at.to_vec(),
+            next_every: every,
+            next_at: 0,
+            at_end,
+            sent: 0,
+        }
     }
 
     /// Whether a signal is due at `elapsed`; consumes every due slot (no bursts after a stall).

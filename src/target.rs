@@ -236,7 +236,9 @@ impl Target {
 
     /// Whether the process has a handler for `signal` (read from its kept-open status).
     pub fn catches(&self, reader: &mut ProcReader, signal: i32) -> Result<bool> {
-        let mask = reader.read_caught_signals().map_err(|_| Error::NoSuchProcess { pid: self.pid })?;
+        let mask = reader
+            .read_caught_signals()
+            .map_err(|_| Error::NoSuchProcess { pid: self.pid })?;
         Ok(crate::signal::is_caught(mask, signal))
     }
 

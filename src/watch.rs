@@ -4,10 +4,11 @@
 //! dumps add ticks of their own.
 
 use crate::analyze::{Thresholds, Verdict, analyze};
-use crate::config::{Sampling, SignalPlan};
+use crate::config::{LoadPlan, Sampling, SignalPlan};
 use crate::dump::{Dump, DumpNews, DumpWatcher, free_bytes};
 use crate::error::{Error, Result};
 use crate::interrupt::{Interrupts, Wake, wait_until};
+use crate::load::{LoadRunner, LoadSummary};
 use crate::recording::{Event, EventKind, Recording};
 use crate::report::csv::CsvWriter;
 use crate::report::live::{LiveTrend, LiveView};
@@ -23,9 +24,36 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub enum StopReason {
     Duration,
     TargetExited,
-    Interrupted { signal: i32 },
+    Interrupted {
+        signal: i32,
+    },
+    /// The --load command ended (and --cooldown passed).
+    LoadFinished,
     /// The CSV reader went away (`--csv -` piped into `head`): not an error.
     OutputClosed,
+}
+
+impl StopReason {
+    pub fn describe(self) -> String {
+        match self {
+            StopReason::Duration => "duration reached".into(),
+            StopReason::TargetExited => "target exited".into(),
+            StopReason::Interrupted { signal } => format!("interrupted by {}", signal_name(signal)),
+            StopReason::LoadFinished => "load finished".into(),
+            StopReason::OutputClosed => "output closed".into(),
+        }
+    }
+
+    /// The word in summary.json's `target.stop`.
+    pub fn key(self) -> &'static str {
+        match self {
+            StopReason::Duration => "duration",
+            StopReason::TargetExited => "target-exited",
+            StopReason::Interrupted { .. } => "interrupted",
+            StopReason::LoadFinished => "load-finished",
+            StopReason::OutputClosed => "output-closed",
+        }
+    }
 }
 
 pub struct WatchResult {
@@ -33,6 +61,7 @@ pub struct WatchResult {
     pub missed: u64,
     pub stop: StopReason,
     pub dumps: Vec<Dump>,
+    pub load: Option<LoadSummary>,
 }
 
 /// The streaming consumers of samples.
@@ -68,6 +97,7 @@ pub fn watch(
     first: MemStatus,
     sampling: &Sampling,
     plan: &SignalPlan,
+    load: Option<&LoadPlan>,
     interrupts: &Interrupts,
     sinks: &mut Sinks,
 ) -> Result<WatchResult> {
@@ -84,6 +114,8 @@ pub fn watch(
     let mut tick_events: Vec<Event> = Vec::with_capacity(4);
     let mut taken: u64 = 0;
     let mut dumps = dump_watcher(target, plan, &mut sinks.live);
+    let mut load = load.map(|p| LoadRunner::new(p, t0));
+    let mut load_done = false;
     let mut sig = Signaller {
         plan,
         schedule: SignalSchedule::new(plan.every, &plan.at, plan.at_end),
@@ -105,7 +137,10 @@ pub fn watch(
         let elapsed = now.duration_since(t0);
         if sig.settle_due.is_some_and(|t| now >= t) {
             sig.settle_due = None;
-            tick_events.push(Event { elapsed_s: elapsed.as_secs_f64(), kind: EventKind::Settled });
+            tick_events.push(Event {
+                elapsed_s: elapsed.as_secs_f64(),
+                kind: EventKind::Settled,
+            });
         }
         let due = if send_end_signal {
             send_end_signal = false;
@@ -119,7 +154,10 @@ pub fn watch(
             match sig.try_send(target, reader, dumps.as_ref(), now, &mut sinks.live)? {
                 Sent::Yes => {
                     let name = signal_name(plan.signal);
-                    tick_events.push(Event { elapsed_s: elapsed.as_secs_f64(), kind: EventKind::Signal(name) });
+                    tick_events.push(Event {
+                        elapsed_s: elapsed.as_secs_f64(),
+                        kind: EventKind::Signal(name),
+                    });
                 }
                 Sent::No => {}
                 Sent::TargetGone => break StopReason::TargetExited,
@@ -133,9 +171,23 @@ pub fn watch(
                     DumpNews::Started(p) => EventKind::DumpStart(p.display().to_string()),
                     DumpNews::Completed(p) => EventKind::Dump(p.display().to_string()),
                 };
-                tick_events.push(Event { elapsed_s: elapsed.as_secs_f64(), kind });
+                tick_events.push(Event {
+                    elapsed_s: elapsed.as_secs_f64(),
+                    kind,
+                });
             }
             next_scan = now + DUMP_SCAN_EVERY;
+        }
+
+        if let Some(l) = load.as_mut()
+            && !load_done
+        {
+            load_done = l
+                .tick(now, elapsed.as_secs_f64(), &mut tick_events)
+                .map_err(|e| Error::Io {
+                    context: "cannot start the --load command".into(),
+                    source: e,
+                })?;
         }
 
         let mut sample = Sample {
@@ -162,7 +214,10 @@ pub fn watch(
             if e.kind() == io::ErrorKind::BrokenPipe {
                 break StopReason::OutputClosed;
             }
-            return Err(Error::Io { context: "cannot write the samples CSV".into(), source: e });
+            return Err(Error::Io {
+                context: "cannot write the samples CSV".into(),
+                source: e,
+            });
         }
         if sinks.live.is_on() && now >= next_trend {
             // Periodic, not per sample: the analyser allocates. Slower on long runs so it
@@ -177,11 +232,18 @@ pub fn watch(
         }
 
         let signalled_now = sig.last_sent == Some(now);
-        if finishing.is_none() && end.is_some_and(|e| now + Duration::from_micros(500) >= e) {
+        let over = if load_done {
+            Some(StopReason::LoadFinished)
+        } else if end.is_some_and(|e| now + Duration::from_micros(500) >= e) {
+            Some(StopReason::Duration)
+        } else {
+            None
+        };
+        if let (None, Some(reason)) = (finishing, over) {
             match sig.begin_end(&dumps, signalled_now, now) {
-                EndStep::Stop => break StopReason::Duration,
+                EndStep::Stop => break reason,
                 EndStep::Wait { send } => {
-                    finishing = Some((StopReason::Duration, now + END_WAIT_MAX));
+                    finishing = Some((reason, now + END_WAIT_MAX));
                     send_end_signal = send;
                 }
             }
@@ -190,13 +252,18 @@ pub fn watch(
             && !send_end_signal
         {
             let dumps_busy = dumps.as_ref().is_some_and(|w| {
-                w.in_progress() > 0 || sig.last_sent.is_some_and(|t| now.duration_since(t) < DUMP_APPEAR)
+                w.in_progress() > 0
+                    || sig
+                        .last_sent
+                        .is_some_and(|t| now.duration_since(t) < DUMP_APPEAR)
             });
             if sig.settle_due.is_none() && !dumps_busy {
                 break reason;
             }
             if now >= give_up {
-                sinks.live.note("stopped waiting for the settle sample or heap dumps: gave up after 2 minutes");
+                sinks.live.note(
+                    "stopped waiting for the settle sample or heap dumps: gave up after 2 minutes",
+                );
                 break reason;
             }
         }
@@ -218,8 +285,10 @@ pub fn watch(
             wake_at = end;
             regular = false;
         }
-        let wake = wait_until(wake_at, interrupts, target.pidfd())
-            .map_err(|e| Error::Io { context: "waiting for the next sample".into(), source: e })?;
+        let wake = wait_until(wake_at, interrupts, target.pidfd()).map_err(|e| Error::Io {
+            context: "waiting for the next sample".into(),
+            source: e,
+        })?;
         now = Instant::now();
         match wake {
             Wake::TargetExited => break StopReason::TargetExited,
@@ -249,13 +318,23 @@ pub fn watch(
                 });
             }
             Err(ReadError::Io(e)) => {
-                return Err(Error::Io { context: format!("cannot read /proc/{}/status", target.pid), source: e });
+                return Err(Error::Io {
+                    context: format!("cannot read /proc/{}/status", target.pid),
+                    source: e,
+                });
             }
         };
     };
     rec.finish();
     let dumps = dumps.map(|w| w.dumps).unwrap_or_default();
-    Ok(WatchResult { recording: rec, missed: schedule.missed(), stop, dumps })
+    let load = load.map(LoadRunner::finish);
+    Ok(WatchResult {
+        recording: rec,
+        missed: schedule.missed(),
+        stop,
+        dumps,
+        load,
+    })
 }
 
 enum Sent {
@@ -269,16 +348,25 @@ enum EndStep {
     Stop,
     /// Keep sampling until the settle sample and any heap dump are done; `send`: the
     /// --signal-at-end signal goes out on the next tick.
-    Wait { send: bool },
+    Wait {
+        send: bool,
+    },
 }
 
 impl Signaller<'_> {
     fn begin_end(&self, dumps: &Option<DumpWatcher>, signalled_now: bool, now: Instant) -> EndStep {
         let send = self.plan.at_end && !signalled_now;
         let dump_pending = dumps.as_ref().is_some_and(|w| {
-            w.in_progress() > 0 || self.last_sent.is_some_and(|t| now.duration_since(t) < DUMP_APPEAR)
+            w.in_progress() > 0
+                || self
+                    .last_sent
+                    .is_some_and(|t| now.duration_since(t) < DUMP_APPEAR)
         });
-        if send || self.settle_due.is_some() || dump_pending { EndStep::Wait { send } } else { EndStep::Stop }
+        if send || self.settle_due.is_some() || dump_pending {
+            EndStep::Wait { send }
+        } else {
+            EndStep::Stop
+        }
     }
 
     /// Sends the signal if it is safe: the target catches it, no dump is being written, and
@@ -306,16 +394,24 @@ impl Signaller<'_> {
                 if now.duration_since(since) < HANDLER_GRACE {
                     return Ok(Sent::No); // asked again next tick
                 }
-                return Err(Error::SignalNotCaught { pid: target.pid, name: target.name.clone(), signal: name });
+                return Err(Error::SignalNotCaught {
+                    pid: target.pid,
+                    name: target.name.clone(),
+                    signal: name,
+                });
             }
         }
         if let Some(w) = dumps {
             let held = if w.in_progress() > 0 {
                 Some("a heap dump is still being written: skipped a signal".to_string())
             } else if !w.dumps.is_empty() && w.dumps.len() >= self.plan.max_dumps as usize {
-                Some(format!("stopped signalling: --max-dumps {} reached", self.plan.max_dumps))
+                Some(format!(
+                    "stopped signalling: --max-dumps {} reached",
+                    self.plan.max_dumps
+                ))
             } else if !w.dumps.is_empty()
-                && free_bytes(w.dir()).is_some_and(|free| free < self.plan.min_free.saturating_add(w.largest()))
+                && free_bytes(w.dir())
+                    .is_some_and(|free| free < self.plan.min_free.saturating_add(w.largest()))
             {
                 Some(format!(
                     "stopped signalling: another heap dump (~{}) would leave less than --min-free {} on {}",
@@ -342,7 +438,10 @@ impl Signaller<'_> {
                 Ok(Sent::Yes)
             }
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => Ok(Sent::TargetGone),
-            Err(e) => Err(Error::Io { context: format!("cannot send {name} to PID {}", target.pid), source: e }),
+            Err(e) => Err(Error::Io {
+                context: format!("cannot send {name} to PID {}", target.pid),
+                source: e,
+            }),
         }
     }
 }
@@ -365,7 +464,10 @@ fn dump_watcher(target: &Target, plan: &SignalPlan, live: &mut LiveView) -> Opti
     match DumpWatcher::new(dir.clone(), &plan.dump_globs) {
         Ok(w) => Some(w),
         Err(e) => {
-            live.note(&format!("cannot watch '{}' for heap dumps: {e}", dir.display()));
+            live.note(&format!(
+                "cannot watch '{}' for heap dumps: {e}",
+                dir.display()
+            ));
             None
         }
     }
@@ -374,7 +476,12 @@ fn dump_watcher(target: &Target, plan: &SignalPlan, live: &mut LiveView) -> Opti
 /// The trend for the live line: the full analysis of RSS so far, once it can decide.
 fn live_trend(rec: &Recording) -> Option<LiveTrend> {
     let rss = rec.metric(Metric::Rss)?;
-    let a = analyze(&rec.time_s, rss, &rec.dump_periods(), &Thresholds::default());
+    let a = analyze(
+        &rec.time_s,
+        rss,
+        &rec.dump_periods(),
+        &Thresholds::default(),
+    );
     (a.verdict != Verdict::Inconclusive).then_some(LiveTrend {
         slope_bytes_per_s: a.slope_bytes_per_s,
         growing: a.verdict == Verdict::Growing,
@@ -382,5 +489,7 @@ fn live_trend(rec: &Recording) -> Option<LiveTrend> {
 }
 
 fn unix_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }

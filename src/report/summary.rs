@@ -33,6 +33,8 @@ pub struct Summary {
     pub source: Option<SourceSummary>,
     pub events: Vec<EventSummary>,
     pub dumps: Vec<DumpSummary>,
+    /// `--load`: the load generator's command and how it ended; `null` without it.
+    pub load: Option<crate::load::LoadSummary>,
     pub excluded: Vec<Window>,
     pub thresholds: ThresholdSummary,
     pub exit_code: u8,
@@ -154,6 +156,7 @@ impl Summary {
             source: None,
             events: Vec::new(),
             dumps: Vec::new(),
+            load: None,
             excluded: a
                 .excluded
                 .iter()

@@ -67,7 +67,10 @@ impl ProcReader {
     /// Which signals the process has handlers for (the `SigCgt` mask of its status).
     pub fn read_caught_signals(&mut self) -> Result<u64, ReadError> {
         let len = pread_all(&self.status, &mut self.buf)?;
-        status::parse_sig_caught(&self.buf[..len]).ok_or(ReadError::Malformed { file: "status", line: 0 })
+        status::parse_sig_caught(&self.buf[..len]).ok_or(ReadError::Malformed {
+            file: "status",
+            line: 0,
+        })
     }
 
     /// Reads PSS and USS (Private_Clean + Private_Dirty) from smaps_rollup, if opened.

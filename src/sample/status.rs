@@ -75,7 +75,9 @@ pub fn parse(text: &[u8]) -> Result<MemStatus, StatusError> {
 
 /// The `SigCgt` mask: bit n-1 set when signal n has a handler. `None` if absent or malformed.
 pub fn parse_sig_caught(text: &[u8]) -> Option<u64> {
-    let line = text.split(|&b| b == b'\n').find(|l| l.starts_with(b"SigCgt:"))?;
+    let line = text
+        .split(|&b| b == b'\n')
+        .find(|l| l.starts_with(b"SigCgt:"))?;
     let hex = std::str::from_utf8(&line[7..]).ok()?.trim();
     u64::from_str_radix(hex, 16).ok()
 }
@@ -133,9 +135,15 @@ mod tests {
 
     #[test]
     fn caught_signal_mask() {
-        assert_eq!(parse_sig_caught(b"Name:\tnode\nSigCgt:\t0000000188004a02\n"), Some(0x0000_0001_8800_4a02));
+        assert_eq!(
+            parse_sig_caught(b"Name:\tnode\nSigCgt:\t0000000188004a02\n"),
+            Some(0x0000_0001_8800_4a02)
+        );
         let usr2_bit = 1u64 << (12 - 1);
-        assert_ne!(parse_sig_caught(b"SigCgt:\t0000000000000800\n").expect("mask") & usr2_bit, 0);
+        assert_ne!(
+            parse_sig_caught(b"SigCgt:\t0000000000000800\n").expect("mask") & usr2_bit,
+            0
+        );
         assert_eq!(parse_sig_caught(b"SigCgt:\tzz\n"), None);
         assert_eq!(parse_sig_caught(b"Name:\tx\n"), None);
         assert!(parse_sig_caught(CAT).is_some());

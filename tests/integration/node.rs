@@ -10,7 +10,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn node_available() -> bool {
-    let ok = Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
         eprintln!("SKIPPED: `node` is not installed (.ci/run installs it from the OS packages)");
     }
@@ -18,17 +21,26 @@ fn node_available() -> bool {
 }
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/node").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/node")
+        .join(name)
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_for_port(port: u16, timeout: Duration) {
     let start = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < timeout, "the service did not listen on {port} within {timeout:?}");
+        assert!(
+            start.elapsed() < timeout,
+            "the service did not listen on {port} within {timeout:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -37,7 +49,14 @@ fn wait_for_port(port: u16, timeout: Duration) {
 fn load(port: u16, rate: u32, seconds: u32) -> std::process::ExitStatus {
     Command::new("node")
         .arg(fixture("load.js"))
-        .args(["--port", &port.to_string(), "--rate", &rate.to_string(), "--duration", &seconds.to_string()])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--rate",
+            &rate.to_string(),
+            "--duration",
+            &seconds.to_string(),
+        ])
         .stdout(Stdio::null())
         .status()
         .unwrap()
@@ -57,7 +76,20 @@ fn leaky_node_service_grows_and_yields_heap_snapshots() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let watcher = memwatch(dir.path())
-        .args(["run", "--interval", "200ms", "--duration", "30s", "--signal", "SIGUSR2", "--signal-every", "9s", "--out", "o", "--"])
+        .args([
+            "run",
+            "--interval",
+            "200ms",
+            "--duration",
+            "30s",
+            "--signal",
+            "SIGUSR2",
+            "--signal-every",
+            "9s",
+            "--out",
+            "o",
+            "--",
+        ])
         .args(["node", "--heapsnapshot-signal=SIGUSR2"])
         .arg(fixture("service.js"))
         .args(["--port", &port.to_string()])
@@ -73,20 +105,52 @@ fn leaky_node_service_grows_and_yields_heap_snapshots() {
     let s = summary(dir.path());
     assert_eq!(s["verdict"], "growing", "{err}");
     let dumps = s["dumps"].as_array().unwrap();
-    let complete: Vec<&Value> = dumps.iter().filter(|d| d["completed_s"].is_number()).collect();
-    assert!(complete.len() >= 2, "{} complete snapshots: {dumps:?}", complete.len());
+    let complete: Vec<&Value> = dumps
+        .iter()
+        .filter(|d| d["completed_s"].is_number())
+        .collect();
+    assert!(
+        complete.len() >= 2,
+        "{} complete snapshots: {dumps:?}",
+        complete.len()
+    );
     for d in &complete {
         let path = Path::new(d["path"].as_str().unwrap());
-        assert!(path.file_name().unwrap().to_str().unwrap().ends_with(".heapsnapshot"));
+        assert!(
+            path.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .ends_with(".heapsnapshot")
+        );
         let text = std::fs::read(path).unwrap();
         assert_eq!(text.len() as u64, d["bytes"].as_u64().unwrap());
-        assert!(text.trim_ascii_end().ends_with(b"]}"), "{} is not a complete snapshot", path.display());
+        assert!(
+            text.trim_ascii_end().ends_with(b"]}"),
+            "{} is not a complete snapshot",
+            path.display()
+        );
     }
-    let events: Vec<&str> = s["events"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
-    assert_eq!(events.iter().filter(|e| **e == "signal:SIGUSR2").count(), 3, "{events:?}");
+    let events: Vec<&str> = s["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events.iter().filter(|e| **e == "signal:SIGUSR2").count(),
+        3,
+        "{events:?}"
+    );
     assert!(events.iter().any(|e| e.starts_with("dump:")));
-    assert!(!s["excluded"].as_array().unwrap().is_empty(), "dump periods are left out of the analysis");
-    assert!(err.contains("heap dump"), "the dumps are listed at the end: {err}");
+    assert!(
+        !s["excluded"].as_array().unwrap().is_empty(),
+        "dump periods are left out of the analysis"
+    );
+    assert!(
+        err.contains("heap dump"),
+        "the dumps are listed at the end: {err}"
+    );
 }
 
 /// 2. The fixed service under the same load, with a forced GC on SIGUSR2 and settled
@@ -101,7 +165,15 @@ fn fixed_node_service_with_forced_gc_is_stable() {
     let watcher = memwatch(dir.path())
         // The fixed service still settles in for ~20 s under this load (V8 grows its heap
         // before the first full GCs): an explicit warm-up, as a user would give it.
-        .args(["run", "--interval", "200ms", "--duration", "45s", "--warmup", "20s"])
+        .args([
+            "run",
+            "--interval",
+            "200ms",
+            "--duration",
+            "45s",
+            "--warmup",
+            "20s",
+        ])
         .args(["--signal-every", "2s", "--settle", "1s", "--out", "o", "--"])
         .args(["node", "--expose-gc"])
         .arg(fixture("service.js"))
@@ -117,9 +189,20 @@ fn fixed_node_service_with_forced_gc_is_stable() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     let s = summary(dir.path());
     assert_eq!(s["verdict"], "stable", "{err}");
-    assert_eq!(s["metric"], "settled", "judged on the post-GC samples: {err}");
-    let events: Vec<&str> = s["events"].as_array().unwrap().iter().map(|e| e["event"].as_str().unwrap()).collect();
-    assert!(events.iter().filter(|e| **e == "settled").count() >= 8, "{events:?}");
+    assert_eq!(
+        s["metric"], "settled",
+        "judged on the post-GC samples: {err}"
+    );
+    let events: Vec<&str> = s["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert!(
+        events.iter().filter(|e| **e == "settled").count() >= 8,
+        "{events:?}"
+    );
     assert!(s["dumps"].as_array().unwrap().is_empty());
 }
 
@@ -131,16 +214,38 @@ fn node_without_a_handler_is_never_signalled() {
     }
     let port = free_port();
     let service = ChildGuard(
-        Command::new("node").arg(fixture("service.js")).args(["--port", &port.to_string()]).stdout(Stdio::null()).spawn().unwrap(),
+        Command::new("node")
+            .arg(fixture("service.js"))
+            .args(["--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
     );
     wait_for_port(port, Duration::from_secs(10));
     let dir = tempfile::tempdir().unwrap();
-    let out = memwatch(dir.path()).args(["--pid", &service.pid().to_string(), "--signal-every", "1s", "--duration", "3s"]).output().unwrap();
+    let out = memwatch(dir.path())
+        .args([
+            "--pid",
+            &service.pid().to_string(),
+            "--signal-every",
+            "1s",
+            "--duration",
+            "3s",
+        ])
+        .output()
+        .unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("does not catch SIGUSR2") && err.contains("would terminate it"), "{err}");
+    assert!(
+        err.contains("does not catch SIGUSR2") && err.contains("would terminate it"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1);
-    assert!(entries(dir.path()).is_empty(), "refused before any output: {:?}", entries(dir.path()));
+    assert!(
+        entries(dir.path()).is_empty(),
+        "refused before any output: {:?}",
+        entries(dir.path())
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert!(is_alive(service.pid()), "the target must still be alive");
     TcpStream::connect(("127.0.0.1", port)).expect("and still serving");

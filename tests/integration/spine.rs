@@ -403,13 +403,26 @@ fn recycled_pid_is_never_sampled() {
 #[test]
 fn recycled_pid_is_never_signalled() {
     // SAFETY: getuid has no preconditions.
-    assert_eq!(unsafe { libc::getuid() }, 0, "forcing PID reuse needs root (CI runs as root)");
+    assert_eq!(
+        unsafe { libc::getuid() },
+        0,
+        "forcing PID reuse needs root (CI runs as root)"
+    );
     let mut target = start_fixture(&["steady", "--catch-usr2"]);
     let pid = target.pid();
     std::thread::sleep(Duration::from_millis(200)); // handler installed
     let dir = tempfile::tempdir().unwrap();
     let watcher = memwatch(dir.path())
-        .args(["--pid", &pid.to_string(), "--interval", "100ms", "--signal-every", "300ms", "--csv", "s.csv"])
+        .args([
+            "--pid",
+            &pid.to_string(),
+            "--interval",
+            "100ms",
+            "--signal-every",
+            "300ms",
+            "--csv",
+            "s.csv",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -431,6 +444,15 @@ fn recycled_pid_is_never_signalled() {
     let out = wait_output(watcher, Duration::from_secs(5));
     assert!(stderr(&out).contains("target exited"), "{}", stderr(&out));
     let rows = read_csv(&dir.path().join("s.csv"));
-    assert!(rows.iter().filter(|r| r["event"] == "signal:SIGUSR2").count() >= 2, "the original target was signalled");
-    assert!(is_alive(newcomer.pid()), "the newcomer under the recycled PID received a signal");
+    assert!(
+        rows.iter()
+            .filter(|r| r["event"] == "signal:SIGUSR2")
+            .count()
+            >= 2,
+        "the original target was signalled"
+    );
+    assert!(
+        is_alive(newcomer.pid()),
+        "the newcomer under the recycled PID received a signal"
+    );
 }
