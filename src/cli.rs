@@ -45,6 +45,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run
 pub enum Command {
     /// Spawn a command (no shell) and watch it from its first moments.
     #[command(after_help = EXIT_CODES)]

@@ -102,16 +102,12 @@ fn watch_target(config: &Config) -> Result<u8> {
                 Mode::Run { load, .. } => load.as_ref(),
                 _ => None,
             };
-            watch::watch(
-                &target,
-                &mut reader,
-                first,
-                &config.sampling,
-                plan,
+            let run = watch::Plan {
+                sampling: &config.sampling,
+                signals: plan,
                 load,
-                &interrupts,
-                &mut sinks,
-            )
+            };
+            watch::watch(&target, &mut reader, first, &run, &interrupts, &mut sinks)
         }
         // A spawned command that is already gone: nothing to sample.
         Err(_) => Ok(watch::WatchResult {

@@ -91,16 +91,22 @@ struct Signaller<'a> {
     held_note: bool,
 }
 
+/// What the loop is to do, from the validated config.
+pub struct Plan<'a> {
+    pub sampling: &'a Sampling,
+    pub signals: &'a SignalPlan,
+    pub load: Option<&'a LoadPlan>,
+}
+
 pub fn watch(
     target: &Target,
     reader: &mut ProcReader,
     first: MemStatus,
-    sampling: &Sampling,
-    plan: &SignalPlan,
-    load: Option<&LoadPlan>,
+    run: &Plan<'_>,
     interrupts: &Interrupts,
     sinks: &mut Sinks,
 ) -> Result<WatchResult> {
+    let (sampling, plan) = (run.sampling, run.signals);
     let t0 = Instant::now();
     let capacity = sampling.duration.map_or(4096, |d| {
         (d.as_secs_f64() / sampling.interval.as_secs_f64()).min(1e7) as usize + 2
@@ -114,7 +120,7 @@ pub fn watch(
     let mut tick_events: Vec<Event> = Vec::with_capacity(4);
     let mut taken: u64 = 0;
     let mut dumps = dump_watcher(target, plan, &mut sinks.live);
-    let mut load = load.map(|p| LoadRunner::new(p, t0));
+    let mut load = run.load.map(|p| LoadRunner::new(p, t0));
     let mut load_done = false;
     let mut sig = Signaller {
         plan,
