@@ -66,7 +66,7 @@ fn summary(dir: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("o/summary.json")).unwrap()).unwrap()
 }
 
-/// 1. The leaky service under load, started with --heapsnapshot-signal and signalled
+/// Case 1: the leaky service under load, started with --heapsnapshot-signal and signalled
 /// periodically: complete heap snapshots are collected, and the verdict is "growing".
 #[test]
 fn leaky_node_service_grows_and_yields_heap_snapshots() {
@@ -153,7 +153,7 @@ fn leaky_node_service_grows_and_yields_heap_snapshots() {
     );
 }
 
-/// 2. The fixed service under the same load, with a forced GC on SIGUSR2 and settled
+/// Case 2: the fixed service under the same load, with a forced GC on SIGUSR2 and settled
 /// samples after each: stable.
 #[test]
 fn fixed_node_service_with_forced_gc_is_stable() {
@@ -206,7 +206,7 @@ fn fixed_node_service_with_forced_gc_is_stable() {
     assert!(s["dumps"].as_array().unwrap().is_empty());
 }
 
-/// 3. A target with no SIGUSR2 handler: memwatch refuses before sampling, the target lives.
+/// Case 3: a target with no SIGUSR2 handler: memwatch refuses before sampling, the target lives.
 #[test]
 fn node_without_a_handler_is_never_signalled() {
     if !node_available() {
