@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bad_input;
+mod gate;
 mod node;
 mod spine;
 mod util;
