@@ -6,11 +6,14 @@ use std::path::PathBuf;
 
 pub const EXIT_CODES: &str = "\
 Exit codes:
-  0  memory did not grow (gate passed)
-  1  memory grew (gate failed)
-  2  memwatch could not do its job: bad arguments, target unreadable, output unwritable
+  0  memory did not grow and every limit held (gate passed)
+  1  memory grew, or a limit was breached (--max-rss, --max-growth, --max-slope, --baseline),
+     or inconclusive with --fail-on-inconclusive (gate failed)
+  2  memwatch could not do its job: bad arguments or config file, target unreadable,
+     output unwritable, a signal the target does not catch
   3  inconclusive: too little data after the warm-up to decide
-  4  the spawned command failed (non-zero exit, or killed by a signal memwatch did not send)";
+  4  the spawned command or the --load command failed (non-zero exit, or killed by a signal
+     memwatch did not send); files are still written";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -92,7 +95,12 @@ pub struct RunArgs {
     pub watch: WatchArgs,
 
     /// The command and its arguments, after `--`.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    #[arg(
+        last = true,
+        required = true,
+        value_name = "CMD",
+        help_heading = "Target"
+    )]
     pub command: Vec<OsString>,
 }
 
@@ -206,15 +214,16 @@ pub struct AnalysisArgs {
     #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
     pub warmup: Option<String>,
 
-    /// Least slope called growth: a rate (`1MiB/h`) or a relative rate (`5%/h`).
+    /// Least slope called growth: a rate (`1MiB/h`) or a relative rate (`5%/h`); give both to
+    /// set both [default: 16B/s and 1%/h]
     #[arg(long, value_name = "RATE", allow_hyphen_values = true)]
     pub min_slope: Vec<String>,
 
-    /// Least total growth over the analysed window called growth: `5MiB` or `2%`.
+    /// Least total growth over the analysed window called growth: `5MiB` or `2%` [default: 2%]
     #[arg(long, value_name = "SIZE|PCT", allow_hyphen_values = true)]
     pub min_growth: Option<String>,
 
-    /// Significance level of the trend test.
+    /// Significance level of the trend test [default: 0.01]
     #[arg(long, value_name = "P", allow_hyphen_values = true)]
     pub p_value: Option<String>,
 }

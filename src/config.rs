@@ -116,6 +116,8 @@ pub struct OutputPlan {
     pub csv: Option<PathBuf>,
     pub json: Option<PathBuf>,
     pub png: Option<PathBuf>,
+    /// `--junit`: only checked up front here; written by the gate at the end.
+    pub junit: Option<PathBuf>,
     pub png_size: (u32, u32),
 }
 
@@ -127,7 +129,9 @@ fn usage(message: String) -> Error {
 
 impl Config {
     pub fn from_cli(cli: Cli) -> Result<Config> {
-        Self::from_cli_unchecked(cli).and_then(check_metric_recorded)
+        Self::from_cli_unchecked(cli)
+            .and_then(check_metric_recorded)
+            .and_then(check_baseline_metric)
     }
 
     fn from_cli_unchecked(mut cli: Cli) -> Result<Config> {
@@ -179,7 +183,7 @@ impl Config {
                     sampling,
                     analysis: analysis(&run.watch.analysis)?,
                     gate: gate(&run.watch.gate)?,
-                    output: output(&run.watch.output)?,
+                    output: output(&run.watch.output, &run.watch.gate)?,
                     quiet: run.watch.display.quiet,
                 })
             }
@@ -198,6 +202,7 @@ impl Config {
                     csv: None,
                     json: report.json,
                     png: report.png,
+                    junit: report.gate.junit.clone(),
                     png_size: png_size(report.png_size.as_deref().unwrap_or(DEFAULT_PNG_SIZE))?,
                 },
                 quiet: report.display.quiet,
@@ -215,7 +220,7 @@ impl Config {
                     sampling,
                     analysis: analysis(&cli.watch.analysis)?,
                     gate: gate(&cli.watch.gate)?,
-                    output: output(&cli.watch.output)?,
+                    output: output(&cli.watch.output, &cli.watch.gate)?,
                     quiet: cli.watch.display.quiet,
                 })
             }
@@ -380,6 +385,26 @@ fn check_metric_recorded(config: Config) -> Result<Config> {
             "--metric {} needs --pss, which records it",
             config.analysis.metric
         )));
+    }
+    Ok(config)
+}
+
+/// A baseline is only comparable when it judged the same series. With the default
+/// `--metric`, the settled series may be judged instead (when there are enough settled
+/// samples), so a settled baseline is accepted too.
+fn check_baseline_metric(config: Config) -> Result<Config> {
+    if let Some(baseline) = &config.gate.limits.baseline {
+        let a = &config.analysis;
+        let name = if a.settled == SettledUse::Always {
+            "settled"
+        } else {
+            a.metric.name()
+        };
+        let settled_ok =
+            a.settled == SettledUse::Auto && baseline.metric.as_deref() == Some("settled");
+        if !settled_ok {
+            baseline.check_metric(name).map_err(Error::Usage)?;
+        }
     }
     Ok(config)
 }
@@ -575,12 +600,13 @@ fn analysis(args: &AnalysisArgs) -> Result<AnalysisConfig> {
     })
 }
 
-fn output(args: &OutputArgs) -> Result<OutputPlan> {
+fn output(args: &OutputArgs, gate: &GateArgs) -> Result<OutputPlan> {
     Ok(OutputPlan {
         dir: args.out.clone(),
         csv: args.csv.clone(),
         json: args.json.clone(),
         png: args.png.clone(),
+        junit: gate.junit.clone(),
         png_size: png_size(args.png_size.as_deref().unwrap_or(DEFAULT_PNG_SIZE))?,
     })
 }

@@ -74,12 +74,14 @@ impl OutputPlan {
             Some(dir) => Some(parent_of(dir)),
             None => Some(PathBuf::from(".")),
         };
-        let explicit = [&self.csv, &self.json, &self.png];
+        let explicit = [&self.csv, &self.json, &self.png, &self.junit];
         let files = explicit
             .iter()
             .filter_map(|p| p.as_ref())
             .filter(|p| p.as_os_str() != "-")
-            .map(|p| parent_of(p));
+            .map(|p| parent_of(p))
+            // a file inside the output folder: that folder is created with the run
+            .filter(|dir| self.dir.as_ref() != Some(dir));
         for dir in folder.into_iter().chain(files) {
             probe_writable(&dir)?;
         }
