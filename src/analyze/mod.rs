@@ -1,6 +1,7 @@
 //! The analyser: decides, from one metric's series, whether memory grows.
 //! Pure functions, no I/O. See `docs/verdict.md` for the method.
 
+use crate::units::{Bytes, Rate};
 use serde::Serialize;
 
 pub mod stats;
@@ -182,36 +183,6 @@ pub fn auto_warmup_s(duration_s: f64) -> f64 {
     (AUTO_WARMUP_SHARE * duration_s)
         .clamp(AUTO_WARMUP_MIN_S, AUTO_WARMUP_MAX_S)
         .min(0.5 * duration_s)
-}
-
-/// Bytes for people: "512 B", "3.4 KiB", "12.1 MiB", "1.50 GiB".
-pub fn format_bytes(bytes: f64) -> String {
-    let a = bytes.abs();
-    let sign = if bytes < 0.0 { "-" } else { "" };
-    if !a.is_finite() {
-        return format!("{bytes}");
-    }
-    if a < 1024.0 {
-        format!("{sign}{a:.0} B")
-    } else if a < 1024.0 * 1024.0 {
-        format!("{sign}{:.1} KiB", a / 1024.0)
-    } else if a < 1024.0 * 1024.0 * 1024.0 {
-        format!("{sign}{:.1} MiB", a / 1_048_576.0)
-    } else {
-        format!("{sign}{:.2} GiB", a / 1_073_741_824.0)
-    }
-}
-
-/// A rate for people, in the unit that reads best: "6.2 MiB/min", "40.0 KiB/h".
-pub fn format_rate(bytes_per_s: f64) -> String {
-    let a = bytes_per_s.abs();
-    if a >= 1_048_576.0 {
-        format!("{}/s", format_bytes(bytes_per_s))
-    } else if a * 60.0 >= 100.0 * 1024.0 {
-        format!("{}/min", format_bytes(bytes_per_s * 60.0))
-    } else {
-        format!("{}/h", format_bytes(bytes_per_s * 3600.0))
-    }
 }
 
 /// Seconds for people: "24 s", "10 min", "1.5 h".
@@ -520,9 +491,9 @@ pub fn analyze(
         };
         out.reason = format!(
             "floor rose {} ({:.1}%) at {} ({p_txt})",
-            format_bytes(growth),
+            Bytes(growth),
             pct(growth),
-            format_rate(slope)
+            Rate(slope)
         );
         return out;
     }
@@ -548,15 +519,15 @@ pub fn analyze(
         out.pattern = Pattern::Shrinking;
         out.reason = format!(
             "floor fell {} ({:.1}%) at {} ({p_txt})",
-            format_bytes(-growth),
+            Bytes(-growth),
             pct(-growth),
-            format_rate(-slope)
+            Rate(-slope)
         );
     } else if rising && slope_ok && growth_ok {
         out.pattern = Pattern::Plateau;
         out.reason = format!(
             "floor rose {} ({:.1}%) early in the window, then levelled off: not sustained",
-            format_bytes(growth),
+            Bytes(growth),
             pct(growth)
         );
     } else if rising {
@@ -564,17 +535,17 @@ pub fn analyze(
         out.reason = if !growth_ok {
             format!(
                 "floor rose only {} ({:.1}%) after the {warm} warm-up, less than the {} minimum growth ({p_txt})",
-                format_bytes(growth),
+                Bytes(growth),
                 pct(growth),
                 match thresholds.min_growth {
-                    MinGrowth::Bytes(b) => format_bytes(b),
+                    MinGrowth::Bytes(b) => Bytes(b).to_string(),
                     MinGrowth::Percent(p) => format!("{p}%"),
                 }
             )
         } else {
             format!(
                 "floor rose at only {} ({:.2}%/h), below the minimum slope ({p_txt})",
-                format_rate(slope),
+                Rate(slope),
                 pct_per_hour
             )
         };
@@ -591,7 +562,7 @@ pub fn analyze(
         out.reason = match out.pattern {
             Pattern::Plateau => format!(
                 "floor rose {} during the {warm} warm-up, then stayed flat ({p_txt})",
-                format_bytes(warmup_rise)
+                Bytes(warmup_rise)
             ),
             Pattern::Oscillating => {
                 format!(
@@ -706,11 +677,6 @@ mod tests {
 
     #[test]
     fn formatting() {
-        assert_eq!(format_bytes(512.0), "512 B");
-        assert_eq!(format_bytes(12.1 * 1_048_576.0), "12.1 MiB");
-        assert_eq!(format_bytes(-2048.0), "-2.0 KiB");
-        assert_eq!(format_rate(6.2 * 1_048_576.0 / 60.0), "6.2 MiB/min");
-        assert_eq!(format_rate(10.0), "35.2 KiB/h");
         assert_eq!(format_duration(24.0), "24 s");
         assert_eq!(format_duration(600.0), "10 min");
     }

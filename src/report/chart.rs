@@ -204,20 +204,6 @@ fn format_number(value: f64, decimals: usize) -> String {
     }
 }
 
-/// A signed size with three significant digits in a fitting unit: "+12.3 MiB", "-512 B".
-fn format_signed_bytes(bytes: f64) -> String {
-    let unit = ByteUnit::for_magnitude(bytes);
-    let value = bytes / unit.bytes;
-    let decimals = match value.abs() {
-        v if v >= 100.0 || unit.bytes == 1.0 => 0,
-        v if v >= 10.0 => 1,
-        _ => 2,
-    };
-    let sign = if value < 0.0 { "-" } else { "+" };
-    let digits = format_number(value.abs(), decimals);
-    format!("{sign}{digits} {unit}", unit = unit.name)
-}
-
 // ---------------------------------------------------------------------------------------
 // Downsampling
 // ---------------------------------------------------------------------------------------
@@ -395,7 +381,7 @@ fn title_text(analysis: &Analysis, per: TimeUnit) -> String {
     let slope = analysis.slope_bytes_per_s;
     let slope_text = slope
         .is_finite()
-        .then(|| format!("{}/{}", format_signed_bytes(slope * per.seconds), per.name));
+        .then(|| format!("{}/{}", crate::units::Delta(slope * per.seconds), per.name));
     let mut parts: Vec<String> = Vec::new();
     if analysis.verdict == Verdict::Inconclusive {
         let n = analysis.samples_analysed;
@@ -990,14 +976,6 @@ mod tests {
         assert_eq!(decimals_for_step(0.02), 2);
         assert_eq!(format_number(-0.0001, 2), "0.00");
         assert_eq!(format_number(2.5, 1), "2.5");
-    }
-
-    #[test]
-    fn signed_bytes_read_well() {
-        assert_eq!(format_signed_bytes(12.3 * 1024.0 * 1024.0), "+12.3 MiB");
-        assert_eq!(format_signed_bytes(-512.0), "-512 B");
-        assert_eq!(format_signed_bytes(0.0), "+0 B");
-        assert_eq!(format_signed_bytes(1.5 * 1024.0), "+1.50 KiB");
     }
 
     #[test]

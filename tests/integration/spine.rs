@@ -374,16 +374,7 @@ fn recycled_pid_is_never_sampled() {
     target.0.kill().unwrap();
     target.0.wait().unwrap();
     // Give the PID to a large process: 64 MiB held, so any row of it would show.
-    let mut newcomer = None;
-    for _ in 0..200 {
-        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
-        let c = start_fixture(&["leak", "640MiB/s", "--exit-after", "30s"]);
-        if c.pid() == pid {
-            newcomer = Some(c);
-            break;
-        }
-    }
-    let newcomer = newcomer.expect("could not recycle the PID in 200 tries");
+    let newcomer = start_fixture_with_pid(pid, &["leak", "640MiB/s", "--exit-after", "30s"]);
     std::thread::sleep(Duration::from_millis(600));
     let out = wait_output(watcher, Duration::from_secs(5));
     let err = stderr(&out);
@@ -430,16 +421,7 @@ fn recycled_pid_is_never_signalled() {
     std::thread::sleep(Duration::from_millis(1000));
     target.0.kill().unwrap();
     target.0.wait().unwrap();
-    let mut newcomer = None;
-    for _ in 0..200 {
-        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
-        let c = start_fixture(&["steady"]);
-        if c.pid() == pid {
-            newcomer = Some(c);
-            break;
-        }
-    }
-    let newcomer = newcomer.expect("could not recycle the PID in 200 tries");
+    let newcomer = start_fixture_with_pid(pid, &["steady"]);
     std::thread::sleep(Duration::from_millis(1500)); // five signal periods
     let out = wait_output(watcher, Duration::from_secs(5));
     assert!(stderr(&out).contains("target exited"), "{}", stderr(&out));

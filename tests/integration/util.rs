@@ -126,3 +126,23 @@ pub fn entries(dir: &Path) -> Vec<String> {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect()
 }
+
+/// Starts the fixture with `args` under exactly `pid`, which must be free again (its old
+/// owner reaped): PID reuse, forced through /proc/sys/kernel/ns_last_pid (root only). Other
+/// tests start processes too, so it tries until the PID comes round.
+pub fn start_fixture_with_pid(pid: i32, args: &[&str]) -> ChildGuard {
+    // SAFETY: getuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::getuid() },
+        0,
+        "forcing PID reuse needs root (CI runs as root)"
+    );
+    for _ in 0..200 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string()).unwrap();
+        let child = start_fixture(args);
+        if child.pid() == pid {
+            return child;
+        }
+    }
+    panic!("could not recycle PID {pid} in 200 tries");
+}
