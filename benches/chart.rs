@@ -59,6 +59,7 @@ fn analysis(rec: &Recording) -> Analysis {
             v1: 210.0 * MIB + 50.0 * end,
         }),
         excluded: Vec::new(),
+        steps: Vec::new(),
         thresholds: Thresholds {
             warmup: Warmup::Auto,
             min_slope_bytes_per_s: 0.0,

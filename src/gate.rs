@@ -526,6 +526,7 @@ pub(crate) mod tests {
                 v1: 100.0 * MIB + slope * window,
             }),
             excluded: Vec::new(),
+            steps: Vec::new(),
             thresholds: Thresholds::default(),
             reason: "a test run".to_string(),
         };

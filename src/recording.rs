@@ -136,9 +136,12 @@ impl Recording {
         }
     }
 
-    /// Periods when a heap dump was being written (`dump-start` to `dump`), which can
-    /// multiply the target's RSS for a while: left out of the growth analysis.
+    /// Periods when a heap dump was being written, which can multiply the target's RSS:
+    /// left out of the growth analysis. A period runs from the signal that asked for the
+    /// dump (the target starts writing before the file is first seen), or from `dump-start`,
+    /// to `dump` (complete), or to the end of the run if it never completed.
     pub fn dump_periods(&self) -> Vec<(f64, f64)> {
+        const ASKED_WITHIN_S: f64 = 2.0;
         let end = self.time_s.last().copied().unwrap_or(0.0);
         let mut periods = Vec::new();
         for (i, e) in self.events.iter().enumerate() {
@@ -146,7 +149,16 @@ impl Recording {
                 let done = self.events[i..]
                     .iter()
                     .find(|d| matches!(&d.kind, EventKind::Dump(f) if f == file));
-                periods.push((e.elapsed_s, done.map_or(end, |d| d.elapsed_s)));
+                let asked = self.events[..i]
+                    .iter()
+                    .rev()
+                    .find(|s| matches!(s.kind, EventKind::Signal(_)))
+                    .map(|s| s.elapsed_s)
+                    .filter(|&t| e.elapsed_s - t <= ASKED_WITHIN_S);
+                periods.push((
+                    asked.unwrap_or(e.elapsed_s),
+                    done.map_or(end, |d| d.elapsed_s),
+                ));
             }
         }
         periods
@@ -192,6 +204,27 @@ mod tests {
             assert_eq!(EventKind::parse(text).to_string(), text);
         }
         assert_eq!(EventKind::parse("settled"), EventKind::Settled);
+    }
+
+    #[test]
+    fn a_dump_period_starts_at_the_signal_that_asked_for_it() {
+        let ev = |t: f64, kind: EventKind| Event { elapsed_s: t, kind };
+        let rec = Recording {
+            time_s: vec![0.0, 100.0],
+            events: vec![
+                ev(10.0, EventKind::Signal("SIGUSR2".into())),
+                ev(10.25, EventKind::DumpStart("a".into())),
+                ev(12.0, EventKind::Dump("a".into())),
+                ev(50.0, EventKind::DumpStart("b".into())), // no signal just before
+                ev(60.0, EventKind::Signal("SIGUSR2".into())),
+                ev(60.5, EventKind::DumpStart("c".into())), // never completed
+            ],
+            ..Recording::default()
+        };
+        assert_eq!(
+            rec.dump_periods(),
+            vec![(10.0, 12.0), (50.0, 100.0), (60.0, 100.0)]
+        );
     }
 
     #[test]

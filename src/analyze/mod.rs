@@ -122,6 +122,10 @@ pub struct Analysis {
     pub trend: Option<TrendLine>,
     /// Periods left out (heap dumps being written), seconds.
     pub excluded: Vec<(f64, f64)>,
+    /// Steps taken out of the series at the end of excluded periods (a heap dump's memory
+    /// that stayed): (seconds, bytes). The trend is fitted without them; add them back,
+    /// from their time on, to draw it over the recorded values.
+    pub steps: Vec<(f64, f64)>,
     pub thresholds: Thresholds,
     /// One sentence saying why, e.g. "floor rose 12.1 MiB at 0.1 MiB/s (p < 0.001)".
     pub reason: String,
@@ -398,6 +402,8 @@ pub fn analyze(
         }
     }
     let samples_analysed = at.len();
+    let steps = remove_steps_across(&ex, &t, &v, &at, &mut av);
+    let dump_steps: f64 = steps.iter().map(|s| s.1).sum();
 
     let mut out = Analysis {
         verdict: Verdict::Inconclusive,
@@ -417,6 +423,7 @@ pub fn analyze(
         peak_bytes,
         trend: None,
         excluded: excluded.to_vec(),
+        steps,
         thresholds: *thresholds,
         reason: String::new(),
     };
@@ -495,6 +502,7 @@ pub fn analyze(
             pct(growth),
             Rate(slope)
         );
+        note_dump_steps(&mut out, dump_steps);
         return out;
     }
     out.verdict = Verdict::Stable;
@@ -572,7 +580,62 @@ pub fn analyze(
             _ => format!("floor flat after {warm} warm-up ({p_txt})"),
         };
     }
+    note_dump_steps(&mut out, dump_steps);
     out
+}
+
+fn note_dump_steps(out: &mut Analysis, removed: f64) {
+    if removed > 0.0 {
+        out.reason += &format!("; steps of {} across heap dumps left out", Bytes(removed));
+    }
+}
+
+/// A heap dump can leave its memory behind for good (V8 keeps what writing a snapshot
+/// took, tens of MB). So besides leaving the excluded periods out, an abrupt step across
+/// one is taken out of every later sample: the floor just after minus the floor just
+/// before (minimum over a few seconds on each side), when it rose by more than four times
+/// the spread just before (so steady growth or a GC sawtooth is not mistaken for a step).
+/// Growth outside the periods still counts. Only periods with analysed samples on both
+/// sides matter (a step in the warm-up shifts nothing). Returns the steps removed.
+fn remove_steps_across(
+    ex: &[(f64, f64)],
+    t: &[f64],
+    v: &[f64],
+    at: &[f64],
+    av: &mut [f64],
+) -> Vec<(f64, f64)> {
+    let mut removed = Vec::new();
+    if ex.is_empty() || t.len() < 2 {
+        return removed;
+    }
+    let span = (t[t.len() - 1] - t[0]) / (t.len() - 1) as f64;
+    let context = (4.0 * span).max(5.0);
+    // (min, max) of the samples in [lo, hi]
+    let range_in = |lo: f64, hi: f64| {
+        let from = t.partition_point(|&x| x < lo);
+        let to = t.partition_point(|&x| x <= hi);
+        let part = &v[from..to];
+        let min = part.iter().copied().reduce(f64::min)?;
+        Some((min, part.iter().copied().fold(min, f64::max)))
+    };
+    for &(a, b) in ex {
+        let inside =
+            at.first().is_some_and(|&first| a > first) && at.last().is_some_and(|&last| b < last);
+        if !inside {
+            continue;
+        }
+        let before = range_in(a - context, a - 1e-9);
+        let after = range_in(b + 1e-9, b + context).map(|(min, _)| min);
+        if let (Some((before, before_max)), Some(after)) = (before, after)
+            && after - before > 4.0 * (before_max - before)
+        {
+            let step = after - before;
+            let first_after = at.partition_point(|&x| x <= b);
+            av[first_after..].iter_mut().for_each(|x| *x -= step);
+            removed.push((b, step));
+        }
+    }
+    removed
 }
 
 #[cfg(test)]
@@ -584,6 +647,42 @@ mod tests {
         let t: Vec<f64> = (0..n).map(|i| i as f64 / hz).collect();
         let v = t.iter().map(|t| base + per_s * t).collect();
         (t, v)
+    }
+
+    #[test]
+    fn steps_left_by_heap_dumps_are_not_growth() {
+        // flat 100 MB with noise; two dumps each leave +30 MB behind for good
+        let n = 1200;
+        let t: Vec<f64> = (0..n).map(|i| i as f64 * 0.1).collect();
+        let step =
+            |ti: f64| 30e6 * (f64::from(u8::from(ti > 40.0)) + f64::from(u8::from(ti > 80.0)));
+        let noise = |i: usize| ((i * 7919) % 17) as f64 * 20_000.0;
+        let v: Vec<f64> = t
+            .iter()
+            .enumerate()
+            .map(|(i, &ti)| 100e6 + step(ti) + noise(i))
+            .collect();
+        let dumps = [(39.9, 40.6), (79.9, 80.6)];
+        let a = analyze(&t, &v, &dumps, &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Stable, "{}", a.reason);
+        assert!(a.reason.contains("heap dumps left out"), "{}", a.reason);
+        // without the dump periods the steps count as growth
+        let raw = analyze(&t, &v, &[], &Thresholds::default());
+        assert!(
+            raw.slope_bytes_per_s > 300_000.0,
+            "slope {}",
+            raw.slope_bytes_per_s
+        );
+
+        // a real leak of 100 KB/s under the same steps is still found, at about its rate
+        let leak: Vec<f64> = v.iter().zip(&t).map(|(v, t)| v + 100_000.0 * t).collect();
+        let a = analyze(&t, &leak, &dumps, &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Growing, "{}", a.reason);
+        assert!(
+            (a.slope_bytes_per_s - 100_000.0).abs() < 25_000.0,
+            "slope {}",
+            a.slope_bytes_per_s
+        );
     }
 
     #[test]

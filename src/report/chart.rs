@@ -14,7 +14,7 @@ use plotters::drawing::DrawingAreaErrorKind;
 use plotters::prelude::*;
 use plotters::style::register_font;
 
-use crate::analyze::{Analysis, Pattern, Verdict};
+use crate::analyze::{Analysis, Pattern, TrendLine, Verdict};
 use crate::recording::{Event, EventKind, Recording};
 use crate::sample::Metric;
 
@@ -744,17 +744,39 @@ fn draw(
 
     if let Some(line) = analysis.trend {
         let (color, width) = trend_style(analysis.verdict);
-        let points = vec![
-            (frame.x(line.t0), frame.y(line.v0)),
-            (frame.x(line.t1), frame.y(line.v1)),
-        ];
-        chart.draw_series(std::iter::once(PathElement::new(
-            points,
-            color.stroke_width(layout.px(width).max(1) as u32),
-        )))?;
+        let style = color.stroke_width(layout.px(width).max(1) as u32);
+        let segments = trend_segments(&line, &analysis.steps);
+        chart.draw_series(segments.into_iter().map(|((ta, va), (tb, vb))| {
+            PathElement::new(
+                vec![(frame.x(ta), frame.y(va)), (frame.x(tb), frame.y(vb))],
+                style,
+            )
+        }))?;
     }
 
     Ok(chart.plotting_area().get_pixel_range())
+}
+
+/// The fitted trend as drawn over the recorded values: one segment, or one per stretch
+/// between heap-dump steps, each lifted by the steps the analyser took out before it.
+fn trend_segments(line: &TrendLine, steps: &[(f64, f64)]) -> Vec<((f64, f64), (f64, f64))> {
+    let at = |t: f64| {
+        let span = line.t1 - line.t0;
+        if span > 0.0 {
+            line.v0 + (line.v1 - line.v0) * (t - line.t0) / span
+        } else {
+            line.v0
+        }
+    };
+    let mut segments = Vec::new();
+    let (mut start, mut lift) = (line.t0, 0.0);
+    for &(t, bytes) in steps.iter().filter(|(t, _)| *t > line.t0 && *t < line.t1) {
+        segments.push(((start, at(start) + lift), (t, at(t) + lift)));
+        lift += bytes;
+        start = t;
+    }
+    segments.push(((start, at(start) + lift), (line.t1, at(line.t1) + lift)));
+    segments
 }
 
 /// Runs of consecutive known columns, split where the series has a gap, with their index.
@@ -979,6 +1001,28 @@ mod tests {
     }
 
     #[test]
+    fn trend_is_lifted_after_each_dump_step() {
+        let line = TrendLine {
+            t0: 10.0,
+            v0: 100.0,
+            t1: 110.0,
+            v1: 200.0,
+        };
+        assert_eq!(
+            trend_segments(&line, &[]),
+            vec![((10.0, 100.0), (110.0, 200.0))]
+        );
+        let segs = trend_segments(&line, &[(60.0, 1000.0), (200.0, 5.0)]);
+        assert_eq!(
+            segs,
+            vec![
+                ((10.0, 100.0), (60.0, 150.0)),
+                ((60.0, 1150.0), (110.0, 1200.0))
+            ]
+        );
+    }
+
+    #[test]
     fn downsample_keeps_spikes_and_order() {
         // 1000 samples into 10 columns; one spike up and one down.
         let time: Vec<f64> = (0..1000).map(|i| i as f64).collect();
@@ -1081,6 +1125,7 @@ mod tests {
             peak_bytes: 0.0,
             trend: None,
             excluded: Vec::new(),
+            steps: Vec::new(),
             thresholds: Thresholds {
                 warmup: Warmup::Auto,
                 min_slope_bytes_per_s: 0.0,

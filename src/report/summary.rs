@@ -36,6 +36,8 @@ pub struct Summary {
     /// `--load`: the load generator's command and how it ended; `null` without it.
     pub load: Option<crate::load::LoadSummary>,
     pub excluded: Vec<Window>,
+    /// Steps the analyser took out at the end of excluded periods: `[{at_s, bytes}]`.
+    pub steps: Vec<Step>,
     pub thresholds: ThresholdSummary,
     pub exit_code: u8,
     pub files: Files,
@@ -64,6 +66,12 @@ pub struct TargetSummary {
     pub stopped_by_memwatch: bool,
     /// Why sampling stopped: "duration", "target-exited", "interrupted", "output-closed".
     pub stop: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Step {
+    pub at_s: f64,
+    pub bytes: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -161,6 +169,11 @@ impl Summary {
                 .excluded
                 .iter()
                 .map(|&(start_s, end_s)| Window { start_s, end_s })
+                .collect(),
+            steps: a
+                .steps
+                .iter()
+                .map(|&(at_s, bytes)| Step { at_s, bytes })
                 .collect(),
             thresholds: ThresholdSummary {
                 warmup: match t.warmup {
