@@ -80,14 +80,45 @@ fn main() {
     );
 
     let hwm_secs = if quick { 5 } else { 60 };
-    let (_, samples, maxrss_kib) = run_memwatch(pid, "10ms", hwm_secs);
+    let (_, samples, maxrss_kib, sampling) = run_memwatch_with_status(pid, "10ms", hwm_secs);
     println!(
-        "memwatch peak RSS (ru_maxrss) after {hwm_secs}s at 100 Hz ({samples} samples, files written): {:.2} MiB (target <= 4 MiB)",
+        "memwatch at 100 Hz for {hwm_secs}s ({samples} samples): VmHWM while sampling {} (own data RssAnon {}, code and shared libraries RssFile {}); peak over the whole run, chart and summary included (ru_maxrss): {:.2} MiB (target <= 4 MiB)",
+        sampling.0,
+        sampling.1,
+        sampling.2,
         maxrss_kib as f64 / 1024.0
     );
 
     target.kill().unwrap();
     target.wait().unwrap();
+}
+
+/// Like `run_memwatch`, and also reads memwatch's VmHWM, RssAnon and RssFile one second
+/// before its end, while it is still sampling.
+fn run_memwatch_with_status(
+    pid: i32,
+    interval: &str,
+    secs: u64,
+) -> (f64, usize, i64, (String, String, String)) {
+    let pattern = format!("memwatch --pid {pid} --interval {interval}");
+    let reader = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(secs.saturating_sub(1)));
+        let out = Command::new("pgrep")
+            .args(["-n", "-f", &pattern])
+            .output()
+            .unwrap();
+        let me = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let status = std::fs::read_to_string(format!("/proc/{me}/status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .map_or("?".to_string(), |l| l[name.len()..].trim().to_string())
+        };
+        (field("VmHWM:"), field("RssAnon:"), field("RssFile:"))
+    });
+    let (cpu, samples, maxrss) = run_memwatch(pid, interval, secs);
+    (cpu, samples, maxrss, reader.join().unwrap())
 }
 
 /// Runs the memwatch binary on `pid`; returns (CPU seconds, samples, max RSS KiB).
