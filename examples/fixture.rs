@@ -6,6 +6,9 @@
 //!   fixture sawtooth RATE  grows at RATE, drops back to the base every 2 s: flat floor
 //! Options: --exit-after DUR, --exit-code N, --abort-after DUR (dies of SIGABRT),
 //!          --catch-usr2 (installs a SIGUSR2 handler that frees garbage, like a GC),
+//!          --dump-on-usr2 DIR (with --catch-usr2: each SIGUSR2 also writes a 2 MiB
+//!          `fixture.<pid>.<n>.heapsnapshot` into DIR over ~0.3 s, closed with `]}`, and keeps
+//!          16 MiB for good, as V8 does after a heap snapshot),
 //!          --tick DUR (default 100ms).
 
 use memwatch::units::{parse_duration, parse_rate, parse_size};
@@ -44,6 +47,7 @@ fn run(args: &[String]) -> Result<u8, String> {
     }
     let (mut exit_after, mut abort_after, mut exit_code, mut tick) =
         (None, None, 0u8, Duration::from_millis(100));
+    let mut dump_dir: Option<std::path::PathBuf> = None;
     let mut it = rest.iter();
     while let Some(flag) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{flag} needs a value"));
@@ -52,6 +56,7 @@ fn run(args: &[String]) -> Result<u8, String> {
             "--abort-after" => abort_after = Some(parse_duration(&value()?)?),
             "--exit-code" => exit_code = value()?.parse().map_err(|_| "bad --exit-code")?,
             "--tick" => tick = parse_duration(&value()?)?,
+            "--dump-on-usr2" => dump_dir = Some(value()?.into()),
             "--catch-usr2" => {
                 // SAFETY: the handler only touches an atomic.
                 unsafe { libc::signal(libc::SIGUSR2, on_usr2 as *const () as libc::sighandler_t) };
@@ -96,9 +101,28 @@ fn run(args: &[String]) -> Result<u8, String> {
             seen_usr2 = usr2;
             garbage.clear();
             println!("fixture: SIGUSR2 #{usr2}");
+            if let Some(dir) = &dump_dir {
+                write_dump(dir, usr2)
+                    .map_err(|e| format!("cannot write a dump in {}: {e}", dir.display()))?;
+                kept.push(touched(16 << 20));
+            }
         }
         std::thread::sleep(tick);
     }
+}
+
+/// A stand-in heap snapshot: written in pieces like V8 does, complete once it ends in `]}`.
+fn write_dump(dir: &std::path::Path, n: u64) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = dir.join(format!("fixture.{}.{n}.heapsnapshot", std::process::id()));
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(b"{\"snapshot\":{},\"nodes\":[")?;
+    for _ in 0..2 {
+        file.write_all(&[b'0'; 1 << 20])?;
+        file.flush()?;
+        std::thread::sleep(Duration::from_millis(150));
+    }
+    file.write_all(b"]}")
 }
 
 /// Allocates `len` bytes and writes every page, so they count in RSS.

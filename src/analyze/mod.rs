@@ -618,14 +618,20 @@ fn remove_steps_across(
         let min = part.iter().copied().reduce(f64::min)?;
         Some((min, part.iter().copied().fold(min, f64::max)))
     };
-    for &(a, b) in ex {
+    for (i, &(a, b)) in ex.iter().enumerate() {
         let inside =
             at.first().is_some_and(|&first| a > first) && at.last().is_some_and(|&last| b < last);
         if !inside {
             continue;
         }
-        let before = range_in(a - context, a - 1e-9);
-        let after = range_in(b + 1e-9, b + context).map(|(min, _)| min);
+        // the context on each side stops at the neighbouring periods (and their steps)
+        let previous_end = ex[..i]
+            .iter()
+            .map(|p| p.1)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let next_start = ex.get(i + 1).map_or(f64::INFINITY, |p| p.0);
+        let before = range_in((a - context).max(previous_end + 1e-9), a - 1e-9);
+        let after = range_in(b + 1e-9, (b + context).min(next_start - 1e-9)).map(|(min, _)| min);
         if let (Some((before, before_max)), Some(after)) = (before, after)
             && after - before > 4.0 * (before_max - before)
         {
@@ -663,6 +669,23 @@ mod tests {
             .map(|(i, &ti)| 100e6 + step(ti) + noise(i))
             .collect();
         let dumps = [(39.9, 40.6), (79.9, 80.6)];
+        // dumps closer together than the context window are each taken out too
+        let close: Vec<f64> = t
+            .iter()
+            .enumerate()
+            .map(|(i, &ti)| {
+                let steps = f64::from(u8::from(ti > 60.0)) + f64::from(u8::from(ti > 63.0));
+                100e6 + 30e6 * steps + noise(i)
+            })
+            .collect();
+        let a = analyze(
+            &t,
+            &close,
+            &[(59.9, 60.6), (62.9, 63.6)],
+            &Thresholds::default(),
+        );
+        assert_eq!(a.steps.len(), 2, "{:?}", a.steps);
+        assert_eq!(a.verdict, Verdict::Stable, "{}", a.reason);
         let a = analyze(&t, &v, &dumps, &Thresholds::default());
         assert_eq!(a.verdict, Verdict::Stable, "{}", a.reason);
         assert!(a.reason.contains("heap dumps left out"), "{}", a.reason);

@@ -438,3 +438,118 @@ fn recycled_pid_is_never_signalled() {
         "the newcomer under the recycled PID received a signal"
     );
 }
+
+/// Heap dumps end to end with a deterministic stand-in for V8: each SIGUSR2 writes a
+/// snapshot in pieces and keeps 16 MiB for good. They are all found complete, --max-dumps
+/// stops the signals, and the steps they leave are not called growth.
+#[test]
+fn heap_dumps_are_collected_limited_and_not_called_growth() {
+    let dir = tempfile::tempdir().unwrap();
+    let dumps = tempfile::tempdir().unwrap();
+    let out = memwatch(dir.path())
+        // dumps at 7 s and 11 s, inside the analysed window (after the 5 s warm-up); the
+        // third signal is held back by --max-dumps
+        .args([
+            "run",
+            "--interval",
+            "100ms",
+            "--duration",
+            "16s",
+            "--warmup",
+            "5s",
+        ])
+        .args([
+            "--signal-at",
+            "7s,11s,14s",
+            "--max-dumps",
+            "2",
+            "--out",
+            "o",
+        ])
+        .arg("--dump-dir")
+        .arg(dumps.path())
+        .arg("--")
+        .arg(fixture_bin())
+        .args(["steady", "--catch-usr2", "--dump-on-usr2"])
+        .arg(dumps.path())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "two 16 MiB steps from dumps are not a leak: {err}"
+    );
+    assert!(err.contains("--max-dumps 2 reached"), "{err}");
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("o/summary.json")).unwrap())
+            .unwrap();
+    let listed = s["dumps"].as_array().unwrap();
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    for d in listed {
+        assert!(d["completed_s"].as_f64().unwrap() > d["started_s"].as_f64().unwrap());
+        assert_eq!(
+            d["bytes"].as_u64().unwrap(),
+            std::fs::metadata(d["path"].as_str().unwrap())
+                .unwrap()
+                .len()
+        );
+    }
+    let signals = s["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "signal:SIGUSR2")
+        .count();
+    assert_eq!(signals, 2, "no signal after --max-dumps");
+    assert_eq!(s["excluded"].as_array().unwrap().len(), 2);
+    let steps: f64 = s["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|st| st["bytes"].as_f64().unwrap())
+        .sum();
+    assert!(
+        steps > 20.0 * MIB,
+        "the dumps' 2 x 16 MiB are taken out: {steps}"
+    );
+}
+
+/// --min-free: once a dump exists, memwatch will not ask for another that would leave less
+/// than this free on the dump folder's disk.
+#[test]
+fn free_disk_guard_stops_asking_for_dumps() {
+    let dir = tempfile::tempdir().unwrap();
+    let dumps = tempfile::tempdir().unwrap();
+    let out = memwatch(dir.path())
+        .args([
+            "run",
+            "--interval",
+            "100ms",
+            "--duration",
+            "6s",
+            "--signal-every",
+            "2s",
+            "--min-free",
+            "1PiB",
+            "--out",
+            "o",
+        ])
+        .arg("--dump-dir")
+        .arg(dumps.path())
+        .arg("--")
+        .arg(fixture_bin())
+        .args(["steady", "--catch-usr2", "--dump-on-usr2"])
+        .arg(dumps.path())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{err}");
+    assert!(err.contains("would leave less than --min-free"), "{err}");
+    assert_eq!(
+        entries(dumps.path()).len(),
+        1,
+        "only the first dump: {:?}",
+        entries(dumps.path())
+    );
+}
