@@ -30,8 +30,9 @@ fn run_samples_a_leaker_into_the_csv() {
     let text = std::fs::read_to_string(dir.path().join("out/samples.csv")).unwrap();
     assert_eq!(text.lines().next(), Some(HEADER));
     let rows = parse_csv(&text);
+    // 31 on time; a deadline missed under load is skipped, not made up
     assert!(
-        (29..=32).contains(&rows.len()),
+        (27..=32).contains(&rows.len()),
         "{} rows for 3s at 100ms",
         rows.len()
     );
@@ -67,10 +68,7 @@ fn run_samples_a_leaker_into_the_csv() {
             && err.contains("killed by SIGTERM after memwatch stopped it"),
         "{err}"
     );
-    assert!(
-        err.contains("31 samples") || err.contains("30 samples") || err.contains("32 samples"),
-        "{err}"
-    );
+    assert!(err.contains(&format!("{} samples", rows.len())), "{err}");
 }
 
 #[test]
@@ -99,7 +97,7 @@ fn attach_to_a_steady_process() {
         "{name}"
     );
     let rows = read_csv(&dir.path().join(name).join("samples.csv"));
-    assert!((39..=42).contains(&rows.len()), "{} rows", rows.len());
+    assert!((36..=42).contains(&rows.len()), "{} rows", rows.len());
     let rss: Vec<f64> = rows.iter().map(|r| num(r, "rss_bytes")).collect();
     let spread = (rss.iter().cloned().fold(0.0, f64::max)
         - rss.iter().cloned().fold(f64::MAX, f64::min))
