@@ -237,12 +237,7 @@ fn config_file_drives_a_live_run() {
         "interval = \"100ms\"\nduration = \"2s\"\nout = \"from-file\"\n",
     )
     .unwrap();
-    let out = memwatch(dir.path())
-        .args(["run", "--"])
-        .arg(fixture_bin())
-        .arg("steady")
-        .output()
-        .unwrap();
+    let out = run_fixture(dir.path(), &["run"], &["steady"]);
     assert!(matches!(out.status.code(), Some(0 | 3)), "{}", stderr(&out));
     let rows = read_csv(&dir.path().join("from-file/samples.csv"));
     assert!(
@@ -256,8 +251,9 @@ fn config_file_drives_a_live_run() {
 fn load_step_ends_the_run_leaky_and_fixed() {
     let dir = tempfile::tempdir().unwrap();
     let run = |mode: &[&str], load: &str| {
-        memwatch(dir.path())
-            .args([
+        run_fixture(
+            dir.path(),
+            &[
                 "run",
                 "--interval",
                 "100ms",
@@ -271,12 +267,9 @@ fn load_step_ends_the_run_leaky_and_fixed() {
                 load,
                 "--out",
                 "o",
-                "--",
-            ])
-            .arg(fixture_bin())
-            .args(mode)
-            .output()
-            .unwrap()
+            ],
+            mode,
+        )
     };
     let summary = || -> Value {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("o/summary.json")).unwrap())

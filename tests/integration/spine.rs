@@ -9,9 +9,9 @@ const HEADER: &str = "elapsed_s,unix_ms,pid,rss_bytes,vsz_bytes,anon_bytes,file_
 #[test]
 fn run_samples_a_leaker_into_the_csv() {
     let dir = tempfile::tempdir().unwrap();
-    let fixture = fixture_bin();
-    let out = memwatch(dir.path())
-        .args([
+    let out = run_fixture(
+        dir.path(),
+        &[
             "run",
             "--interval",
             "100ms",
@@ -19,12 +19,9 @@ fn run_samples_a_leaker_into_the_csv() {
             "3s",
             "--out",
             "out",
-            "--",
-        ])
-        .arg(&fixture)
-        .args(["leak", "4MiB/s"])
-        .output()
-        .unwrap();
+        ],
+        &["leak", "4MiB/s"],
+    );
     let err = stderr(&out);
     assert!(matches!(out.status.code(), Some(0 | 1)), "{err}");
     let text = std::fs::read_to_string(dir.path().join("out/samples.csv")).unwrap();
@@ -271,8 +268,9 @@ fn command_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
         let started = Instant::now();
-        let out = memwatch(dir.path())
-            .args([
+        let out = run_fixture(
+            dir.path(),
+            &[
                 "run",
                 "--interval",
                 "100ms",
@@ -280,12 +278,9 @@ fn command_exit_codes() {
                 "20s",
                 "--out",
                 "o",
-                "--",
-            ])
-            .arg(fixture_bin())
-            .args(args)
-            .output()
-            .unwrap();
+            ],
+            args,
+        );
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "did not stop when the command exited"
@@ -444,10 +439,12 @@ fn recycled_pid_is_never_signalled() {
 fn heap_dumps_are_collected_limited_and_not_called_growth() {
     let dir = tempfile::tempdir().unwrap();
     let dumps = tempfile::tempdir().unwrap();
-    let out = memwatch(dir.path())
-        // dumps at 7 s and 11 s, inside the analysed window (after the 5 s warm-up); the
-        // third signal is held back by --max-dumps
-        .args([
+    let d = dumps.path().to_str().unwrap();
+    // dumps at 7 s and 11 s, inside the analysed window (after the 5 s warm-up); the third
+    // signal is held back by --max-dumps
+    let out = run_fixture(
+        dir.path(),
+        &[
             "run",
             "--interval",
             "100ms",
@@ -455,23 +452,17 @@ fn heap_dumps_are_collected_limited_and_not_called_growth() {
             "16s",
             "--warmup",
             "5s",
-        ])
-        .args([
             "--signal-at",
             "7s,11s,14s",
             "--max-dumps",
             "2",
             "--out",
             "o",
-        ])
-        .arg("--dump-dir")
-        .arg(dumps.path())
-        .arg("--")
-        .arg(fixture_bin())
-        .args(["steady", "--catch-usr2", "--dump-on-usr2"])
-        .arg(dumps.path())
-        .output()
-        .unwrap();
+            "--dump-dir",
+            d,
+        ],
+        &["steady", "--catch-usr2", "--dump-on-usr2", d],
+    );
     let err = stderr(&out);
     assert_eq!(
         out.status.code(),
@@ -519,8 +510,10 @@ fn heap_dumps_are_collected_limited_and_not_called_growth() {
 fn free_disk_guard_stops_asking_for_dumps() {
     let dir = tempfile::tempdir().unwrap();
     let dumps = tempfile::tempdir().unwrap();
-    let out = memwatch(dir.path())
-        .args([
+    let d = dumps.path().to_str().unwrap();
+    let out = run_fixture(
+        dir.path(),
+        &[
             "run",
             "--interval",
             "100ms",
@@ -532,15 +525,11 @@ fn free_disk_guard_stops_asking_for_dumps() {
             "1PiB",
             "--out",
             "o",
-        ])
-        .arg("--dump-dir")
-        .arg(dumps.path())
-        .arg("--")
-        .arg(fixture_bin())
-        .args(["steady", "--catch-usr2", "--dump-on-usr2"])
-        .arg(dumps.path())
-        .output()
-        .unwrap();
+            "--dump-dir",
+            d,
+        ],
+        &["steady", "--catch-usr2", "--dump-on-usr2", d],
+    );
     let err = stderr(&out);
     assert!(matches!(out.status.code(), Some(0 | 3)), "{err}");
     assert!(err.contains("would leave less than --min-free"), "{err}");

@@ -146,3 +146,14 @@ pub fn start_fixture_with_pid(pid: i32, args: &[&str]) -> ChildGuard {
     }
     panic!("could not recycle PID {pid} in 200 tries");
 }
+
+/// Runs `memwatch ARGS -- fixture FIXTURE_ARGS` in `cwd` to completion.
+pub fn run_fixture(cwd: &Path, args: &[&str], fixture_args: &[&str]) -> Output {
+    memwatch(cwd)
+        .args(args)
+        .arg("--")
+        .arg(fixture_bin())
+        .args(fixture_args)
+        .output()
+        .unwrap()
+}

@@ -27,8 +27,9 @@ fn red_pixels(rgb: &[u8]) -> usize {
 #[test]
 fn a_leaking_command_fails_the_gate_with_files_to_show() {
     let dir = tempfile::tempdir().unwrap();
-    let out = memwatch(dir.path())
-        .args([
+    let out = run_fixture(
+        dir.path(),
+        &[
             "run",
             "--interval",
             "100ms",
@@ -36,12 +37,9 @@ fn a_leaking_command_fails_the_gate_with_files_to_show() {
             "6s",
             "--out",
             "o",
-            "--",
-        ])
-        .arg(fixture_bin())
-        .args(["leak", "2MiB/s"])
-        .output()
-        .unwrap();
+        ],
+        &["leak", "2MiB/s"],
+    );
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("growing"), "{err}");
@@ -87,8 +85,9 @@ fn a_leaking_command_fails_the_gate_with_files_to_show() {
 #[test]
 fn a_steady_command_passes_the_gate() {
     let dir = tempfile::tempdir().unwrap();
-    let out = memwatch(dir.path())
-        .args([
+    let out = run_fixture(
+        dir.path(),
+        &[
             "run",
             "--interval",
             "100ms",
@@ -98,12 +97,9 @@ fn a_steady_command_passes_the_gate() {
             "o",
             "--png-size",
             "800x600",
-            "--",
-        ])
-        .arg(fixture_bin())
-        .arg("steady")
-        .output()
-        .unwrap();
+        ],
+        &["steady"],
+    );
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{err}");
     let s = summary(&dir.path().join("o/summary.json"));
@@ -116,8 +112,9 @@ fn a_steady_command_passes_the_gate() {
 #[test]
 fn a_sawtooth_with_a_flat_floor_is_stable() {
     let dir = tempfile::tempdir().unwrap();
-    let out = memwatch(dir.path())
-        .args([
+    let out = run_fixture(
+        dir.path(),
+        &[
             "run",
             "--interval",
             "100ms",
@@ -125,12 +122,9 @@ fn a_sawtooth_with_a_flat_floor_is_stable() {
             "8s",
             "--out",
             "o",
-            "--",
-        ])
-        .arg(fixture_bin())
-        .args(["sawtooth", "8MiB/s"])
-        .output()
-        .unwrap();
+        ],
+        &["sawtooth", "8MiB/s"],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         summary(&dir.path().join("o/summary.json"))["verdict"],
@@ -276,8 +270,9 @@ fn report_skips_a_truncated_last_line_with_a_warning() {
 #[test]
 fn too_short_a_run_is_inconclusive() {
     let dir = tempfile::tempdir().unwrap();
-    let out = memwatch(dir.path())
-        .args([
+    let out = run_fixture(
+        dir.path(),
+        &[
             "run",
             "--interval",
             "500ms",
@@ -285,12 +280,9 @@ fn too_short_a_run_is_inconclusive() {
             "2s",
             "--out",
             "o",
-            "--",
-        ])
-        .arg(fixture_bin())
-        .arg("steady")
-        .output()
-        .unwrap();
+        ],
+        &["steady"],
+    );
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert_eq!(
         summary(&dir.path().join("o/summary.json"))["verdict"],
