@@ -102,10 +102,19 @@ fn watch_target(config: &Config) -> Result<u8> {
                 Mode::Run { load, .. } => load.as_ref(),
                 _ => None,
             };
+            let mut keep = vec![
+                sample::Metric::Rss,
+                sample::Metric::Anon,
+                config.analysis.metric,
+            ];
+            if with_pss {
+                keep.extend([sample::Metric::Pss, sample::Metric::Uss]);
+            }
             let run = watch::Plan {
                 sampling: &config.sampling,
                 signals: plan,
                 load,
+                keep: &keep,
             };
             watch::watch(&target, &mut reader, first, &run, &interrupts, &mut sinks)
         }

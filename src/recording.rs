@@ -60,17 +60,29 @@ pub struct Recording {
     pub time_s: Vec<f64>,
     columns: [Vec<f64>; Metric::COUNT],
     pub events: Vec<Event>,
+    /// The metrics `push` keeps; `None`: all of them.
+    kept: Option<[bool; Metric::COUNT]>,
 }
 
 impl Recording {
+    /// Room for `samples` rows of the common columns (RSS, anon).
     pub fn with_capacity(samples: usize) -> Recording {
+        Self::keeping(samples, &[Metric::Rss, Metric::Anon])
+    }
+
+    /// A recording whose `push` keeps only `metrics` (a live run keeps what the analysis and
+    /// the chart use; the CSV has every column), with room for `samples` rows of them.
+    pub fn keeping(samples: usize, metrics: &[Metric]) -> Recording {
         let mut rec = Recording {
             time_s: Vec::with_capacity(samples),
             ..Recording::default()
         };
-        for m in [Metric::Rss, Metric::Anon] {
+        let mut kept = [false; Metric::COUNT];
+        for &m in metrics {
+            kept[m.index()] = true;
             rec.columns[m.index()].reserve(samples);
         }
+        rec.kept = Some(kept);
         rec
     }
 
@@ -80,6 +92,9 @@ impl Recording {
         let row = self.time_s.len();
         self.time_s.push(s.elapsed_s);
         for m in Metric::ALL {
+            if self.kept.is_some_and(|kept| !kept[m.index()]) {
+                continue;
+            }
             let col = &mut self.columns[m.index()];
             match m.of(s) {
                 Some(v) => {
@@ -225,6 +240,27 @@ mod tests {
             rec.dump_periods(),
             vec![(10.0, 12.0), (50.0, 100.0), (60.0, 100.0)]
         );
+    }
+
+    #[test]
+    fn a_live_recording_keeps_only_what_it_was_asked_to() {
+        let mut rec = Recording::keeping(4, &[Metric::Rss, Metric::Anon]);
+        let s = Sample {
+            mem: MemStatus {
+                rss: 100,
+                vsz: 200,
+                anon: Some(50),
+                swap: Some(0),
+                ..MemStatus::default()
+            },
+            ..Sample::default()
+        };
+        rec.push(&s);
+        rec.push(&s);
+        assert_eq!(rec.metric(Metric::Rss), Some(&[100.0, 100.0][..]));
+        assert_eq!(rec.metric(Metric::Anon), Some(&[50.0, 50.0][..]));
+        assert_eq!(rec.metric(Metric::Vsz), None);
+        assert_eq!(rec.metric(Metric::Swap), None);
     }
 
     #[test]

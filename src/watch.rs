@@ -96,6 +96,8 @@ pub struct Plan<'a> {
     pub sampling: &'a Sampling,
     pub signals: &'a SignalPlan,
     pub load: Option<&'a LoadPlan>,
+    /// The metrics kept in memory for the analysis, the chart and the end summary.
+    pub keep: &'a [Metric],
 }
 
 pub fn watch(
@@ -111,7 +113,7 @@ pub fn watch(
     let capacity = sampling.duration.map_or(4096, |d| {
         (d.as_secs_f64() / sampling.interval.as_secs_f64()).min(1e7) as usize + 2
     });
-    let mut rec = Recording::with_capacity(capacity);
+    let mut rec = Recording::keeping(capacity, run.keep);
     let mut schedule = Schedule::new(t0, sampling.interval);
     let end = sampling.duration.map(|d| t0 + d);
     let mut next_pss = t0;
