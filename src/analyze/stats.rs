@@ -316,11 +316,8 @@ pub fn trend_test(x: &[f64]) -> TrendTest {
     }
 }
 
-/// Theil–Sen slope (Theil 1950; Sen 1968): the median of the slopes
-/// (y_j − y_i)/(t_j − t_i) over all pairs with t_i ≠ t_j. O(m²) time and
-/// memory, so call it on aggregated points only (the analyser passes at most
-/// a few hundred window minima). Fewer than 2 distinct times gives NaN.
-pub fn theil_sen_slope(t: &[f64], y: &[f64]) -> f64 {
+/// The slopes (y_j − y_i)/(t_j − t_i) of all pairs i < j with t_i ≠ t_j: O(m²).
+fn pairwise_slopes(t: &[f64], y: &[f64]) -> Vec<f64> {
     let n = t.len().min(y.len());
     let mut slopes = Vec::with_capacity(n.saturating_sub(1) * n / 2);
     for i in 0..n {
@@ -331,6 +328,15 @@ pub fn theil_sen_slope(t: &[f64], y: &[f64]) -> f64 {
             }
         }
     }
+    slopes
+}
+
+/// Theil–Sen slope (Theil 1950; Sen 1968): the median of the slopes
+/// (y_j − y_i)/(t_j − t_i) over all pairs with t_i ≠ t_j. O(m²) time and
+/// memory, so call it on aggregated points only (the analyser passes at most
+/// a few hundred window minima). Fewer than 2 distinct times gives NaN.
+pub fn theil_sen_slope(t: &[f64], y: &[f64]) -> f64 {
+    let mut slopes = pairwise_slopes(t, y);
     median_in_place(&mut slopes)
 }
 
@@ -355,15 +361,7 @@ pub fn theil_sen(t: &[f64], y: &[f64]) -> (f64, f64) {
 /// autocorrelation. Fewer than 2 slopes gives (NaN, NaN).
 pub fn theil_sen_ci(t: &[f64], y: &[f64], z: f64, inflation: f64) -> (f64, f64) {
     let n = t.len().min(y.len());
-    let mut slopes = Vec::with_capacity(n.saturating_sub(1) * n / 2);
-    for i in 0..n {
-        for j in i + 1..n {
-            let dt = t[j] - t[i];
-            if dt != 0.0 {
-                slopes.push((y[j] - y[i]) / dt);
-            }
-        }
-    }
+    let mut slopes = pairwise_slopes(t, y);
     if slopes.len() < 2 {
         return (f64::NAN, f64::NAN);
     }
