@@ -592,11 +592,12 @@ fn note_dump_steps(out: &mut Analysis, removed: f64) {
 
 /// A heap dump can leave its memory behind for good (V8 keeps what writing a snapshot
 /// took, tens of MB). So besides leaving the excluded periods out, an abrupt step across
-/// one is taken out of every later sample: the floor just after minus the floor just
-/// before (minimum over a few seconds on each side), when it rose by more than four times
-/// the spread just before (so steady growth or a GC sawtooth is not mistaken for a step).
-/// Growth outside the periods still counts. Only periods with analysed samples on both
-/// sides matter (a step in the warm-up shifts nothing). Returns the steps removed.
+/// one is taken out of every later sample. The step is the jump the local trend does not
+/// explain: on each side (a few seconds, up to the neighbouring periods) the floors of the
+/// two halves give the trend, both sides are carried to the period by it, and what is left
+/// counts when it exceeds four times the wiggle around the trend just before (so steady
+/// growth or a GC sawtooth is never mistaken for a step, and a leak keeps all its growth).
+/// Only periods with analysed samples on both sides matter. Returns the steps removed.
 fn remove_steps_across(
     ex: &[(f64, f64)],
     t: &[f64],
@@ -609,15 +610,7 @@ fn remove_steps_across(
         return removed;
     }
     let span = (t[t.len() - 1] - t[0]) / (t.len() - 1) as f64;
-    let context = (4.0 * span).max(5.0);
-    // (min, max) of the samples in [lo, hi]
-    let range_in = |lo: f64, hi: f64| {
-        let from = t.partition_point(|&x| x < lo);
-        let to = t.partition_point(|&x| x <= hi);
-        let part = &v[from..to];
-        let min = part.iter().copied().reduce(f64::min)?;
-        Some((min, part.iter().copied().fold(min, f64::max)))
-    };
+    let context = (8.0 * span).max(5.0);
     for (i, &(a, b)) in ex.iter().enumerate() {
         let inside =
             at.first().is_some_and(|&first| a > first) && at.last().is_some_and(|&last| b < last);
@@ -630,18 +623,64 @@ fn remove_steps_across(
             .map(|p| p.1)
             .fold(f64::NEG_INFINITY, f64::max);
         let next_start = ex.get(i + 1).map_or(f64::INFINITY, |p| p.0);
-        let before = range_in((a - context).max(previous_end + 1e-9), a - 1e-9);
-        let after = range_in(b + 1e-9, (b + context).min(next_start - 1e-9)).map(|(min, _)| min);
-        if let (Some((before, before_max)), Some(after)) = (before, after)
-            && after - before > 4.0 * (before_max - before)
-        {
-            let step = after - before;
+        let before = Side::new(t, v, (a - context).max(previous_end + 1e-9), a - 1e-9);
+        let after = Side::new(t, v, b + 1e-9, (b + context).min(next_start - 1e-9));
+        let (Some(before), Some(after)) = (before, after) else {
+            continue;
+        };
+        let slope = ((before.slope + after.slope) / 2.0).max(0.0);
+        let before_at_a = before.late.1 + slope * (a - before.late.0);
+        let after_at_b = after.early.1 - slope * (after.early.0 - b);
+        let step = after_at_b - before_at_a - slope * (b - a);
+        let wiggle = (before.max - before.early.1 - slope * (a - before.early.0)).max(0.0);
+        if step > 0.0 && step > 4.0 * wiggle {
             let first_after = at.partition_point(|&x| x <= b);
             av[first_after..].iter_mut().for_each(|x| *x -= step);
             removed.push((b, step));
         }
     }
     removed
+}
+
+/// The samples on one side of an excluded period: the floor (time, value) of its earlier
+/// and later half, the trend between them, and its highest value.
+struct Side {
+    early: (f64, f64),
+    late: (f64, f64),
+    slope: f64,
+    max: f64,
+}
+
+impl Side {
+    fn new(t: &[f64], v: &[f64], lo: f64, hi: f64) -> Option<Side> {
+        let from = t.partition_point(|&x| x < lo);
+        let to = t.partition_point(|&x| x <= hi);
+        if to < from + 2 {
+            return None;
+        }
+        let mid = from + (to - from) / 2;
+        let floor = |range: std::ops::Range<usize>| {
+            range
+                .map(|k| (t[k], v[k]))
+                .reduce(|m, p| if p.1 < m.1 { p } else { m })
+        };
+        let (early, late) = (floor(from..mid)?, floor(mid..to)?);
+        let slope = if late.0 > early.0 {
+            (late.1 - early.1) / (late.0 - early.0)
+        } else {
+            0.0
+        };
+        let max = v[from..to]
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max);
+        Some(Side {
+            early,
+            late,
+            slope,
+            max,
+        })
+    }
 }
 
 #[cfg(test)]
@@ -702,10 +741,41 @@ mod tests {
         let a = analyze(&t, &leak, &dumps, &Thresholds::default());
         assert_eq!(a.verdict, Verdict::Growing, "{}", a.reason);
         assert!(
-            (a.slope_bytes_per_s - 100_000.0).abs() < 25_000.0,
+            (a.slope_bytes_per_s - 100_000.0).abs() < 10_000.0,
             "slope {}",
             a.slope_bytes_per_s
         );
+    }
+
+    /// Regression: the step across a dump was measured from the floor 5 s before it, so a
+    /// fast leak lost that much growth at every dump and a leaky Node service under load
+    /// was once called stable.
+    #[test]
+    fn regression_dump_steps_do_not_eat_a_fast_leak() {
+        // 30 s at 5 Hz: 700 KB/s leak, a 3 MB GC sawtooth every 2 s, snapshots at 18 s and
+        // 27 s that each leave 12 MB behind
+        let t: Vec<f64> = (0..150).map(|i| f64::from(i) * 0.2).collect();
+        let v: Vec<f64> = t
+            .iter()
+            .map(|&ti| {
+                let steps = f64::from(u8::from(ti > 18.5)) + f64::from(u8::from(ti > 27.5));
+                60e6 + 700_000.0 * ti + 3e6 * ((ti % 2.0) / 2.0) + 12e6 * steps
+            })
+            .collect();
+        let a = analyze(
+            &t,
+            &v,
+            &[(18.0, 18.9), (27.0, 27.9)],
+            &Thresholds::default(),
+        );
+        assert_eq!(a.verdict, Verdict::Growing, "{}", a.reason);
+        assert!(
+            (a.slope_bytes_per_s - 700_000.0).abs() < 105_000.0,
+            "slope {}",
+            a.slope_bytes_per_s
+        );
+        let removed: f64 = a.steps.iter().map(|s| s.1).sum();
+        assert!((removed - 24e6).abs() < 5e6, "removed {removed}");
     }
 
     #[test]
