@@ -75,17 +75,19 @@ fn leaky_node_service_grows_and_yields_heap_snapshots() {
     }
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
+    // Snapshots 15 s apart: each leaves its memory behind, and the analysis needs
+    // undisturbed stretches between them to see the leak itself.
     let watcher = memwatch(dir.path())
         .args([
             "run",
             "--interval",
             "200ms",
             "--duration",
-            "30s",
+            "40s",
             "--signal",
             "SIGUSR2",
             "--signal-every",
-            "9s",
+            "15s",
             "--out",
             "o",
             "--",
@@ -98,7 +100,7 @@ fn leaky_node_service_grows_and_yields_heap_snapshots() {
         .spawn()
         .unwrap();
     wait_for_port(port, Duration::from_secs(10));
-    assert!(load(port, 100, 26).success());
+    assert!(load(port, 100, 36).success());
     let out = wait_output(watcher, Duration::from_secs(120));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -139,7 +141,7 @@ fn leaky_node_service_grows_and_yields_heap_snapshots() {
         .collect();
     assert_eq!(
         events.iter().filter(|e| **e == "signal:SIGUSR2").count(),
-        3,
+        2,
         "{events:?}"
     );
     assert!(events.iter().any(|e| e.starts_with("dump:")));
