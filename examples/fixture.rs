@@ -11,7 +11,7 @@
 //!          16 MiB for good, as V8 does after a heap snapshot),
 //!          --tick DUR (default 100ms).
 
-use memwatch::units::{parse_duration, parse_rate, parse_size};
+use memwatch::options::{ByteRate, Dur, Size};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -40,7 +40,11 @@ fn run(args: &[String]) -> Result<u8, String> {
     let mut rate = 0.0;
     let mut rest = &args[1..];
     if mode == "leak" || mode == "sawtooth" {
-        rate = parse_rate(rest.first().ok_or("leak needs a RATE, e.g. 2MiB/s")?)?;
+        rate = rest
+            .first()
+            .ok_or("leak needs a RATE, e.g. 2MiB/s")?
+            .parse::<ByteRate>()?
+            .0;
         rest = &rest[1..];
     } else if mode != "steady" {
         return Err(format!("unknown mode '{mode}'"));
@@ -52,10 +56,10 @@ fn run(args: &[String]) -> Result<u8, String> {
     while let Some(flag) = it.next() {
         let mut value = || it.next().cloned().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
-            "--exit-after" => exit_after = Some(parse_duration(&value()?)?),
-            "--abort-after" => abort_after = Some(parse_duration(&value()?)?),
+            "--exit-after" => exit_after = Some(value()?.parse::<Dur>()?.0),
+            "--abort-after" => abort_after = Some(value()?.parse::<Dur>()?.0),
             "--exit-code" => exit_code = value()?.parse().map_err(|_| "bad --exit-code")?,
-            "--tick" => tick = parse_duration(&value()?)?,
+            "--tick" => tick = value()?.parse::<Dur>()?.0,
             "--dump-on-usr2" => dump_dir = Some(value()?.into()),
             "--catch-usr2" => {
                 // SAFETY: the handler only touches an atomic.
@@ -66,7 +70,7 @@ fn run(args: &[String]) -> Result<u8, String> {
     }
 
     let start = Instant::now();
-    let base = touched(parse_size("8MiB")? as usize);
+    let base = touched("8MiB".parse::<Size>()?.0 as usize);
     let mut kept: Vec<Vec<u8>> = Vec::new();
     let mut garbage: Vec<Vec<u8>> = Vec::new();
     let mut allocated = 0.0;

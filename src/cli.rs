@@ -1,19 +1,14 @@
-//! The command line, as clap sees it: raw values, checked into a `Config` by `config.rs`.
+//! The command line, as clap sees it. Every value has its type from `options.rs` (parsed
+//! and range-checked by that type), and its default here, once; `config/` turns these
+//! values into a validated configuration per command.
 
-use clap::{Args, Parser, Subcommand};
+use crate::exit;
+use crate::options::{
+    ByteRate, Dur, DurList, MetricChoice, PValue, Pct, Pid, PngSize, Signal, Size, SizeOrPct, Slope,
+};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
 use std::path::PathBuf;
-
-pub const EXIT_CODES: &str = "\
-Exit codes:
-  0  memory did not grow and every limit held (gate passed)
-  1  memory grew, or a limit was breached (--max-rss, --max-growth, --max-slope, --baseline),
-     or inconclusive with --fail-on-inconclusive (gate failed)
-  2  memwatch could not do its job: bad arguments or config file, target unreadable,
-     output unwritable, a signal the target does not catch
-  3  inconclusive: too little data after the warm-up to decide
-  4  the spawned command or the --load command failed (non-zero exit, or killed by a signal
-     memwatch did not send); files are still written";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -25,7 +20,7 @@ Exit codes:
         and at the end decides whether memory grows.\n\n\
         Examples:\n  memwatch --pid 4242\n  memwatch run --duration 2m -- node server.js\n  \
         memwatch report memwatch-4242-20261124-101500/samples.csv",
-    after_help = EXIT_CODES,
+    after_help = exit::TABLE,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -41,7 +36,7 @@ pub struct Cli {
         allow_hyphen_values = true,
         help_heading = "Target"
     )]
-    pub pid: Option<String>,
+    pub pid: Option<Pid>,
 
     #[command(flatten)]
     pub watch: WatchArgs,
@@ -51,11 +46,26 @@ pub struct Cli {
 #[allow(clippy::large_enum_variant)] // parsed once per run
 pub enum Command {
     /// Spawn a command (no shell) and watch it from its first moments.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit::TABLE)]
     Run(RunArgs),
     /// Re-analyse and re-plot a recorded run (memwatch CSV, psrecord log, mprof .dat).
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = exit::REPORT_TABLE)]
     Report(ReportArgs),
+    /// Print a shell completion script: `memwatch completions bash > /etc/bash_completion.d/memwatch`.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff): `memwatch man > /usr/local/share/man/man1/memwatch.1`.
+    Man,
+}
+
+/// The shells `memwatch completions` writes for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 /// Everything a live watch takes, whether attached or spawned.
@@ -79,14 +89,15 @@ pub struct WatchArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// After --duration, how long the command has to exit after SIGTERM before SIGKILL [default: 5s]
+    /// After --duration, how long the command has to exit after SIGTERM before SIGKILL
     #[arg(
         long,
         value_name = "DUR",
+        default_value = "5s",
         allow_hyphen_values = true,
         help_heading = "Target"
     )]
-    pub grace: Option<String>,
+    pub grace: Dur,
 
     #[command(flatten)]
     pub load: LoadArgs,
@@ -119,17 +130,28 @@ pub struct ReportArgs {
     #[command(flatten)]
     pub config: ConfigArgs,
 
-    /// Where to write the summary; `-` or no value: stdout [default: summary.json beside FILE]
-    #[arg(long, value_name = "PATH", num_args = 0..=1, default_missing_value = "-", help_heading = "Output")]
+    /// Where to write the summary; `-` for stdout [default: summary.json beside FILE, or
+    /// report.json when FILE's folder holds a live run's summary.json]
+    #[arg(long, value_name = "PATH", help_heading = "Output")]
     pub json: Option<PathBuf>,
 
-    /// Where to draw the chart [default: memory.png beside FILE]
+    /// Where to draw the chart [default: memory.png beside FILE, or report.png when FILE's
+    /// folder holds a live run's summary.json]
     #[arg(long, value_name = "PATH", help_heading = "Output")]
     pub png: Option<PathBuf>,
 
-    /// Chart size in pixels [default: 1280x720]
-    #[arg(long, value_name = "WxH", help_heading = "Output")]
-    pub png_size: Option<String>,
+    /// Chart size in pixels
+    #[arg(
+        long,
+        value_name = "WxH",
+        default_value = "1280x720",
+        help_heading = "Output"
+    )]
+    pub png_size: PngSize,
+
+    /// Replace a live run's summary.json named by --json (never FILE itself or a samples CSV)
+    #[arg(long, help_heading = "Output")]
+    pub force: bool,
 
     #[command(flatten)]
     pub display: DisplayArgs,
@@ -138,45 +160,57 @@ pub struct ReportArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Sampling")]
 pub struct SamplingArgs {
-    /// Time between samples (`250ms`, `2s`, `1m`; at least 1ms) [default: 1s]
-    #[arg(short, long, value_name = "DUR", allow_hyphen_values = true)]
-    pub interval: Option<String>,
+    /// Time between samples (`250ms`, `2s`, `1m`; at least 1ms)
+    #[arg(
+        short,
+        long,
+        value_name = "DUR",
+        default_value = "1s",
+        allow_hyphen_values = true
+    )]
+    pub interval: Dur,
 
     /// Stop after this long [default: until the target exits or Ctrl-C]
     #[arg(short, long, value_name = "DUR", allow_hyphen_values = true)]
-    pub duration: Option<String>,
+    pub duration: Option<Dur>,
 
     /// Also record PSS and USS from /proc/PID/smaps_rollup (costly on large processes).
     #[arg(long)]
     pub pss: bool,
 
-    /// Time between PSS/USS readings, with --pss [default: 10s]
-    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
-    pub pss_interval: Option<String>,
+    /// Time between PSS/USS readings, with --pss
+    #[arg(
+        long,
+        value_name = "DUR",
+        default_value = "10s",
+        allow_hyphen_values = true
+    )]
+    pub pss_interval: Dur,
 }
 
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Signals and heap dumps")]
 pub struct SignalArgs {
-    /// Signal to send: `SIGUSR2`, `USR2` or `12` [default: SIGUSR2]
-    #[arg(long, value_name = "SIG")]
-    pub signal: Option<String>,
+    /// Signal to send: `SIGUSR2`, `USR2`, `12` or `SIGRTMIN+2`
+    #[arg(long, value_name = "SIG", default_value = "SIGUSR2")]
+    pub signal: Signal,
 
     /// Send the signal every DUR (e.g. to force a GC or take a heap snapshot).
     #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
-    pub signal_every: Option<String>,
+    pub signal_every: Option<Dur>,
 
     /// Send the signal at these offsets from the start: `30s,1m,90s`.
     #[arg(long, value_name = "DUR,...", allow_hyphen_values = true)]
-    pub signal_at: Option<String>,
+    pub signal_at: Option<DurList>,
 
-    /// Send the signal once more when the run ends (and wait for its dump).
+    /// Send the signal once more when the run ends, and wait (at most 2 minutes) for its
+    /// heap dump and settle sample.
     #[arg(long)]
     pub signal_at_end: bool,
 
     /// After each signal wait DUR, then take a sample marked `settled` (the post-GC floor).
     #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
-    pub settle: Option<String>,
+    pub settle: Option<Dur>,
 
     /// Send the signal even if the target does not catch it (its default action may kill it).
     #[arg(long)]
@@ -184,21 +218,20 @@ pub struct SignalArgs {
 
     /// Folder watched for heap dumps [default: the target's working directory]
     #[arg(long, value_name = "DIR")]
-    pub dump_dir: Option<std::path::PathBuf>,
+    pub dump_dir: Option<PathBuf>,
 
     /// File patterns that are heap dumps, comma-separated
-    /// [default: *.heapsnapshot,*.heapprofile,*.hprof,core.*]
-    #[arg(long, value_name = "GLOBS")]
-    pub dump_glob: Option<String>,
+    #[arg(long, value_name = "GLOBS", default_value = crate::dump::DEFAULT_GLOBS)]
+    pub dump_glob: String,
 
-    /// Stop signalling once this many dumps have been written [default: 5]
-    #[arg(long, value_name = "N")]
-    pub max_dumps: Option<u32>,
+    /// Stop signalling once this many dumps have been written
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub max_dumps: u32,
 
     /// Stop signalling when the dump folder's disk would have less than SIZE free after the
-    /// next dump (estimated as the largest so far) [default: 1GiB]
-    #[arg(long, value_name = "SIZE")]
-    pub min_free: Option<String>,
+    /// next dump (estimated as the largest so far)
+    #[arg(long, value_name = "SIZE", default_value = "1GiB")]
+    pub min_free: Size,
 }
 
 #[derive(Debug, Args)]
@@ -206,26 +239,26 @@ pub struct SignalArgs {
 pub struct AnalysisArgs {
     /// Memory column to judge: rss, anon, vsz, file, shmem, swap, hwm, pss, uss, or `settled`
     /// (RSS of the samples taken --settle after each signal; chosen automatically when
-    /// there are enough of them) [default: rss]
-    #[arg(long, value_name = "NAME")]
-    pub metric: Option<String>,
+    /// there are enough of them)
+    #[arg(long, value_name = "NAME", default_value = "rss")]
+    pub metric: MetricChoice,
 
     /// Start of the run left out of the verdict [default: auto, see docs/verdict.md]
     #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
-    pub warmup: Option<String>,
+    pub warmup: Option<Dur>,
 
     /// Least slope called growth: a rate (`1MiB/h`) or a relative rate (`5%/h`); give both to
     /// set both [default: 16B/s and 1%/h]
     #[arg(long, value_name = "RATE", allow_hyphen_values = true)]
-    pub min_slope: Vec<String>,
+    pub min_slope: Vec<Slope>,
 
     /// Least total growth over the analysed window called growth: `5MiB` or `2%` [default: 2%]
     #[arg(long, value_name = "SIZE|PCT", allow_hyphen_values = true)]
-    pub min_growth: Option<String>,
+    pub min_growth: Option<SizeOrPct>,
 
     /// Significance level of the trend test [default: 0.01]
     #[arg(long, value_name = "P", allow_hyphen_values = true)]
-    pub p_value: Option<String>,
+    pub p_value: Option<PValue>,
 }
 
 #[derive(Debug, Args)]
@@ -247,9 +280,9 @@ pub struct OutputArgs {
     #[arg(long, value_name = "PATH")]
     pub png: Option<PathBuf>,
 
-    /// Chart size in pixels [default: 1280x720]
-    #[arg(long, value_name = "WxH")]
-    pub png_size: Option<String>,
+    /// Chart size in pixels
+    #[arg(long, value_name = "WxH", default_value = "1280x720")]
+    pub png_size: PngSize,
 }
 
 #[derive(Debug, Args)]
@@ -261,16 +294,28 @@ pub struct LoadArgs {
     pub load: Option<String>,
 
     /// The target is ready when something listens on 127.0.0.1:PORT.
-    #[arg(long, value_name = "PORT")]
+    #[arg(long, value_name = "PORT", requires = "load", value_parser = clap::value_parser!(u16).range(1..))]
     pub ready_port: Option<u16>,
 
-    /// The target is ready this long after the start (without --ready-port) [default: 0s]
-    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
-    pub ready_delay: Option<String>,
+    /// The target is ready this long after the start (without --ready-port)
+    #[arg(
+        long,
+        value_name = "DUR",
+        requires = "load",
+        default_value = "0s",
+        allow_hyphen_values = true
+    )]
+    pub ready_delay: Dur,
 
-    /// Keep sampling this long after the load ends [default: 0s]
-    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
-    pub cooldown: Option<String>,
+    /// Keep sampling this long after the load ends
+    #[arg(
+        long,
+        value_name = "DUR",
+        requires = "load",
+        default_value = "0s",
+        allow_hyphen_values = true
+    )]
+    pub cooldown: Dur,
 }
 
 #[derive(Debug, Args)]
@@ -278,15 +323,15 @@ pub struct LoadArgs {
 pub struct GateArgs {
     /// Fail (exit 1) if the peak of the judged metric is above SIZE (`512MiB`).
     #[arg(long, value_name = "SIZE")]
-    pub max_rss: Option<String>,
+    pub max_rss: Option<Size>,
 
     /// Fail if the growth over the analysed window is above SIZE or PCT (`64MiB`, `10%`).
     #[arg(long, value_name = "SIZE|PCT", allow_hyphen_values = true)]
-    pub max_growth: Option<String>,
+    pub max_growth: Option<SizeOrPct>,
 
     /// Fail if the slope is above RATE (`1MiB/min`).
     #[arg(long, value_name = "RATE", allow_hyphen_values = true)]
-    pub max_slope: Option<String>,
+    pub max_slope: Option<ByteRate>,
 
     /// Fail (exit 1) rather than exit 3 when the verdict is inconclusive.
     #[arg(long)]
@@ -296,9 +341,9 @@ pub struct GateArgs {
     #[arg(long, value_name = "FILE")]
     pub baseline: Option<PathBuf>,
 
-    /// How much worse than the baseline is allowed [default: 10%]
-    #[arg(long, value_name = "PCT")]
-    pub baseline_tolerance: Option<String>,
+    /// How much worse than the baseline is allowed
+    #[arg(long, value_name = "PCT", default_value = "10%")]
+    pub baseline_tolerance: Pct,
 
     /// Also write a JUnit XML report here.
     #[arg(long, value_name = "FILE")]

@@ -16,16 +16,8 @@ pub enum Error {
         name: String,
         what: &'static str,
     },
-    #[error(
-        "PID {pid} ({name}) does not catch {signal}: its default action would terminate it. \
-         Give it a handler (Node: --heapsnapshot-signal={signal}, or process.on('{signal}', ...)) \
-         or pass --force-signal"
-    )]
-    SignalNotCaught {
-        pid: i32,
-        name: String,
-        signal: String,
-    },
+    #[error("{}", crate::signal::not_caught_message(*pid, name, *signal))]
+    SignalNotCaught { pid: i32, name: String, signal: i32 },
     #[error("cannot parse {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("cannot run '{program}': {source}")]
@@ -38,6 +30,9 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The command line as clap refused it (or help/version to print).
+    #[error("{0}")]
+    Cli(clap::Error),
     #[error("{context}: {source}")]
     Io {
         context: String,

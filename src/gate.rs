@@ -1,7 +1,7 @@
 //! The CI gate's hard limits beside the verdict: `--max-rss`, `--max-growth`, `--max-slope`,
-//! `--fail-on-inconclusive` and the `--baseline` regression check. Pure: a `Summary` and the
-//! `Limits` in, a `GateResult` out (reading the baseline file is the only I/O, in
-//! `Baseline::load`). See `docs/ci.md`.
+//! `--fail-on-inconclusive` and the `--baseline` regression check. Pure: the judged series'
+//! `Figures` (from the analysis) and the `Limits` in, a `GateResult` out (reading the baseline
+//! file is the only I/O, in `Baseline::load`). See `docs/ci.md`.
 //!
 //! What each limit is checked against (all on the judged metric, RSS by default):
 //! - `max-rss`: `peak_bytes`, the highest value of the whole run (warm-up included);
@@ -11,9 +11,10 @@
 //! - `max-slope`: `slope_bytes_per_s`, the Theil–Sen slope of the floor;
 //! - baseline: slope and peak against an earlier run's summary.json, with a tolerance.
 
-use crate::analyze::Verdict;
-use crate::report::summary::Summary;
-use crate::units::{Bytes, Delta, Rate, parse_rate, parse_size};
+use crate::analyze::{Analysis, TrendLine, Verdict};
+use crate::exit::Exit;
+pub use crate::options::SizeOrPct as GrowthLimit;
+use crate::units::{Bytes, Delta, Rate};
 use serde::Serialize;
 use std::path::Path;
 
@@ -23,12 +24,36 @@ use std::path::Path;
 /// compared against zero (see `BaselineComparison::slope_floor_bytes_per_s`).
 pub const DEFAULT_BASELINE_TOLERANCE_PCT: f64 = 10.0;
 
-/// `--max-growth`: a size, or a percentage of the floor at the analysed window's start.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GrowthLimit {
-    Bytes(f64),
-    Percent(f64),
+/// What the gate checks: the judged series' figures, as the analysis found them.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Figures<'a> {
+    /// The judged series' name (`rss`, `settled`, ...).
+    pub metric: &'a str,
+    pub verdict: Verdict,
+    pub peak_bytes: f64,
+    pub start_bytes: f64,
+    pub growth_bytes: f64,
+    pub slope_bytes_per_s: f64,
+    pub trend: Option<TrendLine>,
+    /// The analyser's least slopes, for the baseline's slope floor.
+    pub min_slope_bytes_per_s: f64,
+    pub min_slope_pct_per_hour: f64,
+}
+
+impl<'a> Figures<'a> {
+    pub fn of(analysis: &Analysis, metric: &'a str) -> Figures<'a> {
+        Figures {
+            metric,
+            verdict: analysis.verdict,
+            peak_bytes: analysis.peak_bytes,
+            start_bytes: analysis.start_bytes,
+            growth_bytes: analysis.growth_bytes,
+            slope_bytes_per_s: analysis.slope_bytes_per_s,
+            trend: analysis.trend,
+            min_slope_bytes_per_s: analysis.thresholds.min_slope_bytes_per_s,
+            min_slope_pct_per_hour: analysis.thresholds.min_slope_pct_per_hour,
+        }
+    }
 }
 
 /// The gate's settings beyond the analyser's thresholds.
@@ -56,6 +81,17 @@ impl Default for Limits {
             baseline: None,
             baseline_tolerance_pct: DEFAULT_BASELINE_TOLERANCE_PCT,
         }
+    }
+}
+
+impl Limits {
+    /// Whether any limit was configured (then summary.json reports the gate).
+    pub fn is_set(&self) -> bool {
+        self.max_rss.is_some()
+            || self.max_growth.is_some()
+            || self.max_slope.is_some()
+            || self.fail_on_inconclusive
+            || self.baseline.is_some()
     }
 }
 
@@ -196,18 +232,29 @@ impl GateResult {
     /// otherwise `verdict_exit`. Codes other than 0, 1 and 3 (2, 4) are kept: a run whose
     /// command failed is not evidence either way (README, "Exit codes"), and the breaches are
     /// still reported.
-    pub fn exit_code(&self, verdict_exit: u8) -> u8 {
+    pub fn exit_code(&self, verdict_exit: Exit) -> Exit {
         match verdict_exit {
-            0 | 1 | 3 if !self.breaches.is_empty() => 1,
-            3 if self.inconclusive_failed => 1,
+            Exit::Passed | Exit::Grew | Exit::Inconclusive if !self.breaches.is_empty() => {
+                Exit::Grew
+            }
+            Exit::Inconclusive if self.inconclusive_failed => Exit::Grew,
             code => code,
         }
     }
 }
 
+/// The exit code a verdict gives before any limit is checked.
+pub fn verdict_exit(verdict: Verdict) -> Exit {
+    match verdict {
+        Verdict::Stable => Exit::Passed,
+        Verdict::Growing => Exit::Grew,
+        Verdict::Inconclusive => Exit::Inconclusive,
+    }
+}
+
 /// The level percentages are relative to: the floor at the analysed window's start (the fitted
 /// trend's `v0`), or the first value when there is no trend.
-pub fn reference_level(summary: &Summary) -> f64 {
+pub fn reference_level(summary: &Figures<'_>) -> f64 {
     summary
         .trend
         .map(|t| t.v0)
@@ -233,9 +280,9 @@ fn metric_label(metric: &str) -> String {
 }
 
 /// Checks `summary` against `limits`.
-pub fn evaluate(summary: &Summary, limits: &Limits) -> GateResult {
+pub fn evaluate(summary: &Figures<'_>, limits: &Limits) -> GateResult {
     let mut checks = Vec::new();
-    let metric = metric_label(&summary.metric);
+    let metric = metric_label(summary.metric);
 
     if let Some(max) = limits.max_rss {
         let max = max as f64;
@@ -418,11 +465,10 @@ pub fn evaluate(summary: &Summary, limits: &Limits) -> GateResult {
     }
 }
 
-fn compare_baseline(summary: &Summary, b: &Baseline, tolerance_pct: f64) -> BaselineComparison {
+fn compare_baseline(summary: &Figures<'_>, b: &Baseline, tolerance_pct: f64) -> BaselineComparison {
     let factor = 1.0 + tolerance_pct / 100.0;
-    let t = &summary.thresholds;
-    let relative_floor = t.min_slope_pct_per_hour / 100.0 * reference_level(summary) / 3600.0;
-    let floor = t.min_slope_bytes_per_s.max(relative_floor).max(0.0);
+    let relative_floor = summary.min_slope_pct_per_hour / 100.0 * reference_level(summary) / 3600.0;
+    let floor = summary.min_slope_bytes_per_s.max(relative_floor).max(0.0);
     let allowed_slope = b.slope_bytes_per_s.max(floor) * factor;
     let allowed_peak = b.peak_bytes * factor;
     BaselineComparison {
@@ -440,50 +486,6 @@ fn compare_baseline(summary: &Summary, b: &Baseline, tolerance_pct: f64) -> Base
     }
 }
 
-/// `--max-growth`: a size (`512MiB`) or a percentage (`10%`).
-pub fn parse_growth_limit(text: &str) -> Result<GrowthLimit, String> {
-    match text.trim().strip_suffix('%') {
-        Some(pct) => parse_pct(pct).map(GrowthLimit::Percent).ok_or_else(|| {
-            format!("'{text}' is not a percentage: try '10%' or a size like '64MiB'")
-        }),
-        None => parse_size(text)
-            .map(|b| GrowthLimit::Bytes(b as f64))
-            .map_err(|_| format!("'{text}' is not a size or a percentage: try '64MiB' or '10%'")),
-    }
-}
-
-/// `--max-rss`: a size (`512MiB`).
-pub fn parse_max_rss(text: &str) -> Result<u64, String> {
-    parse_size(text)
-}
-
-/// `--max-slope`: an absolute rate (`1MiB/min`), in bytes per second.
-pub fn parse_max_slope(text: &str) -> Result<f64, String> {
-    if text.contains('%') {
-        return Err(format!(
-            "'{text}' is relative: give an absolute rate such as '1MiB/min' (for a relative \
-             limit use '--max-growth PCT')"
-        ));
-    }
-    parse_rate(text)
-}
-
-/// `--baseline-tolerance`: a percentage (`10%`), returned in percent.
-pub fn parse_tolerance(text: &str) -> Result<f64, String> {
-    text.trim()
-        .strip_suffix('%')
-        .and_then(parse_pct)
-        .ok_or_else(|| format!("'{text}' is not a percentage: try '10%' (or '0%' for none)"))
-}
-
-fn parse_pct(number: &str) -> Option<f64> {
-    number
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|p| p.is_finite() && *p >= 0.0)
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 pub(crate) mod tests {
@@ -492,10 +494,15 @@ pub(crate) mod tests {
 
     const MIB: f64 = 1024.0 * 1024.0;
 
+    /// The figures of `analysis(...)`, judged on RSS.
+    fn summary(verdict: Verdict, slope: f64, peak: f64) -> Figures<'static> {
+        Figures::of(&analysis(verdict, slope, peak), "rss")
+    }
+
     /// A run: 120 s, floor from 100 MiB rising at `slope` B/s after a 24 s warm-up.
-    pub(crate) fn summary(verdict: Verdict, slope: f64, peak: f64) -> Summary {
+    pub(crate) fn analysis(verdict: Verdict, slope: f64, peak: f64) -> Analysis {
         let window = 96.0;
-        let analysis = Analysis {
+        Analysis {
             verdict,
             pattern: match verdict {
                 Verdict::Growing => Pattern::Linear,
@@ -529,8 +536,7 @@ pub(crate) mod tests {
             steps: Vec::new(),
             thresholds: Thresholds::default(),
             reason: "a test run".to_string(),
-        };
-        Summary::new(&analysis, "rss", verdict.exit_code())
+        }
     }
 
     fn rules(g: &GateResult) -> Vec<&'static str> {
@@ -540,13 +546,13 @@ pub(crate) mod tests {
     #[test]
     fn no_limits_keeps_the_verdict_code() {
         for (verdict, code) in [
-            (Verdict::Stable, 0),
-            (Verdict::Growing, 1),
-            (Verdict::Inconclusive, 3),
+            (Verdict::Stable, Exit::Passed),
+            (Verdict::Growing, Exit::Grew),
+            (Verdict::Inconclusive, Exit::Inconclusive),
         ] {
             let g = evaluate(&summary(verdict, 0.0, 100.0 * MIB), &Limits::default());
             assert!(g.checks.is_empty() && g.breaches.is_empty());
-            assert_eq!(g.exit_code(verdict.exit_code()), code);
+            assert_eq!(g.exit_code(verdict_exit(verdict)), code);
             assert_eq!(g.verdict_failed, verdict == Verdict::Growing);
         }
     }
@@ -564,15 +570,15 @@ pub(crate) mod tests {
             g.breaches[0].message,
             "peak RSS 612 MiB is over --max-rss 512 MiB by 100 MiB (19.5%)"
         );
-        assert_eq!(g.exit_code(0), 1);
+        assert_eq!(g.exit_code(Exit::Passed), Exit::Grew);
         // The command failing wins: the breach is reported but the code stays 4.
-        assert_eq!(g.exit_code(4), 4);
+        assert_eq!(g.exit_code(Exit::CommandFailed), Exit::CommandFailed);
 
         let ok = evaluate(&summary(Verdict::Stable, 0.0, 400.0 * MIB), &limits);
         assert!(ok.breaches.is_empty());
         assert_eq!(ok.checks.len(), 1);
         assert!(ok.checks[0].passed);
-        assert_eq!(ok.exit_code(0), 0);
+        assert_eq!(ok.exit_code(Exit::Passed), Exit::Passed);
     }
 
     #[test]
@@ -593,7 +599,7 @@ pub(crate) mod tests {
             g.breaches[0].message
         );
         assert!(g.breaches[0].message.contains("by 4.38 MiB"));
-        assert_eq!(g.exit_code(1), 1);
+        assert_eq!(g.exit_code(Exit::Grew), Exit::Grew);
         // 10% of the window-start floor (100 MiB), not of start_bytes (90 MiB): 9.375 < 10.
         assert!(evaluate(&s, &pct(10.0)).breaches.is_empty());
 
@@ -644,12 +650,15 @@ pub(crate) mod tests {
         };
         let g = evaluate(&s, &strict);
         assert!(g.inconclusive_failed);
-        assert_eq!(g.exit_code(3), 1);
-        assert_eq!(evaluate(&s, &Limits::default()).exit_code(3), 3);
+        assert_eq!(g.exit_code(Exit::Inconclusive), Exit::Grew);
+        assert_eq!(
+            evaluate(&s, &Limits::default()).exit_code(Exit::Inconclusive),
+            Exit::Inconclusive
+        );
         // Has no effect on a conclusive run.
         let stable = evaluate(&summary(Verdict::Stable, 0.0, MIB), &strict);
         assert!(!stable.inconclusive_failed);
-        assert_eq!(stable.exit_code(0), 0);
+        assert_eq!(stable.exit_code(Exit::Passed), Exit::Passed);
     }
 
     #[test]
@@ -663,7 +672,7 @@ pub(crate) mod tests {
         };
         let g = evaluate(&s, &limits);
         assert_eq!(rules(&g), ["max-rss", "max-growth", "max-slope"]);
-        assert_eq!(g.exit_code(1), 1);
+        assert_eq!(g.exit_code(Exit::Grew), Exit::Grew);
     }
 
     fn baseline(slope: f64, peak: f64) -> Baseline {
@@ -692,7 +701,7 @@ pub(crate) mod tests {
              15.0% above the baseline (baseline 'base/summary.json'); if this is expected, \
              make this run's summary.json the new baseline"
         );
-        assert_eq!(over.exit_code(0), 1);
+        assert_eq!(over.exit_code(Exit::Passed), Exit::Grew);
         let c = over.baseline.as_ref().unwrap();
         assert!(c.peak_regressed && !c.slope_regressed);
     }
@@ -753,54 +762,26 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn baseline_from_json() {
-        let s = summary(Verdict::Stable, 12.5, 99.0 * MIB);
-        let b = Baseline::from_json(&s.to_json(), "x.json").unwrap();
-        assert_eq!(b.slope_bytes_per_s, 12.5);
-        assert_eq!(b.peak_bytes, 99.0 * MIB);
-        assert_eq!(b.metric.as_deref(), Some("rss"));
-        assert!(b.check_metric("rss").is_ok());
-        let e = b.check_metric("pss").unwrap_err();
-        assert!(e.contains("'rss'") && e.contains("'pss'"), "{e}");
-
-        for (text, why) in [
-            ("not json", "not JSON"),
-            ("[1, 2]", "not a JSON object"),
-            ("{\"slope_bytes_per_s\": 1}", "'memwatch_version'"),
-            (
-                "{\"memwatch_version\": \"0.1.0\", \"verdict\": \"stable\", \"peak_bytes\": 1}",
-                "no number in 'slope_bytes_per_s'",
-            ),
-        ] {
-            let e = Baseline::from_json(text, "x.json").unwrap_err();
-            assert!(e.contains("--baseline 'x.json' is not a memwatch summary.json"));
-            assert!(e.contains(why), "{e}");
-        }
-        let e = Baseline::load(Path::new("/nonexistent/summary.json")).unwrap_err();
-        assert!(e.contains("cannot read it"), "{e}");
-    }
-
-    #[test]
     fn parsing_limits() {
-        assert_eq!(
-            parse_growth_limit("512MiB"),
-            Ok(GrowthLimit::Bytes(512.0 * MIB))
-        );
-        assert_eq!(parse_growth_limit("10%"), Ok(GrowthLimit::Percent(10.0)));
-        assert_eq!(parse_growth_limit(" 2.5 % "), Ok(GrowthLimit::Percent(2.5)));
-        assert!(parse_growth_limit("-5%").unwrap_err().contains("'-5%'"));
-        assert!(parse_growth_limit("lots").unwrap_err().contains("'lots'"));
-        assert_eq!(parse_max_rss("512MiB"), Ok(512 * 1024 * 1024));
-        assert_eq!(parse_max_slope("60KiB/min"), Ok(1024.0));
+        use crate::options::{ByteRate, Pct, Size};
+        let growth = |t: &str| t.parse::<GrowthLimit>();
+        assert_eq!(growth("512MiB"), Ok(GrowthLimit::Bytes(512.0 * MIB)));
+        assert_eq!(growth("10%"), Ok(GrowthLimit::Percent(10.0)));
+        assert_eq!(growth(" 2.5 % "), Ok(GrowthLimit::Percent(2.5)));
+        assert!(growth("-5%").unwrap_err().contains("'-5%'"));
+        assert!(growth("lots").unwrap_err().contains("'lots'"));
+        assert_eq!("512MiB".parse::<Size>(), Ok(Size(512 * 1024 * 1024)));
+        assert_eq!("60KiB/min".parse::<ByteRate>(), Ok(ByteRate(1024.0)));
         assert!(
-            parse_max_slope("5%/h")
+            "5%/h"
+                .parse::<ByteRate>()
                 .unwrap_err()
                 .contains("--max-growth")
         );
-        assert_eq!(parse_tolerance("10%"), Ok(10.0));
-        assert_eq!(parse_tolerance("0%"), Ok(0.0));
-        assert!(parse_tolerance("0.1").unwrap_err().contains("'0.1'"));
-        assert!(parse_tolerance("-1%").is_err());
+        assert_eq!("10%".parse::<Pct>(), Ok(Pct(10.0)));
+        assert_eq!("0%".parse::<Pct>(), Ok(Pct(0.0)));
+        assert!("0.1".parse::<Pct>().unwrap_err().contains("'0.1'"));
+        assert!("-1%".parse::<Pct>().is_err());
     }
 
     #[test]

@@ -2,7 +2,6 @@
 //! `--ready-delay`); when it ends, the run ends after `--cooldown`. Driven from the sampling
 //! loop's ticks, so it needs no thread.
 
-use crate::config::LoadPlan;
 use crate::recording::{Event, EventKind};
 use crate::signal::signal_name;
 use serde::Serialize;
@@ -10,6 +9,16 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// `--load`: a load generator started once the target is ready; the run ends with it.
+#[derive(Clone, Debug)]
+pub struct LoadPlan {
+    /// Run with `sh -c`.
+    pub command: String,
+    pub ready_port: Option<u16>,
+    pub ready_delay: Duration,
+    pub cooldown: Duration,
+}
 
 const PROBE_EVERY: Duration = Duration::from_millis(100);
 

@@ -1,26 +1,25 @@
 //! The `memwatch` binary: parse, run, map the outcome to an exit code in one place.
 
-use clap::Parser;
-use memwatch::cli::Cli;
-use memwatch::config::Config;
+use memwatch::{Error, Exit, config};
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
-        Err(e) => return clap_exit(e),
-    };
-    match Config::from_cli(cli).and_then(memwatch::run) {
-        Ok(code) => ExitCode::from(code),
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let outcome = config::parse(argv.clone()).and_then(memwatch::run);
+    match outcome {
+        Ok(exit) => exit.into(),
+        Err(Error::Cli(e)) => clap_exit(&e, &argv),
         Err(e) => {
             eprintln!("memwatch: error: {e}");
-            ExitCode::from(2)
+            Exit::Trouble.into()
         }
     }
 }
 
-/// Help and version go to stdout with exit 0; a usage error is one line on stderr, exit 2.
-fn clap_exit(e: clap::Error) -> ExitCode {
+/// Help and version go to stdout with exit 0; a usage error is one line on stderr, exit 2,
+/// pointing at the help of the command that was used.
+fn clap_exit(e: &clap::Error, argv: &[OsString]) -> ExitCode {
     use clap::error::ErrorKind;
     match e.kind() {
         ErrorKind::DisplayHelp
@@ -39,8 +38,12 @@ fn clap_exit(e: clap::Error) -> ExitCode {
                 .collect();
             let message = first.join(" ");
             let message = message.strip_prefix("error: ").unwrap_or(&message);
-            eprintln!("memwatch: error: {message} (see 'memwatch --help')");
-            ExitCode::from(2)
+            let help = match argv.get(1).and_then(|a| a.to_str()) {
+                Some(sub @ ("run" | "report" | "completions")) => format!("memwatch {sub} --help"),
+                _ => "memwatch --help".to_string(),
+            };
+            eprintln!("memwatch: error: {message} (see '{help}')");
+            Exit::Trouble.into()
         }
     }
 }

@@ -75,6 +75,8 @@ pub struct Target {
     proc_dir: procfs::process::Process,
     child: Option<Child>,
     stopped_by_memwatch: bool,
+    /// `end` has read how it ended (and reaped a child).
+    reaped: bool,
 }
 
 impl Target {
@@ -164,6 +166,7 @@ impl Target {
             proc_dir,
             child,
             stopped_by_memwatch: false,
+            reaped: false,
         };
         // The files were opened after the pidfd: if the process is still alive now, they are
         // this process's and not a successor's under a recycled PID.
@@ -172,7 +175,7 @@ impl Target {
             return Err(if zombie {
                 Error::NoMemory {
                     pid,
-                    name: target.name,
+                    name: target.name.clone(),
                     what: ZOMBIE,
                 }
             } else {
@@ -247,6 +250,12 @@ impl Target {
         send_via_pidfd(self.pidfd.as_fd(), signal)
     }
 
+    /// Whether memwatch may signal the process at all (signal 0 through the pidfd: the
+    /// kernel's permission check, nothing delivered).
+    pub fn may_signal(&self) -> io::Result<()> {
+        send_via_pidfd(self.pidfd.as_fd(), 0)
+    }
+
     /// For a spawned command still running at the end: SIGTERM, then SIGKILL after `grace`.
     pub fn stop(&mut self, grace: Duration) {
         if self.child.is_none() || self.has_exited() {
@@ -305,9 +314,24 @@ impl Target {
                 _ => Ending::Unknown,
             }
         };
+        self.reaped = true;
         TargetEnd {
             ending,
             stopped_by_memwatch: self.stopped_by_memwatch,
+        }
+    }
+}
+
+/// A spawned command never outlives memwatch's decision to stop: whatever path the run
+/// takes out (an error included), a child not yet reaped is killed and reaped here.
+impl Drop for Target {
+    fn drop(&mut self) {
+        if self.reaped {
+            return;
+        }
+        if let Some(child) = &mut self.child {
+            let _ = send_via_pidfd(self.pidfd.as_fd(), libc::SIGKILL);
+            let _ = child.wait();
         }
     }
 }

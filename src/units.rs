@@ -1,71 +1,6 @@
 //! Sizes, durations and rates, in (parsing user input) and out (human-readable text).
 
 use std::fmt;
-use std::time::Duration;
-
-/// Parses a duration: `250ms`, `2s`, `1m`, `1h30m`, or a bare number of seconds (`1.5`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    if t.starts_with('-') {
-        return Err(format!(
-            "'{text}' is negative: give a duration such as '250ms', '2s' or '1m'"
-        ));
-    }
-    if let Ok(secs) = t.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs)
-            .map_err(|_| format!("'{text}' is not a duration: try '250ms', '2s' or '1m'"));
-    }
-    humantime::parse_duration(t)
-        .map_err(|_| format!("'{text}' is not a duration: try '250ms', '2s' or '1m'"))
-}
-
-/// Parses a size: `5MiB`, `1GiB`, `512KB`, or a bare number of bytes.
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    if t.starts_with('-') {
-        return Err(format!(
-            "'{text}' is negative: give a size such as '512KiB' or '5MiB'"
-        ));
-    }
-    t.parse::<bytesize::ByteSize>()
-        .map(|b| b.as_u64())
-        .map_err(|_| format!("'{text}' is not a size: try '512KiB', '5MiB' or '1GiB'"))
-}
-
-/// Parses a rate `SIZE/UNIT` (`1MiB/h`, `10KiB/s`, `2MB/min`) into bytes per second.
-pub fn parse_rate(text: &str) -> Result<f64, String> {
-    let bad = || format!("'{text}' is not a rate: try '1MiB/h' or '10KiB/min'");
-    let (size, unit) = text.trim().split_once('/').ok_or_else(bad)?;
-    let bytes = parse_size(size).map_err(|_| bad())? as f64;
-    let per = unit_seconds(unit).ok_or_else(bad)?;
-    Ok(bytes / per)
-}
-
-/// Parses a relative rate `PCT%/UNIT` (`5%/h`) into percent per hour.
-pub fn parse_pct_rate(text: &str) -> Result<f64, String> {
-    let bad = || format!("'{text}' is not a relative rate: try '5%/h'");
-    let (pct, unit) = text.trim().split_once('/').ok_or_else(bad)?;
-    let pct: f64 = pct
-        .strip_suffix('%')
-        .ok_or_else(bad)?
-        .trim()
-        .parse()
-        .map_err(|_| bad())?;
-    if !pct.is_finite() || pct < 0.0 {
-        return Err(bad());
-    }
-    Ok(pct * 3600.0 / unit_seconds(unit).ok_or_else(bad)?)
-}
-
-fn unit_seconds(unit: &str) -> Option<f64> {
-    match unit.trim() {
-        "s" | "sec" => Some(1.0),
-        "m" | "min" => Some(60.0),
-        "h" | "hour" => Some(3600.0),
-        "d" | "day" => Some(86400.0),
-        _ => None,
-    }
-}
 
 /// Bytes for people: `48.3 MiB`, `-512 KiB`, `0 B`. Writes without allocating.
 #[derive(Clone, Copy, Debug)]
@@ -146,37 +81,6 @@ impl fmt::Display for Elapsed {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
-        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(
-            parse_duration("-5s")
-                .expect_err("negative")
-                .contains("negative")
-        );
-        assert!(parse_duration("soon").expect_err("bad").contains("'soon'"));
-        assert!(parse_duration("nan").is_err());
-        assert!(parse_duration("").is_err());
-    }
-
-    #[test]
-    fn sizes_and_rates() {
-        assert_eq!(parse_size("5MiB"), Ok(5 * 1024 * 1024));
-        assert_eq!(parse_size("1000"), Ok(1000));
-        assert!(parse_size("-1MiB").is_err());
-        assert!(parse_size("lots").is_err());
-        assert_eq!(parse_rate("1MiB/h"), Ok(1024.0 * 1024.0 / 3600.0));
-        assert_eq!(parse_rate("60KiB/min"), Ok(1024.0));
-        assert!(parse_rate("1MiB").is_err());
-        assert!(parse_rate("1MiB/fortnight").is_err());
-        assert_eq!(parse_pct_rate("5%/h"), Ok(5.0));
-        assert_eq!(parse_pct_rate("1%/min"), Ok(60.0));
-        assert!(parse_pct_rate("5/h").is_err());
-    }
 
     #[test]
     fn human_output() {

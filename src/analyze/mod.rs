@@ -66,14 +66,9 @@ pub enum Warmup {
     Fixed(f64),
 }
 
-/// The least total growth over the analysed window that counts as a leak.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum MinGrowth {
-    Bytes(f64),
-    /// Percent of the floor at the start of the analysed window.
-    Percent(f64),
-}
+/// The least total growth over the analysed window that counts as a leak: bytes, or percent
+/// of the floor at the start of the analysed window.
+pub use crate::options::SizeOrPct as MinGrowth;
 
 /// The gates the analyser applies; every one must pass for "growing".
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]

@@ -481,15 +481,17 @@ pub fn junit_xml(summary: &Summary, gate: &GateResult) -> Result<String, String>
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::gate::tests::summary;
+    use crate::gate::tests::analysis;
     use crate::gate::{Baseline, GrowthLimit, Limits, evaluate};
+    use crate::gate::{Figures, verdict_exit};
     use crate::report::summary::{Files, TargetSummary};
 
     const MIB: f64 = 1024.0 * 1024.0;
 
     /// A finished run as the caller would have it: target, files, gate exit code.
     fn finished(verdict: Verdict, slope: f64, peak: f64, limits: &Limits) -> (Summary, GateResult) {
-        let mut s = summary(verdict, slope, peak);
+        let a = analysis(verdict, slope, peak);
+        let mut s = Summary::new(&a, "rss", verdict_exit(verdict));
         s.memwatch_version = "0.0.0-test";
         s.missed_samples = Some(0);
         s.target = Some(TargetSummary {
@@ -508,8 +510,8 @@ mod tests {
             json: Some("memwatch-4242-20260101-120000/summary.json".into()),
             png: Some("memwatch-4242-20260101-120000/memory.png".into()),
         };
-        let gate = evaluate(&s, limits);
-        s.exit_code = gate.exit_code(verdict.exit_code());
+        let gate = evaluate(&Figures::of(&a, "rss"), limits);
+        s.exit_code = gate.exit_code(verdict_exit(verdict)).code();
         (s, gate)
     }
 

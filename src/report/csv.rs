@@ -3,6 +3,7 @@
 
 use crate::recording::Event;
 use crate::sample::Sample;
+use crate::sampler::{SampleSink, Tick};
 use std::io::{self, Write};
 
 pub const HEADER: [&str; 14] = [
@@ -68,6 +69,18 @@ impl<W: Write> CsvWriter<W> {
         }
         out.write_record(None::<&[u8]>)?;
         out.flush()
+    }
+}
+
+impl<W: Write> SampleSink for CsvWriter<W> {
+    /// One row per sample of the tick; the tick's events go on its first row.
+    fn tick(&mut self, tick: &Tick<'_>) -> io::Result<()> {
+        let mut events = tick.events;
+        for s in tick.samples {
+            self.write(s, events)?;
+            events = &[];
+        }
+        Ok(())
     }
 }
 

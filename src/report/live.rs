@@ -183,6 +183,65 @@ impl LiveView {
     }
 }
 
+/// The live line as a consumer of the sampler's ticks, with the trend of the run so far
+/// recomputed every few seconds (only when the line is shown: the analysis allocates).
+pub struct LiveSink {
+    pub view: LiveView,
+    next_trend: Option<Instant>,
+}
+
+impl LiveSink {
+    pub fn new(mode: LiveMode) -> LiveSink {
+        LiveSink {
+            view: LiveView::new(mode),
+            next_trend: None,
+        }
+    }
+}
+
+impl crate::sampler::SampleSink for LiveSink {
+    fn tick(&mut self, tick: &crate::sampler::Tick<'_>) -> std::io::Result<()> {
+        let Some(sample) = tick.samples.first() else {
+            return Ok(());
+        };
+        let due = *self
+            .next_trend
+            .get_or_insert(tick.now + Duration::from_secs(5));
+        if self.view.is_on() && tick.now >= due {
+            // Slower on long runs, so it never costs more than ~1% of the time.
+            let started = Instant::now();
+            self.view.set_trend(trend(tick.recording));
+            self.next_trend = Some(tick.now + Duration::from_secs(5).max(started.elapsed() * 100));
+        }
+        self.view.update(sample, tick.taken, tick.missed, tick.now);
+        Ok(())
+    }
+
+    fn note(&mut self, message: &str) {
+        self.view.note(message);
+    }
+
+    fn finish(&mut self) {
+        self.view.finish();
+    }
+}
+
+/// The trend for the live line: the full analysis of RSS so far, once it can decide.
+fn trend(rec: &crate::recording::Recording) -> Option<LiveTrend> {
+    use crate::analyze::{Thresholds, Verdict, analyze};
+    let rss = rec.metric(crate::sample::Metric::Rss)?;
+    let a = analyze(
+        &rec.time_s,
+        rss,
+        &rec.dump_periods(),
+        &Thresholds::default(),
+    );
+    (a.verdict != Verdict::Inconclusive).then_some(LiveTrend {
+        slope_bytes_per_s: a.slope_bytes_per_s,
+        growing: a.verdict == Verdict::Growing,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,12 @@
-//! Reporters: everything that turns samples and an analysis into output for people and tools.
+//! Reporters: everything that turns samples and an analysis into output for people and
+//! tools. Streamed as samples come (`csv`, `live`: `sampler::SampleSink`), or written once at
+//! the end (`end`: summary.json, chart, CI outputs). `output` checks every destination before
+//! a run starts; `input` reads recordings back for `memwatch report`.
 
 pub mod chart;
 pub mod ci;
 pub mod csv;
+pub mod end;
 pub mod input;
 pub mod live;
 pub mod output;

@@ -1,7 +1,6 @@
 //! Where output goes. Paths are checked before any sampling; summary and chart are written
 //! to a temporary file and renamed into place, so nothing is ever half-written.
 
-use crate::config::OutputPlan;
 use crate::error::{Error, Result};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -14,7 +13,7 @@ pub enum Dest {
 }
 
 impl Dest {
-    fn from_arg(path: &Path) -> Dest {
+    pub fn from_arg(path: &Path) -> Dest {
         if path.as_os_str() == "-" {
             Dest::Stdout
         } else {
@@ -28,6 +27,25 @@ impl Dest {
             Dest::File(p) => p.display().to_string(),
         }
     }
+
+    pub fn file(&self) -> Option<&Path> {
+        match self {
+            Dest::File(p) => Some(p),
+            Dest::Stdout => None,
+        }
+    }
+}
+
+/// Where a live run's output goes: `None` = the default place, decided once the PID is known.
+#[derive(Clone, Debug, Default)]
+pub struct OutputPlan {
+    pub dir: Option<PathBuf>,
+    pub csv: Option<PathBuf>,
+    pub json: Option<PathBuf>,
+    pub png: Option<PathBuf>,
+    /// `--junit`: written by the gate at the end.
+    pub junit: Option<PathBuf>,
+    pub png_size: (u32, u32),
 }
 
 /// The resolved outputs of one run.
@@ -38,6 +56,7 @@ pub struct Outputs {
     pub csv: Dest,
     pub json: Dest,
     pub png: Dest,
+    pub junit: Option<PathBuf>,
 }
 
 impl OutputPlan {
@@ -63,17 +82,40 @@ impl OutputPlan {
             csv,
             json,
             png,
+            junit: self.junit.clone(),
         }
     }
 
-    /// Checks, before the target is touched, that every output can be created: explicit
-    /// files' folders must exist and be writable; the output folder's parent likewise.
-    pub fn precheck(&self) -> Result<()> {
+    /// Checks, before the target is touched and before anything is created, that every
+    /// output can be written: no two outputs on one path (or both on stdout), no output
+    /// that is an existing folder, every folder writable (or its parent, for the output
+    /// folder that the run creates).
+    pub fn check(&self) -> Result<()> {
+        // The PID is not known yet; the default folder's name cannot collide with an
+        // explicit path anyway.
+        let outputs = self.resolve(0, "check");
         let folder = match &self.dir {
             Some(dir) if dir.is_dir() => Some(dir.clone()),
+            Some(dir) if dir.exists() => {
+                return Err(usage(format!(
+                    "--out '{}' is not a folder: give a folder (it is created if missing)",
+                    dir.display()
+                )));
+            }
             Some(dir) => Some(parent_of(dir)),
             None => Some(PathBuf::from(".")),
         };
+        let named = [
+            ("--csv", Some(outputs.csv.clone())),
+            ("--json", Some(outputs.json.clone())),
+            ("--png", Some(outputs.png.clone())),
+            ("--junit", outputs.junit.clone().map(Dest::File)),
+        ];
+        let named: Vec<(&str, Dest)> = named
+            .into_iter()
+            .filter_map(|(flag, d)| d.map(|d| (flag, d)))
+            .collect();
+        check_distinct(&named)?;
         let explicit = [&self.csv, &self.json, &self.png, &self.junit];
         let files = explicit
             .iter()
@@ -87,6 +129,166 @@ impl OutputPlan {
         }
         Ok(())
     }
+}
+
+fn usage(message: String) -> Error {
+    Error::Usage(message)
+}
+
+/// No two outputs on one file (after resolving `.`, `..` and symbolic links), nor two on
+/// stdout, and no output that is an existing folder.
+pub fn check_distinct(outputs: &[(&str, Dest)]) -> Result<()> {
+    let mut seen: Vec<(&str, PathBuf)> = Vec::new();
+    let mut stdout: Option<&str> = None;
+    for (flag, dest) in outputs {
+        match dest {
+            Dest::Stdout => {
+                if let Some(other) = stdout {
+                    return Err(usage(format!(
+                        "{other} and {flag} both write to stdout ('-'): give one of them a file"
+                    )));
+                }
+                stdout = Some(flag);
+            }
+            Dest::File(path) => {
+                if path.is_dir() {
+                    return Err(usage(format!(
+                        "{flag} '{}' is a folder: give a file path, e.g. '{}'",
+                        path.display(),
+                        path.join(default_name(flag)).display()
+                    )));
+                }
+                let key = normalize(path);
+                if let Some((other, _)) = seen.iter().find(|(_, p)| *p == key) {
+                    return Err(usage(format!(
+                        "{other} and {flag} are the same file '{}': give each output its own path",
+                        path.display()
+                    )));
+                }
+                seen.push((flag, key));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn default_name(flag: &str) -> &'static str {
+    match flag {
+        "--csv" => "samples.csv",
+        "--png" => "memory.png",
+        "--junit" => "junit.xml",
+        _ => "summary.json",
+    }
+}
+
+/// The path as the file system will resolve it: the deepest existing ancestor with its links
+/// resolved, then the rest with `.` and `..` taken lexically.
+pub fn normalize(path: &Path) -> PathBuf {
+    let absolute = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_default().join(path)
+    };
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    let base = loop {
+        if let Ok(real) = existing.canonicalize() {
+            break real;
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => break existing.to_path_buf(),
+        }
+    };
+    let mut out = base;
+    for part in rest.iter().rev() {
+        match part.to_str() {
+            Some(".") => {}
+            Some("..") => {
+                out.pop();
+            }
+            _ => out.push(part),
+        }
+    }
+    out
+}
+
+/// What `memwatch report FILE` writes, checked before anything is read or written:
+/// explicit paths, or beside FILE: `summary.json` and `memory.png`, unless FILE's folder holds
+/// a live run's summary.json, whose place is then kept: `report.json` and `report.png`.
+/// Never FILE itself, never over a samples CSV, and never over a live run's summary.json
+/// unless `force`.
+pub fn report_dests(
+    file: &Path,
+    json: Option<&Path>,
+    png: Option<&Path>,
+    junit: Option<&Path>,
+    force: bool,
+) -> Result<(Dest, Dest)> {
+    let folder = parent_of(file);
+    let live_here = is_live_summary(&folder.join("summary.json"));
+    let (json_name, png_name) = if live_here {
+        ("report.json", "report.png")
+    } else {
+        ("summary.json", "memory.png")
+    };
+    let json = json.map_or_else(|| Dest::File(folder.join(json_name)), Dest::from_arg);
+    let png = png.map_or_else(|| Dest::File(folder.join(png_name)), Dest::from_arg);
+    let mut named = vec![("--json", json.clone()), ("--png", png.clone())];
+    if let Some(j) = junit {
+        named.push(("--junit", Dest::File(j.to_path_buf())));
+    }
+    check_distinct(&named)?;
+    let input = normalize(file);
+    for (flag, dest) in &named {
+        let Some(path) = dest.file() else { continue };
+        if normalize(path) == input {
+            return Err(usage(format!(
+                "{flag} '{}' is the recording being read: give another path",
+                path.display()
+            )));
+        }
+        if is_samples_csv(path) {
+            return Err(usage(format!(
+                "{flag} '{}' is a recording of samples: memwatch never writes over one; give                  another path",
+                path.display()
+            )));
+        }
+        if *flag == "--json" && !force && is_live_summary(path) {
+            return Err(usage(format!(
+                "--json '{}' is the summary of a live run, which 'report' cannot recreate                  (target, missed samples, how it ended): give another path, or --force to                  replace it",
+                path.display()
+            )));
+        }
+        probe_writable(&parent_of(path))?;
+    }
+    Ok((json, png))
+}
+
+/// A memwatch summary.json written by a live run (it names its target).
+fn is_live_summary(path: &Path) -> bool {
+    let Ok(text) = fs::read_to_string(path) else {
+        return false;
+    };
+    serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| {
+        v.get("memwatch_version").is_some() && v.get("target").is_some_and(|t| !t.is_null())
+    })
+}
+
+/// An existing file whose first line is a CSV header with `elapsed_s` (memwatch's samples,
+/// or any recording `report` reads).
+fn is_samples_csv(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 512];
+    let Ok(mut f) = File::open(path) else {
+        return false;
+    };
+    let n = f.read(&mut head).unwrap_or(0);
+    let first = head[..n].split(|&b| b == b'\n').next().unwrap_or_default();
+    first.windows(9).any(|w| w == b"elapsed_s")
 }
 
 fn parent_of(path: &Path) -> PathBuf {
@@ -119,29 +321,38 @@ fn probe_writable(dir: &Path) -> Result<()> {
 }
 
 impl Outputs {
-    /// Creates the output folder (if any) and opens the CSV, ready for its header.
+    /// Creates the output folder (if any) and opens the CSV, ready for its header. On
+    /// failure a folder it created is removed again: a refused run leaves nothing behind.
     pub fn create_csv(&self) -> Result<Box<dyn Write>> {
-        if let Some(dir) = &self.dir {
-            fs::create_dir_all(dir).map_err(|source| Error::Output {
-                path: dir.clone(),
-                source,
-            })?;
-        }
-        match &self.csv {
-            Dest::Stdout => Ok(Box::new(io::stdout())),
-            Dest::File(path) => {
-                let file = OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .open(path)
-                    .map_err(|source| Error::Output {
-                        path: path.clone(),
-                        source,
-                    })?;
-                Ok(Box::new(file))
+        let created = match &self.dir {
+            Some(dir) if !dir.exists() => {
+                fs::create_dir_all(dir).map_err(|source| Error::Output {
+                    path: dir.clone(),
+                    source,
+                })?;
+                Some(dir)
             }
+            _ => None,
+        };
+        let opened: Result<Box<dyn Write>> = match &self.csv {
+            Dest::Stdout => Ok(Box::new(io::stdout())),
+            Dest::File(path) => OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(path)
+                .map(|f| Box::new(f) as Box<dyn Write>)
+                .map_err(|source| Error::Output {
+                    path: path.clone(),
+                    source,
+                }),
+        };
+        if opened.is_err()
+            && let Some(dir) = created
+        {
+            let _ = fs::remove_dir(dir); // only if still empty
         }
+        opened
     }
 
     /// Every file path written, for the end summary and CI artifacts.
@@ -248,12 +459,12 @@ mod tests {
     }
 
     #[test]
-    fn precheck_names_a_missing_folder() {
+    fn check_names_a_missing_folder() {
         let plan = OutputPlan {
             csv: Some("/nonexistent-memwatch/x.csv".into()),
             ..OutputPlan::default()
         };
-        let err = plan.precheck().expect_err("must fail").to_string();
+        let err = plan.check().expect_err("must fail").to_string();
         assert!(
             err.contains("/nonexistent-memwatch") && err.contains("does not exist"),
             "{err}"

@@ -2,6 +2,7 @@
 //! Every field is documented in the README ("summary.json").
 
 use crate::analyze::{Analysis, MinGrowth, Pattern, TrendLine, Verdict, Warmup};
+use crate::exit::Exit;
 use crate::gate::GateResult;
 use crate::recording::Event;
 use serde::Serialize;
@@ -134,7 +135,7 @@ pub struct Files {
 
 impl Summary {
     /// The summary of an analysis; the caller fills `target`/`source`, events and files.
-    pub fn new(analysis: &Analysis, metric: &str, exit_code: u8) -> Summary {
+    pub fn new(analysis: &Analysis, metric: &str, exit: Exit) -> Summary {
         let a = analysis;
         let t = &a.thresholds;
         Summary {
@@ -192,7 +193,7 @@ impl Summary {
                 },
                 p_value: t.p_value,
             },
-            exit_code,
+            exit_code: exit.code(),
             files: Files::default(),
             gate: None,
         }
@@ -203,5 +204,43 @@ impl Summary {
             .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
         text.push('\n');
         text
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::gate::Baseline;
+
+    const MIB: f64 = 1024.0 * 1024.0;
+
+    #[test]
+    fn a_summary_reads_back_as_a_baseline() {
+        let a = crate::gate::tests::analysis(Verdict::Stable, 12.5, 99.0 * MIB);
+        let s = Summary::new(&a, "rss", Exit::Passed);
+        let b = Baseline::from_json(&s.to_json(), "x.json").unwrap();
+        assert_eq!(b.slope_bytes_per_s, 12.5);
+        assert_eq!(b.peak_bytes, 99.0 * MIB);
+        assert_eq!(b.metric.as_deref(), Some("rss"));
+        assert!(b.check_metric("rss").is_ok());
+        let e = b.check_metric("pss").unwrap_err();
+        assert!(e.contains("'rss'") && e.contains("'pss'"), "{e}");
+
+        for (text, why) in [
+            ("not json", "not JSON"),
+            ("[1, 2]", "not a JSON object"),
+            ("{\"slope_bytes_per_s\": 1}", "'memwatch_version'"),
+            (
+                "{\"memwatch_version\": \"0.1.0\", \"verdict\": \"stable\", \"peak_bytes\": 1}",
+                "no number in 'slope_bytes_per_s'",
+            ),
+        ] {
+            let e = Baseline::from_json(text, "x.json").unwrap_err();
+            assert!(e.contains("--baseline 'x.json' is not a memwatch summary.json"));
+            assert!(e.contains(why), "{e}");
+        }
+        let e = Baseline::load(std::path::Path::new("/nonexistent/summary.json")).unwrap_err();
+        assert!(e.contains("cannot read it"), "{e}");
     }
 }

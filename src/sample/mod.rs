@@ -8,6 +8,17 @@ pub use reader::ProcReader;
 pub use schedule::Schedule;
 pub use status::MemStatus;
 
+use std::time::Duration;
+
+/// When to sample.
+#[derive(Clone, Debug)]
+pub struct Sampling {
+    pub interval: Duration,
+    pub duration: Option<Duration>,
+    /// Some when PSS/USS are asked for.
+    pub pss_interval: Option<Duration>,
+}
+
 /// One reading of a process's memory. `Copy` and heap-free, so the hot path allocates nothing.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Sample {

@@ -162,7 +162,7 @@ fn report_reanalyses_a_recorded_run() {
 
     write_csv(&csv, 0.0);
     let out = memwatch(dir.path())
-        .args(["report", "run.csv", "--json", "--png", "flat.png"])
+        .args(["report", "run.csv", "--json", "-", "--png", "flat.png"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -1,23 +1,54 @@
 //! The sampling loop: samples the target on the deadline schedule until --duration, the
-//! target's exit, or a stop request, streaming each sample to its consumers as it comes.
-//! Signals are sent on sample ticks; a `--settle` sample and the end-of-run wait for heap
-//! dumps add ticks of their own.
+//! target's exit, or a stop request, handing each tick to its consumers (`SampleSink`s: the
+//! CSV, the live line) as it comes. Signals are sent on sample ticks; a `--settle` sample and
+//! the end-of-run wait for heap dumps add ticks of their own.
+//!
+//! The sampler knows no reporter: consumers implement `SampleSink`.
 
-use crate::analyze::{Thresholds, Verdict, analyze};
-use crate::config::{LoadPlan, Sampling, SignalPlan};
 use crate::dump::{Dump, DumpNews, DumpWatcher, free_bytes};
 use crate::error::{Error, Result};
 use crate::interrupt::{Interrupts, Wake, wait_until};
-use crate::load::{LoadRunner, LoadSummary};
+use crate::load::{LoadPlan, LoadRunner, LoadSummary};
 use crate::recording::{Event, EventKind, Recording};
-use crate::report::csv::CsvWriter;
-use crate::report::live::{LiveTrend, LiveView};
 use crate::sample::reader::ReadError;
-use crate::sample::{MemStatus, Metric, ProcReader, Sample, Schedule};
-use crate::signal::{SignalSchedule, is_caught, signal_name};
+use crate::sample::{MemStatus, Metric, ProcReader, Sample, Sampling, Schedule};
+use crate::signal::{SignalPlan, SignalSchedule, is_caught, signal_name};
 use crate::target::Target;
-use std::io::{self, Write};
+use std::io;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// One tick of the sampler, as every consumer sees it.
+pub struct Tick<'a> {
+    /// The samples of this tick: one per process watched.
+    pub samples: &'a [Sample],
+    /// What happened at this tick (signals, dumps, settle samples, load start/end).
+    pub events: &'a [Event],
+    /// The run so far, for consumers that show a trend.
+    pub recording: &'a Recording,
+    /// Samples taken and deadlines missed so far.
+    pub taken: u64,
+    pub missed: u64,
+    pub now: Instant,
+}
+
+/// What consumes samples as they come: the CSV, the live line (later a Prometheus file).
+pub trait SampleSink {
+    /// Takes one tick. A `BrokenPipe` error ends the run quietly (the reader went away).
+    fn tick(&mut self, tick: &Tick<'_>) -> io::Result<()>;
+    /// A one-off message for people (the live line shows it; files ignore it).
+    fn note(&mut self, _message: &str) {}
+    /// The run is over: leave the terminal clean.
+    fn finish(&mut self) {}
+}
+
+/// Every consumer of a run.
+pub type Sinks<'a> = [&'a mut dyn SampleSink];
+
+fn note(sinks: &mut Sinks<'_>, message: &str) {
+    for sink in sinks.iter_mut() {
+        sink.note(message);
+    }
+}
 
 /// Why sampling stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,12 +95,6 @@ pub struct WatchResult {
     pub load: Option<LoadSummary>,
 }
 
-/// The streaming consumers of samples.
-pub struct Sinks {
-    pub csv: CsvWriter<Box<dyn Write>>,
-    pub live: LiveView,
-}
-
 /// How long a spawned command may take to install its signal handler.
 const HANDLER_GRACE: Duration = Duration::from_secs(5);
 /// How long the end of a run waits for a settle sample and unfinished heap dumps.
@@ -106,7 +131,7 @@ pub fn watch(
     first: MemStatus,
     run: &Plan<'_>,
     interrupts: &Interrupts,
-    sinks: &mut Sinks,
+    sinks: &mut Sinks<'_>,
 ) -> Result<WatchResult> {
     let (sampling, plan) = (run.sampling, run.signals);
     let t0 = Instant::now();
@@ -117,11 +142,10 @@ pub fn watch(
     let mut schedule = Schedule::new(t0, sampling.interval);
     let end = sampling.duration.map(|d| t0 + d);
     let mut next_pss = t0;
-    let mut next_trend = t0 + Duration::from_secs(5);
     let mut next_scan = t0;
     let mut tick_events: Vec<Event> = Vec::with_capacity(4);
     let mut taken: u64 = 0;
-    let mut dumps = dump_watcher(target, plan, &mut sinks.live);
+    let mut dumps = dump_watcher(target, plan, sinks);
     let mut load = run.load.map(|p| LoadRunner::new(p, t0));
     let mut load_done = false;
     let mut sig = Signaller {
@@ -159,7 +183,7 @@ pub fn watch(
             false // the run is ending: only the --signal-at-end signal
         };
         if due {
-            match sig.try_send(target, reader, dumps.as_ref(), now, &mut sinks.live)? {
+            match sig.try_send(target, reader, dumps.as_ref(), now, sinks)? {
                 Sent::Yes => {
                     let name = signal_name(plan.signal);
                     tick_events.push(Event {
@@ -218,23 +242,30 @@ pub fn watch(
         rec.push(&sample);
         rec.events.extend(tick_events.iter().cloned());
         taken += 1;
-        if let Err(e) = sinks.csv.write(&sample, &tick_events) {
-            if e.kind() == io::ErrorKind::BrokenPipe {
-                break StopReason::OutputClosed;
+        let tick = Tick {
+            samples: std::slice::from_ref(&sample),
+            events: &tick_events,
+            recording: &rec,
+            taken,
+            missed: schedule.missed(),
+            now,
+        };
+        let mut closed = false;
+        for sink in sinks.iter_mut() {
+            match sink.tick(&tick) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => closed = true,
+                Err(e) => {
+                    return Err(Error::Io {
+                        context: "cannot write the samples CSV".into(),
+                        source: e,
+                    });
+                }
             }
-            return Err(Error::Io {
-                context: "cannot write the samples CSV".into(),
-                source: e,
-            });
         }
-        if sinks.live.is_on() && now >= next_trend {
-            // Periodic, not per sample: the analyser allocates. Slower on long runs so it
-            // never costs more than ~1% of the time.
-            let started = Instant::now();
-            sinks.live.set_trend(live_trend(&rec));
-            next_trend = now + Duration::from_secs(5).max(started.elapsed() * 100);
+        if closed {
+            break StopReason::OutputClosed;
         }
-        sinks.live.update(&sample, taken, schedule.missed(), now);
         if regular {
             schedule.advance(now);
         }
@@ -269,7 +300,8 @@ pub fn watch(
                 break reason;
             }
             if now >= give_up {
-                sinks.live.note(
+                note(
+                    sinks,
                     "stopped waiting for the settle sample or heap dumps: gave up after 2 minutes",
                 );
                 break reason;
@@ -362,8 +394,13 @@ enum EndStep {
 }
 
 impl Signaller<'_> {
+    /// `--duration` is a promise to CI: the run ends on time, and only an explicit
+    /// `--signal-at-end` waits (at most `END_WAIT_MAX`) for its settle sample and heap dump.
     fn begin_end(&self, dumps: &Option<DumpWatcher>, signalled_now: bool, now: Instant) -> EndStep {
-        let send = self.plan.at_end && !signalled_now;
+        if !self.plan.at_end {
+            return EndStep::Stop;
+        }
+        let send = !signalled_now;
         let dump_pending = dumps.as_ref().is_some_and(|w| {
             w.in_progress() > 0
                 || self
@@ -385,7 +422,7 @@ impl Signaller<'_> {
         reader: &mut ProcReader,
         dumps: Option<&DumpWatcher>,
         now: Instant,
-        live: &mut LiveView,
+        sinks: &mut Sinks<'_>,
     ) -> Result<Sent> {
         let name = signal_name(self.plan.signal);
         if !self.caught {
@@ -405,7 +442,7 @@ impl Signaller<'_> {
                 return Err(Error::SignalNotCaught {
                     pid: target.pid,
                     name: target.name.clone(),
-                    signal: name,
+                    signal: self.plan.signal,
                 });
             }
         }
@@ -432,7 +469,7 @@ impl Signaller<'_> {
             };
             if let Some(why) = held {
                 if !self.held_note {
-                    live.note(&why);
+                    note(sinks, &why);
                     self.held_note = w.in_progress() == 0; // the in-progress case may clear
                 }
                 return Ok(Sent::No);
@@ -455,7 +492,7 @@ impl Signaller<'_> {
 }
 
 /// The dump folder: --dump-dir, or the target's working directory.
-fn dump_watcher(target: &Target, plan: &SignalPlan, live: &mut LiveView) -> Option<DumpWatcher> {
+fn dump_watcher(target: &Target, plan: &SignalPlan, sinks: &mut Sinks<'_>) -> Option<DumpWatcher> {
     if !plan.watches_dumps() {
         return None;
     }
@@ -464,7 +501,12 @@ fn dump_watcher(target: &Target, plan: &SignalPlan, live: &mut LiveView) -> Opti
         None => match target.cwd() {
             Ok(dir) => dir,
             Err(e) => {
-                live.note(&format!("cannot find the target's working directory ({e}): heap dumps are not watched; give --dump-dir"));
+                note(
+                    sinks,
+                    &format!(
+                        "cannot find the target's working directory ({e}): heap dumps are not watched; give --dump-dir"
+                    ),
+                );
                 return None;
             }
         },
@@ -472,28 +514,13 @@ fn dump_watcher(target: &Target, plan: &SignalPlan, live: &mut LiveView) -> Opti
     match DumpWatcher::new(dir.clone(), &plan.dump_globs) {
         Ok(w) => Some(w),
         Err(e) => {
-            live.note(&format!(
-                "cannot watch '{}' for heap dumps: {e}",
-                dir.display()
-            ));
+            note(
+                sinks,
+                &format!("cannot watch '{}' for heap dumps: {e}", dir.display()),
+            );
             None
         }
     }
-}
-
-/// The trend for the live line: the full analysis of RSS so far, once it can decide.
-fn live_trend(rec: &Recording) -> Option<LiveTrend> {
-    let rss = rec.metric(Metric::Rss)?;
-    let a = analyze(
-        &rec.time_s,
-        rss,
-        &rec.dump_periods(),
-        &Thresholds::default(),
-    );
-    (a.verdict != Verdict::Inconclusive).then_some(LiveTrend {
-        slope_bytes_per_s: a.slope_bytes_per_s,
-        growing: a.verdict == Verdict::Growing,
-    })
 }
 
 fn unix_ms() -> u64 {

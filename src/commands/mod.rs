@@ -1,0 +1,145 @@
+//! The commands, each in its own file, and what every run ends with. `lib::run` dispatches
+//! a checked `config::Command` here.
+
+pub mod report;
+pub mod watch;
+
+use crate::analyze::{Analysis, Verdict};
+use crate::exit::Exit;
+use crate::gate::{self, Figures, Limits};
+use crate::recording::Recording;
+use crate::report::end::{self, RunEnd, Written};
+use crate::report::output::Dest;
+use crate::report::summary::Summary;
+use crate::sample::Metric;
+use crate::units::{Bytes, Delta, Elapsed};
+use std::path::{Path, PathBuf};
+
+/// A finished run (live or re-analysed), ready for the gate and the end reports.
+pub struct Finished<'a> {
+    pub recording: &'a Recording,
+    pub analysis: &'a Analysis,
+    /// The metric drawn on the chart.
+    pub metric: Metric,
+    pub summary: Summary,
+    /// The exit code before the gate: the verdict's, or 4 when the command or load failed.
+    pub base_exit: Exit,
+    /// Files already written (the samples CSV).
+    pub written: Vec<PathBuf>,
+    pub json: &'a Dest,
+    pub png: &'a Dest,
+    pub png_size: (u32, u32),
+    pub junit: Option<&'a Path>,
+    pub limits: &'a Limits,
+    /// stdout carries data (`--csv -`, `--json -`): CI annotations go to stderr.
+    pub stdout_busy: bool,
+    pub quiet: bool,
+    pub color: bool,
+}
+
+/// The gate beside the verdict, then every end report, each written on its own. The
+/// verdict is printed whatever happens to the files; a file that could not be written
+/// is named, and makes the exit code 2 once everything else is written.
+pub fn conclude(run: Finished<'_>) -> Exit {
+    let Finished {
+        mut summary,
+        mut written,
+        ..
+    } = run;
+    let gate = gate::evaluate(&Figures::of(run.analysis, &summary.metric), run.limits);
+    let exit = gate.exit_code(run.base_exit);
+    summary.exit_code = exit.code();
+    if run.limits.is_set() {
+        summary.gate = Some(gate.clone());
+    }
+    let end = RunEnd {
+        recording: run.recording,
+        analysis: run.analysis,
+        metric: run.metric,
+        summary: &summary,
+        gate: &gate,
+    };
+    let mut failed = Vec::new();
+    let mut skipped = Vec::new();
+    for report in end::plan(run.json, run.png, run.png_size, run.junit, run.stdout_busy) {
+        match report.write(&end) {
+            Ok(Written::File(path)) => written.push(path),
+            Ok(Written::Elsewhere) => {}
+            Ok(Written::Skipped(why)) => skipped.push(why),
+            Err(e) => failed.push(format!("cannot write {}: {e}", report.name())),
+        }
+    }
+    if !run.quiet {
+        for why in &skipped {
+            eprintln!("memwatch: {why}");
+        }
+        print_verdict(run.analysis, &summary.metric, run.color);
+        for breach in &gate.breaches {
+            eprintln!("memwatch: gate failed: {}", breach.message);
+        }
+        if gate.inconclusive_failed {
+            eprintln!(
+                "memwatch: gate failed: the verdict is inconclusive and --fail-on-inconclusive is set"
+            );
+        }
+        for file in &written {
+            eprintln!("memwatch: wrote {}", file.display());
+        }
+    }
+    for failure in &failed {
+        eprintln!("memwatch: error: {failure}");
+    }
+    if failed.is_empty() {
+        exit
+    } else {
+        Exit::Trouble
+    }
+}
+
+/// `1 sample`, `2 samples`.
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("{n} {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// The run's figures on RSS, one line; says so plainly when there is nothing to show.
+pub fn print_figures(rec: &Recording, missed: u64) {
+    let rss = rec.metric(Metric::Rss).unwrap_or(&[]);
+    let known = || rss.iter().copied().filter(|v| v.is_finite());
+    let (Some(start), Some(last)) = (known().next(), known().next_back()) else {
+        eprintln!("memwatch: no samples ({} missed): nothing to judge", missed);
+        return;
+    };
+    let peak = known().fold(0.0, f64::max);
+    eprintln!(
+        "memwatch: RSS start {}  end {}  peak {}  growth {}  |  {} over {}, {missed} missed",
+        Bytes(start),
+        Bytes(last),
+        Bytes(peak),
+        Delta(last - start),
+        plural(rec.len(), "sample"),
+        Elapsed(rec.duration_s()),
+    );
+}
+
+fn print_verdict(a: &Analysis, judged: &str, color: bool) {
+    let (paint, reset) = match (color, a.verdict) {
+        (false, _) => ("", ""),
+        (true, Verdict::Growing) => ("\x1b[1;31m", "\x1b[0m"),
+        (true, Verdict::Stable) => ("\x1b[1;32m", "\x1b[0m"),
+        (true, Verdict::Inconclusive) => ("\x1b[1;33m", "\x1b[0m"),
+    };
+    eprintln!(
+        "memwatch: {paint}{}{reset} ({}, {}): {}",
+        a.verdict.as_str(),
+        judged,
+        serde_json::to_value(a.pattern)
+            .ok()
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default(),
+        a.reason
+    );
+}

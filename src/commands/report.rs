@@ -1,0 +1,73 @@
+//! `memwatch report FILE`: re-analyse and re-plot a recording, with the same judge as a
+//! live run.
+
+use crate::commands::{Finished, conclude, print_figures};
+use crate::config::ReportConfig;
+use crate::error::{Error, Result};
+use crate::exit::Exit;
+use crate::gate::verdict_exit;
+use crate::judge::judge;
+use crate::report::input::read_recording;
+use crate::report::live::LiveMode;
+use crate::report::output::{Dest, report_dests};
+use crate::report::summary::{Files, SourceSummary, Summary};
+use crate::units::Elapsed;
+
+pub fn report(config: &ReportConfig) -> Result<Exit> {
+    let file = &config.file;
+    // Every output is checked before the recording is even read.
+    let (json, png) = report_dests(
+        file,
+        config.json.as_deref(),
+        config.png.as_deref(),
+        config.junit.as_deref(),
+        config.force,
+    )?;
+    let loaded = read_recording(file).map_err(|e| Error::Usage(e.to_string()))?;
+    if !config.quiet {
+        for warning in &loaded.warnings {
+            eprintln!("memwatch: warning: {warning}");
+        }
+    }
+    let rec = &loaded.recording;
+    let judged = judge(rec, &config.analysis)?;
+    let analysis = &judged.analysis;
+    let base_exit = verdict_exit(analysis.verdict);
+    let mut summary = Summary::new(analysis, &judged.series, base_exit);
+    summary.source = Some(SourceSummary {
+        file: file.display().to_string(),
+        format: loaded.format.to_string(),
+    });
+    summary.events = rec.events.iter().map(Into::into).collect();
+    summary.files = Files {
+        csv: None,
+        json: json.file().map(|p| p.display().to_string()),
+        png: png.file().map(|p| p.display().to_string()),
+    };
+    if !config.quiet {
+        eprintln!(
+            "memwatch: {} ({}): {} samples over {}",
+            file.display(),
+            loaded.format,
+            rec.len(),
+            Elapsed(rec.duration_s())
+        );
+        print_figures(rec, 0);
+    }
+    Ok(conclude(Finished {
+        recording: rec,
+        analysis,
+        metric: config.analysis.metric,
+        summary,
+        base_exit,
+        written: Vec::new(),
+        json: &json,
+        png: &png,
+        png_size: config.png_size,
+        junit: config.junit.as_deref(),
+        limits: &config.limits,
+        stdout_busy: matches!(json, Dest::Stdout),
+        quiet: config.quiet,
+        color: LiveMode::detect(false).color(),
+    }))
+}
