@@ -185,6 +185,29 @@ impl Target {
         Ok((target, reader))
     }
 
+    /// For a spawned command: waits until the new program runs on its own, so the first
+    /// sample is of the command and not of the moment after exec, when only its loader's
+    /// first pages are resident (RSS ~20 KiB). The exec itself is done when `spawn`
+    /// returns; then the dynamic loader maps the libraries, which takes a few
+    /// milliseconds. Waits until two readings 1 ms apart agree, at most 100 ms.
+    pub fn wait_until_loaded(&self, reader: &mut ProcReader) {
+        if self.child.is_none() {
+            return;
+        }
+        let give_up = Instant::now() + Duration::from_millis(100);
+        let mut last = None;
+        while Instant::now() < give_up {
+            let Ok(now) = reader.read_status() else {
+                return;
+            };
+            if last == Some(now.rss) {
+                return;
+            }
+            last = Some(now.rss);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
     /// Checks the first reading, so a kernel thread or zombie fails with a clear message.
     pub fn check_first_read(
         &self,

@@ -33,6 +33,7 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         TargetSpec::Attach { pid } => Target::attach(proc_root, *pid, with_pss)?,
         TargetSpec::Spawn { command, .. } => Target::spawn(proc_root, command, with_pss)?,
     };
+    target.wait_until_loaded(&mut reader);
     let first = reader.read_status();
     target.check_first_read(&first)?;
     check_signals(&target, &mut reader, &config.signals)?;
