@@ -4,6 +4,7 @@
 mod bad_input;
 mod gate;
 mod node;
+mod regressions;
 mod spine;
 mod util;
 mod verdict;
