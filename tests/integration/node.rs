@@ -1,6 +1,7 @@
 //! End to end with a real runtime: a Node.js service with the classic leak (every
 //! connection kept in a list), under load from a small load script, watched by memwatch.
-//! Without `node` these tests print why and return; `.ci/run` installs Node.js, so CI runs them.
+//! They need `node`: without it they fail and say so (`.ci/run` installs Node.js), never pass
+//! silently.
 
 use crate::util::*;
 use serde_json::Value;
@@ -9,15 +10,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn node_available() -> bool {
+fn require_node() {
     let ok = Command::new("node")
         .arg("--version")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIPPED: `node` is not installed (.ci/run installs it from the OS packages)");
-    }
-    ok
+    assert!(
+        ok,
+        "`node` is not installed: these tests need Node.js (.ci/run installs it from the OS packages)"
+    );
 }
 
 fn fixture(name: &str) -> PathBuf {
@@ -70,9 +71,7 @@ fn summary(dir: &Path) -> Value {
 /// periodically: complete heap snapshots are collected, and the verdict is "growing".
 #[test]
 fn leaky_node_service_grows_and_yields_heap_snapshots() {
-    if !node_available() {
-        return;
-    }
+    require_node();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     // Snapshots 15 s apart: each leaves its memory behind, and the analysis needs
@@ -159,9 +158,7 @@ fn leaky_node_service_grows_and_yields_heap_snapshots() {
 /// samples after each: stable.
 #[test]
 fn fixed_node_service_with_forced_gc_is_stable() {
-    if !node_available() {
-        return;
-    }
+    require_node();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let watcher = memwatch(dir.path())
@@ -211,9 +208,7 @@ fn fixed_node_service_with_forced_gc_is_stable() {
 /// Case 3: a target with no SIGUSR2 handler: memwatch refuses before sampling, the target lives.
 #[test]
 fn node_without_a_handler_is_never_signalled() {
-    if !node_available() {
-        return;
-    }
+    require_node();
     let port = free_port();
     let service = ChildGuard(
         Command::new("node")
