@@ -14,6 +14,7 @@ pub mod load;
 pub mod recording;
 pub mod report;
 pub mod sample;
+pub mod series;
 pub mod signal;
 pub mod target;
 pub mod units;

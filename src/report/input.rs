@@ -1,9 +1,13 @@
-//! Reads a recorded run back into a [`Recording`] for `memwatch report`.
+//! Reads a recorded run back for `memwatch report`: one [`Recording`] per series.
 //!
 //! Three formats are accepted, told apart by their content (never by the file name):
 //! - memwatch's own `samples.csv`: a header row, then one row per sample. Columns are found by
 //!   header name, in any order; unknown columns are ignored; only `elapsed_s` and `rss_bytes`
-//!   are required. An empty cell is an unknown value.
+//!   are required. An empty cell is an unknown value. Sizes are integer bytes, at most 2^53
+//!   (what an `f64` holds exactly). The `pid` cell says which series a row belongs to
+//!   (see [`crate::series`]): with process trees, one row per process per tick plus a `total`
+//!   row; rows are grouped by it, and each series must be in time order on its own.
+//!   The file is streamed: only the columns asked for are kept, never the file's text.
 //! - psrecord `--log` files: a `# Elapsed time  CPU (%)  Real (MB)  Virtual (MB)` header, then
 //!   whitespace-separated rows. "MB" there is MiB. Real -> rss, Virtual -> vsz, USS -> uss.
 //! - mprof `.dat` files (memory_profiler): `MEM <MiB> <unix seconds>` lines. `CMDLINE` and
@@ -13,17 +17,32 @@
 //!
 //! A UTF-8 BOM and CRLF line ends are accepted. A last line that was cut short (no line end and
 //! not parseable, as when the recorder was killed mid-write) is skipped with a warning; any other
-//! bad line is an error that names the file, the line and the bad value.
+//! bad line is an error that names the file, the line and the bad value. A recording whose
+//! samples all share one time has no time span and cannot be judged: that is an error too.
 
 use crate::recording::{Event, EventKind, Recording};
 use crate::sample::Metric;
+use crate::series::{Segment, SeriesKey};
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 /// Bytes in the "MB" of psrecord and mprof (both divide by 1024²).
 const MIB: f64 = 1_048_576.0;
+/// The largest size accepted, in bytes: 2^53, the largest integer below which an `f64` (the
+/// analyser's number type) holds every integer exactly. 8 PiB: no process comes near it.
+pub const MAX_SIZE_BYTES: f64 = MAX_SIZE_INT as f64;
+const MAX_SIZE_INT: u64 = 1 << 53;
 /// Longest bad value quoted in full in a message; longer ones are shortened.
 const SHOWN_VALUE_MAX_CHARS: usize = 40;
 const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+/// How much of a file is read to tell its format and the length of its lines.
+const HEAD_BYTES: u64 = 64 * 1024;
+/// The CSV reader's buffer: large reads, a fixed cost in memory.
+const CSV_BUFFER_BYTES: usize = 1 << 20;
+/// Series listed by name in a message before "and N more".
+const SERIES_NAMED_MAX: usize = 8;
 
 /// Which tool wrote a recorded file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,13 +62,120 @@ impl std::fmt::Display for Format {
     }
 }
 
-/// A file read back: the samples, which format they came from, and warnings for the caller to
-/// print (such as a skipped, cut-short last line).
+/// What to read from a file.
+#[derive(Clone, Debug, Default)]
+pub struct ReadOptions {
+    /// The metrics to keep in memory; `None` keeps every metric the file has. Every size cell
+    /// is checked whichever are kept, so whether a file is accepted never depends on this.
+    pub keep: Option<Vec<Metric>>,
+    /// The series to judge; `None`: the `total` series if the file has one, else its only
+    /// series (several processes and no total is an error that names them).
+    pub judge: Option<SeriesKey>,
+}
+
+impl ReadOptions {
+    /// Keep only `metrics` (`report` keeps rss and anon for the chart, plus the judged metric).
+    pub fn keeping(metrics: &[Metric]) -> ReadOptions {
+        ReadOptions {
+            keep: Some(metrics.to_vec()),
+            judge: None,
+        }
+    }
+}
+
+/// Whether a metric can be analysed from a file, and if not, why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColumnState {
+    /// The file has no such column.
+    Missing,
+    /// The column is there, but the judged series has no value in it (PSS without --pss).
+    Empty,
+    /// The judged series has values in it.
+    Present,
+}
+
+/// A file read back: the judged series, the others, which format they came from, and warnings
+/// for the caller to print (such as a skipped, cut-short last line).
 #[derive(Debug)]
 pub struct Loaded {
+    /// The series to judge (see [`ReadOptions::judge`]). Its `events` are the whole run's:
+    /// the events of every row of the file, each (time, event) once.
     pub recording: Recording,
+    /// Which series `recording` is; `None` when the file does not say (no `pid` column, every
+    /// `pid` cell empty, psrecord, mprof).
+    pub key: Option<SeriesKey>,
+    /// The file's other series in order of first appearance (a process tree's processes when
+    /// `recording` is the total), with their own rows' events. Empty for a one-series file.
+    pub others: Vec<(SeriesKey, Recording)>,
     pub format: Format,
     pub warnings: Vec<String>,
+    /// Per metric: the header has the column / it was kept / some row has a value in it.
+    in_header: [bool; Metric::COUNT],
+    kept: [bool; Metric::COUNT],
+    has_values: [bool; Metric::COUNT],
+}
+
+impl Loaded {
+    /// Whether `metric` can be analysed: missing from the file, present but empty for the
+    /// judged series, or present. For a metric that was not kept, `Present` means some row of
+    /// the file has a value in it (read the file again keeping it).
+    pub fn column_state(&self, metric: Metric) -> ColumnState {
+        let m = metric.index();
+        if !self.in_header[m] {
+            ColumnState::Missing
+        } else if self.recording.metric(metric).is_some() || (!self.kept[m] && self.has_values[m]) {
+            ColumnState::Present
+        } else {
+            ColumnState::Empty
+        }
+    }
+
+    /// Why `metric` cannot be analysed, in words for a message after `--metric pss: `;
+    /// `None` when it can.
+    pub fn metric_problem(&self, metric: Metric) -> Option<String> {
+        let column = metric.column();
+        match self.column_state(metric) {
+            ColumnState::Present => None,
+            ColumnState::Missing => Some(format!("the recording has no '{column}' column")),
+            ColumnState::Empty => Some(match metric {
+                Metric::Pss | Metric::Uss => {
+                    format!("the '{column}' column is empty: record with --pss")
+                }
+                _ => format!(
+                    "the '{column}' column is empty{}: the recorder could not read it; \
+                     choose another --metric",
+                    self.key
+                        .as_ref()
+                        .map(|k| format!(" for {k}"))
+                        .unwrap_or_default()
+                ),
+            }),
+        }
+    }
+
+    /// Every series, the judged one first.
+    pub fn series(&self) -> impl Iterator<Item = (Option<&SeriesKey>, &Recording)> {
+        std::iter::once((self.key.as_ref(), &self.recording))
+            .chain(self.others.iter().map(|(k, r)| (Some(k), r)))
+    }
+
+    /// One segment per process series: its PID and its first and last sample's time.
+    pub fn segments(&self) -> Vec<Segment> {
+        self.series()
+            .filter_map(|(key, rec)| match key {
+                Some(SeriesKey::Process {
+                    pid,
+                    start_time_ticks,
+                }) => Some(Segment {
+                    pid: *pid,
+                    start_time_ticks: *start_time_ticks,
+                    start_s: rec.time_s.first().copied().unwrap_or(0.0),
+                    end_s: rec.time_s.last().copied().unwrap_or(0.0),
+                }),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// Why a recorded file cannot be read: the file, the line (1-based) when there is one, and the
@@ -107,34 +233,160 @@ pub enum Problem {
     )]
     Negative { value: String, column: String },
     #[error(
-        "time goes backwards: {column} '{value}' is earlier than '{previous}' on line \
-         {previous_line}; rows must be in time order (were two runs joined into one file?)"
+        "'{value}' in column {column} is not a whole number of bytes, but memwatch records \
+         sizes in integer bytes; fix or delete this row"
+    )]
+    NotInteger { value: String, column: String },
+    #[error(
+        "'{value}' in column {column} is more than 2^53 bytes (8 PiB): no process holds that \
+         much, and memwatch cannot count it exactly; fix or delete this row"
+    )]
+    TooLarge { value: String, column: String },
+    #[error(
+        "time goes backwards{}: {column} '{value}' is earlier than '{previous}' on line \
+         {previous_line}; rows must be in time order (were two runs joined into one file?)",
+        series.as_ref().map(|s| format!(" for {s}")).unwrap_or_default()
     )]
     TimeBackwards {
         column: String,
         value: String,
         previous: String,
         previous_line: u64,
+        /// Named when the file holds several series (each must be in time order).
+        series: Option<String>,
+    },
+    #[error(
+        "'{value}' in column pid is neither a process id (a positive integer) nor 'total', so \
+         the row belongs to no series; fix or delete this row"
+    )]
+    BadPid { value: String },
+    #[error(
+        "the pid cell is {here} here but {there} on line {there_line}; either every row names \
+         its series (a process id or 'total') or none does: fix or delete this row"
+    )]
+    MixedPid {
+        here: String,
+        there: String,
+        there_line: u64,
+    },
+    #[error(
+        "the file holds several processes ({found}) and no 'total' rows, so there is no one \
+         series to judge; keep the rows of one process (or add its 'total' rows) and report again"
+    )]
+    NoSeriesToJudge { found: String },
+    #[error("the file has no rows for {wanted} (found: {found}); choose one of those")]
+    SeriesNotFound { wanted: String, found: String },
+    #[error(
+        "all {samples} samples{} share one time ({column} {time}), so the recording has no \
+         time span and cannot be judged; check that the recorder wrote its clock column",
+        series.as_ref().map(|s| format!(" of {s}")).unwrap_or_default()
+    )]
+    NoTimeSpan {
+        samples: usize,
+        column: &'static str,
+        time: String,
+        series: Option<String>,
     },
     #[error("{0}; the file is not valid CSV here")]
     Csv(String),
 }
 
-/// Reads a recorded run from a file, telling its format from the content.
+/// Reads a recorded run from a file, telling its format from the content; keeps every metric.
 pub fn read_recording(path: &Path) -> Result<Loaded, InputError> {
+    read_recording_with(path, &ReadOptions::default())
+}
+
+/// Reads a recorded run from a file as `options` say. A memwatch CSV is streamed (memory in
+/// proportion to the rows times the metrics kept, not to the file); psrecord and mprof files
+/// are read whole.
+pub fn read_recording_with(path: &Path, options: &ReadOptions) -> Result<Loaded, InputError> {
     let file = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| InputError {
+    let read_error = |e| InputError {
         file: file.clone(),
         line: None,
         problem: Problem::Read(e),
-    })?;
-    parse_recording(&bytes, &file)
+    };
+    let mut f = File::open(path).map_err(read_error)?;
+    let size = f.metadata().map_err(read_error)?.len();
+    let mut head = Vec::new();
+    (&mut f)
+        .take(HEAD_BYTES)
+        .read_to_end(&mut head)
+        .map_err(read_error)?;
+    let skip = if head.starts_with(UTF8_BOM) {
+        UTF8_BOM.len()
+    } else {
+        0
+    };
+    let whole_file = |f: &mut File| -> Result<Loaded, InputError> {
+        let mut bytes = Vec::new();
+        f.seek(SeekFrom::Start(0)).map_err(read_error)?;
+        f.read_to_end(&mut bytes).map_err(read_error)?;
+        parse_recording_with(&bytes, &file, options)
+    };
+    match detect(&head[skip..], &file) {
+        Ok(Format::Memwatch) => {
+            let unterminated = match size.checked_sub(1) {
+                Some(last) => {
+                    let mut byte = [0u8];
+                    f.seek(SeekFrom::Start(last)).map_err(read_error)?;
+                    f.read_exact(&mut byte).map_err(read_error)?;
+                    !matches!(byte[0], b'\n' | b'\r')
+                }
+                None => false,
+            };
+            f.seek(SeekFrom::Start(skip as u64)).map_err(read_error)?;
+            let source = Source::File {
+                path,
+                skip: skip as u64,
+            };
+            let lines = estimate_lines(&head[skip..], size.saturating_sub(skip as u64));
+            read_memwatch_csv(f, &source, unterminated, lines, &file, options)
+        }
+        // Blank lines beyond the head, or another format: read it all.
+        Err(InputError {
+            problem: Problem::Empty,
+            ..
+        }) if size > head.len() as u64 => whole_file(&mut f),
+        Err(e) => Err(e),
+        Ok(_) => whole_file(&mut f),
+    }
 }
 
-/// Parses a recorded run held in memory. `file` names it in errors and warnings.
+/// Parses a recorded run held in memory, keeping every metric. `file` names it in errors and
+/// warnings.
 pub fn parse_recording(bytes: &[u8], file: &str) -> Result<Loaded, InputError> {
+    parse_recording_with(bytes, file, &ReadOptions::default())
+}
+
+/// Parses a recorded run held in memory as `options` say.
+pub fn parse_recording_with(
+    bytes: &[u8],
+    file: &str,
+    options: &ReadOptions,
+) -> Result<Loaded, InputError> {
     // Excel writes a BOM; it is not part of the first header name.
     let text = bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes);
+    match detect(text, file)? {
+        Format::Psrecord => read_psrecord(text, file, options),
+        Format::Mprof => read_mprof(text, file, options),
+        Format::Memwatch => {
+            let unterminated = unterminated_last_line_start(text).is_some();
+            let lines = estimate_lines(text, text.len() as u64);
+            read_memwatch_csv(
+                text,
+                &Source::Memory(text),
+                unterminated,
+                lines,
+                file,
+                options,
+            )
+        }
+    }
+}
+
+/// Tells the format from the first non-empty line of `text` (the file, or its head).
+fn detect(text: &[u8], file: &str) -> Result<Format, InputError> {
     let Some((line, first)) = numbered_lines(text)
         .map(|l| (l.number, l.text.trim_ascii()))
         .find(|(_, t)| !t.is_empty())
@@ -152,11 +404,11 @@ pub fn parse_recording(bytes: &[u8], file: &str) -> Result<Loaded, InputError> {
             .windows(7)
             .any(|w| w == b"elapsed")
     {
-        read_psrecord(text, file)
+        Ok(Format::Psrecord)
     } else if matches!(first_word, b"CMDLINE" | b"MEM" | b"FUNC" | b"CHLD") {
-        read_mprof(text, file)
+        Ok(Format::Mprof)
     } else if first.contains(&b',') {
-        read_memwatch_csv(text, file)
+        Ok(Format::Memwatch)
     } else {
         Err(InputError {
             file: file.to_string(),
@@ -168,6 +420,20 @@ pub fn parse_recording(bytes: &[u8], file: &str) -> Result<Loaded, InputError> {
     }
 }
 
+/// The metrics `options` keep, as a mask.
+fn kept_mask(options: &ReadOptions) -> [bool; Metric::COUNT] {
+    match &options.keep {
+        None => [true; Metric::COUNT],
+        Some(metrics) => {
+            let mut kept = [false; Metric::COUNT];
+            for m in metrics {
+                kept[m.index()] = true;
+            }
+            kept
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // memwatch CSV
 
@@ -176,6 +442,7 @@ struct CsvColumns {
     elapsed: usize,
     metrics: [Option<usize>; Metric::COUNT],
     event: Option<usize>,
+    pid: Option<usize>,
     width: usize,
 }
 
@@ -184,16 +451,19 @@ impl CsvColumns {
         let mut elapsed = None;
         let mut metrics = [None; Metric::COUNT];
         let mut event = None;
+        let mut pid = None;
         for (index, raw) in header.iter().enumerate() {
             let name = raw.trim_ascii();
             let slot = if name == b"elapsed_s" {
                 &mut elapsed
             } else if name == b"event" {
                 &mut event
+            } else if name == b"pid" {
+                &mut pid
             } else if let Some(m) = Metric::ALL.iter().find(|m| m.column().as_bytes() == name) {
                 &mut metrics[m.index()]
             } else {
-                continue; // a column memwatch does not read (unix_ms, pid, threads, or foreign)
+                continue; // a column memwatch does not read (unix_ms, threads, or foreign)
             };
             if slot.replace(index).is_some() {
                 return Err(Problem::DuplicateColumn {
@@ -218,11 +488,13 @@ impl CsvColumns {
             elapsed,
             metrics,
             event,
+            pid,
             width: header.len(),
         })
     }
 
-    /// Fills `values` from one row and returns its time. Allocates only to report a problem.
+    /// Fills `values` from one row (NaN for an empty cell or an absent column) and returns
+    /// its time. Every size cell is checked. Allocates only to report a problem.
     fn read_row(
         &self,
         row: &csv::ByteRecord,
@@ -251,53 +523,271 @@ impl CsvColumns {
     }
 }
 
-fn read_memwatch_csv(text: &[u8], file: &str) -> Result<Loaded, InputError> {
+/// One series while the file is read.
+struct SeriesBuild {
+    key: Option<SeriesKey>,
+    rec: Recording,
+    /// The previous row's time and where it starts (its line is only worked out for a message).
+    previous: Option<(f64, u64)>,
+    /// Where its first row starts, and that row's pid cell as written.
+    first_at: u64,
+    first_cell: String,
+}
+
+/// The series rows belong to, found by their `pid` cell.
+struct SeriesIndex {
+    built: Vec<SeriesBuild>,
+    by_key: HashMap<Option<SeriesKey>, usize>,
+    /// The previous row's pid cell and series: consecutive rows of one series (the common
+    /// case) cost a comparison, not a parse and a lookup.
+    last_cell: Vec<u8>,
+    last: Option<usize>,
+    /// Rows expected, for the first series' columns.
+    lines: usize,
+    kept: Vec<Metric>,
+}
+
+impl SeriesIndex {
+    fn new(lines: usize, kept: &[bool; Metric::COUNT]) -> SeriesIndex {
+        SeriesIndex {
+            built: Vec::new(),
+            by_key: HashMap::new(),
+            last_cell: Vec::new(),
+            last: None,
+            lines,
+            kept: Metric::ALL
+                .into_iter()
+                .filter(|m| kept[m.index()])
+                .collect(),
+        }
+    }
+
+    /// The series of a row whose pid cell is `cell` (empty when there is no pid column) and
+    /// which starts at `at`.
+    fn place(&mut self, cell: &[u8], at: u64, source: &Source) -> Result<usize, Problem> {
+        if let Some(last) = self.last
+            && cell == self.last_cell.as_slice()
+        {
+            return Ok(last);
+        }
+        let key = SeriesKey::from_pid_cell(cell).map_err(|_| Problem::BadPid {
+            value: shown(cell.trim_ascii()),
+        })?;
+        let index = match self.by_key.get(&key) {
+            Some(&index) => index,
+            None => {
+                // Rows that name their series and rows that do not cannot be told apart.
+                if let Some(other) = self.built.iter().find(|s| s.key.is_none() != key.is_none()) {
+                    let quoted = |c: &str| {
+                        if c.is_empty() {
+                            "empty".to_string()
+                        } else {
+                            format!("'{c}'")
+                        }
+                    };
+                    return Err(Problem::MixedPid {
+                        here: quoted(&shown(cell.trim_ascii())),
+                        there: quoted(&other.first_cell),
+                        there_line: source.line_at(other.first_at),
+                    });
+                }
+                // The first series gets room for every row; a tree's others grow as they go.
+                let rows = if self.built.is_empty() { self.lines } else { 0 };
+                self.built.push(SeriesBuild {
+                    key: key.clone(),
+                    rec: Recording::keeping(rows, &self.kept),
+                    previous: None,
+                    first_at: at,
+                    first_cell: shown(cell.trim_ascii()),
+                });
+                self.by_key.insert(key, self.built.len() - 1);
+                self.built.len() - 1
+            }
+        };
+        self.last_cell.clear();
+        self.last_cell.extend_from_slice(cell);
+        self.last = Some(index);
+        Ok(index)
+    }
+}
+
+fn read_memwatch_csv<R: Read>(
+    input: R,
+    source: &Source,
+    unterminated: bool,
+    lines: usize,
+    file: &str,
+    options: &ReadOptions,
+) -> Result<Loaded, InputError> {
     let fail = |line: u64, problem| InputError {
         file: file.to_string(),
         line: Some(line),
         problem,
     };
     let csv_fail = |e: csv::Error| {
-        let line = line_at(text, e.position().map_or(0, |p| p.byte() as usize));
+        let line = source.line_at(e.position().map_or(0, |p| p.byte()));
         fail(line, Problem::Csv(e.to_string()))
     };
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false) // read by hand, to know its line and to name its columns in errors
         .flexible(true) // rows of the wrong width get our own error, or the cut-line warning
-        .from_reader(text);
+        .buffer_capacity(CSV_BUFFER_BYTES)
+        .from_reader(input);
     let mut record = csv::ByteRecord::new();
     reader.read_byte_record(&mut record).map_err(csv_fail)?;
-    let header_line = line_at(text, start_of(text, &record));
+    let header_line = source.line_at(start_of(&record));
     let columns = CsvColumns::find(&record).map_err(|p| fail(header_line, p))?;
 
-    let cut_from = unterminated_last_line_start(text);
-    let mut rec = Recording::with_capacity(estimate_lines(text));
+    let kept = kept_mask(options);
+    let mut in_header = [false; Metric::COUNT];
+    for m in Metric::ALL {
+        in_header[m.index()] = columns.metrics[m.index()].is_some();
+    }
+    let mut has_values = [false; Metric::COUNT];
+    let mut series = SeriesIndex::new(lines, &kept);
     let mut warnings = Vec::new();
     let mut values = [f64::NAN; Metric::COUNT];
-    // The previous row's time and start; its line number is only worked out for a message.
-    let mut previous: Option<(f64, usize)> = None;
     while reader.read_byte_record(&mut record).map_err(csv_fail)? {
-        let start = start_of(text, &record);
-        let row = columns
-            .read_row(&record, &mut values)
-            .and_then(|t| in_time_order(t, previous, |at| line_at(text, at), "elapsed_s"));
+        let at = start_of(&record);
+        let row = (|| {
+            let t = columns.read_row(&record, &mut values)?;
+            let pid_cell = columns
+                .pid
+                .map_or(&b""[..], |i| record.get(i).unwrap_or_default());
+            let index = series.place(pid_cell, at, source)?;
+            let several = series.built.len() > 1;
+            let s = &mut series.built[index];
+            in_time_order(t, s.previous, |at| source.line_at(at), "elapsed_s").map_err(
+                |mut problem| {
+                    if let (Problem::TimeBackwards { series, .. }, true, Some(key)) =
+                        (&mut problem, several, &s.key)
+                    {
+                        *series = Some(key.to_string());
+                    }
+                    problem
+                },
+            )?;
+            Ok((t, index))
+        })();
         match row {
-            Ok(elapsed_s) => {
-                rec.push_row(elapsed_s, &values);
-                if let Some(index) = columns.event {
-                    push_events(&mut rec, elapsed_s, record.get(index).unwrap_or_default());
+            Ok((elapsed_s, index)) => {
+                for m in Metric::ALL {
+                    let v = &mut values[m.index()];
+                    has_values[m.index()] |= !v.is_nan();
+                    if !kept[m.index()] {
+                        *v = f64::NAN;
+                    }
                 }
-                previous = Some((elapsed_s, start));
+                let s = &mut series.built[index];
+                s.rec.push_row(elapsed_s, &values);
+                if let Some(i) = columns.event {
+                    push_events(&mut s.rec, elapsed_s, record.get(i).unwrap_or_default());
+                }
+                s.previous = Some((elapsed_s, at));
             }
-            Err(_) if cut_from.is_some_and(|cut| start >= cut) => {
-                let line = line_at(text, start);
-                warnings.push(cut_line_warning(file, line, &text[start..]));
+            // A bad last line without a line end: the recorder was stopped while writing it.
+            Err(_)
+                if unterminated && !reader.read_byte_record(&mut record).map_err(csv_fail)? =>
+            {
+                let line = source.line_at(at);
+                warnings.push(cut_line_warning(file, line, &source.text_from(at)));
                 break;
             }
-            Err(problem) => return Err(fail(line_at(text, start), problem)),
+            Err(problem) => return Err(fail(source.line_at(at), problem)),
         }
     }
-    finish(rec, Format::Memwatch, warnings, file, header_line)
+
+    let mut built = series.built;
+    let judged = judged_series(&built, options).map_err(|problem| InputError {
+        file: file.to_string(),
+        line: None,
+        problem,
+    })?;
+    let Some(judged) = judged else {
+        return Err(fail(header_line, Problem::NoSamples));
+    };
+    let mut main = built.remove(judged);
+    if !built.is_empty() {
+        main.rec.events = run_events(&main.rec, built.iter().map(|s| &s.rec));
+    }
+    let others = built
+        .into_iter()
+        .filter_map(|mut s| {
+            s.rec.finish();
+            Some((s.key?, s.rec))
+        })
+        .collect();
+    let columns = ColumnFacts {
+        in_header,
+        kept,
+        has_values,
+    };
+    finish(
+        main.rec,
+        main.key,
+        others,
+        Format::Memwatch,
+        warnings,
+        file,
+        columns,
+    )
+}
+
+/// Which of the series read is judged: `None` when there are none.
+fn judged_series(built: &[SeriesBuild], options: &ReadOptions) -> Result<Option<usize>, Problem> {
+    let names = || {
+        let mut names: Vec<String> = built
+            .iter()
+            .take(SERIES_NAMED_MAX)
+            .map(|s| s.key.as_ref().map_or("unnamed".into(), |k| k.to_string()))
+            .collect();
+        if built.len() > SERIES_NAMED_MAX {
+            names.push(format!("and {} more", built.len() - SERIES_NAMED_MAX));
+        }
+        names.join(", ")
+    };
+    if let Some(wanted) = &options.judge {
+        return match built.iter().position(|s| s.key.as_ref() == Some(wanted)) {
+            Some(index) => Ok(Some(index)),
+            None if built.is_empty() => Ok(None),
+            None => Err(Problem::SeriesNotFound {
+                wanted: wanted.to_string(),
+                found: names(),
+            }),
+        };
+    }
+    match built {
+        [] => Ok(None),
+        [_] => Ok(Some(0)),
+        _ => match built.iter().position(|s| s.key == Some(SeriesKey::Total)) {
+            Some(index) => Ok(Some(index)),
+            None => Err(Problem::NoSeriesToJudge { found: names() }),
+        },
+    }
+}
+
+/// The events of every series, in time order, each (time, event) once: a tick's event may be
+/// written on its total row and on its process rows.
+fn run_events<'a>(main: &Recording, others: impl Iterator<Item = &'a Recording>) -> Vec<Event> {
+    let mut all: Vec<Event> = main.events.clone();
+    for rec in others {
+        all.extend(rec.events.iter().cloned());
+    }
+    all.sort_by(|a, b| a.elapsed_s.total_cmp(&b.elapsed_s)); // stable: a tick keeps its order
+    let mut out: Vec<Event> = Vec::with_capacity(all.len());
+    let mut tick_start = 0;
+    for e in all {
+        if out
+            .last()
+            .is_none_or(|last| last.elapsed_s.total_cmp(&e.elapsed_s).is_ne())
+        {
+            tick_start = out.len();
+        }
+        if !out[tick_start..].contains(&e) {
+            out.push(e);
+        }
+    }
+    out
 }
 
 /// One tick's `event` cell: several events are joined with `;`.
@@ -314,29 +804,79 @@ fn push_events(rec: &mut Recording, elapsed_s: f64, cell: &[u8]) {
     }
 }
 
-/// Where a record's first cell starts. The csv crate may report the `\n` of a preceding `\r\n`
-/// (or blank lines) as the start, so step over line ends.
-fn start_of(text: &[u8], record: &csv::ByteRecord) -> usize {
-    let reported = record.position().map_or(0, |p| p.byte() as usize);
-    let rest = text.get(reported..).unwrap_or_default();
-    reported
-        + rest
-            .iter()
-            .take_while(|&&b| b == b'\r' || b == b'\n')
-            .count()
+/// Where a record starts as the csv crate reports it. That may be the `\n` of a preceding
+/// `\r\n` (or blank lines): [`Source::line_at`] steps over line ends.
+fn start_of(record: &csv::ByteRecord) -> u64 {
+    record.position().map_or(0, |p| p.byte())
 }
 
-/// The 1-based line holding byte `at`. Counted from the bytes because the csv crate's own line
-/// count drifts on CRLF files; only called to report something, so it costs nothing per row.
-fn line_at(text: &[u8], at: usize) -> u64 {
-    let before = &text[..at.min(text.len())];
-    before.iter().filter(|&&b| b == b'\n').count() as u64 + 1
+/// A file's bytes, read again only to report something: to turn a byte offset into a line
+/// number, or to quote a cut line. Offsets count from after a BOM.
+enum Source<'a> {
+    Memory(&'a [u8]),
+    File { path: &'a Path, skip: u64 },
 }
 
+impl Source<'_> {
+    /// The bytes from offset `at` on.
+    fn reader_at(&self, at: u64) -> Option<Box<dyn Read + '_>> {
+        match self {
+            Source::Memory(text) => Some(Box::new(text.get(usize::try_from(at).ok()?..)?)),
+            Source::File { path, skip } => {
+                let mut f = File::open(path).ok()?;
+                f.seek(SeekFrom::Start(skip + at)).ok()?;
+                Some(Box::new(std::io::BufReader::new(f)))
+            }
+        }
+    }
+
+    /// The 1-based line of the record reported at byte `at`: the line ends before it, plus
+    /// those it starts with. Counted from the bytes because the csv crate's own line count
+    /// drifts on CRLF files; only called to report something, so it costs nothing per row.
+    fn line_at(&self, at: u64) -> u64 {
+        let Some(mut reader) = self.reader_at(0) else {
+            return 0;
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        let (mut line, mut offset) = (1u64, 0u64);
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) | Err(_) => return line,
+                Ok(n) => n,
+            };
+            let chunk = &buf[..n];
+            let before = usize::try_from(at.saturating_sub(offset)).map_or(n, |b| b.min(n));
+            line += chunk[..before].iter().filter(|&&b| b == b'\n').count() as u64;
+            for &b in &chunk[before..] {
+                if b != b'\r' && b != b'\n' {
+                    return line;
+                }
+                line += u64::from(b == b'\n');
+            }
+            offset += n as u64;
+        }
+    }
+
+    /// The text of the line reported at `at` (line ends before it skipped), shortened.
+    fn text_from(&self, at: u64) -> Vec<u8> {
+        let Some(reader) = self.reader_at(at) else {
+            return Vec::new();
+        };
+        let mut text = Vec::new();
+        let bytes = reader.bytes().map_while(Result::ok);
+        for byte in bytes.skip_while(|b| matches!(b, b'\r' | b'\n')) {
+            if byte == b'\n' || text.len() > 4 * SHOWN_VALUE_MAX_CHARS {
+                break;
+            }
+            text.push(byte);
+        }
+        text
+    }
+}
 // ---------------------------------------------------------------------------------------------
 // psrecord --log
 
-fn read_psrecord(text: &[u8], file: &str) -> Result<Loaded, InputError> {
+fn read_psrecord(text: &[u8], file: &str, options: &ReadOptions) -> Result<Loaded, InputError> {
     let fail = |line: u64, problem| InputError {
         file: file.to_string(),
         line: Some(line),
@@ -385,7 +925,7 @@ fn read_psrecord(text: &[u8], file: &str) -> Result<Loaded, InputError> {
         return Err(missing("Real (MB)"));
     }
 
-    let mut rec = Recording::with_capacity(estimate_lines(text));
+    let mut rec = Recording::with_capacity(estimate_lines(text, text.len() as u64));
     let mut warnings = Vec::new();
     let mut values = [f64::NAN; Metric::COUNT];
     let mut previous: Option<(f64, u64)> = None;
@@ -427,13 +967,27 @@ fn read_psrecord(text: &[u8], file: &str) -> Result<Loaded, InputError> {
             Err(problem) => return Err(fail(line.number, problem)),
         }
     }
-    finish(rec, Format::Psrecord, warnings, file, header.number)
+    let mut columns = ColumnFacts::new(options);
+    for &(m, _) in &sizes {
+        columns.in_header[m.index()] = true;
+    }
+    let rec = columns.keep_only(rec);
+    no_samples_after(&rec, file, header.number)?;
+    finish(
+        rec,
+        None,
+        Vec::new(),
+        Format::Psrecord,
+        warnings,
+        file,
+        columns,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
 // mprof .dat
 
-fn read_mprof(text: &[u8], file: &str) -> Result<Loaded, InputError> {
+fn read_mprof(text: &[u8], file: &str, options: &ReadOptions) -> Result<Loaded, InputError> {
     const MEM_COLUMN: &str = "MEM memory (MiB)";
     const TIME_COLUMN: &str = "MEM timestamp";
     let fail = |line: u64, problem| InputError {
@@ -441,7 +995,7 @@ fn read_mprof(text: &[u8], file: &str) -> Result<Loaded, InputError> {
         line: Some(line),
         problem,
     };
-    let mut rec = Recording::with_capacity(estimate_lines(text));
+    let mut rec = Recording::with_capacity(estimate_lines(text, text.len() as u64));
     let mut warnings = Vec::new();
     let mut values = [f64::NAN; Metric::COUNT];
     // (raw timestamp, line): elapsed time counts from the first MEM line.
@@ -514,31 +1068,126 @@ fn read_mprof(text: &[u8], file: &str) -> Result<Loaded, InputError> {
             "{file} line {line}: skipped {count} line(s) that are not MEM, CHLD, FUNC or CMDLINE"
         ));
     }
-    finish(rec, Format::Mprof, warnings, file, first_line.unwrap_or(1))
+    let mut columns = ColumnFacts::new(options);
+    columns.in_header[Metric::Rss.index()] = true;
+    let rec = columns.keep_only(rec);
+    no_samples_after(&rec, file, first_line.unwrap_or(1))?;
+    finish(
+        rec,
+        None,
+        Vec::new(),
+        Format::Mprof,
+        warnings,
+        file,
+        columns,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
 // Shared helpers
 
-fn finish(
-    mut recording: Recording,
-    format: Format,
-    warnings: Vec<String>,
-    file: &str,
-    header_line: u64,
-) -> Result<Loaded, InputError> {
-    if recording.is_empty() {
+/// What is known of each metric's column once a file is read.
+struct ColumnFacts {
+    in_header: [bool; Metric::COUNT],
+    kept: [bool; Metric::COUNT],
+    has_values: [bool; Metric::COUNT],
+}
+
+impl ColumnFacts {
+    fn new(options: &ReadOptions) -> ColumnFacts {
+        ColumnFacts {
+            in_header: [false; Metric::COUNT],
+            kept: kept_mask(options),
+            has_values: [false; Metric::COUNT],
+        }
+    }
+
+    /// Notes which metrics `rec` has values for and drops those not kept (psrecord and mprof
+    /// files are small: they are read whole, then trimmed).
+    fn keep_only(&mut self, rec: Recording) -> Recording {
+        for m in Metric::ALL {
+            self.has_values[m.index()] = rec
+                .metric(m)
+                .is_some_and(|col| col.iter().any(|v| !v.is_nan()));
+        }
+        if self.kept.iter().all(|&k| k) {
+            return rec;
+        }
+        let kept: Vec<Metric> = Metric::ALL
+            .into_iter()
+            .filter(|m| self.kept[m.index()])
+            .collect();
+        let mut out = Recording::keeping(rec.len(), &kept);
+        let mut values = [f64::NAN; Metric::COUNT];
+        for (row, &t) in rec.time_s.iter().enumerate() {
+            for m in Metric::ALL {
+                values[m.index()] = match rec.metric(m) {
+                    Some(col) if self.kept[m.index()] => col[row],
+                    _ => f64::NAN,
+                };
+            }
+            out.push_row(t, &values);
+        }
+        out.events = rec.events;
+        out
+    }
+}
+
+fn no_samples_after(rec: &Recording, file: &str, header_line: u64) -> Result<(), InputError> {
+    if rec.is_empty() {
         return Err(InputError {
             file: file.to_string(),
             line: Some(header_line),
             problem: Problem::NoSamples,
         });
     }
+    Ok(())
+}
+
+/// The last checks on the judged series, and the result.
+fn finish(
+    mut recording: Recording,
+    key: Option<SeriesKey>,
+    others: Vec<(SeriesKey, Recording)>,
+    format: Format,
+    warnings: Vec<String>,
+    file: &str,
+    columns: ColumnFacts,
+) -> Result<Loaded, InputError> {
+    // Rows that all share one time have no span to measure a trend over (issue 9, item 9).
+    if let (Some(&first), Some(&last), true) = (
+        recording.time_s.first(),
+        recording.time_s.last(),
+        recording.len() >= 2,
+    ) && first == last
+    {
+        return Err(InputError {
+            file: file.to_string(),
+            line: None,
+            problem: Problem::NoTimeSpan {
+                samples: recording.len(),
+                column: match format {
+                    Format::Memwatch => "elapsed_s",
+                    Format::Psrecord => "Elapsed time",
+                    Format::Mprof => "MEM timestamp",
+                },
+                time: first.to_string(),
+                series: (!others.is_empty())
+                    .then(|| key.as_ref().map(ToString::to_string))
+                    .flatten(),
+            },
+        });
+    }
     recording.finish();
     Ok(Loaded {
         recording,
+        key,
+        others,
         format,
         warnings,
+        in_header: columns.in_header,
+        kept: columns.kept,
+        has_values: columns.has_values,
     })
 }
 
@@ -548,6 +1197,8 @@ enum BadNumber {
     NotANumber,
     NotFinite,
     Negative,
+    NotInteger,
+    TooLarge,
 }
 
 impl BadNumber {
@@ -561,6 +1212,8 @@ impl BadNumber {
             },
             BadNumber::NotFinite => Problem::NotFinite { value, column },
             BadNumber::Negative => Problem::Negative { value, column },
+            BadNumber::NotInteger => Problem::NotInteger { value, column },
+            BadNumber::TooLarge => Problem::TooLarge { value, column },
         }
     }
 }
@@ -578,8 +1231,9 @@ fn parse_float(cell: &[u8]) -> Result<f64, BadNumber> {
     }
 }
 
-/// A size in bytes, NaN for an empty (unknown) cell. Plain digits take a fast path, the common
-/// case by far; other spellings (`1e6`, `12.5`) are accepted through the float parser.
+/// A size in integer bytes, at most [`MAX_SIZE_BYTES`]; NaN for an empty (unknown) cell.
+/// Plain digits take a fast path, the common case by far; other spellings of an integer
+/// (`1e6`, `-0`, `4096.0`) are accepted through the float parser.
 fn parse_size(cell: &[u8]) -> Result<f64, BadNumber> {
     let cell = cell.trim_ascii();
     if cell.is_empty() {
@@ -596,28 +1250,47 @@ fn parse_size(cell: &[u8]) -> Result<f64, BadNumber> {
             n = n.wrapping_mul(10).wrapping_add(i64::from(digit));
         }
         if all_digits {
-            return Ok(n as f64);
+            return if n > MAX_SIZE_INT as i64 {
+                Err(BadNumber::TooLarge)
+            } else {
+                Ok(n as f64)
+            };
         }
+    }
+    if cell.iter().all(u8::is_ascii_digit) {
+        // Longer digit strings: compared as integers, as a float would round 2^53 + 1 down.
+        return match std::str::from_utf8(cell).map(str::parse::<u64>) {
+            Ok(Ok(n)) if n <= MAX_SIZE_INT => Ok(n as f64),
+            _ => Err(BadNumber::TooLarge),
+        };
     }
     let value = parse_float(cell)?;
     if value < 0.0 {
-        return Err(BadNumber::Negative);
+        Err(BadNumber::Negative)
+    } else if value > MAX_SIZE_BYTES {
+        Err(BadNumber::TooLarge)
+    } else if value.fract() != 0.0 {
+        Err(BadNumber::NotInteger)
+    } else {
+        Ok(value + 0.0) // turns -0 into 0
     }
-    Ok(value + 0.0) // turns -0 into 0
 }
 
-/// A psrecord/mprof size in MiB, as whole bytes.
+/// A psrecord/mprof size in MiB (a float, as those tools write it), as whole bytes.
 fn parse_mib(cell: &[u8], column: &str) -> Result<f64, Problem> {
-    let mib = parse_float(cell)
-        .and_then(|v| {
-            if v < 0.0 {
+    let bytes = parse_float(cell)
+        .and_then(|mib| {
+            let bytes = (mib * MIB).round();
+            if mib < 0.0 {
                 Err(BadNumber::Negative)
+            } else if bytes > MAX_SIZE_BYTES {
+                Err(BadNumber::TooLarge)
             } else {
-                Ok(v)
+                Ok(bytes)
             }
         })
         .map_err(|bad| bad.problem(cell, column, "MiB"))?;
-    Ok((mib * MIB).round())
+    Ok(bytes)
 }
 
 /// Rejects a time earlier than the previous row's; equal times are allowed. `previous` holds
@@ -634,6 +1307,7 @@ fn in_time_order<At>(
             value: t.to_string(),
             previous: before.to_string(),
             previous_line: line_of(at),
+            series: None,
         }),
         _ => Ok(t),
     }
@@ -658,13 +1332,15 @@ fn shown(value: &[u8]) -> String {
     short
 }
 
-/// About how many lines `text` holds, from the line length in its first 64 KiB: enough to size
-/// the columns once, without a pass over a large file.
-fn estimate_lines(text: &[u8]) -> usize {
-    let sample = &text[..text.len().min(64 * 1024)];
-    let lines_in_sample = sample.iter().filter(|&&b| b == b'\n').count() + 1;
+/// About how many lines a file of `size` bytes holds, from the line length in `head`, its
+/// first bytes (at most 64 KiB are looked at): enough to size the columns once, without a pass
+/// over a large file. Room reserved and never filled costs address space, not memory.
+fn estimate_lines(head: &[u8], size: u64) -> usize {
+    let sample = &head[..head.len().min(HEAD_BYTES as usize)];
+    let lines_in_sample = sample.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
     // A little headroom, as later rows tend to be longer (bigger numbers, larger times).
-    (text.len() / sample.len().max(1)) * lines_in_sample * 11 / 10 + 1
+    let lines = size / (sample.len() as u64).max(1) * lines_in_sample * 11 / 10 + 1;
+    usize::try_from(lines).unwrap_or(usize::MAX)
 }
 
 /// Where the last line starts, if the file does not end with a line end: that line may have been
@@ -829,23 +1505,38 @@ mod tests {
 
     #[test]
     fn sizes_accept_other_spellings() {
-        let rec = parse("elapsed_s,rss_bytes\n0, 1024 \n1,1e3\n2,12.5\n3,-0\n4,\n").recording;
+        // Any spelling of an integer; `12.5` was accepted here until issue 9 (item 9): see
+        // `non_integer_bytes_are_refused_with_the_line`.
+        let rec = parse("elapsed_s,rss_bytes\n0, 1024 \n1,1e3\n2,4096.0\n3,-0\n4,\n").recording;
         let rss = rec.metric(Metric::Rss).unwrap();
-        assert_eq!(rss[..4], [1024.0, 1000.0, 12.5, 0.0]);
+        assert_eq!(rss[..4], [1024.0, 1000.0, 4096.0, 0.0]);
         assert!(rss[4].is_nan());
     }
 
     #[test]
     fn size_fast_path_agrees_with_the_float_parser() {
+        // Up to 2^53 (above it, see `sizes_above_2_pow_53_are_refused_with_the_line`).
         for cell in [
             "0",
             "7",
+            "9007199254740991",
+            "9007199254740992",
+            "0009007199254740992",
+        ] {
+            let expected: f64 = cell.parse().unwrap();
+            assert_eq!(parse_size(cell.as_bytes()), Ok(expected), "{cell}");
+        }
+        for cell in [
+            "9007199254740993",
             "123456789012345678",
             "1234567890123456789",
             "18446744073709551615",
         ] {
-            let expected: f64 = cell.parse().unwrap();
-            assert_eq!(parse_size(cell.as_bytes()), Ok(expected), "{cell}");
+            assert_eq!(
+                parse_size(cell.as_bytes()),
+                Err(BadNumber::TooLarge),
+                "{cell}"
+            );
         }
         assert_eq!(parse_size(b"12a"), Err(BadNumber::NotANumber));
     }
@@ -945,8 +1636,14 @@ mod tests {
             4,
             &["time goes backwards", "'3' is earlier than '4.5' on line 3"],
         );
-        // Equal times are fine.
-        assert_eq!(parse("elapsed_s,rss_bytes\n0,1\n0,2\n").recording.len(), 2);
+        // Equal times are fine (but not all of them equal: see
+        // `rows_that_all_share_one_time_are_refused_not_called_stable`).
+        assert_eq!(
+            parse("elapsed_s,rss_bytes\n0,1\n0,2\n1,2\n")
+                .recording
+                .len(),
+            3
+        );
     }
 
     #[test]
