@@ -294,7 +294,15 @@ fn conclude(
 }
 
 fn report_file(config: &Config, file: &Path) -> Result<u8> {
-    let loaded = report::input::read_recording(file).map_err(|e| Error::Usage(e.to_string()))?;
+    // Only the columns the analysis and the chart use are kept (a large file stays small).
+    let metric = config.analysis.metric;
+    let keep = [sample::Metric::Rss, sample::Metric::Anon, metric];
+    let loaded =
+        report::input::read_recording_with(file, &report::input::ReadOptions::keeping(&keep))
+            .map_err(|e| Error::Usage(e.to_string()))?;
+    if let Some(problem) = loaded.metric_problem(metric) {
+        return Err(Error::Usage(format!("--metric {metric}: {problem}")));
+    }
     if !config.quiet {
         for warning in &loaded.warnings {
             eprintln!("memwatch: warning: {warning}");

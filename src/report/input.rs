@@ -249,8 +249,8 @@ pub enum Problem {
     )]
     TimeBackwards {
         column: String,
-        value: String,
-        previous: String,
+        value: f64,
+        previous: f64,
         previous_line: u64,
         /// Named when the file holds several series (each must be in time order).
         series: Option<String>,
@@ -284,7 +284,7 @@ pub enum Problem {
     NoTimeSpan {
         samples: usize,
         column: &'static str,
-        time: String,
+        time: f64,
         series: Option<String>,
     },
     #[error("{0}; the file is not valid CSV here")]
@@ -857,20 +857,22 @@ impl Source<'_> {
         }
     }
 
-    /// The text of the line reported at `at` (line ends before it skipped), shortened.
+    /// The text of the line reported at `at` (line ends before it skipped), its first
+    /// few hundred bytes (enough to quote it shortened).
     fn text_from(&self, at: u64) -> Vec<u8> {
-        let Some(reader) = self.reader_at(at) else {
-            return Vec::new();
-        };
         let mut text = Vec::new();
-        let bytes = reader.bytes().map_while(Result::ok);
-        for byte in bytes.skip_while(|b| matches!(b, b'\r' | b'\n')) {
-            if byte == b'\n' || text.len() > 4 * SHOWN_VALUE_MAX_CHARS {
-                break;
-            }
-            text.push(byte);
+        if let Some(reader) = self.reader_at(at) {
+            let _ = reader.take(1024).read_to_end(&mut text);
         }
-        text
+        let start = text
+            .iter()
+            .take_while(|&&b| matches!(b, b'\r' | b'\n'))
+            .count();
+        let line = text[start..]
+            .split(|&b| b == b'\n')
+            .next()
+            .unwrap_or_default();
+        line.strip_suffix(b"\r").unwrap_or(line).to_vec()
     }
 }
 // ---------------------------------------------------------------------------------------------
@@ -1171,7 +1173,7 @@ fn finish(
                     Format::Psrecord => "Elapsed time",
                     Format::Mprof => "MEM timestamp",
                 },
-                time: first.to_string(),
+                time: first,
                 series: (!others.is_empty())
                     .then(|| key.as_ref().map(ToString::to_string))
                     .flatten(),
@@ -1304,8 +1306,8 @@ fn in_time_order<At>(
     match previous {
         Some((before, at)) if t < before => Err(Problem::TimeBackwards {
             column: column.to_string(),
-            value: t.to_string(),
-            previous: before.to_string(),
+            value: t,
+            previous: before,
             previous_line: line_of(at),
             series: None,
         }),
@@ -1832,5 +1834,376 @@ mod tests {
             err.to_string()
                 .starts_with(&format!("{}: cannot read", missing.display()))
         );
+    }
+
+    // ---- Reading by series (issue 8) ----------------------------------------------------------
+
+    /// A process tree: ticks at 0, 1, 2 s, each with rows for pid 10, pid 11 and the total.
+    const TREE: &str = "elapsed_s,pid,rss_bytes,anon_bytes,event\n\
+                        0,10,100,50,\n\
+                        0,11,200,150,\n\
+                        0,total,300,200,\n\
+                        1,10,110,60,signal:SIGUSR2\n\
+                        1,11,200,150,signal:SIGUSR2\n\
+                        1,total,310,210,signal:SIGUSR2\n\
+                        2,10,120,70,\n\
+                        2,total,320,220,settled\n";
+
+    #[test]
+    fn a_process_tree_is_read_by_series_and_the_total_is_judged() {
+        let loaded = parse(TREE);
+        assert_eq!(loaded.key, Some(SeriesKey::Total));
+        let total = &loaded.recording;
+        assert_eq!(total.time_s, [0.0, 1.0, 2.0]);
+        assert_eq!(total.metric(Metric::Rss), Some(&[300.0, 310.0, 320.0][..]));
+        assert_eq!(total.metric(Metric::Anon), Some(&[200.0, 210.0, 220.0][..]));
+        let keys: Vec<String> = loaded.others.iter().map(|(k, _)| k.to_string()).collect();
+        assert_eq!(keys, ["pid 10", "pid 11"]);
+        let (_, p10) = &loaded.others[0];
+        assert_eq!(p10.metric(Metric::Rss), Some(&[100.0, 110.0, 120.0][..]));
+        let (_, p11) = &loaded.others[1];
+        assert_eq!(p11.time_s, [0.0, 1.0]); // exited after the second tick
+        // The run's events: each (time, event) once, though three rows carry the signal.
+        let events: Vec<String> = total.events.iter().map(|e| e.kind.to_string()).collect();
+        assert_eq!(events, ["signal:SIGUSR2", "settled"]);
+        assert_eq!(p11.events.len(), 1);
+        assert_eq!(
+            loaded.segments(),
+            [
+                Segment {
+                    pid: 10,
+                    start_time_ticks: None,
+                    start_s: 0.0,
+                    end_s: 2.0
+                },
+                Segment {
+                    pid: 11,
+                    start_time_ticks: None,
+                    start_s: 0.0,
+                    end_s: 1.0
+                },
+            ]
+        );
+        assert_eq!(loaded.series().count(), 3);
+    }
+
+    #[test]
+    fn a_single_process_csv_is_one_series_keyed_by_its_pid() {
+        let loaded = parse(clean_csv());
+        assert_eq!(loaded.key, Some(SeriesKey::process(42)));
+        assert!(loaded.others.is_empty());
+        assert_eq!(loaded.recording.len(), 3);
+        // Without a pid column, or with every pid cell empty: one series that does not say.
+        for text in [
+            "elapsed_s,rss_bytes\n0,1\n1,2\n",
+            "elapsed_s,pid,rss_bytes\n0,,1\n1, ,2\n",
+        ] {
+            let loaded = parse(text);
+            assert_eq!(loaded.key, None, "{text}");
+            assert_eq!(loaded.recording.len(), 2, "{text}");
+            assert!(loaded.segments().is_empty());
+        }
+    }
+
+    #[test]
+    fn several_processes_and_no_total_is_an_error_naming_them() {
+        let err = parse_err("elapsed_s,pid,rss_bytes\n0,7,1\n0,8,1\n1,7,2\n1,8,2\n");
+        assert_eq!(err.line, None);
+        assert!(matches!(err.problem, Problem::NoSeriesToJudge { .. }));
+        let message = err.to_string();
+        assert!(
+            message.starts_with("samples.csv: the file holds several processes (pid 7, pid 8)"),
+            "{message}"
+        );
+        assert!(
+            message.contains("keep the rows of one process"),
+            "{message}"
+        );
+
+        // Unless the caller chooses one.
+        let options = ReadOptions {
+            judge: Some(SeriesKey::process(8)),
+            ..ReadOptions::default()
+        };
+        let text = b"elapsed_s,pid,rss_bytes\n0,7,1\n0,8,5\n1,7,2\n1,8,6\n";
+        let loaded = parse_recording_with(text, "samples.csv", &options).unwrap();
+        assert_eq!(loaded.key, Some(SeriesKey::process(8)));
+        assert_eq!(loaded.recording.metric(Metric::Rss), Some(&[5.0, 6.0][..]));
+        let options = ReadOptions {
+            judge: Some(SeriesKey::process(9)),
+            ..ReadOptions::default()
+        };
+        let err = parse_recording_with(text, "samples.csv", &options).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("no rows for pid 9 (found: pid 7, pid 8)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn many_series_are_listed_shortened() {
+        let mut text = String::from("elapsed_s,pid,rss_bytes\n");
+        for pid in 1..=20 {
+            text += &format!("0,{pid},1\n");
+        }
+        let message = parse_err(text).to_string();
+        assert!(message.contains("pid 8, and 12 more)"), "{message}");
+    }
+
+    #[test]
+    fn a_pid_cell_that_names_no_series_is_refused_with_the_line() {
+        for cell in ["abc", "0", "-3", "4.5", "Total"] {
+            let err = parse_err(format!("elapsed_s,pid,rss_bytes\n0,12,1\n1,{cell},2\n"));
+            assert_error(
+                &err,
+                3,
+                &[&format!("'{cell}' in column pid is neither a process id")],
+            );
+        }
+    }
+
+    #[test]
+    fn rows_that_name_their_series_and_rows_that_do_not_are_refused() {
+        let err = parse_err("elapsed_s,pid,rss_bytes\n0,12,1\n1,12,2\n2,,3\n");
+        assert_error(
+            &err,
+            4,
+            &[
+                "the pid cell is empty here but '12' on line 2",
+                "fix or delete",
+            ],
+        );
+        let err = parse_err("elapsed_s,pid,rss_bytes\n0,,1\n\n1,total,2\n");
+        assert_error(
+            &err,
+            4,
+            &["the pid cell is 'total' here but empty on line 2"],
+        );
+    }
+
+    #[test]
+    fn each_series_must_be_in_time_order_on_its_own() {
+        // Interleaved series, each in order: fine.
+        let loaded = parse("elapsed_s,pid,rss_bytes\n0,1,5\n1,total,5\n0.5,2,5\n1,1,5\n");
+        assert_eq!(loaded.key, Some(SeriesKey::Total));
+        let err = parse_err("elapsed_s,pid,rss_bytes\n0,1,5\n0,total,5\n3,1,5\n3,total,5\n2,1,5\n");
+        assert_error(
+            &err,
+            6,
+            &["time goes backwards for pid 1: elapsed_s '2' is earlier than '3' on line 4"],
+        );
+    }
+
+    #[test]
+    fn keep_leaves_other_metrics_out_but_still_checks_their_cells() {
+        let options = ReadOptions::keeping(&[Metric::Rss]);
+        let loaded = parse_recording_with(clean_csv().as_bytes(), "samples.csv", &options).unwrap();
+        let rec = &loaded.recording;
+        assert_eq!(rec.metric(Metric::Rss), Some(&[1000.0, 2000.0, 1500.0][..]));
+        assert_eq!(rec.metric(Metric::Vsz), None);
+        assert_eq!(rec.metric(Metric::Anon), None);
+        assert_eq!(rec.events.len(), 3);
+        assert_eq!(loaded.column_state(Metric::Vsz), ColumnState::Present);
+        let err = parse_recording_with(
+            b"elapsed_s,rss_bytes,vsz_bytes\n0,1,1\n1,1,x\n",
+            "samples.csv",
+            &options,
+        )
+        .unwrap_err();
+        assert_error(&err, 3, &["'x' in column vsz_bytes"]);
+        // psrecord and mprof files too.
+        let loaded = parse_recording_with(PSRECORD.as_bytes(), "samples.csv", &options).unwrap();
+        assert_eq!(loaded.recording.metric(Metric::Vsz), None);
+        assert_eq!(loaded.recording.len(), 3);
+    }
+
+    // ---- Regressions (issue 9) ----------------------------------------------------------------
+
+    /// Issue 9, item 9: rows that all share one time were called `stable`, exit 0.
+    #[test]
+    fn rows_that_all_share_one_time_are_refused_not_called_stable() {
+        let mut text = String::from("elapsed_s,rss_bytes\n");
+        for i in 0..50 {
+            text += &format!("5.000,{}\n", 1000 + i);
+        }
+        let err = parse_err(&text);
+        assert!(matches!(
+            err.problem,
+            Problem::NoTimeSpan { samples: 50, .. }
+        ));
+        assert_eq!(
+            err.to_string(),
+            "samples.csv: all 50 samples share one time (elapsed_s 5), so the recording has no \
+             time span and cannot be judged; check that the recorder wrote its clock column"
+        );
+        let psrecord = "# Elapsed time   CPU (%)     Real (MB)   Virtual (MB)\n\
+                        0.000 0.0 12.0 456.5\n0.000 0.0 13.0 456.5\n";
+        assert!(parse_err(psrecord).to_string().contains("(Elapsed time 0)"));
+        // The judged series is what counts: the total here.
+        let err = parse_err("elapsed_s,pid,rss_bytes\n0,1,5\n0,total,5\n1,1,5\n0,total,5\n");
+        assert!(
+            err.to_string()
+                .contains("all 2 samples of total share one time"),
+            "{err}"
+        );
+        // One sample is too little data, not a broken clock: the analyser says inconclusive.
+        assert_eq!(parse("elapsed_s,rss_bytes\n0,1\n").recording.len(), 1);
+    }
+
+    /// Issue 9, item 9: `1e300` bytes was accepted.
+    #[test]
+    fn sizes_above_2_pow_53_are_refused_with_the_line() {
+        for cell in ["1e300", "9007199254740993", "18446744073709551616", "1e16"] {
+            let err = parse_err(format!("elapsed_s,rss_bytes\n0,1\n1,{cell}\n"));
+            assert_error(
+                &err,
+                3,
+                &[&format!(
+                    "'{cell}' in column rss_bytes is more than 2^53 bytes"
+                )],
+            );
+        }
+        let rss =
+            parse("elapsed_s,rss_bytes\n0,9007199254740992\n1,9.007199254740992e15\n").recording;
+        assert_eq!(rss.metric(Metric::Rss), Some(&[MAX_SIZE_BYTES; 2][..]));
+        let err = parse_err(PSRECORD.replace("14.000", "1e300"));
+        assert_error(
+            &err,
+            4,
+            &["'1e300' in column Real (MB) is more than 2^53 bytes"],
+        );
+        let err = parse_err(MPROF.replace("MEM 11.000000", "MEM 9e9"));
+        assert_error(&err, 3, &["more than 2^53 bytes"]);
+    }
+
+    /// Issue 9, item 9: `12.5` bytes was accepted although memwatch writes integer bytes.
+    #[test]
+    fn non_integer_bytes_are_refused_with_the_line() {
+        for cell in ["12.5", "1e-3", "4096.25"] {
+            let err = parse_err(format!(
+                "elapsed_s,rss_bytes,anon_bytes\n0,1,1\n1,2,{cell}\n"
+            ));
+            assert_error(
+                &err,
+                3,
+                &[&format!(
+                    "'{cell}' in column anon_bytes is not a whole number of bytes"
+                )],
+            );
+        }
+        // psrecord and mprof write MiB as floats: still read, rounded to whole bytes.
+        assert_eq!(
+            parse(PSRECORD).recording.metric(Metric::Rss).unwrap()[1],
+            13.25 * MIB
+        );
+        assert_eq!(parse(MPROF).recording.len(), 3);
+    }
+
+    /// Issue 9, item 14: `--metric pss` said the column was missing when it was empty.
+    #[test]
+    fn an_empty_pss_column_is_told_from_a_missing_one() {
+        let empty = parse("elapsed_s,rss_bytes,pss_bytes\n0,1,\n1,2,\n");
+        assert_eq!(empty.column_state(Metric::Pss), ColumnState::Empty);
+        assert_eq!(
+            empty.metric_problem(Metric::Pss).as_deref(),
+            Some("the 'pss_bytes' column is empty: record with --pss")
+        );
+        let missing = parse("elapsed_s,rss_bytes\n0,1\n1,2\n");
+        assert_eq!(missing.column_state(Metric::Pss), ColumnState::Missing);
+        assert_eq!(
+            missing.metric_problem(Metric::Pss).as_deref(),
+            Some("the recording has no 'pss_bytes' column")
+        );
+        assert_eq!(missing.metric_problem(Metric::Rss), None);
+        let present = parse(clean_csv()); // PSS on the last row only
+        assert_eq!(present.column_state(Metric::Pss), ColumnState::Present);
+        assert_eq!(present.metric_problem(Metric::Pss), None);
+        // Kept or not, the answer is the same.
+        let options = ReadOptions::keeping(&[Metric::Rss]);
+        let loaded = parse_recording_with(
+            b"elapsed_s,rss_bytes,pss_bytes\n0,1,\n1,2,\n",
+            "f",
+            &options,
+        )
+        .unwrap();
+        assert_eq!(loaded.column_state(Metric::Pss), ColumnState::Empty);
+        let anon = parse("elapsed_s,pid,rss_bytes,anon_bytes\n0,9,1,\n1,9,2,\n");
+        assert_eq!(
+            anon.metric_problem(Metric::Anon).as_deref(),
+            Some(
+                "the 'anon_bytes' column is empty for pid 9: the recorder could not read it; \
+                 choose another --metric"
+            )
+        );
+        assert_eq!(
+            parse(PSRECORD).column_state(Metric::Uss),
+            ColumnState::Missing
+        );
+        assert_eq!(parse(MPROF).column_state(Metric::Vsz), ColumnState::Missing);
+    }
+
+    // ---- Files are streamed -----------------------------------------------------------------
+
+    #[test]
+    fn a_streamed_file_reads_like_the_same_bytes_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("samples.csv");
+        let crlf_bom = [UTF8_BOM, TREE.replace('\n', "\r\n").as_bytes()].concat();
+        for text in [TREE.as_bytes(), &crlf_bom] {
+            std::fs::write(&path, text).unwrap();
+            let file = read_recording(&path).unwrap();
+            let memory = parse(text);
+            assert_same(&file.recording, &memory.recording);
+            assert_eq!(file.key, memory.key);
+            assert_eq!(file.others.len(), 2);
+        }
+        // Line numbers and cut lines come from the file itself.
+        let name = path.display().to_string();
+        let bad = [
+            UTF8_BOM,
+            b"elapsed_s,rss_bytes\r\n0,1\r\n\r\n2,1\r\n1,1\r\n",
+        ]
+        .concat();
+        std::fs::write(&path, bad).unwrap();
+        let err = read_recording(&path).unwrap_err();
+        assert_eq!(err.line, Some(5), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{name} line 5: time goes backwards"))
+        );
+        assert!(err.to_string().contains("on line 4"), "{err}");
+        std::fs::write(&path, "elapsed_s,rss_bytes\r\n0,100\r\n1,100\r\n2,2e").unwrap();
+        let loaded = read_recording(&path).unwrap();
+        assert_eq!(loaded.recording.len(), 2);
+        assert_eq!(
+            loaded.warnings,
+            [format!(
+                "{name} line 4: skipped the last line '2,2e': it is cut short (the recorder was \
+                 probably stopped while writing it)"
+            )]
+        );
+        // A bad line that is not the last one is an error even in a file that ends cut short.
+        std::fs::write(&path, "elapsed_s,rss_bytes\n0,100\n1,x\n2,2").unwrap();
+        assert_eq!(read_recording(&path).unwrap_err().line, Some(3));
+        // A head of blank lines longer than the part read to tell the format.
+        let mut blank_head = "\n".repeat(70_000);
+        blank_head += "elapsed_s,rss_bytes\n0,1\n1,2\n";
+        std::fs::write(&path, &blank_head).unwrap();
+        let loaded = read_recording(&path).unwrap();
+        assert_eq!(loaded.recording.len(), 2);
+        std::fs::write(&path, "\n".repeat(70_000)).unwrap();
+        assert!(matches!(
+            read_recording(&path).unwrap_err().problem,
+            Problem::Empty
+        ));
+    }
+
+    #[test]
+    fn line_numbers_count_line_ends_inside_quoted_cells() {
+        let text = "elapsed_s,rss_bytes,event\n0,1,\"dump:/tmp/a\nb\"\n1,x,\n";
+        assert_error(&parse_err(text), 4, &["'x'"]);
+        let rec = parse("elapsed_s,rss_bytes,event\n0,1,\"dump:/tmp/a,b\"\n1,2,\n").recording;
+        assert_eq!(rec.events[0].kind, EventKind::Dump("/tmp/a,b".into()));
     }
 }
