@@ -307,7 +307,14 @@ pub fn read_recording_with(path: &Path, options: &ReadOptions) -> Result<Loaded,
         problem: Problem::Read(e),
     };
     let mut f = File::open(path).map_err(read_error)?;
-    let size = f.metadata().map_err(read_error)?.len();
+    let meta = f.metadata().map_err(read_error)?;
+    if !meta.is_file() {
+        // A pipe (`report <(zcat run.csv.gz)`) or a device: it cannot be read twice.
+        let mut bytes = Vec::new();
+        f.read_to_end(&mut bytes).map_err(read_error)?;
+        return parse_recording_with(&bytes, &file, options);
+    }
+    let size = meta.len();
     let mut head = Vec::new();
     (&mut f)
         .take(HEAD_BYTES)
@@ -340,8 +347,11 @@ pub fn read_recording_with(path: &Path, options: &ReadOptions) -> Result<Loaded,
                 path,
                 skip: skip as u64,
             };
-            let lines = estimate_lines(&head[skip..], size.saturating_sub(skip as u64));
-            read_memwatch_csv(f, &source, unterminated, lines, &file, options)
+            let body = size.saturating_sub(skip as u64);
+            let lines = estimate_lines(&head[skip..], body);
+            // The file as it was when opened: rows a live run appends meanwhile are left out
+            // (as when the file was read whole), so a row cut short at the end is seen as such.
+            read_memwatch_csv(f.take(body), &source, unterminated, lines, &file, options)
         }
         // Blank lines beyond the head, or another format: read it all.
         Err(InputError {
@@ -2197,6 +2207,23 @@ mod tests {
             read_recording(&path).unwrap_err().problem,
             Problem::Empty
         ));
+    }
+
+    #[test]
+    fn a_pipe_is_read_like_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe.csv");
+        let name = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path in a fresh temporary folder.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        let writer = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::write(fifo, TREE).unwrap())
+        };
+        let loaded = read_recording(&fifo).unwrap();
+        writer.join().unwrap();
+        assert_same(&loaded.recording, &parse(TREE).recording);
+        assert_eq!(loaded.others.len(), 2);
     }
 
     #[test]
