@@ -137,11 +137,16 @@ impl Loaded {
         match self.column_state(metric) {
             ColumnState::Present => None,
             ColumnState::Missing => Some(format!("the recording has no '{column}' column")),
-            ColumnState::Empty => Some(match metric {
-                Metric::Pss | Metric::Uss => {
+            ColumnState::Empty => Some(match (metric, &self.key) {
+                // Values on other rows (a tree's processes) but none on the judged series'.
+                (_, Some(key)) if self.has_values[metric.index()] => format!(
+                    "the '{column}' column has values for other series but none for {key}, \
+                     the series judged"
+                ),
+                (Metric::Pss | Metric::Uss, _) => {
                     format!("the '{column}' column is empty: record with --pss")
                 }
-                _ => format!(
+                (_, _) => format!(
                     "the '{column}' column is empty{}: the recorder could not read it; \
                      choose another --metric",
                     self.key
@@ -2144,6 +2149,15 @@ mod tests {
             Some(
                 "the 'anon_bytes' column is empty for pid 9: the recorder could not read it; \
                  choose another --metric"
+            )
+        );
+        let tree =
+            parse("elapsed_s,pid,rss_bytes,pss_bytes\n0,7,1,1\n0,total,1,\n1,7,1,1\n1,total,1,\n");
+        assert_eq!(tree.column_state(Metric::Pss), ColumnState::Empty);
+        assert_eq!(
+            tree.metric_problem(Metric::Pss).as_deref(),
+            Some(
+                "the 'pss_bytes' column has values for other series but none for total, the series judged"
             )
         );
         assert_eq!(
