@@ -1,7 +1,9 @@
-//! Times reading a 1,000,000-row memwatch CSV, in memory and from a file.
+//! Times reading a 1,000,000-row memwatch CSV, in memory and from a file (streamed, every
+//! metric or only those `memwatch report` keeps).
 //! Run with `cargo bench --bench input`.
 
-use memwatch::report::input::{parse_recording, read_recording};
+use memwatch::report::input::{ReadOptions, parse_recording, read_recording, read_recording_with};
+use memwatch::sample::Metric;
 use std::hint::black_box;
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -105,7 +107,16 @@ fn main() {
     let mut file = tempfile::NamedTempFile::new().expect("temp file");
     file.write_all(&csv).expect("write temp file");
     file.flush().expect("flush temp file");
-    time_runs("read_recording (file, page cache)", csv.len(), || {
-        black_box(read_recording(file.path()).expect("bench file reads"));
+    time_runs(
+        "read_recording (file, page cache, streamed)",
+        csv.len(),
+        || {
+            black_box(read_recording(file.path()).expect("bench file reads"));
+        },
+    );
+    // What `memwatch report` keeps: rss and anon (the chart), plus the judged metric.
+    let keep = ReadOptions::keeping(&[Metric::Rss, Metric::Anon]);
+    time_runs("read_recording_with (rss, anon kept)", csv.len(), || {
+        black_box(read_recording_with(file.path(), &keep).expect("bench file reads"));
     });
 }

@@ -2,11 +2,16 @@
 //! under a GC sawtooth): total wall time of the binary, and the split into parsing, analysis
 //! and drawing done through the library. Target: at most 1 s in all on this 2-core machine.
 //! Run: cargo bench --bench report
+//!
+//! `cargo bench --bench report -- --stages FILE` instead reads FILE as `memwatch report` does
+//! (keeping rss and anon), then analyses it and draws the chart, and prints after each stage
+//! its time and the process's peak RSS so far: which stage sets the peak on a large file
+//! (scripts/bench-report-big.sh makes one).
 #![allow(clippy::unwrap_used)]
 
 use memwatch::analyze::{Thresholds, analyze};
 use memwatch::report::chart::render_png;
-use memwatch::report::input::read_recording;
+use memwatch::report::input::{ReadOptions, read_recording, read_recording_with};
 use memwatch::sample::Metric;
 use std::io::Write;
 use std::process::Command;
@@ -15,6 +20,11 @@ use std::time::Instant;
 const ROWS: u64 = 1_000_000;
 
 fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--stages") {
+        stages(std::path::Path::new(&args[i + 1]));
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("samples.csv");
     write_csv(&csv);
@@ -93,4 +103,52 @@ fn write_csv(path: &std::path::Path) {
         )
         .unwrap();
     }
+}
+
+/// Peak RSS of this process so far (VmHWM), MiB.
+fn peak_rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib / 1024.0
+}
+
+fn stages(file: &std::path::Path) {
+    let size_mib = std::fs::metadata(file).unwrap().len() as f64 / 1_048_576.0;
+    println!(
+        "{} ({size_mib:.0} MiB), peak RSS after each stage:",
+        file.display()
+    );
+    let line = |stage: &str, t: Instant| {
+        let peak = peak_rss_mib();
+        println!(
+            "  {stage:<8} {:7.2} s   peak RSS {peak:7.0} MiB ({:.1}% of the file)",
+            t.elapsed().as_secs_f64(),
+            peak / size_mib * 100.0
+        );
+    };
+    let t = Instant::now();
+    let keep = ReadOptions::keeping(&[Metric::Rss, Metric::Anon]);
+    let rec = read_recording_with(file, &keep).unwrap().recording;
+    line("read", t);
+    let t = Instant::now();
+    let analysis = analyze(
+        &rec.time_s,
+        rec.metric(Metric::Rss).unwrap(),
+        &rec.dump_periods(),
+        &Thresholds::default(),
+    );
+    line("analyse", t);
+    let t = Instant::now();
+    let png = render_png(&rec, Metric::Rss, &analysis, (1280, 720)).unwrap();
+    line("draw", t);
+    println!(
+        "  {} samples, verdict {:?}, {} B of PNG",
+        rec.len(),
+        analysis.verdict,
+        png.len()
+    );
 }

@@ -19,6 +19,7 @@ pub mod recording;
 pub mod report;
 pub mod sample;
 pub mod sampler;
+pub mod series;
 pub mod signal;
 pub mod target;
 pub mod units;

@@ -7,10 +7,11 @@ use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::gate::verdict_exit;
 use crate::judge::judge;
-use crate::report::input::read_recording;
+use crate::report::input::{ReadOptions, read_recording_with};
 use crate::report::live::LiveMode;
 use crate::report::output::{Dest, report_dests};
 use crate::report::summary::{Files, SourceSummary, Summary};
+use crate::sample::Metric;
 use crate::units::Elapsed;
 
 pub fn report(config: &ReportConfig) -> Result<Exit> {
@@ -23,7 +24,13 @@ pub fn report(config: &ReportConfig) -> Result<Exit> {
         config.junit.as_deref(),
         config.force,
     )?;
-    let loaded = read_recording(file).map_err(|e| Error::Usage(e.to_string()))?;
+    // Only the columns the analysis and the chart use: a big recording stays small in memory.
+    let metric = config.analysis.metric;
+    let keep = ReadOptions::keeping(&[Metric::Rss, Metric::Anon, metric]);
+    let loaded = read_recording_with(file, &keep).map_err(|e| Error::Usage(e.to_string()))?;
+    if let Some(problem) = loaded.metric_problem(metric) {
+        return Err(Error::Usage(format!("--metric {metric}: {problem}")));
+    }
     if !config.quiet {
         for warning in &loaded.warnings {
             eprintln!("memwatch: warning: {warning}");

@@ -5,6 +5,7 @@ mod bad_input;
 mod gate;
 mod node;
 mod regressions;
+mod report_input;
 mod spine;
 mod util;
 mod verdict;
