@@ -13,6 +13,7 @@ pub mod interrupt;
 pub mod load;
 pub mod recording;
 pub mod report;
+pub mod runtime;
 pub mod sample;
 pub mod signal;
 pub mod target;
