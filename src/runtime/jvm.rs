@@ -455,6 +455,7 @@ pub fn diff_histograms(before: &[HistogramRow], after: &[HistogramRow]) -> Vec<H
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

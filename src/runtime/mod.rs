@@ -215,6 +215,7 @@ pub(crate) fn caught_signals(status: &str) -> Option<u64> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -279,7 +280,7 @@ mod tests {
             b"jsvc\0-cp\0x\0",
             "7f-8f r-xp 0 08:01 1 /usr/lib/jvm/x/lib/server/libjvm.so\n",
         );
-        mk("12", "/usr/bin/sleep", b"sleep\0100\0", "");
+        mk("12", "/usr/bin/sleep", b"sleep\x00100\x00", "");
         assert_eq!(detect_in(root.path(), 10), Some(RuntimeKind::Node));
         assert_eq!(detect_in(root.path(), 11), Some(RuntimeKind::Jvm));
         assert_eq!(detect_in(root.path(), 12), None);

@@ -171,6 +171,7 @@ fn split_head(raw: &[u8]) -> Option<(String, &[u8])> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

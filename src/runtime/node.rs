@@ -665,6 +665,7 @@ fn probe_port(port: u16) -> Option<String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

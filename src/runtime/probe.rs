@@ -352,7 +352,7 @@ impl Drop for Probe {
 }
 
 enum Client {
-    Node(Inspector),
+    Node(Box<Inspector>),
     Jvm(Jvm),
 }
 
@@ -473,7 +473,7 @@ impl Worker {
                     opened_by_memwatch: i.opened_by_memwatch(),
                     took: i.attach_time(),
                 };
-                (Client::Node(i), ev)
+                (Client::Node(Box::new(i)), ev)
             }
             RuntimeKind::Jvm => {
                 let j = Jvm::attach(self.pid, fd, timeout)?;
@@ -611,6 +611,7 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -4,6 +4,7 @@
 mod bad_input;
 mod gate;
 mod node;
+mod runtime;
 mod spine;
 mod util;
 mod verdict;
