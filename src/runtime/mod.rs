@@ -74,6 +74,10 @@ pub enum RuntimeError {
     )]
     InspectorDidNotOpen { pid: i32, waited: Duration },
     #[error(
+        "PID {pid} was started with its inspector open (--inspect), but nothing on 127.0.0.1 answered as an inspector within {waited:?}"
+    )]
+    InspectorNotFound { pid: i32, waited: Duration },
+    #[error(
         "the inspector of PID {pid} still listens on 127.0.0.1:{port} after memwatch asked it to close: close it with 'kill -TERM {pid}' or by restarting the process"
     )]
     InspectorStillOpen { pid: i32, port: u16 },

@@ -236,39 +236,62 @@ impl Inspector {
         let before = net::listeners(proc_root, pid).map_err(gone)?;
         let ep = endpoint_of(proc_root, pid);
 
-        // 1. Already open? The expected port first, then (when it was opened at start on
-        // another port, e.g. 0) every loopback listener, oldest first.
+        // 1. Already open? The expected port first.
         let loopback = |l: &&Listener| l.addr.ip() == IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let mut candidates: Vec<u16> = before
-            .iter()
-            .filter(loopback)
-            .filter(|l| l.addr.port() == ep.port)
-            .map(|l| l.addr.port())
-            .collect();
-        if ep.at_start {
-            candidates.extend(
-                before
-                    .iter()
-                    .filter(loopback)
-                    .map(|l| l.addr.port())
-                    .filter(|p| *p != ep.port),
-            );
+        if ep.port != 0
+            && before
+                .iter()
+                .filter(loopback)
+                .any(|l| l.addr.port() == ep.port)
+            && let Some(url) = probe_port(ep.port)
+        {
+            return Self::connect(pid, ep.port, &url, false, start, deadline);
         }
-        for port in candidates {
-            if let Some(url) = probe_port(port) {
-                return Self::connect(pid, port, &url, false, start, deadline);
+        // A free port (--inspect-port=127.0.0.1:0) opened by an earlier SIGUSR1: ask each
+        // loopback listener, newest first (an inspector opened late is the newest socket).
+        if ep.port == 0 && !ep.at_start {
+            for l in before.iter().rev().filter(loopback) {
+                if let Some(url) = probe_port(l.addr.port()) {
+                    return Self::connect(pid, l.addr.port(), &url, false, start, deadline);
+                }
             }
         }
-        if ep.at_start
-            && let Some(l) = before
-                .iter()
-                .find(|l| l.addr.port() == ep.port || ep.port == 0)
-            && !loopback(&l)
-        {
-            return Err(RuntimeError::InspectorNotLoopback {
-                pid,
-                addr: l.addr.to_string(),
-            });
+        // Opened at start (--inspect, e.g. on port 0): never signal (a Node still starting
+        // may not catch SIGUSR1 yet); wait for a loopback listener that answers /json/list,
+        // oldest first, asking each socket once.
+        if ep.at_start {
+            if !ep.is_loopback() {
+                return Err(RuntimeError::InspectorNotLoopback {
+                    pid,
+                    addr: format!("{}:{}", ep.host, ep.port),
+                });
+            }
+            let mut asked: Vec<u64> = Vec::new();
+            loop {
+                for l in net::listeners(proc_root, pid)
+                    .map_err(gone)?
+                    .iter()
+                    .filter(loopback)
+                {
+                    if asked.contains(&l.inode) {
+                        continue;
+                    }
+                    asked.push(l.inode);
+                    if let Some(url) = probe_port(l.addr.port()) {
+                        return Self::connect(pid, l.addr.port(), &url, false, start, deadline);
+                    }
+                }
+                if super::pidfd_exited(pidfd) {
+                    return Err(RuntimeError::Gone { pid });
+                }
+                if Instant::now() >= deadline {
+                    return Err(RuntimeError::InspectorNotFound {
+                        pid,
+                        waited: timeout,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
 
         // 2. Open it: only on loopback, only if SIGUSR1 is caught, only if the port is free.

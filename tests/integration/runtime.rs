@@ -200,12 +200,32 @@ fn probe_heap_after_gc_rises_for_the_leak_and_stays_flat_when_fixed() {
         usage_interval: Some(Duration::from_millis(500)),
         ..Plan::default()
     };
+    // The leaky one also takes snapshots at 4 s and 14 s, and a third at 16 s that the guard
+    // (which the sampler gives: --max-dumps, memory headroom) refuses.
+    let snaps = tempfile::tempdir().unwrap();
+    let mut allowed = 2;
+    let leaky_plan = Plan {
+        dumps_at: vec![
+            Duration::from_secs(4),
+            Duration::from_secs(14),
+            Duration::from_secs(16),
+        ],
+        dump_dir: snaps.path().to_path_buf(),
+        dump_guard: Some(Box::new(move || {
+            if allowed == 0 {
+                return Err("2 snapshots taken: --max-dumps 2".to_string());
+            }
+            allowed -= 1;
+            Ok(())
+        })),
+        ..plan()
+    };
     let mut probes = [
         Probe::start(
             RuntimeKind::Node,
             leaky.pid(),
             pidfd(leaky.pid()).as_fd(),
-            plan(),
+            leaky_plan,
         )
         .unwrap(),
         Probe::start(
@@ -277,6 +297,31 @@ fn probe_heap_after_gc_rises_for_the_leak_and_stays_flat_when_fixed() {
             "only the service listens after stop()"
         );
     }
+    let snapshots: Vec<(PathBuf, u64)> = readings[0]
+        .iter()
+        .flat_map(|r| &r.events)
+        .filter_map(|e| match e {
+            ProbeEvent::Snapshot { path, bytes, .. } => Some((path.clone(), *bytes)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(snapshots.len(), 2);
+    for (path, bytes) in &snapshots {
+        let text = std::fs::read(path).unwrap();
+        assert_eq!(text.len() as u64, *bytes);
+        assert!(text.ends_with(b"]}"));
+    }
+    assert!(
+        snapshots[1].1 > snapshots[0].1,
+        "the leak shows in the snapshots too"
+    );
+    let skipped: Vec<&ProbeEvent> = readings[0]
+        .iter()
+        .flat_map(|r| &r.events)
+        .filter(|e| matches!(e, ProbeEvent::DumpSkipped { .. }))
+        .collect();
+    assert_eq!(skipped.len(), 1);
+    assert!(skipped[0].describe().contains("--max-dumps 2"));
     let leak = heap_after_gc(&readings[0]);
     let fix = heap_after_gc(&readings[1]);
     assert!(leak.len() >= 8 && fix.len() >= 8, "{leak:?} {fix:?}");
@@ -333,8 +378,10 @@ fn node_heap_snapshot_over_the_inspector_is_complete() {
     // An existing file is never overwritten.
     assert!(insp.take_heap_snapshot(&path).is_err());
     assert_eq!(std::fs::read_to_string(&path).unwrap().len() as u64, bytes);
-    insp.close().unwrap();
+    // Dropped without close(): the inspector memwatch opened is closed all the same.
+    drop(insp);
     assert_eq!(ports_of(svc.pid()), vec![port]);
+    assert!(serves(port));
 }
 
 /// A command started with `node::spawn_env()` has its inspector on a free port from the start:
@@ -343,7 +390,7 @@ fn node_heap_snapshot_over_the_inspector_is_complete() {
 fn spawned_with_inspect_port_zero_the_port_is_found() {
     need("node");
     let (name, value) = node::spawn_env();
-    let mut child = Command::new("node")
+    let child = Command::new("node")
         .env(name, value)
         .arg(node_fixture("session-service-fixed.js"))
         .stdin(Stdio::null())
@@ -351,15 +398,18 @@ fn spawned_with_inspect_port_zero_the_port_is_found() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let mut svc = Proc(child);
+    // At once, as the sampler would: the inspector may not be listening yet.
+    let fd = pidfd(svc.pid());
+    let mut insp = Inspector::attach(svc.pid(), fd.as_fd(), node::ATTACH_TIMEOUT).unwrap();
     let mut err_line = String::new();
-    BufReader::new(child.stderr.take().unwrap())
+    BufReader::new(svc.0.stderr.as_mut().unwrap())
         .read_line(&mut err_line)
         .unwrap();
     let mut out_line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
+    BufReader::new(svc.0.stdout.as_mut().unwrap())
         .read_line(&mut out_line)
         .unwrap();
-    let svc = Proc(child);
     // "Debugger listening on ws://127.0.0.1:PORT/UUID"
     let printed: u16 = err_line
         .split("ws://127.0.0.1:")
@@ -367,8 +417,6 @@ fn spawned_with_inspect_port_zero_the_port_is_found() {
         .and_then(|r| r.split('/').next())
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("unexpected stderr '{err_line}'"));
-    let fd = pidfd(svc.pid());
-    let mut insp = Inspector::attach(svc.pid(), fd.as_fd(), node::ATTACH_TIMEOUT).unwrap();
     assert_eq!(insp.port(), printed);
     assert!(!insp.opened_by_memwatch(), "it was open already");
     eprintln!(
@@ -393,8 +441,17 @@ fn spawned_with_inspect_port_zero_the_port_is_found() {
 #[test]
 fn port_taken_and_not_a_runtime_are_clear_errors() {
     let _turn = DEFAULT_PORT.lock().unwrap_or_else(|e| e.into_inner());
-    let holder = std::net::TcpListener::bind(("127.0.0.1", node::DEFAULT_PORT))
-        .expect("port 9229 must be free for this test");
+    // Another job on the machine may hold 9229 for a moment.
+    let start = Instant::now();
+    let holder = loop {
+        match std::net::TcpListener::bind(("127.0.0.1", node::DEFAULT_PORT)) {
+            Ok(l) => break l,
+            Err(e) if start.elapsed() > Duration::from_secs(10) => {
+                panic!("port 9229 must be free for this test: {e}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(100)),
+        }
+    };
     let (svc, port) = start_service(&[], "session-service.js");
     let fd = pidfd(svc.pid());
     let e = Inspector::attach(svc.pid(), fd.as_fd(), node::ATTACH_TIMEOUT)
@@ -430,6 +487,48 @@ fn port_taken_and_not_a_runtime_are_clear_errors() {
     assert!(e.to_string().contains("does not catch SIGQUIT"), "{e}");
     assert!(!Path::new(&format!("/proc/{pid}/cwd/.attach_pid{pid}")).exists());
     assert!(!runtime_signalled(pid), "sleep was not signalled");
+}
+
+/// A stopped target (SIGSTOP) must not hang memwatch: a call times out within its timeout,
+/// attaching to a stopped process gives up in words, and all works again once it continues.
+#[test]
+fn a_stuck_node_process_times_out() {
+    let (svc, port) = start_service(&["--inspect-port=127.0.0.1:0"], "session-service.js");
+    let fd = pidfd(svc.pid());
+    let mut insp = Inspector::attach(svc.pid(), fd.as_fd(), node::ATTACH_TIMEOUT).unwrap();
+    insp.timeout = Duration::from_millis(500);
+    let kill = |sig| {
+        assert!(svc.pid() > 0);
+        // SAFETY: a positive PID of our own child.
+        assert_eq!(unsafe { libc::kill(svc.pid(), sig) }, 0);
+    };
+    kill(libc::SIGSTOP);
+    let t = Instant::now();
+    let e = insp.heap_usage().unwrap_err();
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    assert!(matches!(e, RuntimeError::Timeout { .. }), "{e}");
+    assert!(e.to_string().contains("may be stuck"), "{e}");
+    kill(libc::SIGCONT);
+    // The late answer to the timed-out call is skipped; the next call gets its own.
+    insp.timeout = node::CALL_TIMEOUT;
+    assert!(insp.heap_usage().unwrap().used_bytes > 0);
+    insp.close().unwrap();
+
+    kill(libc::SIGSTOP);
+    let t = Instant::now();
+    let e = Inspector::attach(svc.pid(), fd.as_fd(), Duration::from_secs(1))
+        .err()
+        .unwrap();
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert!(matches!(e, RuntimeError::InspectorDidNotOpen { .. }), "{e}");
+    kill(libc::SIGCONT);
+    // SIGUSR1 was delivered once it went on: it opens its inspector late, on its own.
+    // memwatch finds and closes it on the next attach.
+    let mut late = Inspector::attach(svc.pid(), fd.as_fd(), node::ATTACH_TIMEOUT).unwrap();
+    late.set_opened_by_memwatch(true);
+    late.close().unwrap();
+    assert_eq!(ports_of(svc.pid()), vec![port]);
+    assert!(serves(port));
 }
 
 /// True if the process is gone or stopped (a default-action signal would have ended it).
