@@ -407,6 +407,22 @@ impl Inspector {
         })
     }
 
+    /// Connects to an inspector listening on 127.0.0.1:`port` of PID, if that port answers as
+    /// one. `ours`: memwatch caused it to open (close it at the end). `None` when the port is
+    /// not an inspector.
+    pub fn connect_port(
+        pid: i32,
+        port: u16,
+        ours: bool,
+        timeout: Duration,
+    ) -> Result<Option<Inspector>> {
+        let start = Instant::now();
+        match probe_port(port) {
+            Some(url) => Self::connect(pid, port, &url, ours, start, start + timeout).map(Some),
+            None => Ok(None),
+        }
+    }
+
     pub fn pid(&self) -> i32 {
         self.pid
     }

@@ -4,6 +4,7 @@
 //! them with the non-blocking [`Probe::drain`]: a forced GC (tens of ms) never delays a tick.
 
 use super::jvm::Jvm;
+use super::net;
 use super::node::Inspector;
 use super::{Result, RuntimeError, RuntimeKind};
 use std::collections::VecDeque;
@@ -372,10 +373,16 @@ const MAX_ERRORS_IN_A_ROW: u32 = 3;
 impl Worker {
     fn run(mut self) {
         let t0 = Instant::now();
+        let proc_root = std::path::Path::new("/proc");
+        let listening_before = net::listeners(proc_root, self.pid).unwrap_or_default();
         let mut client = match self.attach() {
             Ok(c) => c,
             Err(e) => {
+                let late = matches!(e, RuntimeError::InspectorDidNotOpen { .. });
                 self.fail(format!("no managed-heap series: {e}"));
+                if late {
+                    self.close_late_inspector(&listening_before);
+                }
                 return;
             }
         };
@@ -588,6 +595,48 @@ impl Worker {
             Client::Jvm(_) => return,
         };
         let _ = self.tx.send(Reading::event(ProbeEvent::Closed { message }));
+    }
+
+    /// SIGUSR1 was sent but no inspector came in time (a stopped or busy process): it may
+    /// still open later. Until stop, watch for a new loopback listener (/proc reads only) and
+    /// close it if it is the inspector, so that none is left open behind memwatch.
+    fn close_late_inspector(&self, before: &[net::Listener]) {
+        let mut seen: Vec<u64> = before.iter().map(|l| l.inode).collect();
+        loop {
+            match self.stop_rx.recv_timeout(Duration::from_millis(250)) {
+                Err(RecvTimeoutError::Timeout) => {}
+                _ => return,
+            }
+            if crate::runtime::pidfd_exited(self.pidfd.as_fd()) {
+                return;
+            }
+            let Ok(now) = net::listeners(std::path::Path::new("/proc"), self.pid) else {
+                return;
+            };
+            let fresh: Vec<net::Listener> = now
+                .into_iter()
+                .filter(|l| !seen.contains(&l.inode))
+                .collect();
+            for l in fresh {
+                seen.push(l.inode);
+                if !l.addr.ip().is_loopback() && !l.addr.ip().is_unspecified() {
+                    continue;
+                }
+                let port = l.addr.port();
+                if let Ok(Some(mut i)) =
+                    Inspector::connect_port(self.pid, port, true, Duration::from_secs(2))
+                {
+                    let message = match i.close() {
+                        Ok(()) => format!(
+                            "the inspector opened late on 127.0.0.1:{port}; memwatch closed it: nothing listens there any more"
+                        ),
+                        Err(e) => e.to_string(),
+                    };
+                    let _ = self.tx.send(Reading::event(ProbeEvent::Closed { message }));
+                    return;
+                }
+            }
+        }
     }
 
     fn fail(&self, message: String) {

@@ -522,11 +522,47 @@ fn a_stuck_node_process_times_out() {
     assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     assert!(matches!(e, RuntimeError::InspectorDidNotOpen { .. }), "{e}");
     kill(libc::SIGCONT);
-    // SIGUSR1 was delivered once it went on: it opens its inspector late, on its own.
-    // memwatch finds and closes it on the next attach.
+    // SIGUSR1 is delivered once it goes on: it opens its inspector late, on its own. The
+    // next attach finds it (the newest loopback listener) or, if it comes only now, opens it.
     let mut late = Inspector::attach(svc.pid(), fd.as_fd(), node::ATTACH_TIMEOUT).unwrap();
     late.set_opened_by_memwatch(true);
     late.close().unwrap();
+    assert_eq!(ports_of(svc.pid()), vec![port]);
+
+    // The probe does that by itself: its attach gives up in words, and the inspector that
+    // opens afterwards is closed, not left behind.
+    kill(libc::SIGSTOP);
+    let plan = Plan {
+        attach_timeout: Duration::from_secs(1),
+        ..Plan::default()
+    };
+    let mut probe = Probe::start(RuntimeKind::Node, svc.pid(), fd.as_fd(), plan).unwrap();
+    let t = Instant::now();
+    while probe.failure().is_none() {
+        assert!(t.elapsed() < Duration::from_secs(5));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        probe
+            .failure()
+            .unwrap()
+            .contains("did not open its inspector")
+    );
+    kill(libc::SIGCONT);
+    let mut events = Vec::new();
+    while !events
+        .iter()
+        .any(|e| matches!(e, ProbeEvent::Closed { .. }))
+    {
+        assert!(t.elapsed() < Duration::from_secs(10), "{events:?}");
+        probe.drain(|r| events.extend(r.events));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    probe.stop();
+    assert!(
+        events.last().unwrap().describe().contains("opened late"),
+        "{events:?}"
+    );
     assert_eq!(ports_of(svc.pid()), vec![port]);
     assert!(serves(port));
 }
