@@ -78,6 +78,10 @@ pub enum RuntimeError {
     )]
     InspectorNotFound { pid: i32, waited: Duration },
     #[error(
+        "PID {pid} runs in another network namespace (a container?): its inspector would not be on memwatch's 127.0.0.1. Run memwatch inside the same namespace (e.g. 'nsenter -t {pid} -n memwatch ...')"
+    )]
+    OtherNetNamespace { pid: i32 },
+    #[error(
         "the inspector of PID {pid} still listens on 127.0.0.1:{port} after memwatch asked it to close: close it with 'kill -TERM {pid}' or by restarting the process"
     )]
     InspectorStillOpen { pid: i32, port: u16 },

@@ -233,6 +233,12 @@ impl Inspector {
         let start = Instant::now();
         let deadline = start + timeout;
         let gone = |_| RuntimeError::Gone { pid };
+        // Its 127.0.0.1 must be ours: we read its sockets but connect from here.
+        let netns = |dir: &Path| std::fs::read_link(dir.join("ns/net")).ok();
+        let theirs = netns(&proc_root.join(pid.to_string())).ok_or(RuntimeError::Gone { pid })?;
+        if netns(&proc_root.join("self")).is_some_and(|ours| ours != theirs) {
+            return Err(RuntimeError::OtherNetNamespace { pid });
+        }
         let before = net::listeners(proc_root, pid).map_err(gone)?;
         let ep = endpoint_of(proc_root, pid);
 

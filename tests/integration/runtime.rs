@@ -567,6 +567,39 @@ fn a_stuck_node_process_times_out() {
     assert!(serves(port));
 }
 
+/// A Node process in its own network namespace (as in a container) is refused before any
+/// signal: its 127.0.0.1 is not memwatch's, and a port there could be another process's.
+#[test]
+fn node_in_another_network_namespace_is_refused() {
+    need("node");
+    let mut child = Command::new("unshare")
+        .args([
+            "--net",
+            "node",
+            "-e",
+            "console.log('up'); setInterval(() => {}, 1000)",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "up");
+    let node = Proc(child); // unshare execs node: same PID
+    assert_eq!(runtime::detect(node.pid()), Some(RuntimeKind::Node));
+    let fd = pidfd(node.pid());
+    let e = Inspector::attach(node.pid(), fd.as_fd(), node::ATTACH_TIMEOUT)
+        .err()
+        .unwrap();
+    assert!(matches!(e, RuntimeError::OtherNetNamespace { .. }), "{e}");
+    assert!(e.to_string().contains("nsenter -t"), "{e}");
+    let status = std::fs::read_to_string(format!("/proc/{}/status", node.pid())).unwrap();
+    assert!(status.contains("State:\tS"), "still running, not signalled");
+}
+
 /// True if the process is gone or stopped (a default-action signal would have ended it).
 fn runtime_signalled(pid: i32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
