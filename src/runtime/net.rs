@@ -88,11 +88,10 @@ pub fn listeners(proc_root: &Path, pid: i32) -> Result<Vec<Listener>> {
     Ok(found)
 }
 
-/// `GET path` on 127.0.0.1:port with one overall deadline; returns the body of a 200 answer.
-pub fn http_get(port: u16, path: &str, timeout: Duration) -> Result<String> {
-    let what = || format!("GET http://127.0.0.1:{port}{path}");
+/// `GET path` on `addr` with one overall deadline; returns the body of a 200 answer.
+pub fn http_get(addr: SocketAddr, path: &str, timeout: Duration) -> Result<String> {
+    let what = || format!("GET http://{addr}{path}");
     let deadline = Instant::now() + timeout;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, timeout)
         .map_err(|e| RuntimeError::io(format!("{}: cannot connect", what()), e))?;
     let io = |e: std::io::Error| {
@@ -110,7 +109,7 @@ pub fn http_get(port: u16, path: &str, timeout: Duration) -> Result<String> {
     };
     stream.set_write_timeout(Some(timeout)).map_err(io)?;
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nAccept: application/json\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\n\r\n"
     );
     stream.write_all(request.as_bytes()).map_err(io)?;
     let mut raw = Vec::new();

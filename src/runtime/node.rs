@@ -61,8 +61,9 @@ impl Default for InspectEndpoint {
 }
 
 impl InspectEndpoint {
+    /// Only 127.0.0.1: `localhost` may resolve to ::1 as well, and Node then listens on both.
     fn is_loopback(&self) -> bool {
-        matches!(self.host.as_str(), "127.0.0.1" | "localhost")
+        self.host == "127.0.0.1"
     }
 }
 
@@ -163,9 +164,9 @@ fn endpoint_of(proc_root: &Path, pid: i32) -> InspectEndpoint {
     inspect_endpoint(node_options, &argv)
 }
 
-/// The WebSocket URL of the first target in a `/json/list` answer, rebuilt on 127.0.0.1:port
-/// (an inspector bound to 0.0.0.0 reports that address) (pure).
-pub fn debugger_url(json_list: &str, port: u16) -> Option<String> {
+/// The WebSocket URL of the first target in a `/json/list` answer, rebuilt on `addr`, where
+/// it was reached (an inspector bound to 0.0.0.0 reports that address) (pure).
+pub fn debugger_url(json_list: &str, addr: SocketAddr) -> Option<String> {
     let list: Value = serde_json::from_str(json_list).ok()?;
     let url = list
         .as_array()?
@@ -173,7 +174,7 @@ pub fn debugger_url(json_list: &str, port: u16) -> Option<String> {
         .find_map(|t| t.get("webSocketDebuggerUrl")?.as_str())?;
     let rest = url.strip_prefix("ws://")?;
     let path = &rest[rest.find('/')?..];
-    Some(format!("ws://127.0.0.1:{port}{path}"))
+    Some(format!("ws://{addr}{path}"))
 }
 
 /// `Runtime.getHeapUsage`: the JS heap without forcing a GC.
@@ -249,16 +250,16 @@ impl Inspector {
                 .iter()
                 .filter(loopback)
                 .any(|l| l.addr.port() == ep.port)
-            && let Some(url) = probe_port(ep.port)
+            && let Some(url) = probe(local(ep.port))
         {
-            return Self::connect(pid, ep.port, &url, false, start, deadline);
+            return Self::connect(pid, local(ep.port), &url, false, start, deadline);
         }
         // A free port (--inspect-port=127.0.0.1:0) opened by an earlier SIGUSR1: ask each
         // loopback listener, newest first (an inspector opened late is the newest socket).
         if ep.port == 0 && !ep.at_start {
             for l in before.iter().rev().filter(loopback) {
-                if let Some(url) = probe_port(l.addr.port()) {
-                    return Self::connect(pid, l.addr.port(), &url, false, start, deadline);
+                if let Some(url) = probe(l.addr) {
+                    return Self::connect(pid, l.addr, &url, false, start, deadline);
                 }
             }
         }
@@ -283,8 +284,8 @@ impl Inspector {
                         continue;
                     }
                     asked.push(l.inode);
-                    if let Some(url) = probe_port(l.addr.port()) {
-                        return Self::connect(pid, l.addr.port(), &url, false, start, deadline);
+                    if let Some(url) = probe(l.addr) {
+                        return Self::connect(pid, l.addr, &url, false, start, deadline);
                     }
                 }
                 if super::pidfd_exited(pidfd) {
@@ -333,38 +334,40 @@ impl Inspector {
             }
         })?;
 
-        // 3. Wait for the new listener.
+        // 3. Wait for the new listener: each new socket is asked (up to 3 times) whether it
+        // is the inspector; one that is not on 127.0.0.1 is closed at once and refused.
         let old: Vec<u64> = before.iter().map(|l| l.inode).collect();
+        let mut tries: Vec<(u64, u32)> = Vec::new();
         loop {
             if super::pidfd_exited(pidfd) {
                 return Err(RuntimeError::Gone { pid });
             }
             let now = net::listeners(proc_root, pid).map_err(gone)?;
-            if let Some(new) = now.iter().find(|l| !old.contains(&l.inode)) {
-                let port = new.addr.port();
-                if !loopback(&new) {
-                    // Opened where others can reach it: close it at once if we can.
-                    if new.addr.ip().is_unspecified()
-                        && let Some(url) = probe_port(port)
-                        && let Ok(mut i) = Self::connect(pid, port, &url, true, start, deadline)
-                    {
-                        let _ = i.close();
+            for new in now.iter().filter(|l| !old.contains(&l.inode)) {
+                let n = match tries.iter_mut().find(|(i, _)| *i == new.inode) {
+                    Some((_, n)) => n,
+                    None => {
+                        tries.push((new.inode, 0));
+                        &mut tries.last_mut().expect("just pushed").1
                     }
-                    return Err(RuntimeError::InspectorNotLoopback {
-                        pid,
-                        addr: new.addr.to_string(),
-                    });
+                };
+                if *n >= 3 {
+                    continue;
                 }
-                // Listening comes a moment before the HTTP side answers.
-                while Instant::now() < deadline {
-                    if let Some(url) = probe_port(port) {
-                        return Self::connect(pid, port, &url, true, start, deadline);
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
+                *n += 1;
+                let at = reach(new.addr);
+                let Some(url) = probe(at) else { continue };
+                let inspector = Self::connect(pid, at, &url, true, start, deadline);
+                if loopback(&new) {
+                    return inspector;
                 }
-                return Err(RuntimeError::InspectorDidNotOpen {
+                // Opened where others may reach it: close it now, then refuse.
+                if let Ok(mut i) = inspector {
+                    let _ = i.close();
+                }
+                return Err(RuntimeError::InspectorNotLoopback {
                     pid,
-                    waited: timeout,
+                    addr: new.addr.to_string(),
                 });
             }
             if Instant::now() >= deadline {
@@ -379,7 +382,7 @@ impl Inspector {
 
     fn connect(
         pid: i32,
-        port: u16,
+        addr: SocketAddr,
         url: &str,
         opened_by_memwatch: bool,
         start: Instant,
@@ -388,7 +391,7 @@ impl Inspector {
         let left = deadline
             .saturating_duration_since(Instant::now())
             .max(Duration::from_millis(500));
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let port = addr.port();
         let what = format!("the inspector WebSocket {url}");
         let stream = TcpStream::connect_timeout(&addr, left)
             .map_err(|e| RuntimeError::io(format!("cannot connect to {what}"), e))?;
@@ -413,18 +416,19 @@ impl Inspector {
         })
     }
 
-    /// Connects to an inspector listening on 127.0.0.1:`port` of PID, if that port answers as
-    /// one. `ours`: memwatch caused it to open (close it at the end). `None` when the port is
-    /// not an inspector.
-    pub fn connect_port(
+    /// Connects to an inspector listening on `addr` (a wildcard address is reached on
+    /// loopback) of PID, if it answers as one: `None` when it is not an inspector. `ours`:
+    /// memwatch caused it to open, so [`Inspector::close`] closes it.
+    pub fn connect_at(
         pid: i32,
-        port: u16,
+        addr: SocketAddr,
         ours: bool,
         timeout: Duration,
     ) -> Result<Option<Inspector>> {
         let start = Instant::now();
-        match probe_port(port) {
-            Some(url) => Self::connect(pid, port, &url, ours, start, start + timeout).map(Some),
+        let at = reach(addr);
+        match probe(at) {
+            Some(url) => Self::connect(pid, at, &url, ours, start, start + timeout).map(Some),
             None => Ok(None),
         }
     }
@@ -703,10 +707,27 @@ impl Drop for Inspector {
     }
 }
 
-/// Whether 127.0.0.1:port answers `/json/list` like an inspector; its debugger URL if so.
-fn probe_port(port: u16) -> Option<String> {
-    let body = net::http_get(port, "/json/list", Duration::from_millis(700)).ok()?;
-    debugger_url(&body, port)
+/// Whether `addr` answers `/json/list` like an inspector; its debugger URL if so.
+fn probe(addr: SocketAddr) -> Option<String> {
+    let body = net::http_get(addr, "/json/list", Duration::from_millis(700)).ok()?;
+    debugger_url(&body, addr)
+}
+
+/// 127.0.0.1:port.
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Where memwatch reaches a listener: itself, or for a wildcard (0.0.0.0, ::) the loopback
+/// address of its family.
+pub fn reach(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => local(addr.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
 }
 
 #[cfg(test)]
@@ -745,7 +766,7 @@ mod tests {
         assert_eq!(e, d, "a -r value is not an option");
         let e = inspect_endpoint("", &argv("node --inspect-brk=localhost app.js"));
         assert_eq!((e.host.as_str(), e.port), ("localhost", DEFAULT_PORT));
-        assert!(e.is_loopback());
+        assert!(!e.is_loopback(), "only 127.0.0.1 is accepted");
         let e = inspect_endpoint("", &argv("node --inspect=[::1]:9000 x.js"));
         assert_eq!((e.host.as_str(), e.port), ("::1", 9000));
         let e = inspect_endpoint(
@@ -768,13 +789,19 @@ mod tests {
   "url": "file:///tmp/app.js",
   "webSocketDebuggerUrl": "ws://0.0.0.0:9229/3835c724-bbfe-41e2-84af-4a1eae71fa21"
 } ]"#;
+        let at = |a: &str| a.parse::<SocketAddr>().unwrap();
         assert_eq!(
-            debugger_url(body, 9229).as_deref(),
+            debugger_url(body, at("127.0.0.1:9229")).as_deref(),
             Some("ws://127.0.0.1:9229/3835c724-bbfe-41e2-84af-4a1eae71fa21")
         );
-        assert_eq!(debugger_url("[]", 1), None);
-        assert_eq!(debugger_url("<html>", 1), None);
-        assert_eq!(debugger_url(r#"[{"id":"x"}]"#, 1), None);
+        assert_eq!(
+            debugger_url(body, at("[::1]:9229")).as_deref(),
+            Some("ws://[::1]:9229/3835c724-bbfe-41e2-84af-4a1eae71fa21")
+        );
+        let a = at("127.0.0.1:1");
+        assert_eq!(debugger_url("[]", a), None);
+        assert_eq!(debugger_url("<html>", a), None);
+        assert_eq!(debugger_url(r#"[{"id":"x"}]"#, a), None);
     }
 
     #[test]

@@ -619,16 +619,13 @@ impl Worker {
                 .collect();
             for l in fresh {
                 seen.push(l.inode);
-                if !l.addr.ip().is_loopback() && !l.addr.ip().is_unspecified() {
-                    continue;
-                }
-                let port = l.addr.port();
+                let addr = l.addr;
                 if let Ok(Some(mut i)) =
-                    Inspector::connect_port(self.pid, port, true, Duration::from_secs(2))
+                    Inspector::connect_at(self.pid, l.addr, true, Duration::from_secs(2))
                 {
                     let message = match i.close() {
                         Ok(()) => format!(
-                            "the inspector opened late on 127.0.0.1:{port}; memwatch closed it: nothing listens there any more"
+                            "the inspector opened late on {addr}; memwatch closed it: nothing listens there any more"
                         ),
                         Err(e) => e.to_string(),
                     };

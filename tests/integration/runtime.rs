@@ -567,6 +567,25 @@ fn a_stuck_node_process_times_out() {
     assert!(serves(port));
 }
 
+/// A process told to open its inspector on every interface is refused before any signal.
+#[test]
+fn an_inspector_not_on_loopback_is_refused() {
+    let (svc, port) = start_service(&["--inspect-port=0.0.0.0:0"], "session-service.js");
+    let fd = pidfd(svc.pid());
+    let e = Inspector::attach(svc.pid(), fd.as_fd(), node::ATTACH_TIMEOUT)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, RuntimeError::InspectorNotLoopback { .. }),
+        "{e}"
+    );
+    assert!(
+        e.to_string().contains("'0.0.0.0:0', not on 127.0.0.1"),
+        "{e}"
+    );
+    assert_eq!(ports_of(svc.pid()), vec![port], "no inspector opened");
+}
+
 /// A Node process in its own network namespace (as in a container) is refused before any
 /// signal: its 127.0.0.1 is not memwatch's, and a port there could be another process's.
 #[test]
@@ -596,8 +615,8 @@ fn node_in_another_network_namespace_is_refused() {
         .unwrap();
     assert!(matches!(e, RuntimeError::OtherNetNamespace { .. }), "{e}");
     assert!(e.to_string().contains("nsenter -t"), "{e}");
-    let status = std::fs::read_to_string(format!("/proc/{}/status", node.pid())).unwrap();
-    assert!(status.contains("State:\tS"), "still running, not signalled");
+    assert!(!runtime_signalled(node.pid()), "still running");
+    assert!(ports_of(node.pid()).is_empty(), "no inspector opened");
 }
 
 /// True if the process is gone or stopped (a default-action signal would have ended it).
