@@ -99,14 +99,8 @@ impl Jvm {
             jvm.attach_time = start.elapsed();
             return Ok(jvm);
         }
-        let caught = super::caught_signals(&status)
-            .is_some_and(|m| crate::signal::is_caught(m, libc::SIGQUIT));
-        if !caught {
-            return Err(RuntimeError::SignalNotCaught {
-                pid,
-                signal: "SIGQUIT",
-            });
-        }
+        let deadline = start + timeout;
+        super::wait_until_caught(proc_root, pid, libc::SIGQUIT, "SIGQUIT", deadline)?;
         let _trigger = create_trigger(&dir, nspid, effective_ids(&status))?;
         crate::signal::send_via_pidfd(pidfd, libc::SIGQUIT).map_err(|e| {
             if e.raw_os_error() == Some(libc::ESRCH) {
@@ -116,7 +110,6 @@ impl Jvm {
             }
         })?;
         jvm.signalled = true;
-        let deadline = start + timeout;
         let mut pause = Duration::from_millis(10);
         loop {
             if UnixStream::connect(&jvm.socket).is_ok() {

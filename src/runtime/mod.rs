@@ -214,6 +214,52 @@ pub(crate) fn pidfd_exited(pidfd: std::os::fd::BorrowedFd<'_>) -> bool {
     unsafe { libc::poll(&mut fd, 1, 0) > 0 }
 }
 
+/// A process younger than this may still be installing its signal handlers.
+const STARTING: Duration = Duration::from_secs(5);
+
+/// Waits until PID catches `signal` (its `SigCgt`), as long as it is young enough to still
+/// be starting (a runtime installs its handlers in its first moments) and `deadline` allows.
+/// Sending a signal it does not catch would run the default action: usually its end.
+pub(crate) fn wait_until_caught(
+    proc_root: &Path,
+    pid: i32,
+    signal: i32,
+    name: &'static str,
+    deadline: std::time::Instant,
+) -> Result<()> {
+    let dir = proc_root.join(pid.to_string());
+    loop {
+        let status =
+            std::fs::read_to_string(dir.join("status")).map_err(|_| RuntimeError::Gone { pid })?;
+        if caught_signals(&status).is_some_and(|m| crate::signal::is_caught(m, signal)) {
+            return Ok(());
+        }
+        let young = process_age(proc_root, pid).is_some_and(|age| age < STARTING);
+        if !young || std::time::Instant::now() >= deadline {
+            return Err(RuntimeError::SignalNotCaught { pid, signal: name });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// How long PID has been running: its start time (/proc/PID/stat field 22, in clock ticks
+/// after boot) against /proc/uptime.
+fn process_age(proc_root: &Path, pid: i32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields count from the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let start_ticks: f64 = after.split_whitespace().nth(19)?.parse().ok()?;
+    let uptime: f64 = std::fs::read_to_string(proc_root.join("uptime"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (hz > 0.0).then(|| Duration::from_secs_f64((uptime - start_ticks / hz).max(0.0)))
+}
+
 /// The `SigCgt` mask from a /proc/PID/status text.
 pub(crate) fn caught_signals(status: &str) -> Option<u64> {
     status
@@ -260,6 +306,15 @@ mod tests {
         assert!(!maps_have_libjvm(
             "55d0c8a00000-55d0c8a01000 r--p 00000000 08:01 42 /opt/libjvm.so.bak\n"
         ));
+    }
+
+    #[test]
+    fn age_of_this_process_and_of_init() {
+        let proc_root = Path::new("/proc");
+        let me = process_age(proc_root, std::process::id() as i32).unwrap();
+        let init = process_age(proc_root, 1).unwrap();
+        assert!(me <= init, "{me:?} {init:?}");
+        assert!(me < Duration::from_secs(3600));
     }
 
     #[test]

@@ -308,16 +308,7 @@ impl Inspector {
                 addr: format!("{}:{}", ep.host, ep.port),
             });
         }
-        let status = std::fs::read_to_string(proc_root.join(pid.to_string()).join("status"))
-            .map_err(|_| RuntimeError::Gone { pid })?;
-        let caught = super::caught_signals(&status)
-            .is_some_and(|m| crate::signal::is_caught(m, libc::SIGUSR1));
-        if !caught {
-            return Err(RuntimeError::SignalNotCaught {
-                pid,
-                signal: "SIGUSR1",
-            });
-        }
+        super::wait_until_caught(proc_root, pid, libc::SIGUSR1, "SIGUSR1", deadline)?;
         if ep.port != 0
             && net::namespace_listeners(proc_root, pid).iter().any(|l| {
                 l.addr.port() == ep.port

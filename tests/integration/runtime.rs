@@ -769,6 +769,26 @@ fn jvm_results_match_the_jcmd_tool() {
     }
 }
 
+/// A JVM attached to the moment it is started (as `memwatch run -- java ...` does) is waited
+/// for until it catches SIGQUIT, not signalled too early (SIGQUIT would end it).
+#[test]
+fn a_jvm_attached_as_it_starts() {
+    let classes = java_classes();
+    let child = Command::new("java")
+        .args(["-Xmx64m", "-cp"])
+        .arg(classes.path())
+        .args(["LeakFixture", "bounded"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let java = Proc(child);
+    let fd = pidfd(java.pid());
+    let j = Jvm::attach(java.pid(), fd.as_fd(), jvm::ATTACH_TIMEOUT).unwrap();
+    assert!(j.heap_info().unwrap().committed_bytes > 0);
+    assert!(!runtime_signalled(java.pid()));
+}
+
 /// The probe on the JVM: forced GCs with heap-after-GC readings that rise for the leak, and
 /// class histograms at given times written into a folder (mode 0600), named in the events.
 #[test]
