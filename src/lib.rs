@@ -17,6 +17,7 @@ pub mod load;
 pub mod options;
 pub mod recording;
 pub mod report;
+pub mod runtime;
 pub mod sample;
 pub mod sampler;
 pub mod series;

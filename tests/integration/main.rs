@@ -6,6 +6,7 @@ mod gate;
 mod node;
 mod regressions;
 mod report_input;
+mod runtime;
 mod spine;
 mod util;
 mod verdict;

@@ -1,0 +1,755 @@
+//! The probe the sampler runs: a background thread that owns the runtime connection, forces
+//! GCs on a schedule within a pause budget, reads the heap cheaply in between, takes
+//! snapshots or class histograms at given times, and queues [`Reading`]s. The sampler takes
+//! them with the non-blocking [`Probe::drain`]: a forced GC (tens of ms) never delays a tick.
+
+use super::jvm::Jvm;
+use super::net;
+use super::node::Inspector;
+use super::{Result, RuntimeError, RuntimeKind};
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// When to force a GC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GcSchedule {
+    /// Often at first, so that a short CI run has enough points, then less:
+    /// every 5 s in the first minute, every 10 s up to 5 minutes, every 20 s after.
+    Adaptive,
+    Every(Duration),
+    Never,
+}
+
+impl GcSchedule {
+    /// The interval in force `elapsed` after the probe started; `None` for never.
+    pub fn interval_at(self, elapsed: Duration) -> Option<Duration> {
+        match self {
+            GcSchedule::Adaptive => Some(Duration::from_secs(match elapsed.as_secs() {
+                0..60 => 5,
+                60..300 => 10,
+                _ => 20,
+            })),
+            GcSchedule::Every(d) => Some(d.max(Duration::from_millis(100))),
+            GcSchedule::Never => None,
+        }
+    }
+}
+
+/// Asked before each snapshot or histogram; `Err(reason)` skips it (e.g. too little memory
+/// headroom for a snapshot that can double the target's memory, or --max-dumps reached).
+pub type DumpGuard = Box<dyn FnMut() -> std::result::Result<(), String> + Send>;
+
+/// What the probe does.
+pub struct Plan {
+    pub gc: GcSchedule,
+    /// Forced GCs stop while their pauses in the last minute, plus the next one (estimated by
+    /// the last), would exceed this.
+    pub pause_budget_per_min: Duration,
+    /// The used heap without a GC (Node: `Runtime.getHeapUsage`; JVM: `GC.heap_info`).
+    pub usage_interval: Option<Duration>,
+    /// Heap snapshots (Node) or class histograms (JVM) at these times after the start.
+    pub dumps_at: Vec<Duration>,
+    /// Where they go (must exist).
+    pub dump_dir: PathBuf,
+    pub dump_guard: Option<DumpGuard>,
+    /// The inspector was opened for memwatch (a command started with `node::spawn_env`):
+    /// close it at the end like one memwatch opened with SIGUSR1.
+    pub inspector_ours: bool,
+    pub attach_timeout: Duration,
+}
+
+impl Default for Plan {
+    fn default() -> Self {
+        Plan {
+            gc: GcSchedule::Adaptive,
+            pause_budget_per_min: Duration::from_secs(1),
+            usage_interval: Some(Duration::from_secs(1)),
+            dumps_at: Vec::new(),
+            dump_dir: PathBuf::from("."),
+            dump_guard: None,
+            inspector_ours: false,
+            attach_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Something the probe did or met, for the events column and the summary.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ProbeEvent {
+    Attached {
+        kind: RuntimeKind,
+        /// The inspector's port (Node).
+        port: Option<u16>,
+        /// memwatch opened the inspector / attach listener (SIGUSR1 / SIGQUIT).
+        opened_by_memwatch: bool,
+        took: Duration,
+    },
+    Gc {
+        pause: Duration,
+    },
+    GcSkipped {
+        reason: String,
+    },
+    Snapshot {
+        path: PathBuf,
+        bytes: u64,
+        took: Duration,
+    },
+    Histogram {
+        path: PathBuf,
+        took: Duration,
+    },
+    DumpSkipped {
+        reason: String,
+    },
+    /// A call failed; the probe goes on.
+    Error {
+        message: String,
+    },
+    /// The probe stopped: no managed-heap readings from here on. The message says why.
+    Failed {
+        message: String,
+    },
+    /// The inspector was closed (or left as it was found) at the end.
+    Closed {
+        message: String,
+    },
+}
+
+impl ProbeEvent {
+    /// A short key for the events column: `gc`, `snapshot:<file>`, `histogram:<file>`, ...
+    pub fn key(&self) -> String {
+        let file = |p: &PathBuf| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        };
+        match self {
+            ProbeEvent::Attached { .. } => "runtime-attached".into(),
+            ProbeEvent::Gc { .. } => "gc".into(),
+            ProbeEvent::GcSkipped { .. } => "gc-skipped".into(),
+            ProbeEvent::Snapshot { path, .. } => format!("snapshot:{}", file(path)),
+            ProbeEvent::Histogram { path, .. } => format!("histogram:{}", file(path)),
+            ProbeEvent::DumpSkipped { .. } => "dump-skipped".into(),
+            ProbeEvent::Error { .. } => "runtime-error".into(),
+            ProbeEvent::Failed { .. } => "runtime-failed".into(),
+            ProbeEvent::Closed { .. } => "runtime-closed".into(),
+        }
+    }
+
+    /// The event in words.
+    pub fn describe(&self) -> String {
+        let ms = |d: &Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
+        match self {
+            ProbeEvent::Attached {
+                kind,
+                port,
+                opened_by_memwatch,
+                took,
+            } => {
+                let how = match (kind, opened_by_memwatch) {
+                    (RuntimeKind::Node, true) => "opened its inspector",
+                    (RuntimeKind::Node, false) => "used its open inspector",
+                    (RuntimeKind::Jvm, true) => "started its attach listener",
+                    (RuntimeKind::Jvm, false) => "used its attach listener",
+                };
+                let port = port
+                    .map(|p| format!(" on 127.0.0.1:{p}"))
+                    .unwrap_or_default();
+                format!(
+                    "attached to the {kind} runtime: {how}{port} in {}",
+                    ms(took)
+                )
+            }
+            ProbeEvent::Gc { pause } => format!("forced GC, pause {}", ms(pause)),
+            ProbeEvent::GcSkipped { reason } => format!("forced GC skipped: {reason}"),
+            ProbeEvent::Snapshot { path, bytes, took } => format!(
+                "heap snapshot {} ({bytes} bytes) in {}",
+                path.display(),
+                ms(took)
+            ),
+            ProbeEvent::Histogram { path, took } => {
+                format!("class histogram {} in {}", path.display(), ms(took))
+            }
+            ProbeEvent::DumpSkipped { reason } => format!("dump skipped: {reason}"),
+            ProbeEvent::Error { message } => message.clone(),
+            ProbeEvent::Failed { message } => message.clone(),
+            ProbeEvent::Closed { message } => message.clone(),
+        }
+    }
+}
+
+/// One reading from the runtime. Fields the reading did not measure are `None`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reading {
+    /// When it was taken (after the GC, for a GC reading).
+    pub at: Instant,
+    /// The used managed heap right after a forced full GC: the leak signal.
+    pub heap_after_gc_bytes: Option<u64>,
+    /// The used managed heap without a GC (cheap; includes garbage).
+    pub heap_used_bytes: Option<u64>,
+    /// The managed heap's size (V8 heapTotal / JVM committed).
+    pub heap_total_bytes: Option<u64>,
+    /// Node: memory of C++ objects bound to JS objects, Buffers included.
+    pub external_bytes: Option<u64>,
+    /// Node: ArrayBuffers and Buffers (part of external).
+    pub array_buffers_bytes: Option<u64>,
+    pub gc_pause: Option<Duration>,
+    pub events: Vec<ProbeEvent>,
+}
+
+impl Reading {
+    fn event(event: ProbeEvent) -> Reading {
+        Reading {
+            events: vec![event],
+            ..Reading::empty()
+        }
+    }
+
+    fn empty() -> Reading {
+        Reading {
+            at: Instant::now(),
+            heap_after_gc_bytes: None,
+            heap_used_bytes: None,
+            heap_total_bytes: None,
+            external_bytes: None,
+            array_buffers_bytes: None,
+            gc_pause: None,
+            events: Vec::new(),
+        }
+    }
+}
+
+/// The forced-GC pauses of the last minute, against a budget (pure bookkeeping).
+#[derive(Debug)]
+pub(crate) struct PauseBudget {
+    per_min: Duration,
+    recent: VecDeque<(Instant, Duration)>,
+}
+
+impl PauseBudget {
+    pub(crate) fn new(per_min: Duration) -> Self {
+        PauseBudget {
+            per_min,
+            recent: VecDeque::new(),
+        }
+    }
+
+    /// Whether another GC fits: the last minute's pauses plus the next (estimated as the last
+    /// one) within the budget. The first GC always runs (nothing to estimate from yet).
+    pub(crate) fn allows(&mut self, now: Instant) -> std::result::Result<(), String> {
+        while let Some(&(t, _)) = self.recent.front() {
+            if now.duration_since(t) >= Duration::from_secs(60) {
+                self.recent.pop_front();
+            } else {
+                break;
+            }
+        }
+        let Some(&(_, last)) = self.recent.back() else {
+            return Ok(());
+        };
+        let spent: Duration = self.recent.iter().map(|(_, d)| *d).sum();
+        if spent + last <= self.per_min {
+            Ok(())
+        } else {
+            Err(format!(
+                "forced GCs paused the process {:.0} ms in the last minute and the next would take about {:.0} ms, over the budget of {:.0} ms per minute",
+                spent.as_secs_f64() * 1e3,
+                last.as_secs_f64() * 1e3,
+                self.per_min.as_secs_f64() * 1e3
+            ))
+        }
+    }
+
+    pub(crate) fn record(&mut self, at: Instant, pause: Duration) {
+        self.recent.push_back((at, pause));
+    }
+}
+
+/// The background probe of one process's runtime.
+pub struct Probe {
+    rx: Receiver<Reading>,
+    stop_tx: Option<Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+impl Probe {
+    /// Starts the probe thread; attaching happens there (its outcome comes as the first
+    /// reading's event), so this returns at once. `pidfd` is duplicated: the thread signals
+    /// only through it.
+    pub fn start(kind: RuntimeKind, pid: i32, pidfd: BorrowedFd<'_>, plan: Plan) -> Result<Probe> {
+        if pid <= 0 {
+            return Err(RuntimeError::BadPid { pid });
+        }
+        let pidfd = pidfd
+            .try_clone_to_owned()
+            .map_err(|e| RuntimeError::io("cannot duplicate the pidfd", e))?;
+        let (tx, rx) = mpsc::channel();
+        let (stop_tx, stop_rx) = mpsc::channel();
+        let failure = Arc::new(Mutex::new(None));
+        let worker = Worker {
+            kind,
+            pid,
+            pidfd,
+            plan,
+            tx,
+            stop_rx,
+            failure: Arc::clone(&failure),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("memwatch-{kind}-probe"))
+            .spawn(move || worker.run())
+            .map_err(|e| RuntimeError::io("cannot start the runtime probe thread", e))?;
+        Ok(Probe {
+            rx,
+            stop_tx: Some(stop_tx),
+            thread: Some(thread),
+            failure,
+        })
+    }
+
+    /// Hands every reading queued so far to `f`; never blocks.
+    pub fn drain(&mut self, mut f: impl FnMut(Reading)) {
+        while let Ok(r) = self.rx.try_recv() {
+            f(r);
+        }
+    }
+
+    /// Why the managed-heap series stopped or never started, in words; `None` while fine.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// Ends the thread (an operation under way finishes first: a GC, or a snapshot), closes
+    /// the inspector if memwatch opened it, and returns the readings not drained yet.
+    pub fn stop(mut self) -> Vec<Reading> {
+        self.shutdown();
+        let mut rest = Vec::new();
+        self.drain(|r| rest.push(r));
+        rest
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(tx) = self.stop_tx.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+enum Client {
+    Node(Box<Inspector>),
+    Jvm(Jvm),
+}
+
+struct Worker {
+    kind: RuntimeKind,
+    pid: i32,
+    pidfd: OwnedFd,
+    plan: Plan,
+    tx: Sender<Reading>,
+    stop_rx: Receiver<()>,
+    failure: Arc<Mutex<Option<String>>>,
+}
+
+/// After this many calls in a row fail, the probe gives up.
+const MAX_ERRORS_IN_A_ROW: u32 = 3;
+
+impl Worker {
+    fn run(mut self) {
+        let t0 = Instant::now();
+        let proc_root = std::path::Path::new("/proc");
+        let listening_before = net::listeners(proc_root, self.pid).unwrap_or_default();
+        let mut client = match self.attach() {
+            Ok(c) => c,
+            Err(e) => {
+                let late = matches!(e, RuntimeError::InspectorDidNotOpen { .. });
+                self.fail(format!("no managed-heap series: {e}"));
+                if late {
+                    self.close_late_inspector(&listening_before);
+                }
+                return;
+            }
+        };
+        let mut budget = PauseBudget::new(self.plan.pause_budget_per_min);
+        let mut next_gc = self.plan.gc.interval_at(Duration::ZERO).map(|_| t0);
+        let mut next_usage = self.plan.usage_interval.map(|_| t0);
+        let mut dumps: VecDeque<Duration> = {
+            let mut d = self.plan.dumps_at.clone();
+            d.sort();
+            d.into()
+        };
+        let mut dump_seq = 0u32;
+        let mut errors = 0u32;
+        loop {
+            if crate::runtime::pidfd_exited(self.pidfd.as_fd()) {
+                self.fail(format!(
+                    "the managed-heap series ended: PID {} exited",
+                    self.pid
+                ));
+                return;
+            }
+            let now = Instant::now();
+            let next_dump = dumps.front().map(|d| t0 + *d);
+            let due = [next_gc, next_usage, next_dump].into_iter().flatten().min();
+            if let Some(due) = due
+                && due > now
+            {
+                match self.stop_rx.recv_timeout(due - now) {
+                    Err(RecvTimeoutError::Timeout) => {}
+                    _ => break,
+                }
+            } else if due.is_none() {
+                // Nothing scheduled: wait for stop.
+                let _ = self.stop_rx.recv();
+                break;
+            } else if self.stop_rx.try_recv().is_ok() {
+                break;
+            }
+            let now = Instant::now();
+            let result = if next_dump.is_some_and(|t| t <= now) {
+                dumps.pop_front();
+                dump_seq += 1;
+                self.dump(&mut client, dump_seq)
+            } else if next_gc.is_some_and(|t| t <= now) {
+                let interval = self.plan.gc.interval_at(now - t0).unwrap_or_default();
+                next_gc = Some(now + interval);
+                match budget.allows(now) {
+                    Ok(()) => self.gc(&mut client, &mut budget),
+                    Err(reason) => Ok(Reading::event(ProbeEvent::GcSkipped { reason })),
+                }
+            } else if next_usage.is_some_and(|t| t <= now) {
+                next_usage = self.plan.usage_interval.map(|i| now + i);
+                self.usage(&mut client)
+            } else {
+                continue;
+            };
+            match result {
+                Ok(r) => {
+                    errors = 0;
+                    let _ = self.tx.send(r);
+                }
+                Err(e) => {
+                    if crate::runtime::pidfd_exited(self.pidfd.as_fd()) {
+                        continue; // reported at the top of the loop
+                    }
+                    errors += 1;
+                    if errors >= MAX_ERRORS_IN_A_ROW {
+                        self.fail(format!(
+                            "the managed-heap series ended after {errors} failed calls in a row: {e}"
+                        ));
+                        self.close(client);
+                        return;
+                    }
+                    let _ = self.tx.send(Reading::event(ProbeEvent::Error {
+                        message: e.to_string(),
+                    }));
+                }
+            }
+        }
+        self.close(client);
+    }
+
+    fn attach(&mut self) -> Result<Client> {
+        let fd = self.pidfd.as_fd();
+        let timeout = self.plan.attach_timeout;
+        let (client, event) = match self.kind {
+            RuntimeKind::Node => {
+                let mut i = Inspector::attach(self.pid, fd, timeout)?;
+                if self.plan.inspector_ours {
+                    i.set_opened_by_memwatch(true);
+                }
+                let ev = ProbeEvent::Attached {
+                    kind: self.kind,
+                    port: Some(i.port()),
+                    opened_by_memwatch: i.opened_by_memwatch(),
+                    took: i.attach_time(),
+                };
+                (Client::Node(Box::new(i)), ev)
+            }
+            RuntimeKind::Jvm => {
+                let j = Jvm::attach(self.pid, fd, timeout)?;
+                let ev = ProbeEvent::Attached {
+                    kind: self.kind,
+                    port: None,
+                    opened_by_memwatch: j.signalled(),
+                    took: j.attach_time(),
+                };
+                (Client::Jvm(j), ev)
+            }
+        };
+        let _ = self.tx.send(Reading::event(event));
+        Ok(client)
+    }
+
+    fn gc(&self, client: &mut Client, budget: &mut PauseBudget) -> Result<Reading> {
+        let mut r = Reading::empty();
+        let pause = match client {
+            Client::Node(i) => {
+                let pause = i.collect_garbage()?;
+                let m = i.memory_usage()?;
+                r.heap_after_gc_bytes = Some(m.heap_used);
+                r.heap_total_bytes = Some(m.heap_total);
+                r.external_bytes = Some(m.external);
+                r.array_buffers_bytes = Some(m.array_buffers);
+                pause
+            }
+            Client::Jvm(j) => {
+                let pause = j.gc_run()?;
+                let h = j.heap_info()?;
+                r.heap_after_gc_bytes = Some(h.used_bytes);
+                r.heap_total_bytes = Some(h.committed_bytes);
+                pause
+            }
+        };
+        r.at = Instant::now();
+        budget.record(r.at, pause);
+        r.gc_pause = Some(pause);
+        r.events.push(ProbeEvent::Gc { pause });
+        Ok(r)
+    }
+
+    fn usage(&self, client: &mut Client) -> Result<Reading> {
+        let mut r = Reading::empty();
+        match client {
+            Client::Node(i) => {
+                let h = i.heap_usage()?;
+                r.heap_used_bytes = Some(h.used_bytes);
+                r.heap_total_bytes = Some(h.total_bytes);
+            }
+            Client::Jvm(j) => {
+                let h = j.heap_info()?;
+                r.heap_used_bytes = Some(h.used_bytes);
+                r.heap_total_bytes = Some(h.committed_bytes);
+            }
+        }
+        r.at = Instant::now();
+        Ok(r)
+    }
+
+    fn dump(&mut self, client: &mut Client, seq: u32) -> Result<Reading> {
+        if let Some(guard) = self.plan.dump_guard.as_mut()
+            && let Err(reason) = guard()
+        {
+            return Ok(Reading::event(ProbeEvent::DumpSkipped { reason }));
+        }
+        let t = Instant::now();
+        let event = match client {
+            Client::Node(i) => {
+                let path = self
+                    .plan
+                    .dump_dir
+                    .join(format!("heap-{}-{seq}.heapsnapshot", self.pid));
+                let bytes = i.take_heap_snapshot(&path)?;
+                ProbeEvent::Snapshot {
+                    path,
+                    bytes,
+                    took: t.elapsed(),
+                }
+            }
+            Client::Jvm(j) => {
+                let path = self
+                    .plan
+                    .dump_dir
+                    .join(format!("histogram-{}-{seq}.txt", self.pid));
+                let text = j.class_histogram_text()?;
+                write_private(&path, text.as_bytes())?;
+                ProbeEvent::Histogram {
+                    path,
+                    took: t.elapsed(),
+                }
+            }
+        };
+        Ok(Reading::event(event))
+    }
+
+    fn close(&self, client: Client) {
+        let message = match client {
+            Client::Node(mut i) => {
+                let (opened, port) = (i.opened_by_memwatch(), i.port());
+                match i.close() {
+                    Ok(()) if opened => format!(
+                        "closed the inspector on 127.0.0.1:{port}: nothing listens there any more"
+                    ),
+                    Ok(()) => {
+                        format!("left the inspector on 127.0.0.1:{port} open, as memwatch found it")
+                    }
+                    Err(e) => e.to_string(),
+                }
+            }
+            Client::Jvm(_) => return,
+        };
+        let _ = self.tx.send(Reading::event(ProbeEvent::Closed { message }));
+    }
+
+    /// SIGUSR1 was sent but no inspector came in time (a stopped or busy process): it may
+    /// still open later. Until stop, watch for a new loopback listener (/proc reads only) and
+    /// close it if it is the inspector, so that none is left open behind memwatch.
+    fn close_late_inspector(&self, before: &[net::Listener]) {
+        let mut seen: Vec<u64> = before.iter().map(|l| l.inode).collect();
+        loop {
+            match self.stop_rx.recv_timeout(Duration::from_millis(250)) {
+                Err(RecvTimeoutError::Timeout) => {}
+                _ => return,
+            }
+            if crate::runtime::pidfd_exited(self.pidfd.as_fd()) {
+                return;
+            }
+            let Ok(now) = net::listeners(std::path::Path::new("/proc"), self.pid) else {
+                return;
+            };
+            let fresh: Vec<net::Listener> = now
+                .into_iter()
+                .filter(|l| !seen.contains(&l.inode))
+                .collect();
+            for l in fresh {
+                seen.push(l.inode);
+                let addr = l.addr;
+                if let Ok(Some(mut i)) =
+                    Inspector::connect_at(self.pid, l.addr, true, Duration::from_secs(2))
+                {
+                    let message = match i.close() {
+                        Ok(()) => format!(
+                            "the inspector opened late on {addr}; memwatch closed it: nothing listens there any more"
+                        ),
+                        Err(e) => e.to_string(),
+                    };
+                    let _ = self.tx.send(Reading::event(ProbeEvent::Closed { message }));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn fail(&self, message: String) {
+        if let Ok(mut f) = self.failure.lock() {
+            *f = Some(message.clone());
+        }
+        let _ = self.tx.send(Reading::event(ProbeEvent::Failed { message }));
+    }
+}
+
+/// A new file with mode 0600 (a histogram names every class of the process).
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| RuntimeError::io(format!("cannot write '{}'", path.display()), e))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adaptive_schedule() {
+        let s = Duration::from_secs;
+        let a = GcSchedule::Adaptive;
+        assert_eq!(a.interval_at(s(0)), Some(s(5)));
+        assert_eq!(a.interval_at(s(59)), Some(s(5)));
+        assert_eq!(a.interval_at(s(60)), Some(s(10)));
+        assert_eq!(a.interval_at(s(400)), Some(s(20)));
+        // a 2-minute run gets 12 + 6 forced GCs (plus the one at the start)
+        let mut t = s(0);
+        let mut n = 0;
+        while t < s(120) {
+            n += 1;
+            t += a.interval_at(t).unwrap();
+        }
+        assert_eq!(n, 18);
+        assert_eq!(GcSchedule::Never.interval_at(s(1)), None);
+        assert_eq!(
+            GcSchedule::Every(Duration::ZERO).interval_at(s(1)),
+            Some(Duration::from_millis(100))
+        );
+    }
+
+    #[test]
+    fn pause_budget() {
+        let ms = Duration::from_millis;
+        let t0 = Instant::now();
+        let mut b = PauseBudget::new(ms(200));
+        assert!(b.allows(t0).is_ok(), "the first GC always runs");
+        b.record(t0, ms(80));
+        assert!(b.allows(t0 + ms(10)).is_ok(), "80 + 80 <= 200");
+        b.record(t0 + ms(10), ms(80));
+        let e = b.allows(t0 + ms(20)).unwrap_err();
+        assert!(e.contains("160 ms in the last minute"), "{e}");
+        // a minute later the old pauses no longer count
+        assert!(b.allows(t0 + Duration::from_secs(61)).is_ok());
+    }
+
+    #[test]
+    fn event_keys() {
+        let e = ProbeEvent::Snapshot {
+            path: PathBuf::from("/x/heap-1-2.heapsnapshot"),
+            bytes: 5,
+            took: Duration::ZERO,
+        };
+        assert_eq!(e.key(), "snapshot:heap-1-2.heapsnapshot");
+        assert_eq!(
+            ProbeEvent::Gc {
+                pause: Duration::from_millis(42)
+            }
+            .describe(),
+            "forced GC, pause 42.0 ms"
+        );
+    }
+
+    #[test]
+    fn a_process_that_is_neither_fails_in_words() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        // SAFETY: a plain syscall on our own child's PID.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+        assert!(fd >= 0);
+        // SAFETY: a fresh fd we own.
+        let pidfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let mut probe = Probe::start(
+            RuntimeKind::Jvm,
+            pid,
+            pidfd.as_fd(),
+            Plan {
+                attach_timeout: Duration::from_secs(1),
+                ..Plan::default()
+            },
+        )
+        .unwrap();
+        let t = Instant::now();
+        while probe.failure().is_none() && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let why = probe.failure().unwrap();
+        assert!(why.contains("does not catch SIGQUIT"), "{why}");
+        let mut events = Vec::new();
+        probe.drain(|r| events.extend(r.events));
+        assert!(matches!(events[0], ProbeEvent::Failed { .. }));
+        probe.stop();
+        assert!(child.try_wait().unwrap().is_none(), "sleep is unaffected");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
