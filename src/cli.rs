@@ -4,7 +4,8 @@
 
 use crate::exit;
 use crate::options::{
-    ByteRate, Dur, DurList, MetricChoice, PValue, Pct, Pid, PngSize, Signal, Size, SizeOrPct, Slope,
+    ByteRate, Dur, DurList, MetricChoice, PValue, Pct, Pid, PngSize, RuntimeChoice, Signal, Size,
+    SizeOrPct, Slope,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
@@ -73,6 +74,8 @@ pub enum Shell {
 pub struct WatchArgs {
     #[command(flatten)]
     pub sampling: SamplingArgs,
+    #[command(flatten)]
+    pub runtime: RuntimeArgs,
     #[command(flatten)]
     pub signals: SignalArgs,
     #[command(flatten)]
@@ -189,6 +192,38 @@ pub struct SamplingArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Runtime (managed heap)")]
+pub struct RuntimeArgs {
+    /// Ask the program's runtime for its managed heap after forced GCs, and judge that:
+    /// `auto` (Node.js or a HotSpot JVM when detected), `node`, `jvm` or `none` [default:
+    /// auto with `run`; none with --pid, since it opens a debugging port on 127.0.0.1 or the
+    /// JVM's attach listener in a live process while memwatch runs]
+    #[arg(long, value_name = "KIND")]
+    pub runtime: Option<RuntimeChoice>,
+
+    /// Force a GC this often [default: every 5s in the first minute, 10s up to 5 minutes,
+    /// 20s after]
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
+    pub gc_every: Option<Dur>,
+
+    /// Forced GCs pause the program: skip them while their pauses in the last minute would
+    /// add up to more than this
+    #[arg(
+        long,
+        value_name = "DUR",
+        default_value = "1s",
+        allow_hyphen_values = true
+    )]
+    pub gc_pause_budget: Dur,
+
+    /// Take N heap snapshots (Node.js) or class histograms (JVM) through the runtime, from the
+    /// start of the analysed window to its end; needs --duration. Each snapshot can double
+    /// the program's memory while it is written (--max-dumps and --min-free apply)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub heap_snapshots: Option<u32>,
+}
+
+#[derive(Debug, Args)]
 #[command(next_help_heading = "Signals and heap dumps")]
 pub struct SignalArgs {
     /// Signal to send: `SIGUSR2`, `USR2`, `12` or `SIGRTMIN+2`
@@ -237,9 +272,10 @@ pub struct SignalArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Analysis")]
 pub struct AnalysisArgs {
-    /// Memory column to judge: rss, anon, vsz, file, shmem, swap, hwm, pss, uss, or `settled`
-    /// (RSS of the samples taken --settle after each signal; chosen automatically when
-    /// there are enough of them)
+    /// Memory column to judge: rss, anon, vsz, file, shmem, swap, hwm, pss, uss,
+    /// heap-after-gc, or `settled` (RSS of the samples taken --settle after each signal).
+    /// The managed heap after GC (with --runtime) and the settled samples are judged
+    /// instead of the default rss when there are enough of them
     #[arg(long, value_name = "NAME", default_value = "rss")]
     pub metric: MetricChoice,
 

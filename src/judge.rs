@@ -1,9 +1,12 @@
-//! Which series of a run is judged, and judging it: the configured metric, or the settled
-//! (post-signal, post-GC) samples when there are enough of them to decide. Heap-dump periods
-//! are left out. The same function serves a live run and `memwatch report`, so the same
-//! samples give the same verdict.
+//! Which series of a run is judged, and judging it. In order of preference: the managed heap
+//! after forced GCs (with `--runtime`: what the program keeps alive, without a lazy
+//! collector's slack), the settled samples taken after each signal (the post-GC floor of
+//! RSS), then the configured metric. Whenever another series than the metric is judged, the
+//! metric is judged too and shown beside it. Heap-dump periods are left out. The same
+//! function serves a live run and `memwatch report`, so the same samples give the same
+//! verdict.
 
-use crate::analyze::{self, Analysis, Thresholds, Verdict};
+use crate::analyze::{self, Analysis, MIN_SAMPLES, Thresholds, Verdict};
 use crate::error::{Error, Result};
 use crate::recording::Recording;
 use crate::sample::Metric;
@@ -24,10 +27,38 @@ pub struct AnalysisConfig {
     pub thresholds: Thresholds,
 }
 
-/// The analysis of the judged series, and that series' name (`rss`, `settled`, ...).
+/// The series name of the managed heap after GC (with `external`, what the runtime holds
+/// for the program after a full GC).
+pub const MANAGED: &str = "heap-after-gc";
+
+/// The analysis of the judged series, its name, and the metric's own analysis beside it.
 pub struct Judged {
     pub analysis: Analysis,
+    /// `rss`, `settled`, `heap-after-gc`, ...
     pub series: String,
+    /// Why a preferred series was not judged, in words (too few points, ...).
+    pub note: Option<String>,
+    /// The configured metric's analysis, when another series was judged.
+    pub beside: Option<Analysis>,
+}
+
+/// The managed-heap series: heap after GC plus what the runtime holds outside it for JS
+/// objects (Node's `external`: Buffers), at the ticks that have a reading.
+pub fn managed_series(rec: &Recording) -> Option<(Vec<f64>, Vec<f64>)> {
+    let after = rec.metric(Metric::HeapAfterGc)?;
+    let external = rec.metric(Metric::External);
+    let mut t = Vec::new();
+    let mut v = Vec::new();
+    for (i, &heap) in after.iter().enumerate() {
+        if heap.is_finite() {
+            let ext = external
+                .and_then(|e| e.get(i).copied())
+                .filter(|x| x.is_finite());
+            t.push(rec.time_s[i]);
+            v.push(heap + ext.unwrap_or(0.0));
+        }
+    }
+    (!t.is_empty()).then_some((t, v))
 }
 
 /// Judges `rec` as configured.
@@ -44,24 +75,71 @@ pub fn judge(rec: &Recording, cfg: &AnalysisConfig) -> Result<Judged> {
         }
     };
     let excluded = rec.dump_periods();
+    let judge_metric = || {
+        if cfg.metric == Metric::HeapAfterGc {
+            // Sparse: only the ticks with a reading.
+            let (t, v) = managed_series(rec).unwrap_or_default();
+            analyze::analyze(&t, &v, &excluded, &cfg.thresholds)
+        } else {
+            analyze::analyze(&rec.time_s, values, &excluded, &cfg.thresholds)
+        }
+    };
     let (settled_t, settled_v) = rec.settled(values);
-    if !settled_t.is_empty() || cfg.settled == SettledUse::Always {
+    if cfg.settled == SettledUse::Always {
         if settled_t.is_empty() {
             return Err(Error::Usage(
                 "--metric settled: the run has no settled samples (they come from --settle after a signal)".into(),
             ));
         }
         let a = analyze::analyze(&settled_t, &settled_v, &excluded, &cfg.thresholds);
-        if cfg.settled == SettledUse::Always || a.verdict != Verdict::Inconclusive {
+        return Ok(Judged {
+            analysis: a,
+            series: "settled".into(),
+            note: None,
+            beside: None,
+        });
+    }
+    let mut note = None;
+    if cfg.metric != Metric::HeapAfterGc
+        && let Some((t, v)) = managed_series(rec)
+    {
+        let a = analyze::analyze(&t, &v, &excluded, &cfg.thresholds);
+        if a.verdict != Verdict::Inconclusive {
+            return Ok(Judged {
+                analysis: a,
+                series: MANAGED.into(),
+                note: None,
+                beside: Some(judge_metric()),
+            });
+        }
+        note = Some(format!(
+            "the managed heap after GC had too few readings to decide ({} after the warm-up, \
+             {MIN_SAMPLES} needed): judged on {} instead",
+            a.samples_analysed,
+            cfg.metric.name()
+        ));
+    }
+    if !settled_t.is_empty() {
+        let a = analyze::analyze(&settled_t, &settled_v, &excluded, &cfg.thresholds);
+        if a.verdict != Verdict::Inconclusive {
             return Ok(Judged {
                 analysis: a,
                 series: "settled".into(),
+                note,
+                beside: None,
             });
         }
+        note.get_or_insert(format!(
+            "the settled (post-GC) samples were too few to decide ({} after the warm-up, \
+             {MIN_SAMPLES} needed): judged on {} instead",
+            a.samples_analysed,
+            cfg.metric.name()
+        ));
     }
-    let a = analyze::analyze(&rec.time_s, values, &excluded, &cfg.thresholds);
     Ok(Judged {
-        analysis: a,
+        analysis: judge_metric(),
         series: cfg.metric.name().into(),
+        note,
+        beside: None,
     })
 }

@@ -357,6 +357,42 @@ impl fmt::Display for MetricChoice {
     }
 }
 
+/// `--runtime`: which managed runtime to ask for its heap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuntimeChoice {
+    /// Detect Node.js or a HotSpot JVM; nothing for other programs.
+    Auto,
+    Node,
+    Jvm,
+    None,
+}
+
+impl FromStr for RuntimeChoice {
+    type Err = String;
+    fn from_str(text: &str) -> Result<RuntimeChoice, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(RuntimeChoice::Auto),
+            "node" | "nodejs" => Ok(RuntimeChoice::Node),
+            "jvm" | "java" => Ok(RuntimeChoice::Jvm),
+            "none" => Ok(RuntimeChoice::None),
+            _ => Err(format!(
+                "'{text}' is not a runtime: use auto, node, jvm or none"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for RuntimeChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RuntimeChoice::Auto => "auto",
+            RuntimeChoice::Node => "node",
+            RuntimeChoice::Jvm => "jvm",
+            RuntimeChoice::None => "none",
+        })
+    }
+}
+
 fn parse_non_negative(number: &str) -> Option<f64> {
     number
         .trim()
@@ -478,5 +514,11 @@ mod tests {
         good("pss", MetricChoice::Metric(Metric::Pss));
         good("settled", MetricChoice::Settled);
         bad::<MetricChoice>("heap", "is not a metric");
+        good("heap-after-gc", MetricChoice::Metric(Metric::HeapAfterGc));
+        good("node", RuntimeChoice::Node);
+        good("auto", RuntimeChoice::Auto);
+        good("none", RuntimeChoice::None);
+        good("jvm", RuntimeChoice::Jvm);
+        bad::<RuntimeChoice>("python", "is not a runtime");
     }
 }

@@ -10,8 +10,9 @@ use crate::error::{Error, Result};
 use crate::interrupt::{Interrupts, Wake, wait_until};
 use crate::load::{LoadPlan, LoadRunner, LoadSummary};
 use crate::recording::{Event, EventKind, Recording};
+use crate::runtime::{Probe, ProbeEvent, Reading};
 use crate::sample::reader::ReadError;
-use crate::sample::{MemStatus, Metric, ProcReader, Sample, Sampling, Schedule};
+use crate::sample::{ManagedHeap, MemStatus, Metric, ProcReader, Sample, Sampling, Schedule};
 use crate::signal::{SignalPlan, SignalSchedule, is_caught, signal_name};
 use crate::target::Target;
 use std::io;
@@ -93,6 +94,8 @@ pub struct WatchResult {
     pub stop: StopReason,
     pub dumps: Vec<Dump>,
     pub load: Option<LoadSummary>,
+    /// What the runtime probe did (`--runtime`), with the time it was seen.
+    pub runtime: Vec<(f64, ProbeEvent)>,
 }
 
 /// How long a spawned command may take to install its signal handler.
@@ -130,9 +133,11 @@ pub fn watch(
     reader: &mut ProcReader,
     first: MemStatus,
     run: &Plan<'_>,
+    mut probe: Option<&mut Probe>,
     interrupts: &Interrupts,
     sinks: &mut Sinks<'_>,
 ) -> Result<WatchResult> {
+    let mut runtime_events: Vec<(f64, ProbeEvent)> = Vec::new();
     let (sampling, plan) = (run.sampling, run.signals);
     let t0 = Instant::now();
     let capacity = sampling.duration.map_or(4096, |d| {
@@ -229,7 +234,19 @@ pub fn watch(
             mem,
             pss: None,
             uss: None,
+            heap: ManagedHeap::default(),
         };
+        if let Some(p) = probe.as_deref_mut() {
+            let at = elapsed.as_secs_f64();
+            let mut notes = Vec::new();
+            p.drain(|r| absorb(r, at, &mut sample.heap, &mut tick_events, &mut notes));
+            for (text, event) in notes {
+                if !text.is_empty() {
+                    note(sinks, &text);
+                }
+                runtime_events.push((at, event));
+            }
+        }
         if let Some(every) = sampling.pss_interval
             && now >= next_pss
         {
@@ -374,6 +391,7 @@ pub fn watch(
         stop,
         dumps,
         load,
+        runtime: runtime_events,
     })
 }
 
@@ -520,6 +538,45 @@ fn dump_watcher(target: &Target, plan: &SignalPlan, sinks: &mut Sinks<'_>) -> Op
             );
             None
         }
+    }
+}
+
+/// One runtime reading into this tick: its figures into the sample (the latest of each
+/// kind wins), a snapshot's start and end as dump events (its writing period is left out
+/// of the analysis like a signalled heap dump), and every probe event, with words for the
+/// live line, into `notes`. GCs are not events: the heap-after-GC column marks them.
+fn absorb(
+    r: Reading,
+    elapsed_s: f64,
+    heap: &mut ManagedHeap,
+    events: &mut Vec<Event>,
+    notes: &mut Vec<(String, ProbeEvent)>,
+) {
+    if r.heap_after_gc_bytes.is_some() {
+        heap.after_gc = r.heap_after_gc_bytes;
+        heap.external = r.external_bytes;
+    }
+    if r.heap_used_bytes.is_some() {
+        heap.used = r.heap_used_bytes;
+    }
+    for e in r.events {
+        let kind = match &e {
+            ProbeEvent::DumpStarted { path } => {
+                Some(EventKind::DumpStart(path.display().to_string()))
+            }
+            ProbeEvent::Snapshot { path, .. } => Some(EventKind::Dump(path.display().to_string())),
+            ProbeEvent::Histogram { .. }
+            | ProbeEvent::Attached { .. }
+            | ProbeEvent::Failed { .. }
+            | ProbeEvent::Closed { .. } => Some(EventKind::Other(e.key())),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            events.push(Event { elapsed_s, kind });
+        }
+        let quiet = matches!(e, ProbeEvent::Gc { .. } | ProbeEvent::DumpStarted { .. });
+        let text = if quiet { String::new() } else { e.describe() };
+        notes.push((text, e));
     }
 }
 

@@ -97,6 +97,7 @@ impl Target {
     pub fn spawn(
         proc_root: &Path,
         command: &[OsString],
+        env: &[(OsString, OsString)],
         with_pss: bool,
     ) -> Result<(Target, ProcReader)> {
         let (program, args) = command
@@ -104,6 +105,7 @@ impl Target {
             .ok_or_else(|| Error::Usage("no command given after '--'".into()))?;
         let mut cmd = Command::new(program);
         cmd.args(args);
+        cmd.envs(env.iter().map(|(k, v)| (k, v)));
         // SAFETY: only async-signal-safe calls between fork and exec. memwatch blocks SIGINT,
         // SIGTERM and SIGHUP for its signalfd; the command must start with them unblocked.
         unsafe {

@@ -10,7 +10,7 @@ use crate::judge::judge;
 use crate::report::input::{ReadOptions, read_recording_with};
 use crate::report::live::LiveMode;
 use crate::report::output::{Dest, report_dests};
-use crate::report::summary::{Files, SourceSummary, Summary};
+use crate::report::summary::{BesideSummary, Files, SourceSummary, Summary};
 use crate::sample::Metric;
 use crate::units::Elapsed;
 
@@ -26,7 +26,13 @@ pub fn report(config: &ReportConfig) -> Result<Exit> {
     )?;
     // Only the columns the analysis and the chart use: a big recording stays small in memory.
     let metric = config.analysis.metric;
-    let keep = ReadOptions::keeping(&[Metric::Rss, Metric::Anon, metric]);
+    let keep = ReadOptions::keeping(&[
+        Metric::Rss,
+        Metric::Anon,
+        Metric::HeapAfterGc,
+        Metric::External,
+        metric,
+    ]);
     let loaded = read_recording_with(file, &keep).map_err(|e| Error::Usage(e.to_string()))?;
     if let Some(problem) = loaded.metric_problem(metric) {
         return Err(Error::Usage(format!("--metric {metric}: {problem}")));
@@ -46,6 +52,11 @@ pub fn report(config: &ReportConfig) -> Result<Exit> {
         format: loaded.format.to_string(),
     });
     summary.events = rec.events.iter().map(Into::into).collect();
+    summary.series_note = judged.note.clone();
+    summary.beside = judged
+        .beside
+        .as_ref()
+        .map(|a| BesideSummary::new(a, metric.name()));
     summary.files = Files {
         csv: None,
         json: json.file().map(|p| p.display().to_string()),

@@ -1,24 +1,31 @@
 //! `memwatch --pid N` and `memwatch run -- CMD`: attach or spawn, check everything that can
 //! be checked, sample until the end, then judge and report.
 
+use crate::analyze::Verdict;
 use crate::commands::{Finished, conclude, print_figures};
 use crate::config::{TargetSpec, WatchConfig};
+use crate::dump::free_bytes;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::gate::verdict_exit;
 use crate::interrupt::Interrupts;
+use crate::judge::MANAGED;
 use crate::judge::judge;
+use crate::options::RuntimeChoice;
 use crate::recording::Recording;
 use crate::report::csv::CsvWriter;
 use crate::report::live::{LiveMode, LiveSink};
 use crate::report::output::{Dest, local_stamp};
+use crate::report::summary::{BesideSummary, RuntimeSummary};
 use crate::report::summary::{Files, Summary, TargetSummary};
+use crate::runtime::{DumpGuard, Plan, Probe, ProbeEvent, RuntimeKind, node};
 use crate::sample::{Metric, ProcReader};
 use crate::sampler::{self, SampleSink, StopReason, WatchResult};
 use crate::signal::{SignalPlan, signal_name};
 use crate::target::{Ending, Target, TargetEnd};
 use crate::units::{Bytes, Elapsed};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 pub fn watch(config: &WatchConfig) -> Result<Exit> {
     let proc_root = Path::new("/proc");
@@ -29,14 +36,26 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         source: e,
     })?;
     // Outputs were checked with the configuration, before anything is spawned.
+    let mut inspector_ours = false;
     let (mut target, mut reader) = match &config.target {
         TargetSpec::Attach { pid } => Target::attach(proc_root, *pid, with_pss)?,
-        TargetSpec::Spawn { command, .. } => Target::spawn(proc_root, command, with_pss)?,
+        TargetSpec::Spawn { command, .. } => {
+            // A Node.js command opens its inspector on a free loopback port from the start,
+            // so parallel runs never collide on 9229; memwatch closes it at the end.
+            let env = if wants_node_inspector(config.runtime.choice, command) {
+                inspector_ours = true;
+                vec![node::spawn_env()]
+            } else {
+                Vec::new()
+            };
+            Target::spawn(proc_root, command, &env, with_pss)?
+        }
     };
     target.wait_until_loaded(&mut reader);
     let first = reader.read_status();
     target.check_first_read(&first)?;
     check_signals(&target, &mut reader, &config.signals)?;
+    let runtime_kind = runtime_of(&target, config)?;
 
     let outputs = config.outputs.resolve(target.pid, &local_stamp());
     let csv = outputs.create_csv().and_then(|out| {
@@ -45,6 +64,32 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
             source,
         })
     })?;
+    let mut probe = match runtime_kind {
+        Some(kind) => {
+            let dump_dir = outputs
+                .dir
+                .clone()
+                .or_else(|| {
+                    outputs
+                        .csv
+                        .file()
+                        .and_then(Path::parent)
+                        .map(Path::to_path_buf)
+                })
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or_else(|| ".".into());
+            let plan = probe_plan(config, dump_dir, inspector_ours, target.pid);
+            Some(
+                Probe::start(kind, target.pid, target.pidfd(), plan).map_err(|e| {
+                    Error::Usage(format!(
+                        "cannot ask the {kind} runtime of PID {}: {e}",
+                        target.pid
+                    ))
+                })?,
+            )
+        }
+        None => None,
+    };
     let live_mode = LiveMode::detect(config.quiet);
     let mut csv = csv;
     let mut live = LiveSink::new(live_mode);
@@ -62,7 +107,15 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
                     load: config.load.as_ref(),
                     keep: &keep,
                 };
-                sampler::watch(&target, &mut reader, first, &plan, &interrupts, &mut sinks)
+                sampler::watch(
+                    &target,
+                    &mut reader,
+                    first,
+                    &plan,
+                    probe.as_mut(),
+                    &interrupts,
+                    &mut sinks,
+                )
             }
             // A spawned command that is already gone: nothing to sample.
             Err(_) => Ok(WatchResult {
@@ -71,6 +124,7 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
                 stop: StopReason::TargetExited,
                 dumps: Vec::new(),
                 load: None,
+                runtime: Vec::new(),
             }),
         };
         for sink in sinks.iter_mut() {
@@ -78,6 +132,16 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         }
         result
     };
+    // The runtime first, while the target still runs: the inspector is closed (if memwatch
+    // opened it) before the target is stopped or left to run on.
+    let mut runtime_events: Vec<ProbeEvent> = Vec::new();
+    let mut runtime_problem = None;
+    if let Some(p) = probe.take() {
+        runtime_problem = p.failure();
+        for r in p.stop() {
+            runtime_events.extend(r.events);
+        }
+    }
     let spawned_grace = match &config.target {
         TargetSpec::Spawn { grace, .. } => Some(*grace),
         TargetSpec::Attach { .. } => None,
@@ -105,9 +169,21 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
     }
     let end = target.end();
     let rec = &result.recording;
+    runtime_events.splice(0..0, result.runtime.iter().map(|(_, e)| e.clone()));
 
     let judged = judge(rec, &config.analysis)?;
     let analysis = &judged.analysis;
+    let series_note = match (&judged.note, runtime_kind, judged.series.as_str()) {
+        (Some(note), _, _) => Some(note.clone()),
+        // A runtime was asked and gave no series to judge: say why, in words.
+        (None, Some(kind), series) if series != MANAGED => Some(format!(
+            "judged on {series}: the {kind} runtime gave no managed-heap series ({})",
+            runtime_problem
+                .clone()
+                .unwrap_or_else(|| "no reading after a forced GC".into())
+        )),
+        _ => None,
+    };
     let command_failed = spawned_grace.is_some() && end.command_failed();
     let load_failed = result.load.as_ref().is_some_and(|l| l.failed);
     let base_exit = if command_failed || load_failed {
@@ -122,6 +198,18 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
     summary.events = rec.events.iter().map(Into::into).collect();
     summary.dumps = result.dumps.iter().map(Into::into).collect();
     summary.load = result.load.clone();
+    summary.series_note = series_note.clone();
+    summary.beside = judged
+        .beside
+        .as_ref()
+        .map(|a| BesideSummary::new(a, config.analysis.metric.name()));
+    summary.runtime = runtime_kind.map(|kind| {
+        let mut s = RuntimeSummary::new(kind, &runtime_events);
+        if s.problem.is_none() {
+            s.problem = runtime_problem.clone();
+        }
+        s
+    });
     summary.files = Files {
         csv: outputs.csv.file().map(|p| p.display().to_string()),
         json: outputs.json.file().map(|p| p.display().to_string()),
@@ -156,6 +244,31 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         if let Some(l) = &result.load {
             eprintln!("memwatch: load '{}': {}", l.command, l.outcome);
         }
+        for e in &runtime_events {
+            if let ProbeEvent::Closed { message } = e {
+                eprintln!("memwatch: runtime: {message}");
+            }
+        }
+        if let Some(note) = &series_note {
+            eprintln!("memwatch: {note}");
+        }
+        if let Some(beside) = &judged.beside {
+            eprintln!(
+                "memwatch: {} beside it: {} ({}): {}{}",
+                config.analysis.metric.name(),
+                beside.verdict.as_str(),
+                serde_json::to_value(beside.pattern)
+                    .ok()
+                    .and_then(|v| v.as_str().map(String::from))
+                    .unwrap_or_default(),
+                beside.reason,
+                finding(
+                    analysis.verdict,
+                    beside.verdict,
+                    config.analysis.metric.name()
+                )
+            );
+        }
         if command_failed {
             eprintln!(
                 "memwatch: the command failed ({}): exit code 4",
@@ -187,6 +300,135 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         quiet: config.quiet,
         color: live_mode.color(),
     }))
+}
+
+/// Whether a spawned command gets `--inspect=127.0.0.1:0`: asked for, or a Node.js program
+/// run directly (`node app.js`) with `--runtime auto`.
+fn wants_node_inspector(choice: RuntimeChoice, command: &[std::ffi::OsString]) -> bool {
+    let argv0 = command
+        .first()
+        .map(|a| a.to_string_lossy())
+        .unwrap_or_default();
+    match choice {
+        RuntimeChoice::Node => true,
+        RuntimeChoice::Auto => {
+            crate::runtime::kind_from_names(None, &argv0) == Some(RuntimeKind::Node)
+        }
+        RuntimeChoice::Jvm | RuntimeChoice::None => false,
+    }
+}
+
+/// The runtime to ask, checked before anything is written: the one asked for (refused if
+/// the process is not one), or the one detected with `auto`. Without `--runtime` when
+/// attaching, a recognised runtime gets a one-line hint.
+fn runtime_of(target: &Target, config: &WatchConfig) -> Result<Option<RuntimeKind>> {
+    let detected = crate::runtime::detect(target.pid);
+    let wanted = match config.runtime.choice {
+        RuntimeChoice::Node => Some(RuntimeKind::Node),
+        RuntimeChoice::Jvm => Some(RuntimeKind::Jvm),
+        RuntimeChoice::Auto => return Ok(detected),
+        RuntimeChoice::None => {
+            if let Some(kind) = detected
+                && !config.quiet
+            {
+                eprintln!(
+                    "memwatch: hint: PID {} is a {kind} process: add '--runtime {}' to judge its \
+                     managed heap after forced GCs (memwatch then opens a debugging port on \
+                     127.0.0.1 or the JVM's attach listener while it runs, see docs/runtime.md)",
+                    target.pid,
+                    kind.name()
+                );
+            }
+            return Ok(None);
+        }
+    };
+    match (wanted, detected) {
+        (Some(w), Some(d)) if w == d => Ok(Some(w)),
+        (Some(w), _) => Err(Error::Usage(format!(
+            "--runtime {}: PID {} ({}) is not a {w} process: leave --runtime out, or give the \
+             PID of the {w} process",
+            w.name(),
+            target.pid,
+            target.name
+        ))),
+        (None, _) => Ok(None),
+    }
+}
+
+/// What the probe does: the GC schedule and pause budget, the cheap heap reading at the
+/// sampling interval (at most 5 a second), snapshots at their times into the output folder,
+/// each one only when --max-dumps, --min-free and the memory headroom allow.
+fn probe_plan(config: &WatchConfig, dump_dir: PathBuf, inspector_ours: bool, pid: i32) -> Plan {
+    let max_dumps = config.signals.max_dumps;
+    let min_free = config.signals.min_free;
+    let dir = dump_dir.clone();
+    let mut taken = 0u32;
+    let guard: DumpGuard = Box::new(move || {
+        if taken >= max_dumps {
+            return Err(format!("--max-dumps {max_dumps} reached"));
+        }
+        if let Some(free) = free_bytes(&dir)
+            && free < min_free
+        {
+            return Err(format!(
+                "less than --min-free {} free on {}",
+                Bytes(min_free as f64),
+                dir.display()
+            ));
+        }
+        // Writing a snapshot can double the program's memory: keep that much headroom.
+        if let (Some(rss), Some(available)) = (rss_of(pid), mem_available()) {
+            if available < rss {
+                return Err(format!(
+                    "a snapshot can double the program's memory ({} now) and only {} is \
+                     available",
+                    Bytes(rss as f64),
+                    Bytes(available as f64)
+                ));
+            }
+        }
+        taken += 1;
+        Ok(())
+    });
+    Plan {
+        gc: config.runtime.gc,
+        pause_budget_per_min: config.runtime.pause_budget,
+        usage_interval: Some(config.sampling.interval.max(Duration::from_millis(200))),
+        dumps_at: config.runtime.snapshots_at.clone(),
+        dump_dir,
+        dump_guard: Some(guard),
+        inspector_ours,
+        ..Plan::default()
+    }
+}
+
+fn rss_of(pid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * page.max(4096) as u64)
+}
+
+fn mem_available() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// What two verdicts on two series say together.
+fn finding(judged: Verdict, beside: Verdict, metric: &str) -> &'static str {
+    match (judged, beside, metric) {
+        (Verdict::Stable, Verdict::Growing, _) => {
+            ". The managed heap after GC is flat while this grows: the runtime grows its heap \
+             lazily, or memory outside the managed heap grows (a native leak)"
+        }
+        (Verdict::Growing, Verdict::Stable, _) => {
+            ". The managed heap grows while this does not yet: the leak is real, RSS lags behind"
+        }
+        _ => "",
+    }
 }
 
 /// Before anything is written: memwatch may signal the target at all, and an attached

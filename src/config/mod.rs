@@ -8,14 +8,15 @@ pub mod file;
 use crate::analyze::{Thresholds, Warmup};
 use crate::cli::{
     AnalysisArgs, Cli, Command as CliCommand, GateArgs, LoadArgs, OutputArgs, ReportArgs,
-    SamplingArgs, Shell, SignalArgs, WatchArgs,
+    RuntimeArgs, SamplingArgs, Shell, SignalArgs, WatchArgs,
 };
 use crate::error::{Error, Result};
 use crate::gate::{Baseline, Limits};
 use crate::judge::{AnalysisConfig, SettledUse};
 use crate::load::LoadPlan;
-use crate::options::{MetricChoice, Slope};
+use crate::options::{MetricChoice, RuntimeChoice, Slope};
 use crate::report::output::OutputPlan;
+use crate::runtime::{GcSchedule, Settings as RuntimeSettings};
 use crate::sample::{Metric, Sampling};
 use crate::signal::SignalPlan;
 use clap::{CommandFactory, FromArgMatches};
@@ -53,6 +54,7 @@ pub struct WatchConfig {
     /// `run --load`: only with a spawned target.
     pub load: Option<LoadPlan>,
     pub sampling: Sampling,
+    pub runtime: RuntimeSettings,
     pub signals: SignalPlan,
     pub analysis: AnalysisConfig,
     pub limits: Limits,
@@ -157,11 +159,14 @@ fn from_cli(cli: Cli) -> Result<Command> {
 
 fn watch(target: TargetSpec, load: Option<LoadPlan>, args: &WatchArgs) -> Result<WatchConfig> {
     let sampling = sampling(&args.sampling)?;
+    let analysis = analysis(&args.analysis);
+    let spawned = matches!(target, TargetSpec::Spawn { .. });
     let config = WatchConfig {
+        runtime: runtime(&args.runtime, spawned, sampling.duration, &analysis)?,
         target,
         load,
         signals: signals(&args.signals, sampling.duration)?,
-        analysis: analysis(&args.analysis),
+        analysis,
         limits: limits(&args.gate)?,
         outputs: outputs(&args.output, &args.gate),
         sampling,
@@ -247,6 +252,72 @@ fn check_baseline_metric(limits: &Limits, a: &AnalysisConfig) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `--runtime`: on by default for a spawned command (memwatch started it, and its
+/// inspector gets a free port); opt-in when attaching to someone's live process.
+fn runtime(
+    args: &RuntimeArgs,
+    spawned: bool,
+    duration: Option<Duration>,
+    analysis: &AnalysisConfig,
+) -> Result<RuntimeSettings> {
+    let choice = args.runtime.unwrap_or(if spawned {
+        RuntimeChoice::Auto
+    } else {
+        RuntimeChoice::None
+    });
+    let given = |flag: &str| -> Result<()> {
+        if choice == RuntimeChoice::None {
+            Err(usage(format!(
+                "{flag} asks the runtime for its heap: add --runtime node, jvm or auto"
+            )))
+        } else {
+            Ok(())
+        }
+    };
+    let gc = match args.gc_every {
+        Some(every) => {
+            given("--gc-every")?;
+            if every.0 < Duration::from_millis(100) {
+                return Err(usage(format!(
+                    "--gc-every '{every}' is too often: every GC pauses the program; the least is 100ms"
+                )));
+            }
+            GcSchedule::Every(every.0)
+        }
+        None => GcSchedule::Adaptive,
+    };
+    let mut snapshots_at = Vec::new();
+    if let Some(n) = args.heap_snapshots {
+        given("--heap-snapshots")?;
+        let Some(total) = duration else {
+            return Err(usage(
+                "--heap-snapshots spreads snapshots over the run: give --duration too".into(),
+            ));
+        };
+        let total_s = total.as_secs_f64();
+        let start = match analysis.thresholds.warmup {
+            Warmup::Auto => crate::analyze::auto_warmup_s(total_s),
+            Warmup::Fixed(s) => s.min(total_s),
+        };
+        // The last one early enough to be written before the run ends.
+        let end = (total_s - (0.05 * total_s).max(2.0)).max(start);
+        for k in 0..n {
+            let share = if n == 1 {
+                1.0
+            } else {
+                k as f64 / (n - 1) as f64
+            };
+            snapshots_at.push(Duration::from_secs_f64(start + share * (end - start)));
+        }
+    }
+    Ok(RuntimeSettings {
+        choice,
+        gc,
+        pause_budget: args.gc_pause_budget.0,
+        snapshots_at,
+    })
 }
 
 fn sampling(args: &SamplingArgs) -> Result<Sampling> {

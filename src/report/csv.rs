@@ -6,7 +6,7 @@ use crate::sample::Sample;
 use crate::sampler::{SampleSink, Tick};
 use std::io::{self, Write};
 
-pub const HEADER: [&str; 14] = [
+pub const HEADER: [&str; 17] = [
     "elapsed_s",
     "unix_ms",
     "pid",
@@ -20,6 +20,9 @@ pub const HEADER: [&str; 14] = [
     "pss_bytes",
     "uss_bytes",
     "threads",
+    "heap_after_gc_bytes",
+    "heap_used_bytes",
+    "external_bytes",
     "event",
 ];
 
@@ -59,6 +62,9 @@ impl<W: Write> CsvWriter<W> {
             out.write_field(v.map_or("", |v| num.format(v)))?;
         }
         out.write_field(s.mem.threads.map_or("", |v| num.format(v)))?;
+        for v in [s.heap.after_gc, s.heap.used, s.heap.external] {
+            out.write_field(v.map_or("", |v| num.format(v)))?;
+        }
         match events {
             [] => out.write_field("")?,
             [one] => out.write_field(one.kind.to_string())?,
@@ -141,6 +147,10 @@ mod tests {
                 },
                 pss: None,
                 uss: None,
+                heap: crate::sample::ManagedHeap {
+                    after_gc: Some(7),
+                    ..Default::default()
+                },
             };
             w.write(&s, &[]).expect("row");
             let ev = |k| Event {
@@ -163,10 +173,13 @@ mod tests {
         let text = String::from_utf8(buf).expect("utf8");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], HEADER.join(","));
-        assert_eq!(lines[1], "1.235,1700000000123,42,4096,8192,1024,,,,,,,3,");
+        assert_eq!(
+            lines[1],
+            "1.235,1700000000123,42,4096,8192,1024,,,,,,,3,7,,,"
+        );
         assert_eq!(
             lines[2],
-            "61.000,1700000000123,42,4096,8192,1024,,,,,,,3,\"signal:SIGUSR2;dump:/tmp/a,b.heapsnapshot\""
+            "61.000,1700000000123,42,4096,8192,1024,,,,,,,3,7,,,\"signal:SIGUSR2;dump:/tmp/a,b.heapsnapshot\""
         );
     }
 

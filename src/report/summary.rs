@@ -13,7 +13,16 @@ pub struct Summary {
     pub verdict: Verdict,
     pub pattern: Pattern,
     pub reason: String,
+    /// The series judged: a column (`rss`, ...), `settled` or `heap-after-gc`.
     pub metric: String,
+    /// Why a preferred series (the managed heap, the settled samples) was not judged, in
+    /// words; `null` when it was, or when there was none.
+    pub series_note: Option<String>,
+    /// The configured metric judged too, when another series was judged (RSS beside the
+    /// managed heap): a native leak shows in RSS with a flat heap.
+    pub beside: Option<BesideSummary>,
+    /// `--runtime`: what memwatch asked the runtime and what it did to the process.
+    pub runtime: Option<RuntimeSummary>,
     pub samples: usize,
     pub samples_analysed: usize,
     /// Deadlines that passed unsampled (live runs only).
@@ -45,6 +54,95 @@ pub struct Summary {
     /// The CI gate's limits and baseline, when any was configured (see docs/ci.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateResult>,
+}
+
+/// Another series' verdict, beside the judged one.
+#[derive(Debug, Serialize)]
+pub struct BesideSummary {
+    pub metric: String,
+    pub verdict: Verdict,
+    pub pattern: Pattern,
+    pub reason: String,
+    pub slope_bytes_per_s: f64,
+    pub slope_pct_per_hour: f64,
+    pub p_value: f64,
+}
+
+impl BesideSummary {
+    pub fn new(a: &Analysis, metric: &str) -> BesideSummary {
+        BesideSummary {
+            metric: metric.to_string(),
+            verdict: a.verdict,
+            pattern: a.pattern,
+            reason: a.reason.clone(),
+            slope_bytes_per_s: a.slope_bytes_per_s,
+            slope_pct_per_hour: a.slope_pct_per_hour,
+            p_value: a.p_value,
+        }
+    }
+}
+
+/// What the runtime probe did, from its events.
+#[derive(Debug, Default, Serialize)]
+pub struct RuntimeSummary {
+    /// `node` or `jvm`.
+    pub kind: String,
+    pub attached: bool,
+    /// The Node inspector's port on 127.0.0.1.
+    pub port: Option<u16>,
+    /// memwatch opened the inspector (SIGUSR1 or `--inspect=127.0.0.1:0` at spawn) or the
+    /// JVM's attach listener (SIGQUIT).
+    pub opened_by_memwatch: bool,
+    pub forced_gcs: u32,
+    pub gcs_skipped: u32,
+    pub gc_pause_max_ms: f64,
+    pub gc_pause_total_ms: f64,
+    pub snapshots: Vec<String>,
+    pub histograms: Vec<String>,
+    /// How the inspector was left: "closed the inspector on 127.0.0.1:9229: nothing listens
+    /// there any more".
+    pub closed: Option<String>,
+    /// Why the managed-heap series is missing or ended, in words.
+    pub problem: Option<String>,
+}
+
+impl RuntimeSummary {
+    pub fn new(kind: crate::runtime::RuntimeKind, events: &[crate::runtime::ProbeEvent]) -> Self {
+        use crate::runtime::ProbeEvent as E;
+        let mut s = RuntimeSummary {
+            kind: kind.name().to_string(),
+            ..RuntimeSummary::default()
+        };
+        for e in events {
+            match e {
+                E::Attached {
+                    port,
+                    opened_by_memwatch,
+                    ..
+                } => {
+                    s.attached = true;
+                    s.port = *port;
+                    s.opened_by_memwatch = *opened_by_memwatch;
+                }
+                E::Gc { pause } => {
+                    let ms = pause.as_secs_f64() * 1e3;
+                    s.forced_gcs += 1;
+                    s.gc_pause_total_ms += ms;
+                    s.gc_pause_max_ms = s.gc_pause_max_ms.max(ms);
+                }
+                E::GcSkipped { .. } => s.gcs_skipped += 1,
+                E::Snapshot { path, .. } => s.snapshots.push(path.display().to_string()),
+                E::Histogram { path, .. } => s.histograms.push(path.display().to_string()),
+                E::Closed { message } => s.closed = Some(message.clone()),
+                E::Failed { message } => s.problem = Some(message.clone()),
+                E::Error { message } if s.problem.is_none() => {
+                    s.problem = Some(message.clone());
+                }
+                _ => {}
+            }
+        }
+        s
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -144,6 +242,9 @@ impl Summary {
             pattern: a.pattern,
             reason: a.reason.clone(),
             metric: metric.to_string(),
+            series_note: None,
+            beside: None,
+            runtime: None,
             samples: a.samples,
             samples_analysed: a.samples_analysed,
             missed_samples: None,

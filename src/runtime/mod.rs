@@ -17,6 +17,18 @@ mod probe;
 
 pub use probe::{DumpGuard, GcSchedule, Plan, Probe, ProbeEvent, Reading};
 
+use crate::options::RuntimeChoice;
+
+/// What `--runtime` and its options ask for, checked.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub choice: RuntimeChoice,
+    pub gc: GcSchedule,
+    pub pause_budget: std::time::Duration,
+    /// When to take heap snapshots (Node.js) or class histograms (JVM), from the start.
+    pub snapshots_at: Vec<std::time::Duration>,
+}
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

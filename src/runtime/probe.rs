@@ -96,6 +96,11 @@ pub enum ProbeEvent {
     GcSkipped {
         reason: String,
     },
+    /// A snapshot or histogram is being taken into `path` (a snapshot can double the
+    /// target's memory while it is written: the sampler marks the period).
+    DumpStarted {
+        path: PathBuf,
+    },
     Snapshot {
         path: PathBuf,
         bytes: u64,
@@ -134,6 +139,7 @@ impl ProbeEvent {
             ProbeEvent::Attached { .. } => "runtime-attached".into(),
             ProbeEvent::Gc { .. } => "gc".into(),
             ProbeEvent::GcSkipped { .. } => "gc-skipped".into(),
+            ProbeEvent::DumpStarted { path } => format!("dump-start:{}", file(path)),
             ProbeEvent::Snapshot { path, .. } => format!("snapshot:{}", file(path)),
             ProbeEvent::Histogram { path, .. } => format!("histogram:{}", file(path)),
             ProbeEvent::DumpSkipped { .. } => "dump-skipped".into(),
@@ -169,6 +175,7 @@ impl ProbeEvent {
             }
             ProbeEvent::Gc { pause } => format!("forced GC, pause {}", ms(pause)),
             ProbeEvent::GcSkipped { reason } => format!("forced GC skipped: {reason}"),
+            ProbeEvent::DumpStarted { path } => format!("taking {}", path.display()),
             ProbeEvent::Snapshot { path, bytes, took } => format!(
                 "heap snapshot {} ({bytes} bytes) in {}",
                 path.display(),
@@ -555,6 +562,9 @@ impl Worker {
                     .plan
                     .dump_dir
                     .join(format!("heap-{}-{seq}.heapsnapshot", self.pid));
+                let _ = self.tx.send(Reading::event(ProbeEvent::DumpStarted {
+                    path: path.clone(),
+                }));
                 let bytes = i.take_heap_snapshot(&path)?;
                 ProbeEvent::Snapshot {
                     path,

@@ -31,6 +31,21 @@ pub struct Sample {
     /// From smaps_rollup, only when asked for (it costs a page-table walk).
     pub pss: Option<u64>,
     pub uss: Option<u64>,
+    /// What the runtime (Node.js, JVM) said at this tick, when it is asked (`--runtime`).
+    pub heap: ManagedHeap,
+}
+
+/// The managed heap as the runtime reports it. A reading arrives at the tick after it was
+/// taken; most ticks have none.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct ManagedHeap {
+    /// Used heap right after a forced full GC: what the program keeps alive.
+    pub after_gc: Option<u64>,
+    /// Used heap without forcing a GC (garbage included).
+    pub used: Option<u64>,
+    /// Node: memory held outside the JS heap for JS objects (Buffers, ArrayBuffers), read
+    /// right after the forced GC.
+    pub external: Option<u64>,
 }
 
 /// A memory column memwatch records and can analyse.
@@ -45,10 +60,13 @@ pub enum Metric {
     Hwm,
     Pss,
     Uss,
+    HeapAfterGc,
+    HeapUsed,
+    External,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 9] = [
+    pub const ALL: [Metric; 12] = [
         Metric::Rss,
         Metric::Vsz,
         Metric::Anon,
@@ -58,6 +76,9 @@ impl Metric {
         Metric::Hwm,
         Metric::Pss,
         Metric::Uss,
+        Metric::HeapAfterGc,
+        Metric::HeapUsed,
+        Metric::External,
     ];
     pub const COUNT: usize = Self::ALL.len();
 
@@ -73,6 +94,9 @@ impl Metric {
             Metric::Hwm => "hwm",
             Metric::Pss => "pss",
             Metric::Uss => "uss",
+            Metric::HeapAfterGc => "heap-after-gc",
+            Metric::HeapUsed => "heap-used",
+            Metric::External => "external",
         }
     }
 
@@ -88,6 +112,9 @@ impl Metric {
             Metric::Hwm => "hwm_bytes",
             Metric::Pss => "pss_bytes",
             Metric::Uss => "uss_bytes",
+            Metric::HeapAfterGc => "heap_after_gc_bytes",
+            Metric::HeapUsed => "heap_used_bytes",
+            Metric::External => "external_bytes",
         }
     }
 
@@ -111,6 +138,9 @@ impl Metric {
             Metric::Hwm => s.mem.hwm,
             Metric::Pss => s.pss,
             Metric::Uss => s.uss,
+            Metric::HeapAfterGc => s.heap.after_gc,
+            Metric::HeapUsed => s.heap.used,
+            Metric::External => s.heap.external,
         }
     }
 }
