@@ -208,6 +208,18 @@ fn format_p(p: f64) -> String {
     }
 }
 
+/// `seconds` to the millisecond, exactly as samples.csv writes `elapsed_s` (the integer
+/// number of ms, `(s * 1000).round()`, over 1000 is the f64 nearest the decimal the CSV
+/// holds), so a recording analysed live and read back from its CSV gives the same answer.
+/// Idempotent; infinities stay.
+pub fn to_millis(seconds: f64) -> f64 {
+    if seconds.is_finite() {
+        (seconds * 1000.0).round() / 1000.0
+    } else {
+        seconds
+    }
+}
+
 /// One floor point: the minimum of a time window and where it sits in time.
 #[derive(Clone, Copy, Debug)]
 struct FloorPoint {
@@ -346,12 +358,13 @@ pub fn analyze(
     excluded: &[(f64, f64)],
     thresholds: &Thresholds,
 ) -> Analysis {
-    // 1. The usable samples, in time order.
+    // 1. The usable samples, in time order, at the CSV's precision (1 ms): the live
+    //    analysis and `memwatch report` on the samples.csv must see the same times.
     let mut t: Vec<f64> = Vec::with_capacity(time_s.len());
     let mut v: Vec<f64> = Vec::with_capacity(values.len());
     for (&ti, &vi) in time_s.iter().zip(values) {
         if ti.is_finite() && vi.is_finite() {
-            t.push(ti);
+            t.push(to_millis(ti));
             v.push(vi);
         }
     }
@@ -384,7 +397,8 @@ pub fn analyze(
     let mut ex: Vec<(f64, f64)> = excluded
         .iter()
         .filter(|(a, b)| !a.is_nan() && !b.is_nan())
-        .map(|&(a, b)| if a <= b { (a, b) } else { (b, a) })
+        .map(|&(a, b)| (to_millis(a), to_millis(b)))
+        .map(|(a, b)| if a <= b { (a, b) } else { (b, a) })
         .collect();
     ex.sort_by(|x, y| x.0.total_cmp(&y.0));
     let mut at: Vec<f64> = Vec::new();
