@@ -66,6 +66,7 @@ fn analysis(rec: &Recording) -> Analysis {
             min_slope_pct_per_hour: 0.0,
             min_growth: MinGrowth::Bytes(0.0),
             p_value: 0.01,
+            slope_horizon_s: f64::INFINITY,
         },
         reason: String::new(),
     }

@@ -86,6 +86,10 @@ pub struct Thresholds {
     pub min_growth: MinGrowth,
     /// Significance level of the trend test.
     pub p_value: f64,
+    /// The two slope gates are judged over at most this many seconds: over a longer
+    /// window, a rise of (minimum slope × horizon) passes them, however slowly it came.
+    /// A slow rate adds up on a long run. `f64::INFINITY`: pure rates.
+    pub slope_horizon_s: f64,
 }
 
 /// A straight line from (t0, v0) to (t1, v1), seconds and bytes: the fitted trend.
@@ -139,6 +143,8 @@ pub const AUTO_WARMUP_SHARE: f64 = 0.2;
 pub const AUTO_WARMUP_MIN_S: f64 = 10.0;
 /// ...and at most this many (and never more than half the run).
 pub const AUTO_WARMUP_MAX_S: f64 = 600.0;
+/// The default `Thresholds::slope_horizon_s`: 10 hours.
+pub const DEFAULT_SLOPE_HORIZON_S: f64 = 36_000.0;
 /// Windows (floor points) the analysed span is cut into: at most this many...
 const MAX_WINDOWS: usize = 40;
 /// ...at least this many (when there are that many samples)...
@@ -168,6 +174,10 @@ impl Default for Thresholds {
     /// - `p_value: 0.01` — two-sided, after the autocorrelation correction: one
     ///   false alarm in a hundred stable runs at most, from the test alone; the
     ///   other gates make it rarer still.
+    /// - `slope_horizon_s: 36000` (10 h) — the slopes are asked of the run's first
+    ///   10 hours' worth: on a longer window a rise of 10% of the floor (and 576 KB)
+    ///   passes the slope gates, so a service that gains 50% in four weeks (0.07%/h)
+    ///   is growing while a few % of drift over days is not.
     fn default() -> Self {
         Thresholds {
             warmup: Warmup::Auto,
@@ -175,6 +185,7 @@ impl Default for Thresholds {
             min_slope_pct_per_hour: 1.0,
             min_growth: MinGrowth::Percent(2.0),
             p_value: 0.01,
+            slope_horizon_s: DEFAULT_SLOPE_HORIZON_S,
         }
     }
 }
@@ -491,8 +502,14 @@ pub fn analyze(
     let significant = test.p_value < thresholds.p_value;
     let rising = significant && test.mk.s > 0 && slope > 0.0;
     let falling = significant && test.mk.s < 0 && slope < 0.0;
-    let slope_ok = slope >= thresholds.min_slope_bytes_per_s
-        && pct_per_hour >= thresholds.min_slope_pct_per_hour;
+    // On a window longer than the horizon the gates ask for the horizon's worth of growth.
+    let horizon_share = if span > thresholds.slope_horizon_s && span > 0.0 {
+        (thresholds.slope_horizon_s / span).max(0.0)
+    } else {
+        1.0
+    };
+    let slope_ok = slope >= thresholds.min_slope_bytes_per_s * horizon_share
+        && pct_per_hour >= thresholds.min_slope_pct_per_hour * horizon_share;
     let growth_ok = growth >= min_growth_bytes;
     let sustained = late_slope_upper(&pts) >= SUSTAINED_SHARE * slope;
     let sawtooth = gc.is_some();
@@ -790,6 +807,56 @@ mod tests {
         );
         let removed: f64 = a.steps.iter().map(|s| s.1).sum();
         assert!((removed - 24e6).abs() < 5e6, "removed {removed}");
+    }
+
+    /// Regression (issue 9 item 12): a 678-hour recording whose floor rises 50%, steadily,
+    /// was `stable (flat)`: its 0.07%/h was under the 1%/h minimum slope.
+    #[test]
+    fn regression_slow_leak_on_a_long_run_is_growing() {
+        use synth::{Sawtooth, Shape, Spec, generate};
+        let spec = |shape, seed| Spec {
+            duration_s: 678.0 * 3600.0,
+            hz: 1.0 / 60.0,
+            base_bytes: 200e6,
+            shape,
+            sawtooth: Some(Sawtooth {
+                amplitude: 0.04,
+                period_s: 600.0,
+            }),
+            white: 0.005,
+            ar1: None,
+            seed,
+        };
+        for seed in 0..4 {
+            let s = generate(&spec(Shape::Linear { growth: 0.5 }, seed));
+            let a = analyze(&s.time_s, &s.values, &[], &Thresholds::default());
+            assert_eq!(a.verdict, Verdict::Growing, "seed {seed}: {}", a.reason);
+            assert!(a.slope_pct_per_hour < 0.1, "{}", a.slope_pct_per_hour);
+            // pure rates (no horizon) are what hid it
+            let rates = Thresholds {
+                slope_horizon_s: f64::INFINITY,
+                ..Thresholds::default()
+            };
+            let b = analyze(&s.time_s, &s.values, &[], &rates);
+            assert_eq!(b.verdict, Verdict::Stable, "seed {seed}: {}", b.reason);
+            // a drift of 4% over four weeks is below the 10% the horizon asks for
+            let s = generate(&spec(Shape::Linear { growth: 0.04 }, seed));
+            let a = analyze(&s.time_s, &s.values, &[], &Thresholds::default());
+            assert_eq!(a.verdict, Verdict::Stable, "seed {seed}: {}", a.reason);
+        }
+    }
+
+    #[test]
+    fn horizon_asks_for_its_worth_of_growth() {
+        // 30 h at one sample a minute, clean ramps: 9% is below 1%/h x 10 h, 11% above
+        for (growth, verdict) in [(0.09, Verdict::Stable), (0.11, Verdict::Growing)] {
+            let n = 30 * 60 + 1;
+            let t: Vec<f64> = (0..n).map(|i| i as f64 * 60.0).collect();
+            let span = t[n - 1];
+            let v: Vec<f64> = t.iter().map(|t| 1e8 * (1.0 + growth * t / span)).collect();
+            let a = analyze(&t, &v, &[], &Thresholds::default());
+            assert_eq!(a.verdict, verdict, "{growth}: {}", a.reason);
+        }
     }
 
     #[test]

@@ -1132,6 +1132,7 @@ mod tests {
                 min_slope_pct_per_hour: 0.0,
                 min_growth: MinGrowth::Bytes(0.0),
                 p_value: 0.01,
+                slope_horizon_s: f64::INFINITY,
             },
             reason: String::new(),
         }
