@@ -490,10 +490,7 @@ fn live_trend(rec: &Recording) -> Option<LiveTrend> {
         &rec.dump_periods(),
         &Thresholds::default(),
     );
-    (a.verdict != Verdict::Inconclusive).then_some(LiveTrend {
-        slope_bytes_per_s: a.slope_bytes_per_s,
-        growing: a.verdict == Verdict::Growing,
-    })
+    (a.verdict != Verdict::Inconclusive).then(|| LiveTrend::from(&a))
 }
 
 fn unix_ms() -> u64 {

@@ -1,8 +1,9 @@
 //! The analyser: decides, from one metric's series, whether memory grows.
 //! Pure functions, no I/O. See `docs/verdict.md` for the method.
 
-use crate::units::{Bytes, Rate};
+use crate::units::{Bytes, Count, Elapsed, PValue, PctPerHour, Rate};
 use serde::Serialize;
+use std::fmt;
 
 pub mod stats;
 #[doc(hidden)]
@@ -34,6 +35,12 @@ impl Verdict {
     }
 }
 
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A finer description of the series' shape, for people; the verdict is what gates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -54,6 +61,28 @@ pub enum Pattern {
     Oscillating,
     /// Too little data to say.
     Unknown,
+}
+
+impl Pattern {
+    /// The pattern's word, as in summary.json: `linear`, `plateau`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pattern::Linear => "linear",
+            Pattern::Steps => "steps",
+            Pattern::Sawtooth => "sawtooth",
+            Pattern::Plateau => "plateau",
+            Pattern::Flat => "flat",
+            Pattern::Shrinking => "shrinking",
+            Pattern::Oscillating => "oscillating",
+            Pattern::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// How long the start of a run is left out of the analysis.
@@ -135,6 +164,57 @@ pub struct Analysis {
     pub reason: String,
 }
 
+/// The verdict in a few words, written the same way wherever it is shown (the live line,
+/// the chart's title): `growing (linear): floor +2.03 MiB/s, p < 0.001`, `stable (plateau)`,
+/// `stable (shrinking): floor -1.20 MiB/min, p < 0.001`,
+/// `inconclusive: 6 samples after the 5 s warm-up`. A slope is given only with the
+/// patterns that are a trend (growing, or shrinking), so words and figure never disagree.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Headline {
+    pub verdict: Verdict,
+    pub pattern: Pattern,
+    pub slope_bytes_per_s: f64,
+    pub p_value: f64,
+    pub samples_analysed: usize,
+    pub warmup_s: f64,
+}
+
+impl Analysis {
+    pub fn headline(&self) -> Headline {
+        Headline {
+            verdict: self.verdict,
+            pattern: self.pattern,
+            slope_bytes_per_s: self.slope_bytes_per_s,
+            p_value: self.p_value,
+            samples_analysed: self.samples_analysed,
+            warmup_s: self.warmup_s,
+        }
+    }
+}
+
+impl fmt::Display for Headline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.verdict == Verdict::Inconclusive {
+            return write!(
+                f,
+                "inconclusive: {} after the {} warm-up",
+                Count(self.samples_analysed as u64, "sample"),
+                Elapsed(self.warmup_s)
+            );
+        }
+        write!(f, "{} ({})", self.verdict, self.pattern)?;
+        if self.verdict == Verdict::Growing || self.pattern == Pattern::Shrinking {
+            write!(
+                f,
+                ": floor {}, {}",
+                Rate(self.slope_bytes_per_s),
+                PValue(self.p_value)
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// Fewer samples than this after the warm-up (and exclusions) give `Inconclusive`.
 pub const MIN_SAMPLES: usize = 10;
 /// Automatic warm-up: this share of the run...
@@ -198,25 +278,6 @@ pub fn auto_warmup_s(duration_s: f64) -> f64 {
     (AUTO_WARMUP_SHARE * duration_s)
         .clamp(AUTO_WARMUP_MIN_S, AUTO_WARMUP_MAX_S)
         .min(0.5 * duration_s)
-}
-
-/// Seconds for people: "24 s", "10 min", "1.5 h".
-pub fn format_duration(s: f64) -> String {
-    if s < 120.0 {
-        format!("{s:.0} s")
-    } else if s < 7200.0 {
-        format!("{:.0} min", s / 60.0)
-    } else {
-        format!("{:.1} h", s / 3600.0)
-    }
-}
-
-fn format_p(p: f64) -> String {
-    if p < 0.001 {
-        "p < 0.001".to_string()
-    } else {
-        format!("p = {p:.3}")
-    }
 }
 
 /// `seconds` to the millisecond, exactly as samples.csv writes `elapsed_s` (the integer
@@ -454,8 +515,9 @@ pub fn analyze(
     };
     if samples_analysed < MIN_SAMPLES {
         out.reason = format!(
-            "only {samples_analysed} samples after the {} warm-up; at least {MIN_SAMPLES} are needed",
-            format_duration(warmup_s)
+            "only {} after the {} warm-up; at least {MIN_SAMPLES} are needed",
+            Count(samples_analysed as u64, "sample"),
+            Elapsed(warmup_s)
         );
         return out;
     }
@@ -514,8 +576,8 @@ pub fn analyze(
     let sustained = late_slope_upper(&pts) >= SUSTAINED_SHARE * slope;
     let sawtooth = gc.is_some();
     let pct = |b: f64| b / floor0 * 100.0;
-    let p_txt = format_p(test.p_value);
-    let warm = format_duration(warmup_s);
+    let p_txt = PValue(test.p_value);
+    let warm = Elapsed(warmup_s);
 
     // 5. Verdict, pattern and reason.
     if rising && slope_ok && growth_ok && sustained {
@@ -583,9 +645,11 @@ pub fn analyze(
             )
         } else {
             format!(
-                "floor rose at only {} ({:.2}%/h), below the minimum slope ({p_txt})",
+                "floor rose {} ({:.1}%) at only {} ({}), below the minimum slope ({p_txt})",
+                Bytes(growth),
+                pct(growth),
                 Rate(slope),
-                pct_per_hour
+                PctPerHour(pct_per_hour)
             )
         };
     } else {
@@ -948,9 +1012,54 @@ mod tests {
         assert_eq!(auto_warmup_s(0.0), 0.0);
     }
 
+    /// Regression (issue 9 item 13): the live line said `trend +11.5 MiB/min, flat`.
     #[test]
-    fn formatting() {
-        assert_eq!(format_duration(24.0), "24 s");
-        assert_eq!(format_duration(600.0), "10 min");
+    fn regression_headline_never_pairs_a_slope_with_flat() {
+        let (t, v) = ramp(601, 1.0, 1e8, 1e4);
+        let grows = analyze(&t, &v, &[], &Thresholds::default());
+        assert_eq!(
+            grows.headline().to_string(),
+            "growing (linear): floor +586 KiB/min, p < 0.001"
+        );
+        // A fast rise that is still short of the 2% minimum growth: stable (flat), no slope.
+        let (t, v) = ramp(601, 1.0, 1e10, 1e5);
+        let flat = analyze(&t, &v, &[], &Thresholds::default());
+        assert_eq!(flat.verdict, Verdict::Stable, "{}", flat.reason);
+        assert!(flat.slope_bytes_per_s > 1e4);
+        assert_eq!(
+            flat.headline().to_string(),
+            format!("stable ({})", flat.pattern)
+        );
+        let (t, v) = ramp(300, 1.0, 1e8, -2e4);
+        let shrinks = analyze(&t, &v, &[], &Thresholds::default());
+        assert_eq!(
+            shrinks.headline().to_string(),
+            "stable (shrinking): floor -1.14 MiB/min, p < 0.001"
+        );
+        let (t, v) = ramp(12, 1.0, 1e8, 1e6);
+        let few = analyze(&t, &v, &[], &Thresholds::default());
+        assert_eq!(
+            few.headline().to_string(),
+            "inconclusive: 6 samples after the 5.5 s warm-up"
+        );
+    }
+
+    #[test]
+    fn words_match_summary_json() {
+        for p in [
+            Pattern::Linear,
+            Pattern::Steps,
+            Pattern::Sawtooth,
+            Pattern::Plateau,
+            Pattern::Flat,
+            Pattern::Shrinking,
+            Pattern::Oscillating,
+            Pattern::Unknown,
+        ] {
+            assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
+        }
+        for v in [Verdict::Growing, Verdict::Stable, Verdict::Inconclusive] {
+            assert_eq!(serde_json::to_value(v).unwrap(), v.to_string());
+        }
     }
 }
