@@ -527,6 +527,7 @@ pub(crate) mod tests {
             }),
             excluded: Vec::new(),
             steps: Vec::new(),
+            floor: Vec::new(),
             thresholds: Thresholds::default(),
             reason: "a test run".to_string(),
         };

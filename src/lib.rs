@@ -389,11 +389,25 @@ fn write_reports(
     png: &Dest,
 ) -> Result<Vec<std::path::PathBuf>> {
     let mut written = Vec::new();
+    let context = report::chart::ChartContext {
+        run: match (&summary.target, &summary.source) {
+            (Some(t), _) => report::chart::ChartContext::describe_run(
+                t.pid,
+                &t.command,
+                summary.duration_s,
+                &t.ended,
+            ),
+            (None, Some(src)) => format!("{} · {}", src.file, Elapsed(summary.duration_s)),
+            (None, None) => String::new(),
+        },
+        judged: summary.metric.clone(),
+    };
     match report::chart::render_png(
         rec,
         config.analysis.metric,
         analysis,
         config.output.png_size,
+        &context,
     ) {
         Ok(bytes) => {
             write_atomic(png, &bytes)?;

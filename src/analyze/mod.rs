@@ -159,6 +159,10 @@ pub struct Analysis {
     /// that stayed): (seconds, bytes). The trend is fitted without them; add them back,
     /// from their time on, to draw it over the recorded values.
     pub steps: Vec<(f64, f64)>,
+    /// The judged points: each window's minimum (seconds, bytes), on which the trend test
+    /// and the slope were computed; dump steps taken out, like `trend`. Empty when the
+    /// analysis could not start (too few samples).
+    pub floor: Vec<(f64, f64)>,
     pub thresholds: Thresholds,
     /// One sentence saying why, e.g. "floor rose 12.1 MiB at 0.1 MiB/s (p < 0.001)".
     pub reason: String,
@@ -510,6 +514,7 @@ pub fn analyze(
         trend: None,
         excluded: excluded.to_vec(),
         steps,
+        floor: Vec::new(),
         thresholds: *thresholds,
         reason: String::new(),
     };
@@ -550,6 +555,7 @@ pub fn analyze(
     out.slope_pct_per_hour = pct_per_hour;
     out.growth_bytes = growth;
     out.p_value = test.p_value;
+    out.floor = pts.iter().map(|p| (p.t, p.v)).collect();
     out.trend = Some(TrendLine {
         t0: window_start_s,
         v0,
