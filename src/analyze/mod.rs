@@ -534,7 +534,7 @@ pub fn analyze(
     let pv: Vec<f64> = pts.iter().map(|p| p.v).collect();
 
     // 4. Trend test and slope on the floor.
-    let test = stats::trend_test(&pv);
+    let test = stats::trend_test_at(&pt, &pv);
     let (slope, intercept) = stats::theil_sen(&pt, &pv);
     let (slope, intercept) = if slope.is_finite() {
         (slope, intercept)
@@ -926,6 +926,26 @@ mod tests {
             let v: Vec<f64> = t.iter().map(|t| 1e8 * (1.0 + growth * t / span)).collect();
             let a = analyze(&t, &v, &[], &Thresholds::default());
             assert_eq!(a.verdict, verdict, "{growth}: {}", a.reason);
+        }
+    }
+
+    /// Regression (issue 9 item 6): the same 10 s leak at 5 Hz got p = 8.3e-05 or 0.0029
+    /// depending on sub-millisecond jitter: windows of 2 and 3 samples in turn put their
+    /// floor points unevenly in time, and the autocorrelation correction, detrending by
+    /// index, read that spacing as persistence. It now detrends in time.
+    #[test]
+    fn regression_a_clean_ramp_is_not_weakened_by_uneven_windows() {
+        for jitter in [0.0, 0.0001, 0.0003] {
+            let t: Vec<f64> = (0..51)
+                .map(|k| f64::from(k) * 0.2 + if k % 3 == 1 { jitter } else { 0.0 })
+                .collect();
+            let v: Vec<f64> = t
+                .iter()
+                .map(|t| ((212_992.0 + 2_097_152.0 * t) / 4096.0_f64).round() * 4096.0)
+                .collect();
+            let a = analyze(&t, &v, &[], &Thresholds::default());
+            assert_eq!(a.verdict, Verdict::Growing, "{}", a.reason);
+            assert!(a.p_value < 0.001, "jitter {jitter}: p = {}", a.p_value);
         }
     }
 
