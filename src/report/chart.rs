@@ -409,10 +409,20 @@ fn shown_extent(
         return all;
     };
     let reach = (hi - lo).max(0.02 * hi.abs()).max(1024.0);
-    Some((
+    let (lo, hi) = (
         lo_all.max(lo - reach).min(lo),
         hi_all.min(hi + reach).max(hi),
-    ))
+    );
+    // At least 10% of the level from bottom to top: a rise of a few tenths of a percent
+    // (noise, for the verdict) must not fill the plot and look like a leak.
+    let least = 0.1 * hi.abs();
+    Some(if hi - lo < least {
+        let mid = 0.5 * (lo + hi);
+        let lo = (mid - 0.5 * least).max(0.0).min(lo);
+        (lo, hi.max(lo + least))
+    } else {
+        (lo, hi)
+    })
 }
 
 /// The parts of the polyline `points` with y inside `lo..=hi`, as separate runs.
@@ -521,6 +531,13 @@ fn judged_text(analysis: &Analysis, judged: &str, axis_from: Option<f64>) -> Str
         Bytes(end),
         Delta(analysis.growth_bytes)
     );
+    let stepped: f64 = analysis.steps.iter().map(|s| s.1).sum();
+    if stepped > 0.0 {
+        text.push_str(&format!(
+            " Steps of {} across heap dumps left out.",
+            Bytes(stepped)
+        ));
+    }
     if let Some(from) = axis_from.filter(|v| *v > 0.0) {
         text.push_str(&format!(" The y axis starts at {}, not 0.", Bytes(from)));
     }
@@ -1015,6 +1032,10 @@ fn draw(
             )),
         }
     }
+    let plot_height_px = {
+        let (_, ys) = chart.plotting_area().get_pixel_range();
+        ys.end - ys.start
+    };
     let mut last_label: Option<(i32, String)> = None;
     for (px, x, texts, color, _) in clusters {
         let text = texts.join(" · ");
@@ -1033,6 +1054,9 @@ fn draw(
             .box_size(&text)
             .map_err(|e| ChartError::Draw(e.to_string()))?;
         let (w, h) = (w as i32, h as i32);
+        if w.max(h) > plot_height_px * 6 / 10 {
+            continue; // a small chart: the legend names the lines
+        }
         let (left, top) = (layout.px(3.0), layout.px(3.0));
         let band = [
             (left, top),
@@ -1208,7 +1232,10 @@ fn draw_header(
     verdict: Verdict,
     legend: &[LegendItem],
 ) -> Result<u32, ChartError> {
-    let (width, _) = root.dim_in_pixel();
+    let (width, height) = root.dim_in_pixel();
+    // The header never takes more than this, so that small charts keep a plot: lines that
+    // do not fit are left out, the legend first, then the lines from the last.
+    let budget = (f64::from(height) * 0.42) as i32;
     let left = layout.margin as i32;
     let right = width as i32 - layout.margin as i32;
     let title_color = if verdict == Verdict::Growing {
@@ -1229,12 +1256,38 @@ fn draw_header(
     let swatch_width = layout.px(26.0);
     let row_height = layout.px(24.0);
     let gap = layout.px(22.0);
-    let mut top = layout.px(48.0);
-    for line in lines.iter().skip(1).filter(|l| !l.is_empty()) {
-        for row in wrap_text(line, &font, (right - left).max(1))? {
-            root.draw_text(&row, &text_style, (left, top))?;
-            top += layout.px(21.0);
+    let legend_rows = {
+        let (mut x, mut rows) = (left, 1);
+        for item in legend {
+            let (text_width, _) = font
+                .box_size(&item.label)
+                .map_err(|e| ChartError::Draw(e.to_string()))?;
+            let item_width = swatch_width + layout.px(7.0) + text_width as i32;
+            if x > left && x + item_width > right {
+                x = left;
+                rows += 1;
+            }
+            x += item_width + gap;
         }
+        rows
+    };
+    let legend_height = legend_rows * row_height + layout.px(10.0);
+    let line_height = layout.px(21.0);
+    let mut top = layout.px(48.0);
+    let mut rows: Vec<String> = Vec::new();
+    for line in lines.iter().skip(1).filter(|l| !l.is_empty()) {
+        let wrapped = wrap_text(line, &font, (right - left).max(1))?;
+        if top + (rows.len() + wrapped.len()) as i32 * line_height <= budget {
+            rows.extend(wrapped);
+        }
+    }
+    let with_legend = top + rows.len() as i32 * line_height + legend_height <= budget;
+    for row in &rows {
+        root.draw_text(row, &text_style, (left, top))?;
+        top += line_height;
+    }
+    if !with_legend {
+        return Ok((top + layout.px(4.0)) as u32);
     }
     top += layout.px(6.0);
     let (mut x, mut y) = (left, top);
@@ -1972,6 +2025,12 @@ mod tests {
         .unwrap();
         assert!(lo > 30.0 * MIB && lo < 44.0 * MIB, "{}", lo / MIB);
         assert!(hi >= 54.5 * MIB, "{}", hi / MIB);
+        // a rise of 0.4% does not fill the plot: at least 10% of the level is shown
+        let t = [0.0, 10.0, 20.0];
+        let flat = [47.6 * MIB, 47.7 * MIB, 47.8 * MIB];
+        let (lo, hi) = shown_extent(&t, &flat, Some((5.0, 20.0)), std::iter::empty()).unwrap();
+        assert!(hi - lo >= 4.7 * MIB, "{} {}", lo / MIB, hi / MIB);
+        assert!(lo < 47.6 * MIB && hi > 47.8 * MIB);
         // without an analysed window, everything
         let (lo, _) = shown_extent(&rec.time_s, rss, None, std::iter::empty()).unwrap();
         assert!(lo < MIB);
@@ -2042,6 +2101,31 @@ mod tests {
         assert_eq!(event_text(&EventKind::Signal("SIGUSR2".into())), "SIGUSR2");
         assert_eq!(event_text(&EventKind::DumpStart("a".into())), "dump start");
         assert_eq!(event_text(&EventKind::Dump("a".into())), "dump written");
+    }
+
+    /// The header (title, run, judged sentence, legend) never takes the plot's room.
+    #[test]
+    fn small_charts_keep_a_plot() {
+        let (rec, a) = node_under_load();
+        let context = ChartContext {
+            run: ChartContext::describe_run(
+                4242,
+                "node server.js --port 8080",
+                70.0,
+                "load finished",
+            ),
+            judged: "settled".into(),
+        };
+        for size in [MIN_SIZE, (640, 360), DEFAULT_SIZE] {
+            let plot = render_rgb(&rec, Metric::Rss, &a, size, &context)
+                .unwrap()
+                .plot;
+            let height = plot.1.end - plot.1.start;
+            assert!(
+                f64::from(height) >= 0.4 * f64::from(size.1),
+                "{size:?}: plot {height} px high"
+            );
+        }
     }
 
     #[test]
