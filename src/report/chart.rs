@@ -475,14 +475,30 @@ fn clip_y(points: &[(f64, f64)], lo: f64, hi: f64) -> Vec<Vec<(f64, f64)>> {
 }
 
 /// The judged points as recorded: the analysis' floor points with the heap-dump steps
-/// it took out added back, so they sit on the drawn series.
-fn judged_points(analysis: &Analysis) -> Vec<(f64, f64)> {
-    analysis
-        .floor
+/// it took out added back, each moved from the middle of its window (where the analysis
+/// puts it) to the sample that holds its value, so the dots sit on the drawn series.
+/// `samples` are the judged series' (time, value), in time order.
+fn judged_points(analysis: &Analysis, samples: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let floor = &analysis.floor;
+    floor
         .iter()
-        .map(|&(t, v)| {
+        .enumerate()
+        .map(|(i, &(t, v))| {
             let lift: f64 = analysis.steps.iter().filter(|s| s.0 < t).map(|s| s.1).sum();
-            (t, v + lift)
+            let v = v + lift;
+            // The window is about halfway to each neighbour.
+            let lo = i
+                .checked_sub(1)
+                .map_or(f64::NEG_INFINITY, |j| 0.5 * (floor[j].0 + t));
+            let hi = floor.get(i + 1).map_or(f64::INFINITY, |p| 0.5 * (p.0 + t));
+            let from = samples.partition_point(|p| p.0 < lo);
+            let to = samples.partition_point(|p| p.0 <= hi);
+            let at = samples[from..to]
+                .iter()
+                .filter(|p| (p.1 - v).abs() < 0.5)
+                .min_by(|a, b| (a.0 - t).abs().total_cmp(&(b.0 - t).abs()))
+                .map_or(t, |p| p.0);
+            (at, v)
         })
         .collect()
 }
@@ -700,9 +716,19 @@ fn render_rgb(
         values,
         columns: downsample(&rec.time_s, values, t_lo, t_hi, columns),
     };
-    let judged = judged_points(analysis);
     let (settled_t, settled_v) = rec.settled(values);
     let settled: Vec<(f64, f64)> = settled_t.into_iter().zip(settled_v).collect();
+    let judged = if context.judged == "settled" {
+        judged_points(analysis, &settled)
+    } else {
+        let samples: Vec<(f64, f64)> = rec
+            .time_s
+            .iter()
+            .copied()
+            .zip(values.iter().copied())
+            .collect();
+        judged_points(analysis, &samples)
+    };
     let (v_lo, v_hi) = {
         let trend = analysis
             .trend
@@ -2125,6 +2151,39 @@ mod tests {
                 f64::from(height) >= 0.4 * f64::from(size.1),
                 "{size:?}: plot {height} px high"
             );
+        }
+    }
+
+    #[test]
+    fn judged_points_sit_on_the_samples_that_hold_their_values() {
+        let (rec, mut a) = node_under_load();
+        let rss = rec.metric(Metric::Rss).unwrap();
+        let samples: Vec<(f64, f64)> = rec
+            .time_s
+            .iter()
+            .copied()
+            .zip(rss.iter().copied())
+            .collect();
+        // each floor point is the minimum of the samples around it, placed mid-window
+        a.floor = (0..10)
+            .map(|k| {
+                let (t0, t1) = (14.0 + 5.6 * f64::from(k), 14.0 + 5.6 * f64::from(k + 1));
+                let min = samples
+                    .iter()
+                    .filter(|p| p.0 >= t0 && p.0 < t1)
+                    .map(|p| p.1)
+                    .fold(f64::INFINITY, f64::min);
+                (0.5 * (t0 + t1), min)
+            })
+            .collect();
+        for (p, f) in judged_points(&a, &samples).iter().zip(&a.floor) {
+            assert_eq!(p.1, f.1);
+            let i = rec
+                .time_s
+                .iter()
+                .position(|&t| t == p.0)
+                .expect("a sample's time");
+            assert_eq!(rss[i], p.1, "the dot is on its sample");
         }
     }
 
