@@ -477,8 +477,8 @@ fn clip_y(points: &[(f64, f64)], lo: f64, hi: f64) -> Vec<Vec<(f64, f64)>> {
 /// The judged points as recorded: the analysis' floor points with the heap-dump steps
 /// it took out added back, each moved from the middle of its window (where the analysis
 /// puts it) to the sample that holds its value, so the dots sit on the drawn series.
-/// `samples` are the judged series' (time, value), in time order.
-fn judged_points(analysis: &Analysis, samples: &[(f64, f64)]) -> Vec<(f64, f64)> {
+/// `time` and `values` are the judged series', in time order.
+fn judged_points(analysis: &Analysis, time: &[f64], values: &[f64]) -> Vec<(f64, f64)> {
     let floor = &analysis.floor;
     floor
         .iter()
@@ -491,13 +491,14 @@ fn judged_points(analysis: &Analysis, samples: &[(f64, f64)]) -> Vec<(f64, f64)>
                 .checked_sub(1)
                 .map_or(f64::NEG_INFINITY, |j| 0.5 * (floor[j].0 + t));
             let hi = floor.get(i + 1).map_or(f64::INFINITY, |p| 0.5 * (p.0 + t));
-            let from = samples.partition_point(|p| p.0 < lo);
-            let to = samples.partition_point(|p| p.0 <= hi);
-            let at = samples[from..to]
+            let from = time.partition_point(|&x| x < lo);
+            let to = time.partition_point(|&x| x <= hi).max(from);
+            let at = time[from..to]
                 .iter()
+                .zip(&values[from.min(values.len())..to.min(values.len())])
                 .filter(|p| (p.1 - v).abs() < 0.5)
                 .min_by(|a, b| (a.0 - t).abs().total_cmp(&(b.0 - t).abs()))
-                .map_or(t, |p| p.0);
+                .map_or(t, |p| *p.0);
             (at, v)
         })
         .collect()
@@ -717,18 +718,12 @@ fn render_rgb(
         columns: downsample(&rec.time_s, values, t_lo, t_hi, columns),
     };
     let (settled_t, settled_v) = rec.settled(values);
-    let settled: Vec<(f64, f64)> = settled_t.into_iter().zip(settled_v).collect();
     let judged = if context.judged == "settled" {
-        judged_points(analysis, &settled)
+        judged_points(analysis, &settled_t, &settled_v)
     } else {
-        let samples: Vec<(f64, f64)> = rec
-            .time_s
-            .iter()
-            .copied()
-            .zip(values.iter().copied())
-            .collect();
-        judged_points(analysis, &samples)
+        judged_points(analysis, &rec.time_s, values)
     };
+    let settled: Vec<(f64, f64)> = settled_t.into_iter().zip(settled_v).collect();
     let (v_lo, v_hi) = {
         let trend = analysis
             .trend
@@ -2176,7 +2171,7 @@ mod tests {
                 (0.5 * (t0 + t1), min)
             })
             .collect();
-        for (p, f) in judged_points(&a, &samples).iter().zip(&a.floor) {
+        for (p, f) in judged_points(&a, &rec.time_s, rss).iter().zip(&a.floor) {
             assert_eq!(p.1, f.1);
             let i = rec
                 .time_s
