@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use memwatch::Recording;
 use memwatch::analyze::{Analysis, MinGrowth, Pattern, Thresholds, TrendLine, Verdict, Warmup};
-use memwatch::report::chart::{DEFAULT_SIZE, render_png};
+use memwatch::report::chart::{ChartContext, DEFAULT_SIZE, render_png};
 use memwatch::sample::Metric;
 
 const SAMPLES: usize = 10_000_000;
@@ -60,12 +60,14 @@ fn analysis(rec: &Recording) -> Analysis {
         }),
         excluded: Vec::new(),
         steps: Vec::new(),
+        floor: Vec::new(),
         thresholds: Thresholds {
             warmup: Warmup::Auto,
             min_slope_bytes_per_s: 0.0,
             min_slope_pct_per_hour: 0.0,
             min_growth: MinGrowth::Bytes(0.0),
             p_value: 0.01,
+            slope_horizon_s: f64::INFINITY,
         },
         reason: String::new(),
     }
@@ -78,14 +80,26 @@ fn main() {
     let mut size = 0;
     for _ in 0..RUNS {
         let start = Instant::now();
-        let png = render_png(black_box(&rec), Metric::Rss, &analysis, DEFAULT_SIZE)
-            .expect("the chart renders");
+        let png = render_png(
+            black_box(&rec),
+            Metric::Rss,
+            &analysis,
+            DEFAULT_SIZE,
+            &ChartContext::default(),
+        )
+        .expect("the chart renders");
         times.push(start.elapsed());
         size = black_box(png).len();
     }
     if let Some(dir) = std::env::var_os("MEMWATCH_CHART_DIR") {
-        let png =
-            render_png(&rec, Metric::Rss, &analysis, DEFAULT_SIZE).expect("the chart renders");
+        let png = render_png(
+            &rec,
+            Metric::Rss,
+            &analysis,
+            DEFAULT_SIZE,
+            &ChartContext::default(),
+        )
+        .expect("the chart renders");
         std::fs::write(std::path::Path::new(&dir).join("bench-10M.png"), png)
             .expect("the chart is written");
     }

@@ -45,7 +45,14 @@ fn main() {
         );
         let analyse = t.elapsed().as_secs_f64();
         let t = Instant::now();
-        let png = render_png(&rec, Metric::Rss, &analysis, (1280, 720)).unwrap();
+        let png = render_png(
+            &rec,
+            Metric::Rss,
+            &analysis,
+            (1280, 720),
+            &memwatch::report::chart::ChartContext::default(),
+        )
+        .unwrap();
         let draw = t.elapsed().as_secs_f64();
         assert!(!png.is_empty());
 
@@ -143,7 +150,14 @@ fn stages(file: &std::path::Path) {
     );
     line("analyse", t);
     let t = Instant::now();
-    let png = render_png(&rec, Metric::Rss, &analysis, (1280, 720)).unwrap();
+    let png = render_png(
+        &rec,
+        Metric::Rss,
+        &analysis,
+        (1280, 720),
+        &memwatch::report::chart::ChartContext::default(),
+    )
+    .unwrap();
     line("draw", t);
     println!(
         "  {} samples, verdict {:?}, {} B of PNG",

@@ -534,6 +534,7 @@ pub(crate) mod tests {
             }),
             excluded: Vec::new(),
             steps: Vec::new(),
+            floor: Vec::new(),
             thresholds: Thresholds::default(),
             reason: "a test run".to_string(),
         }

@@ -1,8 +1,9 @@
 //! The analyser: decides, from one metric's series, whether memory grows.
 //! Pure functions, no I/O. See `docs/verdict.md` for the method.
 
-use crate::units::{Bytes, Rate};
+use crate::units::{Bytes, Count, Elapsed, PValue, PctPerHour, Rate};
 use serde::Serialize;
+use std::fmt;
 
 pub mod stats;
 #[doc(hidden)]
@@ -34,6 +35,12 @@ impl Verdict {
     }
 }
 
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A finer description of the series' shape, for people; the verdict is what gates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -54,6 +61,28 @@ pub enum Pattern {
     Oscillating,
     /// Too little data to say.
     Unknown,
+}
+
+impl Pattern {
+    /// The pattern's word, as in summary.json: `linear`, `plateau`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pattern::Linear => "linear",
+            Pattern::Steps => "steps",
+            Pattern::Sawtooth => "sawtooth",
+            Pattern::Plateau => "plateau",
+            Pattern::Flat => "flat",
+            Pattern::Shrinking => "shrinking",
+            Pattern::Oscillating => "oscillating",
+            Pattern::Unknown => "unknown",
+        }
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// How long the start of a run is left out of the analysis.
@@ -81,6 +110,10 @@ pub struct Thresholds {
     pub min_growth: MinGrowth,
     /// Significance level of the trend test.
     pub p_value: f64,
+    /// The two slope gates are judged over at most this many seconds: over a longer
+    /// window, a rise of (minimum slope × horizon) passes them, however slowly it came.
+    /// A slow rate adds up on a long run. `f64::INFINITY`: pure rates.
+    pub slope_horizon_s: f64,
 }
 
 /// A straight line from (t0, v0) to (t1, v1), seconds and bytes: the fitted trend.
@@ -121,9 +154,64 @@ pub struct Analysis {
     /// that stayed): (seconds, bytes). The trend is fitted without them; add them back,
     /// from their time on, to draw it over the recorded values.
     pub steps: Vec<(f64, f64)>,
+    /// The judged points: each window's minimum (seconds, bytes), on which the trend test
+    /// and the slope were computed; dump steps taken out, like `trend`. Empty when the
+    /// analysis could not start (too few samples).
+    pub floor: Vec<(f64, f64)>,
     pub thresholds: Thresholds,
     /// One sentence saying why, e.g. "floor rose 12.1 MiB at 0.1 MiB/s (p < 0.001)".
     pub reason: String,
+}
+
+/// The verdict in a few words, written the same way wherever it is shown (the live line,
+/// the chart's title): `growing (linear): floor +2.03 MiB/s, p < 0.001`, `stable (plateau)`,
+/// `stable (shrinking): floor -1.20 MiB/min, p < 0.001`,
+/// `inconclusive: 6 samples after the 5 s warm-up`. A slope is given only with the
+/// patterns that are a trend (growing, or shrinking), so words and figure never disagree.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Headline {
+    pub verdict: Verdict,
+    pub pattern: Pattern,
+    pub slope_bytes_per_s: f64,
+    pub p_value: f64,
+    pub samples_analysed: usize,
+    pub warmup_s: f64,
+}
+
+impl Analysis {
+    pub fn headline(&self) -> Headline {
+        Headline {
+            verdict: self.verdict,
+            pattern: self.pattern,
+            slope_bytes_per_s: self.slope_bytes_per_s,
+            p_value: self.p_value,
+            samples_analysed: self.samples_analysed,
+            warmup_s: self.warmup_s,
+        }
+    }
+}
+
+impl fmt::Display for Headline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.verdict == Verdict::Inconclusive {
+            return write!(
+                f,
+                "inconclusive: {} after the {} warm-up",
+                Count(self.samples_analysed as u64, "sample"),
+                Elapsed(self.warmup_s)
+            );
+        }
+        write!(f, "{} ({})", self.verdict, self.pattern)?;
+        if self.verdict == Verdict::Growing || self.pattern == Pattern::Shrinking {
+            write!(
+                f,
+                ": floor {}, {}",
+                Rate(self.slope_bytes_per_s),
+                PValue(self.p_value)
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Fewer samples than this after the warm-up (and exclusions) give `Inconclusive`.
@@ -134,6 +222,8 @@ pub const AUTO_WARMUP_SHARE: f64 = 0.2;
 pub const AUTO_WARMUP_MIN_S: f64 = 10.0;
 /// ...and at most this many (and never more than half the run).
 pub const AUTO_WARMUP_MAX_S: f64 = 600.0;
+/// The default `Thresholds::slope_horizon_s`: 10 hours.
+pub const DEFAULT_SLOPE_HORIZON_S: f64 = 36_000.0;
 /// Windows (floor points) the analysed span is cut into: at most this many...
 const MAX_WINDOWS: usize = 40;
 /// ...at least this many (when there are that many samples)...
@@ -163,6 +253,10 @@ impl Default for Thresholds {
     /// - `p_value: 0.01` — two-sided, after the autocorrelation correction: one
     ///   false alarm in a hundred stable runs at most, from the test alone; the
     ///   other gates make it rarer still.
+    /// - `slope_horizon_s: 36000` (10 h) — the slopes are asked of the run's first
+    ///   10 hours' worth: on a longer window a rise of 10% of the floor (and 576 KB)
+    ///   passes the slope gates, so a service that gains 50% in four weeks (0.07%/h)
+    ///   is growing while a few % of drift over days is not.
     fn default() -> Self {
         Thresholds {
             warmup: Warmup::Auto,
@@ -170,6 +264,7 @@ impl Default for Thresholds {
             min_slope_pct_per_hour: 1.0,
             min_growth: MinGrowth::Percent(2.0),
             p_value: 0.01,
+            slope_horizon_s: DEFAULT_SLOPE_HORIZON_S,
         }
     }
 }
@@ -184,22 +279,15 @@ pub fn auto_warmup_s(duration_s: f64) -> f64 {
         .min(0.5 * duration_s)
 }
 
-/// Seconds for people: "24 s", "10 min", "1.5 h".
-pub fn format_duration(s: f64) -> String {
-    if s < 120.0 {
-        format!("{s:.0} s")
-    } else if s < 7200.0 {
-        format!("{:.0} min", s / 60.0)
+/// `seconds` to the millisecond, exactly as samples.csv writes `elapsed_s` (the integer
+/// number of ms, `(s * 1000).round()`, over 1000 is the f64 nearest the decimal the CSV
+/// holds), so a recording analysed live and read back from its CSV gives the same answer.
+/// Idempotent; infinities stay.
+pub fn to_millis(seconds: f64) -> f64 {
+    if seconds.is_finite() {
+        (seconds * 1000.0).round() / 1000.0
     } else {
-        format!("{:.1} h", s / 3600.0)
-    }
-}
-
-fn format_p(p: f64) -> String {
-    if p < 0.001 {
-        "p < 0.001".to_string()
-    } else {
-        format!("p = {p:.3}")
+        seconds
     }
 }
 
@@ -341,12 +429,13 @@ pub fn analyze(
     excluded: &[(f64, f64)],
     thresholds: &Thresholds,
 ) -> Analysis {
-    // 1. The usable samples, in time order.
+    // 1. The usable samples, in time order, at the CSV's precision (1 ms): the live
+    //    analysis and `memwatch report` on the samples.csv must see the same times.
     let mut t: Vec<f64> = Vec::with_capacity(time_s.len());
     let mut v: Vec<f64> = Vec::with_capacity(values.len());
     for (&ti, &vi) in time_s.iter().zip(values) {
         if ti.is_finite() && vi.is_finite() {
-            t.push(ti);
+            t.push(to_millis(ti));
             v.push(vi);
         }
     }
@@ -379,7 +468,8 @@ pub fn analyze(
     let mut ex: Vec<(f64, f64)> = excluded
         .iter()
         .filter(|(a, b)| !a.is_nan() && !b.is_nan())
-        .map(|&(a, b)| if a <= b { (a, b) } else { (b, a) })
+        .map(|&(a, b)| (to_millis(a), to_millis(b)))
+        .map(|(a, b)| if a <= b { (a, b) } else { (b, a) })
         .collect();
     ex.sort_by(|x, y| x.0.total_cmp(&y.0));
     let mut at: Vec<f64> = Vec::new();
@@ -419,13 +509,15 @@ pub fn analyze(
         trend: None,
         excluded: excluded.to_vec(),
         steps,
+        floor: Vec::new(),
         thresholds: *thresholds,
         reason: String::new(),
     };
     if samples_analysed < MIN_SAMPLES {
         out.reason = format!(
-            "only {samples_analysed} samples after the {} warm-up; at least {MIN_SAMPLES} are needed",
-            format_duration(warmup_s)
+            "only {} after the {} warm-up; at least {MIN_SAMPLES} are needed",
+            Count(samples_analysed as u64, "sample"),
+            Elapsed(warmup_s)
         );
         return out;
     }
@@ -437,7 +529,7 @@ pub fn analyze(
     let pv: Vec<f64> = pts.iter().map(|p| p.v).collect();
 
     // 4. Trend test and slope on the floor.
-    let test = stats::trend_test(&pv);
+    let test = stats::trend_test_at(&pt, &pv);
     let (slope, intercept) = stats::theil_sen(&pt, &pv);
     let (slope, intercept) = if slope.is_finite() {
         (slope, intercept)
@@ -458,6 +550,7 @@ pub fn analyze(
     out.slope_pct_per_hour = pct_per_hour;
     out.growth_bytes = growth;
     out.p_value = test.p_value;
+    out.floor = pts.iter().map(|p| (p.t, p.v)).collect();
     out.trend = Some(TrendLine {
         t0: window_start_s,
         v0,
@@ -472,14 +565,20 @@ pub fn analyze(
     let significant = test.p_value < thresholds.p_value;
     let rising = significant && test.mk.s > 0 && slope > 0.0;
     let falling = significant && test.mk.s < 0 && slope < 0.0;
-    let slope_ok = slope >= thresholds.min_slope_bytes_per_s
-        && pct_per_hour >= thresholds.min_slope_pct_per_hour;
+    // On a window longer than the horizon the gates ask for the horizon's worth of growth.
+    let horizon_share = if span > thresholds.slope_horizon_s && span > 0.0 {
+        (thresholds.slope_horizon_s / span).max(0.0)
+    } else {
+        1.0
+    };
+    let slope_ok = slope >= thresholds.min_slope_bytes_per_s * horizon_share
+        && pct_per_hour >= thresholds.min_slope_pct_per_hour * horizon_share;
     let growth_ok = growth >= min_growth_bytes;
     let sustained = late_slope_upper(&pts) >= SUSTAINED_SHARE * slope;
     let sawtooth = gc.is_some();
     let pct = |b: f64| b / floor0 * 100.0;
-    let p_txt = format_p(test.p_value);
-    let warm = format_duration(warmup_s);
+    let p_txt = PValue(test.p_value);
+    let warm = Elapsed(warmup_s);
 
     // 5. Verdict, pattern and reason.
     if rising && slope_ok && growth_ok && sustained {
@@ -547,9 +646,11 @@ pub fn analyze(
             )
         } else {
             format!(
-                "floor rose at only {} ({:.2}%/h), below the minimum slope ({p_txt})",
+                "floor rose {} ({:.1}%) at only {} ({}), below the minimum slope ({p_txt})",
+                Bytes(growth),
+                pct(growth),
                 Rate(slope),
-                pct_per_hour
+                PctPerHour(pct_per_hour)
             )
         };
     } else {
@@ -773,6 +874,76 @@ mod tests {
         assert!((removed - 24e6).abs() < 5e6, "removed {removed}");
     }
 
+    /// Regression (issue 9 item 12): a 678-hour recording whose floor rises 50%, steadily,
+    /// was `stable (flat)`: its 0.07%/h was under the 1%/h minimum slope.
+    #[test]
+    fn regression_slow_leak_on_a_long_run_is_growing() {
+        use synth::{Sawtooth, Shape, Spec, generate};
+        let spec = |shape, seed| Spec {
+            duration_s: 678.0 * 3600.0,
+            hz: 1.0 / 60.0,
+            base_bytes: 200e6,
+            shape,
+            sawtooth: Some(Sawtooth {
+                amplitude: 0.04,
+                period_s: 600.0,
+            }),
+            white: 0.005,
+            ar1: None,
+            seed,
+        };
+        for seed in 0..4 {
+            let s = generate(&spec(Shape::Linear { growth: 0.5 }, seed));
+            let a = analyze(&s.time_s, &s.values, &[], &Thresholds::default());
+            assert_eq!(a.verdict, Verdict::Growing, "seed {seed}: {}", a.reason);
+            assert!(a.slope_pct_per_hour < 0.1, "{}", a.slope_pct_per_hour);
+            // pure rates (no horizon) are what hid it
+            let rates = Thresholds {
+                slope_horizon_s: f64::INFINITY,
+                ..Thresholds::default()
+            };
+            let b = analyze(&s.time_s, &s.values, &[], &rates);
+            assert_eq!(b.verdict, Verdict::Stable, "seed {seed}: {}", b.reason);
+            // a drift of 4% over four weeks is below the 10% the horizon asks for
+            let s = generate(&spec(Shape::Linear { growth: 0.04 }, seed));
+            let a = analyze(&s.time_s, &s.values, &[], &Thresholds::default());
+            assert_eq!(a.verdict, Verdict::Stable, "seed {seed}: {}", a.reason);
+        }
+    }
+
+    #[test]
+    fn horizon_asks_for_its_worth_of_growth() {
+        // 30 h at one sample a minute, clean ramps: 9% is below 1%/h x 10 h, 11% above
+        for (growth, verdict) in [(0.09, Verdict::Stable), (0.11, Verdict::Growing)] {
+            let n = 30 * 60 + 1;
+            let t: Vec<f64> = (0..n).map(|i| i as f64 * 60.0).collect();
+            let span = t[n - 1];
+            let v: Vec<f64> = t.iter().map(|t| 1e8 * (1.0 + growth * t / span)).collect();
+            let a = analyze(&t, &v, &[], &Thresholds::default());
+            assert_eq!(a.verdict, verdict, "{growth}: {}", a.reason);
+        }
+    }
+
+    /// Regression (issue 9 item 6): the same 10 s leak at 5 Hz got p = 8.3e-05 or 0.0029
+    /// depending on sub-millisecond jitter: windows of 2 and 3 samples in turn put their
+    /// floor points unevenly in time, and the autocorrelation correction, detrending by
+    /// index, read that spacing as persistence. It now detrends in time.
+    #[test]
+    fn regression_a_clean_ramp_is_not_weakened_by_uneven_windows() {
+        for jitter in [0.0, 0.0001, 0.0003] {
+            let t: Vec<f64> = (0..51)
+                .map(|k| f64::from(k) * 0.2 + if k % 3 == 1 { jitter } else { 0.0 })
+                .collect();
+            let v: Vec<f64> = t
+                .iter()
+                .map(|t| ((212_992.0 + 2_097_152.0 * t) / 4096.0_f64).round() * 4096.0)
+                .collect();
+            let a = analyze(&t, &v, &[], &Thresholds::default());
+            assert_eq!(a.verdict, Verdict::Growing, "{}", a.reason);
+            assert!(a.p_value < 0.001, "jitter {jitter}: p = {}", a.p_value);
+        }
+    }
+
     #[test]
     fn empty_series_is_inconclusive() {
         let a = analyze(&[], &[], &[], &Thresholds::default());
@@ -862,9 +1033,54 @@ mod tests {
         assert_eq!(auto_warmup_s(0.0), 0.0);
     }
 
+    /// Regression (issue 9 item 13): the live line said `trend +11.5 MiB/min, flat`.
     #[test]
-    fn formatting() {
-        assert_eq!(format_duration(24.0), "24 s");
-        assert_eq!(format_duration(600.0), "10 min");
+    fn regression_headline_never_pairs_a_slope_with_flat() {
+        let (t, v) = ramp(601, 1.0, 1e8, 1e4);
+        let grows = analyze(&t, &v, &[], &Thresholds::default());
+        assert_eq!(
+            grows.headline().to_string(),
+            "growing (linear): floor +586 KiB/min, p < 0.001"
+        );
+        // A fast rise that is still short of the 2% minimum growth: stable (flat), no slope.
+        let (t, v) = ramp(601, 1.0, 1e10, 1e5);
+        let flat = analyze(&t, &v, &[], &Thresholds::default());
+        assert_eq!(flat.verdict, Verdict::Stable, "{}", flat.reason);
+        assert!(flat.slope_bytes_per_s > 1e4);
+        assert_eq!(
+            flat.headline().to_string(),
+            format!("stable ({})", flat.pattern)
+        );
+        let (t, v) = ramp(300, 1.0, 1e8, -2e4);
+        let shrinks = analyze(&t, &v, &[], &Thresholds::default());
+        assert_eq!(
+            shrinks.headline().to_string(),
+            "stable (shrinking): floor -1.14 MiB/min, p < 0.001"
+        );
+        let (t, v) = ramp(12, 1.0, 1e8, 1e6);
+        let few = analyze(&t, &v, &[], &Thresholds::default());
+        assert_eq!(
+            few.headline().to_string(),
+            "inconclusive: 6 samples after the 5.5 s warm-up"
+        );
+    }
+
+    #[test]
+    fn words_match_summary_json() {
+        for p in [
+            Pattern::Linear,
+            Pattern::Steps,
+            Pattern::Sawtooth,
+            Pattern::Plateau,
+            Pattern::Flat,
+            Pattern::Shrinking,
+            Pattern::Oscillating,
+            Pattern::Unknown,
+        ] {
+            assert_eq!(serde_json::to_value(p).unwrap(), p.as_str());
+        }
+        for v in [Verdict::Growing, Verdict::Stable, Verdict::Inconclusive] {
+            assert_eq!(serde_json::to_value(v).unwrap(), v.to_string());
+        }
     }
 }

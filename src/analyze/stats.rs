@@ -251,18 +251,23 @@ pub fn autocorrelation(x: &[f64], k: usize) -> f64 {
 /// makes the test *more* confident than for independent data. Lags go up to
 /// `max_lag` (O(n·max_lag)). n < 3 gives 1.
 pub fn hamed_rao_factor(x: &[f64], max_lag: usize) -> f64 {
-    let n = x.len();
+    let idx: Vec<f64> = (0..x.len()).map(|i| i as f64).collect();
+    hamed_rao_factor_at(&idx, x, max_lag)
+}
+
+/// [`hamed_rao_factor`] for points taken at times `t` (ascending): the trend removed is
+/// the Theil–Sen slope per unit of time, so unevenly spaced points (windows of 2 and 3
+/// samples in turn, a gap left by a heap dump) leave no pattern in the residuals that
+/// the spacing alone made. Evenly spaced times give the same factor as by index.
+pub fn hamed_rao_factor_at(t: &[f64], x: &[f64], max_lag: usize) -> f64 {
+    let n = x.len().min(t.len());
     if n < 3 {
         return 1.0;
     }
-    let idx: Vec<f64> = (0..n).map(|i| i as f64).collect();
-    let beta = theil_sen_slope(&idx, x);
+    let (t, x) = (&t[..n], &x[..n]);
+    let beta = theil_sen_slope(t, x);
     let beta = if beta.is_finite() { beta } else { 0.0 };
-    let detrended: Vec<f64> = x
-        .iter()
-        .enumerate()
-        .map(|(i, v)| v - beta * i as f64)
-        .collect();
+    let detrended: Vec<f64> = x.iter().zip(t).map(|(v, ti)| v - beta * ti).collect();
     let r = ranks(&detrended);
     let nf = n as f64;
     let bound = 1.96 / nf.sqrt();
@@ -297,8 +302,16 @@ pub struct TrendTest {
 /// correction: Var*(S) = Var(S) · n/n*, then the continuity-corrected normal
 /// approximation. Fewer than 3 points, or no variance, gives p = 1.
 pub fn trend_test(x: &[f64]) -> TrendTest {
+    let idx: Vec<f64> = (0..x.len()).map(|i| i as f64).collect();
+    trend_test_at(&idx, x)
+}
+
+/// [`trend_test`] for points taken at times `t` (ascending): the same S, with the
+/// autocorrelation correction computed on the residuals from the trend in time
+/// ([`hamed_rao_factor_at`]).
+pub fn trend_test_at(t: &[f64], x: &[f64]) -> TrendTest {
     let mk = mann_kendall(x);
-    if x.len() < 3 || mk.var_s <= 0.0 {
+    if x.len() < 3 || t.len() != x.len() || mk.var_s <= 0.0 {
         return TrendTest {
             mk,
             inflation: 1.0,
@@ -306,7 +319,7 @@ pub fn trend_test(x: &[f64]) -> TrendTest {
             p_value: 1.0,
         };
     }
-    let inflation = hamed_rao_factor(x, x.len() - 1);
+    let inflation = hamed_rao_factor_at(t, x, x.len() - 1);
     let z = mk_z(mk.s, mk.var_s * inflation);
     TrendTest {
         mk,
@@ -549,5 +562,24 @@ mod tests {
         let f = hamed_rao_factor(&iid, 39);
         assert!((1.0..1.5).contains(&f), "{f}");
         assert_eq!(hamed_rao_factor(&[1.0, 2.0], 1), 1.0);
+    }
+
+    #[test]
+    fn hamed_rao_in_time_ignores_uneven_spacing() {
+        // A straight line sampled at alternating spacings 0.6 s and 0.4 s: by index the
+        // residuals alternate (persistence at lag 2); in time they are all zero.
+        let t: Vec<f64> = (0..10)
+            .map(|i| f64::from(i / 2) + 0.6 * f64::from(i % 2))
+            .collect();
+        let x: Vec<f64> = t.iter().map(|t| 100.0 + 7.0 * t).collect();
+        assert!(hamed_rao_factor(&x, 9) > 1.0);
+        assert_eq!(hamed_rao_factor_at(&t, &x, 9), 1.0);
+        // evenly spaced, the same as by index
+        let even: Vec<f64> = (0..40).map(|i| f64::from(i) * 2.5).collect();
+        let wander: Vec<f64> = (0..40).map(|i| (f64::from(i) / 6.0).sin()).collect();
+        let by_index = hamed_rao_factor(&wander, 39);
+        assert!(by_index > 1.5);
+        assert!((hamed_rao_factor_at(&even, &wander, 39) - by_index).abs() < 1e-9);
+        assert!(trend_test_at(&t, &x).p_value < trend_test(&x).p_value);
     }
 }

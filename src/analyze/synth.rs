@@ -241,10 +241,16 @@ pub enum Case {
     SlowLeak,
     /// A handful of samples only.
     TooFew,
+    /// A service's daily load cycle: a GC sawtooth on a floor that swings with the load,
+    /// once a day (a third of the run at most), with slow wander; no net trend.
+    DailyCycle,
+    /// A cache that fills slowly after the warm-up (over the first 25-40% of the run, by
+    /// 10-30%), then stays: not sustained, so stable.
+    SlowPlateau,
 }
 
 impl Case {
-    pub const ALL: [Case; 15] = [
+    pub const ALL: [Case; 16] = [
         Case::Flat,
         Case::SawtoothFlat,
         Case::SawtoothRising,
@@ -260,7 +266,11 @@ impl Case {
         Case::NodeFixed,
         Case::SlowLeak,
         Case::TooFew,
+        Case::DailyCycle,
     ];
+    /// Cases only long runs can tell: on a 10-minute run a cache filling for 3 minutes
+    /// and a leak look alike; over days, the later half shows it stopped.
+    pub const LONG_RUNS_ONLY: [Case; 1] = [Case::SlowPlateau];
 
     /// The verdict the analyser must reach with default thresholds.
     pub fn expected(self) -> Verdict {
@@ -291,7 +301,11 @@ impl Case {
         });
         // The default automatic warm-up is a fifth of the run, at least 10 s, at most 10 min.
         let warmup = (0.2 * duration_s).clamp(10.0, 600.0);
-        let growth = rng.range(0.05, 0.12);
+        // The least rise the default gates call growth: 2% of the floor, and 1%/h over at
+        // most 10 hours (10%). Leaks are drawn from 2.5 to 6 times that.
+        let least = ((duration_s - warmup) / 3600.0 * 0.01).clamp(0.02, 0.10);
+        let leak_scale = least / 0.02;
+        let growth = rng.range(0.05, 0.12) * leak_scale;
         let mut spec = Spec {
             duration_s,
             hz,
@@ -367,7 +381,7 @@ impl Case {
                 });
                 if self == Case::NodeLeak {
                     spec.shape = Shape::Linear {
-                        growth: rng.range(0.08, 0.12),
+                        growth: rng.range(0.08, 0.12) * leak_scale,
                     };
                 } else {
                     let climb_s = rng
@@ -381,13 +395,35 @@ impl Case {
                 }
             }
             Case::SlowLeak => {
-                // A few % per hour (but at least 5% over the run, so short runs still see it).
+                // A few % per hour (but at least 5% over the run, so short runs still see it);
+                // on runs of days and weeks, 15% to 60% over the run: hundredths of a %/h.
                 let pct_per_hour = rng.range(2.0, 5.0);
-                let growth = (pct_per_hour / 100.0 * duration_s / 3600.0).max(0.05);
-                spec.shape = Shape::Linear { growth };
+                let mut growth = (pct_per_hour / 100.0 * duration_s / 3600.0).max(0.05);
                 if rng.uniform() < 0.5 {
                     spec.sawtooth = sawtooth;
                 }
+                if duration_s > 86_400.0 {
+                    growth = rng.range(0.15, 0.6);
+                }
+                spec.shape = Shape::Linear { growth };
+            }
+            Case::SlowPlateau => {
+                spec.shape = Shape::Plateau {
+                    climb_s: rng.range(0.25, 0.4) * duration_s,
+                    growth: rng.range(0.1, 0.3),
+                };
+                if rng.uniform() < 0.5 {
+                    spec.sawtooth = sawtooth;
+                }
+            }
+            Case::DailyCycle => {
+                spec.shape = Shape::Oscillation {
+                    period_s: 86_400.0_f64.min(duration_s / 3.0),
+                    amplitude: rng.range(0.03, 0.10),
+                };
+                spec.sawtooth = sawtooth;
+                let tau = rng.range(duration_s / 30.0, duration_s / 10.0);
+                spec.ar1 = Some((rng.range(0.002, 0.006), tau));
             }
             Case::TooFew => {
                 // 4 to 9 samples over the whole run.

@@ -8,11 +8,12 @@ use crate::analyze::{Analysis, Verdict};
 use crate::exit::Exit;
 use crate::gate::{self, Figures, Limits};
 use crate::recording::Recording;
+use crate::report::chart::ChartContext;
 use crate::report::end::{self, RunEnd, Written};
 use crate::report::output::Dest;
 use crate::report::summary::Summary;
 use crate::sample::Metric;
-use crate::units::{Bytes, Delta, Elapsed};
+use crate::units::{Bytes, Count, Delta, Elapsed};
 use std::path::{Path, PathBuf};
 
 /// A finished run (live or re-analysed), ready for the gate and the end reports.
@@ -52,12 +53,23 @@ pub fn conclude(run: Finished<'_>) -> Exit {
     if run.limits.is_set() {
         summary.gate = Some(gate.clone());
     }
+    let chart = ChartContext {
+        run: match (&summary.target, &summary.source) {
+            (Some(t), _) => {
+                ChartContext::describe_run(t.pid, &t.command, summary.duration_s, &t.ended)
+            }
+            (None, Some(src)) => format!("{} · {}", src.file, Elapsed(summary.duration_s)),
+            (None, None) => String::new(),
+        },
+        judged: summary.metric.clone(),
+    };
     let end = RunEnd {
         recording: run.recording,
         analysis: run.analysis,
         metric: run.metric,
         summary: &summary,
         gate: &gate,
+        chart: &chart,
     };
     let mut failed = Vec::new();
     let mut skipped = Vec::new();
@@ -96,15 +108,6 @@ pub fn conclude(run: Finished<'_>) -> Exit {
     }
 }
 
-/// `1 sample`, `2 samples`.
-fn plural(n: usize, word: &str) -> String {
-    if n == 1 {
-        format!("{n} {word}")
-    } else {
-        format!("{n} {word}s")
-    }
-}
-
 /// The run's figures on RSS, one line; says so plainly when there is nothing to show.
 pub fn print_figures(rec: &Recording, missed: u64) {
     let rss = rec.metric(Metric::Rss).unwrap_or(&[]);
@@ -120,7 +123,7 @@ pub fn print_figures(rec: &Recording, missed: u64) {
         Bytes(last),
         Bytes(peak),
         Delta(last - start),
-        plural(rec.len(), "sample"),
+        Count(rec.len() as u64, "sample"),
         Elapsed(rec.duration_s()),
     );
 }
@@ -136,10 +139,7 @@ fn print_verdict(a: &Analysis, judged: &str, color: bool) {
         "memwatch: {paint}{}{reset} ({}, {}): {}",
         a.verdict.as_str(),
         judged,
-        serde_json::to_value(a.pattern)
-            .ok()
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default(),
+        a.pattern,
         a.reason
     );
 }

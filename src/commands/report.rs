@@ -12,7 +12,7 @@ use crate::report::live::LiveMode;
 use crate::report::output::{Dest, report_dests};
 use crate::report::summary::{BesideSummary, Files, SourceSummary, Summary};
 use crate::sample::Metric;
-use crate::units::Elapsed;
+use crate::units::{Count, Elapsed};
 
 pub fn report(config: &ReportConfig) -> Result<Exit> {
     let file = &config.file;
@@ -64,10 +64,10 @@ pub fn report(config: &ReportConfig) -> Result<Exit> {
     };
     if !config.quiet {
         eprintln!(
-            "memwatch: {} ({}): {} samples over {}",
+            "memwatch: {} ({}): {} over {}",
             file.display(),
             loaded.format,
-            rec.len(),
+            Count(rec.len() as u64, "sample"),
             Elapsed(rec.duration_s())
         );
         print_figures(rec, 0);

@@ -257,10 +257,7 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
                 "memwatch: {} beside it: {} ({}): {}{}",
                 config.analysis.metric.name(),
                 beside.verdict.as_str(),
-                serde_json::to_value(beside.pattern)
-                    .ok()
-                    .and_then(|v| v.as_str().map(String::from))
-                    .unwrap_or_default(),
+                beside.pattern,
                 beside.reason,
                 finding(
                     analysis.verdict,

@@ -1,5 +1,8 @@
 //! The PNG chart: one metric over time, with the analysis drawn on top (trend line,
-//! warm-up and heap-dump shading, event markers) and the verdict in the title.
+//! warm-up and heap-dump shading, labelled event lines, the judged points with their
+//! values), the verdict in the title, the target and the run under it, and a sentence
+//! saying which series the verdict judged and how much it grew. Made to be read by
+//! someone who was not there (a chart attached to a failed CI job).
 //!
 //! Long series are reduced for drawing only: each pixel column keeps the minimum and
 //! maximum of its samples, so spikes survive whatever the sample count.
@@ -14,9 +17,10 @@ use plotters::drawing::DrawingAreaErrorKind;
 use plotters::prelude::*;
 use plotters::style::register_font;
 
-use crate::analyze::{Analysis, Pattern, TrendLine, Verdict};
+use crate::analyze::{Analysis, TrendLine, Verdict};
 use crate::recording::{Event, EventKind, Recording};
 use crate::sample::Metric;
+use crate::units::{Bytes, Delta, Elapsed};
 
 /// The size charts are drawn at unless asked otherwise, pixels.
 pub const DEFAULT_SIZE: (u32, u32) = (1280, 720);
@@ -53,14 +57,39 @@ impl<E: std::error::Error + Send + Sync> From<DrawingAreaErrorKind<E>> for Chart
     }
 }
 
+/// What the chart cannot know from the samples: what was watched, and which series the
+/// verdict judged.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ChartContext {
+    /// The target and the run, one line under the verdict, e.g.
+    /// `pid 4242: node server.js · 2 min · stopped at --duration`. Empty: no such line.
+    pub run: String,
+    /// The series the verdict judged: a metric's name (`rss`) or `settled`. Empty: the
+    /// metric drawn.
+    pub judged: String,
+}
+
+impl ChartContext {
+    /// The line for a live run: `pid 4242: node server.js · 2 min · duration reached`.
+    pub fn describe_run(pid: i32, command: &str, duration_s: f64, ended: &str) -> String {
+        let mut text = format!("pid {pid}: {command} · {}", Elapsed(duration_s));
+        if !ended.is_empty() {
+            text.push_str(" · ");
+            text.push_str(ended);
+        }
+        text
+    }
+}
+
 /// Draws `metric` of `rec` with `analysis` on top and returns the PNG file's bytes.
 pub fn render_png(
     rec: &Recording,
     metric: Metric,
     analysis: &Analysis,
     size: (u32, u32),
+    context: &ChartContext,
 ) -> Result<Vec<u8>, ChartError> {
-    let rendered = render_rgb(rec, metric, analysis, size)?;
+    let rendered = render_rgb(rec, metric, analysis, size, context)?;
     encode_png(&rendered.rgb, size)
 }
 
@@ -71,8 +100,9 @@ pub fn write_png(
     metric: Metric,
     analysis: &Analysis,
     size: (u32, u32),
+    context: &ChartContext,
 ) -> Result<(), ChartError> {
-    let bytes = render_png(rec, metric, analysis, size)?;
+    let bytes = render_png(rec, metric, analysis, size, context)?;
     std::fs::write(path, bytes).map_err(|source| ChartError::Write {
         path: path.to_path_buf(),
         source,
@@ -290,12 +320,16 @@ const ANON_COLOR: RGBColor = RGBColor(44, 160, 44);
 /// Pure red, used for nothing else: the tests look for it.
 const TREND_GROWING_COLOR: RGBColor = RGBColor(255, 0, 0);
 const TREND_COLOR: RGBColor = RGBColor(110, 110, 110);
-const WARMUP_FILL: RGBColor = RGBColor(228, 228, 228);
+/// Tinted, so that no antialiased grey of black text takes its exact colour.
+const WARMUP_FILL: RGBColor = RGBColor(226, 228, 234);
 const EXCLUDED_FILL: RGBColor = RGBColor(255, 222, 173);
 const SIGNAL_COLOR: RGBColor = RGBColor(148, 103, 189);
 const SETTLED_COLOR: RGBColor = RGBColor(23, 190, 207);
+/// Pure black, used for nothing else: the judged points (and their values).
+const JUDGED_COLOR: RGBColor = RGBColor(0, 0, 0);
 const DUMP_COLOR: RGBColor = RGBColor(230, 115, 0);
-const OTHER_EVENT_COLOR: RGBColor = RGBColor(150, 150, 150);
+const OTHER_EVENT_COLOR: RGBColor = RGBColor(120, 120, 120);
+const LOAD_COLOR: RGBColor = RGBColor(140, 86, 75);
 const GRID_COLOR: RGBColor = RGBColor(222, 222, 222);
 const AXIS_COLOR: RGBColor = RGBColor(80, 80, 80);
 const TEXT_COLOR: RGBColor = RGBColor(25, 25, 25);
@@ -352,51 +386,190 @@ fn finite_extent(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     (lo <= hi).then_some((lo, hi))
 }
 
-fn pattern_name(pattern: Pattern) -> Option<&'static str> {
-    match pattern {
-        Pattern::Linear => Some("linear"),
-        Pattern::Steps => Some("steps"),
-        Pattern::Sawtooth => Some("sawtooth"),
-        Pattern::Plateau => Some("plateau"),
-        Pattern::Flat => Some("flat"),
-        Pattern::Shrinking => Some("shrinking"),
-        Pattern::Oscillating => Some("oscillating"),
-        Pattern::Unknown => None,
-    }
-}
-
-fn format_p_value(p: f64) -> Option<String> {
-    if !p.is_finite() {
-        None
-    } else if p < 0.001 {
-        Some("p < 0.001".to_string())
+/// The y range to show, before padding: the metric inside the analysed window, the
+/// judged points and the trend, widened by what lies outside the window by at most one
+/// window-height each way. A start-up climb from near 0 would otherwise flatten the rise
+/// that was judged into a line; what is cut off is clipped at the edge of the plot.
+fn shown_extent(
+    time: &[f64],
+    values: &[f64],
+    window: Option<(f64, f64)>,
+    extra: impl Iterator<Item = f64>,
+) -> Option<(f64, f64)> {
+    let all = finite_extent(values.iter().copied());
+    let Some((ws, we)) = window else {
+        return all;
+    };
+    let inside = time
+        .iter()
+        .zip(values)
+        .filter(|(t, _)| **t >= ws && **t <= we)
+        .map(|(_, v)| *v);
+    let (Some((lo_all, hi_all)), Some((lo, hi))) = (all, finite_extent(inside.chain(extra))) else {
+        return all;
+    };
+    let reach = (hi - lo).max(0.02 * hi.abs()).max(1024.0);
+    let (lo, hi) = (
+        lo_all.max(lo - reach).min(lo),
+        hi_all.min(hi + reach).max(hi),
+    );
+    // At least 10% of the level from bottom to top: a rise of a few tenths of a percent
+    // (noise, for the verdict) must not fill the plot and look like a leak.
+    let least = 0.1 * hi.abs();
+    Some(if hi - lo < least {
+        let mid = 0.5 * (lo + hi);
+        let lo = (mid - 0.5 * least).max(0.0).min(lo);
+        (lo, hi.max(lo + least))
     } else {
-        Some(format!("p = {p:.3}"))
-    }
+        (lo, hi)
+    })
 }
 
-/// The verdict in a line: "growing: +12.3 MiB/min, p < 0.001 (linear)",
-/// "stable: +102 B/min (flat)", "inconclusive: 8 samples after warm-up".
-fn title_text(analysis: &Analysis, per: TimeUnit) -> String {
-    let slope = analysis.slope_bytes_per_s;
-    let slope_text = slope
-        .is_finite()
-        .then(|| format!("{}/{}", crate::units::Delta(slope * per.seconds), per.name));
-    let mut parts: Vec<String> = Vec::new();
-    if analysis.verdict == Verdict::Inconclusive {
-        let n = analysis.samples_analysed;
-        let noun = if n == 1 { "sample" } else { "samples" };
-        parts.push(format!("{n} {noun} after warm-up"));
+/// The parts of the polyline `points` with y inside `lo..=hi`, as separate runs.
+fn clip_y(points: &[(f64, f64)], lo: f64, hi: f64) -> Vec<Vec<(f64, f64)>> {
+    let inside = |y: f64| y >= lo && y <= hi;
+    let mut runs: Vec<Vec<(f64, f64)>> = Vec::new();
+    let mut current: Vec<(f64, f64)> = Vec::new();
+    for (i, &p) in points.iter().enumerate() {
+        if i == 0 {
+            if inside(p.1) {
+                current.push(p);
+            }
+            continue;
+        }
+        let q = points[i - 1];
+        // The share of the segment q -> p that lies inside, as parameters 0..=1.
+        let (dy, dx) = (p.1 - q.1, p.0 - q.0);
+        let (mut t0, mut t1) = (0.0f64, 1.0f64);
+        if dy == 0.0 {
+            if !inside(q.1) {
+                (t0, t1) = (1.0, 0.0);
+            }
+        } else {
+            let (a, b) = ((lo - q.1) / dy, (hi - q.1) / dy);
+            t0 = t0.max(a.min(b));
+            t1 = t1.min(a.max(b));
+        }
+        if t0 > t1 {
+            if !current.is_empty() {
+                runs.push(std::mem::take(&mut current));
+            }
+            continue;
+        }
+        let at = |t: f64| (q.0 + dx * t, q.1 + dy * t);
+        if t0 > 0.0 || current.is_empty() {
+            if !current.is_empty() {
+                runs.push(std::mem::take(&mut current));
+            }
+            current.push(at(t0));
+        }
+        current.push(at(t1));
+        if t1 < 1.0 {
+            runs.push(std::mem::take(&mut current));
+        }
     }
-    parts.extend(slope_text);
-    if analysis.verdict != Verdict::Stable {
-        parts.extend(format_p_value(analysis.p_value));
+    if !current.is_empty() {
+        runs.push(current);
     }
-    let mut title = format!("{}: {}", analysis.verdict.as_str(), parts.join(", "));
-    if let Some(name) = pattern_name(analysis.pattern) {
-        title.push_str(&format!(" ({name})"));
+    runs
+}
+
+/// The judged points as recorded: the analysis' floor points with the heap-dump steps
+/// it took out added back, each moved from the middle of its window (where the analysis
+/// puts it) to the sample that holds its value, so the dots sit on the drawn series.
+/// `time` and `values` are the judged series', in time order.
+fn judged_points(analysis: &Analysis, time: &[f64], values: &[f64]) -> Vec<(f64, f64)> {
+    let floor = &analysis.floor;
+    floor
+        .iter()
+        .enumerate()
+        .map(|(i, &(t, v))| {
+            let lift: f64 = analysis.steps.iter().filter(|s| s.0 < t).map(|s| s.1).sum();
+            let v = v + lift;
+            // The window is about halfway to each neighbour.
+            let lo = i
+                .checked_sub(1)
+                .map_or(f64::NEG_INFINITY, |j| 0.5 * (floor[j].0 + t));
+            let hi = floor.get(i + 1).map_or(f64::INFINITY, |p| 0.5 * (p.0 + t));
+            let from = time.partition_point(|&x| x < lo);
+            let to = time.partition_point(|&x| x <= hi).max(from);
+            let at = time[from..to]
+                .iter()
+                .zip(&values[from.min(values.len())..to.min(values.len())])
+                .filter(|p| (p.1 - v).abs() < 0.5)
+                .min_by(|a, b| (a.0 - t).abs().total_cmp(&(b.0 - t).abs()))
+                .map_or(t, |p| *p.0);
+            (at, v)
+        })
+        .collect()
+}
+
+/// The text above the plot: the verdict's headline (the same words as the live line and
+/// the end summary), the target and the run, and what was judged.
+fn header_lines(
+    analysis: &Analysis,
+    context: &ChartContext,
+    metric: Metric,
+    axis_from: f64,
+) -> Vec<String> {
+    let judged = if context.judged.is_empty() {
+        metric.name()
+    } else {
+        context.judged.as_str()
+    };
+    vec![
+        analysis.headline().to_string(),
+        context.run.clone(),
+        judged_text(analysis, judged, Some(axis_from)),
+    ]
+}
+
+/// The sentence under the title saying what the verdict judged and how much it grew.
+fn judged_text(analysis: &Analysis, judged: &str, axis_from: Option<f64>) -> String {
+    let Some(line) = analysis.trend.filter(|_| !analysis.floor.is_empty()) else {
+        return format!("Not judged: {}.", analysis.reason);
+    };
+    let what = if judged == "settled" {
+        "the settled samples (taken after each signal, hollow dots), their lowest in each window"
+            .to_string()
+    } else {
+        format!("the {judged} floor, its lowest value in each window")
+    };
+    let end = line.v0 + analysis.growth_bytes;
+    let pct = if line.v0 > 0.0 {
+        format!(" ({:+.1}%)", analysis.growth_bytes / line.v0 * 100.0)
+    } else {
+        String::new()
+    };
+    let mut text = format!(
+        "Judged: {what} (black dots), after the {} warm-up. Fitted floor {} → {}, {}{pct}.",
+        Elapsed(analysis.warmup_s),
+        Bytes(line.v0),
+        Bytes(end),
+        Delta(analysis.growth_bytes)
+    );
+    let stepped: f64 = analysis.steps.iter().map(|s| s.1).sum();
+    if stepped > 0.0 {
+        text.push_str(&format!(
+            " Steps of {} across heap dumps left out.",
+            Bytes(stepped)
+        ));
     }
-    title
+    if let Some(from) = axis_from.filter(|v| *v > 0.0) {
+        text.push_str(&format!(" The y axis starts at {}, not 0.", Bytes(from)));
+    }
+    text
+}
+
+/// The words on an event's line: `SIGUSR2`, `load start`, `dump start`, `dump written`.
+fn event_text(kind: &EventKind) -> String {
+    match kind {
+        EventKind::Signal(sig) => sig.clone(),
+        EventKind::Settled => "settled".to_string(),
+        EventKind::DumpStart(_) => "dump start".to_string(),
+        EventKind::Dump(_) => "dump written".to_string(),
+        EventKind::Other(text) => text.replace(['-', '_'], " "),
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -492,6 +665,8 @@ fn even(size: f64) -> f64 {
 enum Swatch {
     Line(RGBColor),
     Fill(RGBColor),
+    Dot(RGBColor),
+    Ring(RGBColor),
 }
 
 struct LegendItem {
@@ -521,6 +696,7 @@ fn render_rgb(
     metric: Metric,
     analysis: &Analysis,
     size: (u32, u32),
+    context: &ChartContext,
 ) -> Result<Rendered, ChartError> {
     let (width, height) = size;
     if width < MIN_SIZE.0 || height < MIN_SIZE.1 {
@@ -541,27 +717,48 @@ fn render_rgb(
         values,
         columns: downsample(&rec.time_s, values, t_lo, t_hi, columns),
     };
-    let mut series = vec![reduce(metric.name(), METRIC_COLOR, values)];
-    if metric == Metric::Rss {
-        if let Some(anon) = rec.metric(Metric::Anon) {
-            let anon = reduce(Metric::Anon.name(), ANON_COLOR, anon);
-            if anon.columns.iter().any(Option::is_some) {
-                series.push(anon);
-            }
-        }
-    }
+    let (settled_t, settled_v) = rec.settled(values);
+    let judged = if context.judged == "settled" {
+        judged_points(analysis, &settled_t, &settled_v)
+    } else {
+        judged_points(analysis, &rec.time_s, values)
+    };
+    let settled: Vec<(f64, f64)> = settled_t.into_iter().zip(settled_v).collect();
     let (v_lo, v_hi) = {
-        let known = series
+        let trend = analysis
+            .trend
             .iter()
-            .flat_map(|s| s.columns.iter().flatten())
-            .flat_map(|c| [c.min, c.max]);
-        let trend = analysis.trend.iter().flat_map(|l| [l.v0, l.v1]);
-        let main_known = series[0].columns.iter().any(Option::is_some);
-        match finite_extent(known.chain(trend)) {
-            Some((lo, hi)) if main_known => value_range(lo, hi),
-            _ => return Err(ChartError::NoValues(metric)),
+            .flat_map(|l| trend_segments(l, &analysis.steps))
+            .flat_map(|(a, b)| [a.1, b.1]);
+        let window = analysis
+            .trend
+            .is_some()
+            .then_some((analysis.window_start_s, analysis.window_end_s));
+        let points = judged
+            .iter()
+            .chain(&settled)
+            .filter(|p| window.is_none_or(|(ws, we)| p.0 >= ws && p.0 <= we))
+            .map(|p| p.1);
+        match shown_extent(&rec.time_s, values, window, trend.chain(points)) {
+            Some((lo, hi)) => value_range(lo, hi),
+            None => return Err(ChartError::NoValues(metric)),
         }
     };
+    let mut series = vec![reduce(metric.name(), METRIC_COLOR, values)];
+    if metric == Metric::Rss
+        && let Some(anon) = rec.metric(Metric::Anon)
+    {
+        // Anon only where it shares the scale: the judged series decides the axis.
+        let anon = reduce(Metric::Anon.name(), ANON_COLOR, anon);
+        if anon
+            .columns
+            .iter()
+            .flatten()
+            .any(|c| c.max >= v_lo && c.min <= v_hi)
+        {
+            series.push(anon);
+        }
+    }
 
     let mut rgb = vec![0u8; width as usize * height as usize * 3];
     let plot = {
@@ -572,11 +769,24 @@ fn render_rgb(
             time_unit: TimeUnit::for_duration(t_hi - t_lo),
             byte_unit: ByteUnit::for_magnitude(v_lo.abs().max(v_hi.abs())),
         };
-        let plot = draw(&root, &layout, &frame, rec, &series, analysis)?;
+        let header = header_lines(analysis, context, metric, v_lo);
+        let marks = Marks {
+            judged: &judged,
+            settled: &settled,
+        };
+        let plot = draw(
+            &root, &layout, &frame, rec, &series, analysis, &header, &marks,
+        )?;
         root.present()?;
         plot
     };
     Ok(Rendered { rgb, plot })
+}
+
+/// The points drawn as dots: the judged floor points and the settled samples.
+struct Marks<'a> {
+    judged: &'a [(f64, f64)],
+    settled: &'a [(f64, f64)],
 }
 
 /// The data ranges shown (seconds, bytes) and the units the axes use.
@@ -601,6 +811,7 @@ impl Frame {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn draw(
     root: &DrawingArea<BitMapBackend<'_>, Shift>,
     layout: &Layout,
@@ -608,16 +819,12 @@ fn draw(
     rec: &Recording,
     series: &[Series<'_>],
     analysis: &Analysis,
+    header: &[String],
+    marks: &Marks<'_>,
 ) -> Result<(std::ops::Range<i32>, std::ops::Range<i32>), ChartError> {
     root.fill(&WHITE)?;
-    let legend = legend_items(rec, series, analysis);
-    let header_height = draw_header(
-        root,
-        layout,
-        &title_text(analysis, frame.time_unit),
-        analysis.verdict,
-        &legend,
-    )?;
+    let legend = legend_items(rec, series, analysis, marks);
+    let header_height = draw_header(root, layout, header, analysis.verdict, &legend)?;
     let (_, body) = root.split_vertically(header_height);
 
     let (width, height) = root.dim_in_pixel();
@@ -648,7 +855,9 @@ fn draw(
     );
 
     // Shading first, so that the grid stays visible on it.
-    let warmup_end = rec.time_s.first().copied().unwrap_or(0.0) + analysis.warmup_s;
+    // The analysed window starts where the judged series' warm-up ends (the settled
+    // series starts with the first settled sample, not with the run).
+    let warmup_end = analysis.window_start_s;
     let warmup = (analysis.warmup_s > 0.0)
         .then(|| frame.x_span(f64::NEG_INFINITY, warmup_end))
         .flatten();
@@ -683,27 +892,25 @@ fn draw(
         .y_label_formatter(&y_formatter)
         .draw()?;
 
-    // Signals over the settled marks that follow them closely, dumps over both.
-    let mut events: Vec<&Event> = rec.events.iter().collect();
+    // Event lines, each with its words at the top (settled samples are dots, below).
+    // Signals under dumps; a label that would overlap the previous one is left out (the
+    // legend names every kind).
+    let mut events: Vec<&Event> = rec
+        .events
+        .iter()
+        .filter(|e| e.kind != EventKind::Settled)
+        .filter(|e| (frame.t.0..=frame.t.1).contains(&e.elapsed_s))
+        .collect();
     events.sort_by_key(|e| event_layer(&e.kind));
-    // A settled sample comes seconds after its signal: a short mark at the top keeps the
-    // two apart where a second full line would blur into the first.
-    let settled_bottom = y_hi - (y_hi - y_lo) * 0.05;
-    let event_lines = events.into_iter().filter_map(|event| {
+    chart.draw_series(events.iter().map(|event| {
         let x = frame.x(event.elapsed_s);
-        (frame.t.0..=frame.t.1).contains(&event.elapsed_s).then(|| {
-            let (color, width) = event_style(&event.kind);
-            let bottom = match event.kind {
-                EventKind::Settled => settled_bottom,
-                _ => y_lo,
-            };
-            let width = layout.px(f64::from(width)).max(1) as u32;
-            PathElement::new(vec![(x, bottom), (x, y_hi)], color.stroke_width(width))
-        })
-    });
-    chart.draw_series(event_lines)?;
-
-    // Reverse, so that the chosen metric is drawn last, on top.
+        let (color, width) = event_style(&event.kind);
+        let width = layout.px(f64::from(width)).max(1) as u32;
+        PathElement::new(vec![(x, y_lo), (x, y_hi)], color.stroke_width(width))
+    }))?;
+    // Reverse, so that the chosen metric is drawn last, on top. Values outside the y
+    // range are clipped at its edges.
+    let clip = |points: &[(f64, f64)]| clip_y(points, y_lo, y_hi);
     for s in series.iter().rev() {
         let style = s.color.stroke_width(layout.px(1.5).max(1) as u32);
         let columns = s.columns.len();
@@ -712,11 +919,8 @@ fn draw(
         // itself draws badly when thick), then the line joining the columns in order.
         let extents = s.columns.iter().enumerate().filter_map(|(i, c)| {
             let c = c.as_ref().filter(|c| c.max > c.min)?;
-            let x = x_of(i);
-            Some(PathElement::new(
-                vec![(x, frame.y(c.min)), (x, frame.y(c.max))],
-                style,
-            ))
+            let (lo, hi) = (frame.y(c.min).max(y_lo), frame.y(c.max).min(y_hi));
+            (lo < hi).then(|| PathElement::new(vec![(x_of(i), lo), (x_of(i), hi)], style))
         });
         chart.draw_series(extents)?;
         for run in column_runs(&s.columns) {
@@ -727,7 +931,11 @@ fn draw(
                     [(x, frame.y(c.first)), (x, frame.y(c.last))]
                 })
                 .collect();
-            chart.draw_series(std::iter::once(PathElement::new(points, style)))?;
+            chart.draw_series(
+                clip(&points)
+                    .into_iter()
+                    .map(|p| PathElement::new(p, style)),
+            )?;
         }
         if rec.len() <= MARKER_LIMIT {
             let dots = rec
@@ -735,9 +943,9 @@ fn draw(
                 .iter()
                 .zip(s.values)
                 .filter(|(t, v)| t.is_finite() && v.is_finite())
-                .map(|(&t, &v)| {
-                    Circle::new((frame.x(t), frame.y(v)), layout.px(3.5), s.color.filled())
-                });
+                .map(|(&t, &v)| (frame.x(t), frame.y(v)))
+                .filter(|p| (y_lo..=y_hi).contains(&p.1))
+                .map(|p| Circle::new(p, layout.px(2.5), s.color.filled()));
             chart.draw_series(dots)?;
         }
     }
@@ -745,13 +953,148 @@ fn draw(
     if let Some(line) = analysis.trend {
         let (color, width) = trend_style(analysis.verdict);
         let style = color.stroke_width(layout.px(width).max(1) as u32);
-        let segments = trend_segments(&line, &analysis.steps);
-        chart.draw_series(segments.into_iter().map(|((ta, va), (tb, vb))| {
-            PathElement::new(
-                vec![(frame.x(ta), frame.y(va)), (frame.x(tb), frame.y(vb))],
-                style,
-            )
-        }))?;
+        for (a, b) in trend_segments(&line, &analysis.steps) {
+            let points = [(frame.x(a.0), frame.y(a.1)), (frame.x(b.0), frame.y(b.1))];
+            chart.draw_series(
+                clip(&points)
+                    .into_iter()
+                    .map(|p| PathElement::new(p, style)),
+            )?;
+        }
+    }
+
+    // The settled samples (hollow) and the judged points (filled), with values.
+    let in_range = |&&(t, v): &&(f64, f64)| {
+        (frame.t.0..=frame.t.1).contains(&t) && (y_lo..=y_hi).contains(&frame.y(v))
+    };
+    let ring = SETTLED_COLOR.stroke_width(layout.px(2.0).max(1) as u32);
+    chart.draw_series(
+        marks
+            .settled
+            .iter()
+            .filter(in_range)
+            .map(|&(t, v)| Circle::new((frame.x(t), frame.y(v)), layout.px(5.0), ring)),
+    )?;
+    let judged: Vec<&(f64, f64)> = marks.judged.iter().filter(in_range).collect();
+    chart.draw_series(judged.iter().map(|&&(t, v)| {
+        Circle::new(
+            (frame.x(t), frame.y(v)),
+            layout.px(4.0),
+            JUDGED_COLOR.filled(),
+        )
+    }))?;
+    let value_font = layout
+        .font(layout.label_font * 0.9, FontStyle::Bold)
+        .color(&JUDGED_COLOR);
+    // Values: the first and the last point, and those between with room around them.
+    let value_spacing = layout.px(85.0);
+    let pixel_x: Vec<i32> = judged
+        .iter()
+        .map(|&&(t, v)| chart.backend_coord(&(frame.x(t), frame.y(v))).0)
+        .collect();
+    let mut labelled: Vec<usize> = Vec::new();
+    if let Some(last) = pixel_x.len().checked_sub(1) {
+        for (i, &px) in pixel_x.iter().enumerate() {
+            let after_previous = labelled
+                .last()
+                .is_none_or(|&j| px - pixel_x[j] >= value_spacing);
+            let before_last = i == last || pixel_x[last] - px >= value_spacing;
+            if i == 0 || (after_previous && before_last) {
+                labelled.push(i);
+            }
+        }
+    }
+    for i in labelled {
+        let &(t, v) = judged[i];
+        let label = EmptyElement::at((frame.x(t), frame.y(v)))
+            + Text::new(
+                Bytes(v).to_string(),
+                (-layout.px(22.0), layout.px(9.0)),
+                value_font.clone(),
+            );
+        chart.plotting_area().draw(&label)?;
+    }
+
+    // Event words last, on top of everything, at the top of their lines.
+    let event_font = layout
+        .font(layout.label_font * 0.9, FontStyle::Normal)
+        .transform(FontTransform::Rotate90);
+    // Events closer than a label's width share one label ("SIGUSR2 · dump start"), in
+    // the colour of the most important; the same words repeated (a signal every few
+    // seconds) are written again only after some room, or they would hide the data.
+    let mut by_time = events.clone();
+    by_time.sort_by(|a, b| {
+        a.elapsed_s
+            .total_cmp(&b.elapsed_s)
+            .then(label_rank(&b.kind).cmp(&label_rank(&a.kind)))
+    });
+    let spacing = (layout.label_font * 1.3).round() as i32;
+    let mut clusters: Vec<(i32, f64, Vec<String>, RGBColor, u8)> = Vec::new();
+    for event in by_time {
+        let x = frame.x(event.elapsed_s);
+        let px = chart.backend_coord(&(x, y_hi)).0;
+        let text = event_text(&event.kind);
+        match clusters.last_mut() {
+            Some(c) if px - c.0 < spacing => {
+                if !c.2.contains(&text) {
+                    c.2.push(text);
+                }
+                if label_rank(&event.kind) > c.4 {
+                    c.3 = event_style(&event.kind).0;
+                    c.4 = label_rank(&event.kind);
+                }
+            }
+            _ => clusters.push((
+                px,
+                x,
+                vec![text],
+                event_style(&event.kind).0,
+                label_rank(&event.kind),
+            )),
+        }
+    }
+    let plot_height_px = {
+        let (_, ys) = chart.plotting_area().get_pixel_range();
+        ys.end - ys.start
+    };
+    let mut last_label: Option<(i32, String)> = None;
+    for (px, x, texts, color, _) in clusters {
+        let text = texts.join(" · ");
+        let needed = match &last_label {
+            Some((_, last)) if *last == text => spacing * 8,
+            _ => spacing,
+        };
+        if last_label
+            .as_ref()
+            .is_some_and(|(last, _)| px - last < needed)
+        {
+            continue;
+        }
+        // On a white band, so that the lines and dots under it do not eat letters.
+        let (w, h) = event_font
+            .box_size(&text)
+            .map_err(|e| ChartError::Draw(e.to_string()))?;
+        let (w, h) = (w as i32, h as i32);
+        if w.max(h) > plot_height_px * 6 / 10 {
+            continue; // a small chart: the legend names the lines
+        }
+        let (left, top) = (layout.px(3.0), layout.px(3.0));
+        let band = [
+            (left, top),
+            (
+                left + h.min(w) + layout.px(2.0),
+                top + h.max(w) + layout.px(4.0),
+            ),
+        ];
+        let label = EmptyElement::at((x, y_hi))
+            + Rectangle::new(band, WHITE.mix(0.85).filled())
+            + Text::new(
+                text.clone(),
+                (layout.px(14.0), layout.px(4.0)),
+                event_font.color(&color),
+            );
+        chart.plotting_area().draw(&label)?;
+        last_label = Some((px, text));
     }
 
     Ok(chart.plotting_area().get_pixel_range())
@@ -799,12 +1142,27 @@ fn trend_style(verdict: Verdict) -> (RGBColor, f64) {
     }
 }
 
+fn is_load(kind: &EventKind) -> bool {
+    matches!(kind, EventKind::Other(t) if t.starts_with("load"))
+}
+
 fn event_style(kind: &EventKind) -> (RGBColor, u32) {
     match kind {
         EventKind::Signal(_) => (SIGNAL_COLOR, 1),
         EventKind::Settled => (SETTLED_COLOR, 3),
         EventKind::DumpStart(_) | EventKind::Dump(_) => (DUMP_COLOR, 2),
+        EventKind::Other(_) if is_load(kind) => (LOAD_COLOR, 2),
         EventKind::Other(_) => (OTHER_EVENT_COLOR, 1),
+    }
+}
+
+/// Which event's colour a shared label takes: heap dumps, then load, then signals.
+fn label_rank(kind: &EventKind) -> u8 {
+    match kind {
+        EventKind::DumpStart(_) | EventKind::Dump(_) => 3,
+        EventKind::Other(_) if is_load(kind) => 2,
+        EventKind::Signal(_) => 1,
+        EventKind::Settled | EventKind::Other(_) => 0,
     }
 }
 
@@ -822,12 +1180,18 @@ fn event_label(kind: &EventKind) -> &'static str {
         EventKind::Signal(_) => "signal",
         EventKind::Settled => "settled",
         EventKind::DumpStart(_) | EventKind::Dump(_) => "heap dump",
+        EventKind::Other(_) if is_load(kind) => "load",
         EventKind::Other(_) => "event",
     }
 }
 
 /// The legend: the series, then only what this chart shows.
-fn legend_items(rec: &Recording, series: &[Series<'_>], analysis: &Analysis) -> Vec<LegendItem> {
+fn legend_items(
+    rec: &Recording,
+    series: &[Series<'_>],
+    analysis: &Analysis,
+    marks: &Marks<'_>,
+) -> Vec<LegendItem> {
     let mut items: Vec<LegendItem> = series
         .iter()
         .map(|s| LegendItem {
@@ -835,6 +1199,18 @@ fn legend_items(rec: &Recording, series: &[Series<'_>], analysis: &Analysis) -> 
             label: s.label.to_string(),
         })
         .collect();
+    if !marks.judged.is_empty() {
+        items.push(LegendItem {
+            swatch: Swatch::Dot(JUDGED_COLOR),
+            label: "judged points".to_string(),
+        });
+    }
+    if !marks.settled.is_empty() {
+        items.push(LegendItem {
+            swatch: Swatch::Ring(SETTLED_COLOR),
+            label: "settled".to_string(),
+        });
+    }
     if analysis.trend.is_some() {
         items.push(LegendItem {
             swatch: Swatch::Line(trend_style(analysis.verdict).0),
@@ -854,7 +1230,7 @@ fn legend_items(rec: &Recording, series: &[Series<'_>], analysis: &Analysis) -> 
         });
     }
     let mut labels: Vec<&'static str> = Vec::new();
-    for event in &rec.events {
+    for event in rec.events.iter().filter(|e| e.kind != EventKind::Settled) {
         let label = event_label(&event.kind);
         if !labels.contains(&label) {
             labels.push(label);
@@ -867,16 +1243,20 @@ fn legend_items(rec: &Recording, series: &[Series<'_>], analysis: &Analysis) -> 
     items
 }
 
-/// Draws the title and, below it, the legend (wrapped to the width). Returns the height
+/// Draws the title (the first of `lines`, in bold), the other lines under it (empty ones
+/// left out) and, below them, the legend (wrapped to the width). Returns the height
 /// they take.
 fn draw_header(
     root: &DrawingArea<BitMapBackend<'_>, Shift>,
     layout: &Layout,
-    title: &str,
+    lines: &[String],
     verdict: Verdict,
     legend: &[LegendItem],
 ) -> Result<u32, ChartError> {
-    let (width, _) = root.dim_in_pixel();
+    let (width, height) = root.dim_in_pixel();
+    // The header never takes more than this, so that small charts keep a plot: lines that
+    // do not fit are left out, the legend first, then the lines from the last.
+    let budget = (f64::from(height) * 0.42) as i32;
     let left = layout.margin as i32;
     let right = width as i32 - layout.margin as i32;
     let title_color = if verdict == Verdict::Growing {
@@ -885,6 +1265,7 @@ fn draw_header(
         TEXT_COLOR
     };
     let title_font = layout.font(layout.title_font, FontStyle::Bold);
+    let title = lines.first().map_or("", String::as_str);
     root.draw_text(
         title,
         &title_font.color(&title_color),
@@ -896,7 +1277,40 @@ fn draw_header(
     let swatch_width = layout.px(26.0);
     let row_height = layout.px(24.0);
     let gap = layout.px(22.0);
-    let top = layout.px(52.0);
+    let legend_rows = {
+        let (mut x, mut rows) = (left, 1);
+        for item in legend {
+            let (text_width, _) = font
+                .box_size(&item.label)
+                .map_err(|e| ChartError::Draw(e.to_string()))?;
+            let item_width = swatch_width + layout.px(7.0) + text_width as i32;
+            if x > left && x + item_width > right {
+                x = left;
+                rows += 1;
+            }
+            x += item_width + gap;
+        }
+        rows
+    };
+    let legend_height = legend_rows * row_height + layout.px(10.0);
+    let line_height = layout.px(21.0);
+    let mut top = layout.px(48.0);
+    let mut rows: Vec<String> = Vec::new();
+    for line in lines.iter().skip(1).filter(|l| !l.is_empty()) {
+        let wrapped = wrap_text(line, &font, (right - left).max(1))?;
+        if top + (rows.len() + wrapped.len()) as i32 * line_height <= budget {
+            rows.extend(wrapped);
+        }
+    }
+    let with_legend = top + rows.len() as i32 * line_height + legend_height <= budget;
+    for row in &rows {
+        root.draw_text(row, &text_style, (left, top))?;
+        top += line_height;
+    }
+    if !with_legend {
+        return Ok((top + layout.px(4.0)) as u32);
+    }
+    top += layout.px(6.0);
     let (mut x, mut y) = (left, top);
     for item in legend {
         let (text_width, _) = font
@@ -912,6 +1326,16 @@ fn draw_header(
             Swatch::Line(color) => root.draw(&PathElement::new(
                 vec![(x, mid), (x + swatch_width, mid)],
                 color.stroke_width(layout.px(3.0) as u32),
+            ))?,
+            Swatch::Dot(color) => root.draw(&Circle::new(
+                (x + swatch_width / 2, mid),
+                layout.px(5.0),
+                color.filled(),
+            ))?,
+            Swatch::Ring(color) => root.draw(&Circle::new(
+                (x + swatch_width / 2, mid),
+                layout.px(5.0),
+                color.stroke_width(layout.px(2.0).max(1) as u32),
             ))?,
             Swatch::Fill(color) => {
                 let corners = [
@@ -935,6 +1359,34 @@ fn draw_header(
     Ok((y + row_height + layout.px(4.0)) as u32)
 }
 
+/// `text` cut at spaces into rows no wider than `width` pixels in `font`.
+fn wrap_text(text: &str, font: &FontDesc<'_>, width: i32) -> Result<Vec<String>, ChartError> {
+    let fits = |t: &str| -> Result<bool, ChartError> {
+        let (w, _) = font
+            .box_size(t)
+            .map_err(|e| ChartError::Draw(e.to_string()))?;
+        Ok(w as i32 <= width)
+    };
+    let mut rows: Vec<String> = Vec::new();
+    let mut row = String::new();
+    for word in text.split(' ') {
+        let candidate = if row.is_empty() {
+            word.to_string()
+        } else {
+            format!("{row} {word}")
+        };
+        if row.is_empty() || fits(&candidate)? {
+            row = candidate;
+        } else {
+            rows.push(std::mem::replace(&mut row, word.to_string()));
+        }
+    }
+    if !row.is_empty() {
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
 fn encode_png(rgb: &[u8], (width, height): (u32, u32)) -> Result<Vec<u8>, ChartError> {
     let mut out = Vec::new();
     let mut encoder = png::Encoder::new(&mut out, width, height);
@@ -951,6 +1403,7 @@ fn encode_png(rgb: &[u8], (width, height): (u32, u32)) -> Result<Vec<u8>, ChartE
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::analyze::Pattern;
 
     #[test]
     fn byte_unit_follows_magnitude() {
@@ -1126,12 +1579,14 @@ mod tests {
             trend: None,
             excluded: Vec::new(),
             steps: Vec::new(),
+            floor: Vec::new(),
             thresholds: Thresholds {
                 warmup: Warmup::Auto,
                 min_slope_bytes_per_s: 0.0,
                 min_slope_pct_per_hour: 0.0,
                 min_growth: MinGrowth::Bytes(0.0),
                 p_value: 0.01,
+                slope_horizon_s: f64::INFINITY,
             },
             reason: String::new(),
         }
@@ -1182,6 +1637,13 @@ mod tests {
             v1: 1755.0 * MIB,
         });
         a.excluded = vec![(3600.0, 3680.0)];
+        a.growth_bytes = 1296.0 * MIB;
+        a.floor = (0..20)
+            .map(|k| {
+                let t = 900.0 + f64::from(k) * 300.0;
+                (t, 300.0 * MIB + 0.2 * MIB * t)
+            })
+            .collect();
         (rec, a)
     }
 
@@ -1210,11 +1672,13 @@ mod tests {
     /// Where `render_png` keeps the charts it draws in tests, when asked to (set
     /// MEMWATCH_CHART_DIR to look at them).
     fn render(name: &str, rec: &Recording, a: &Analysis, size: (u32, u32)) -> Decoded {
-        let bytes = render_png(rec, Metric::Rss, a, size).unwrap();
+        let bytes = render_png(rec, Metric::Rss, a, size, &ChartContext::default()).unwrap();
         if let Some(dir) = std::env::var_os("MEMWATCH_CHART_DIR") {
             std::fs::write(Path::new(&dir).join(format!("{name}.png")), &bytes).unwrap();
         }
-        let plot = render_rgb(rec, Metric::Rss, a, size).unwrap().plot;
+        let plot = render_rgb(rec, Metric::Rss, a, size, &ChartContext::default())
+            .unwrap()
+            .plot;
         decode(&bytes, plot)
     }
 
@@ -1382,21 +1846,50 @@ mod tests {
     fn unusable_input_is_a_clear_error() {
         let empty = Recording::default();
         let a = analysis(Verdict::Inconclusive, Pattern::Unknown, &empty, 0.0);
-        let err = render_png(&empty, Metric::Rss, &a, DEFAULT_SIZE).unwrap_err();
+        let err = render_png(
+            &empty,
+            Metric::Rss,
+            &a,
+            DEFAULT_SIZE,
+            &ChartContext::default(),
+        )
+        .unwrap_err();
         assert!(matches!(err, ChartError::NoSamples), "{err}");
 
         // A recording never stores a column of only NaN; one with no finite value is as bad.
         let rec = recording(&[0.0, 1.0], &[f64::NAN, f64::NAN], None);
-        let err = render_png(&rec, Metric::Rss, &a, DEFAULT_SIZE).unwrap_err();
+        let err = render_png(
+            &rec,
+            Metric::Rss,
+            &a,
+            DEFAULT_SIZE,
+            &ChartContext::default(),
+        )
+        .unwrap_err();
         assert!(matches!(err, ChartError::NoMetric(Metric::Rss)), "{err}");
         let rec = recording(&[0.0, 1.0], &[f64::INFINITY, f64::NAN], None);
-        let err = render_png(&rec, Metric::Rss, &a, DEFAULT_SIZE).unwrap_err();
+        let err = render_png(
+            &rec,
+            Metric::Rss,
+            &a,
+            DEFAULT_SIZE,
+            &ChartContext::default(),
+        )
+        .unwrap_err();
         assert!(matches!(err, ChartError::NoValues(Metric::Rss)), "{err}");
-        let err = render_png(&rec, Metric::Pss, &a, DEFAULT_SIZE).unwrap_err();
+        let err = render_png(
+            &rec,
+            Metric::Pss,
+            &a,
+            DEFAULT_SIZE,
+            &ChartContext::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.to_string(), "nothing to chart: pss was not recorded");
 
         let (rec, a) = stable();
-        let err = render_png(&rec, Metric::Rss, &a, (100, 100)).unwrap_err();
+        let err =
+            render_png(&rec, Metric::Rss, &a, (100, 100), &ChartContext::default()).unwrap_err();
         assert!(matches!(err, ChartError::TooSmall(100, 100)), "{err}");
     }
 
@@ -1405,7 +1898,15 @@ mod tests {
         let (rec, a) = stable();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("chart.png");
-        write_png(&path, &rec, Metric::Rss, &a, (640, 360)).unwrap();
+        write_png(
+            &path,
+            &rec,
+            Metric::Rss,
+            &a,
+            (640, 360),
+            &ChartContext::default(),
+        )
+        .unwrap();
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
         let err = write_png(
@@ -1414,30 +1915,285 @@ mod tests {
             Metric::Rss,
             &a,
             (640, 360),
+            &ChartContext::default(),
         );
         assert!(matches!(err, Err(ChartError::Write { .. })));
     }
 
+    /// Regression (issue 9 item 13): the chart's title gave the slope in KiB/s where the
+    /// terminal said MiB/min for the same run. The title is now the analysis' headline, in
+    /// the units of the reason and the live line.
     #[test]
-    fn titles_say_verdict_slope_and_p() {
+    fn regression_chart_title_uses_the_terminal_units() {
         let (rec, mut a) = growing();
-        a.slope_bytes_per_s = 12.3 * MIB / 60.0;
+        a.slope_bytes_per_s = 184.0 * 1024.0; // 10.8 MiB/min, a 70 s run: seconds on the axis
         a.pattern = Pattern::Linear;
-        assert_eq!(
-            title_text(&a, MINUTES),
-            "growing: +12.3 MiB/min, p < 0.001 (linear)"
-        );
+        let lines = header_lines(&a, &ChartContext::default(), Metric::Rss, 0.0);
+        assert_eq!(lines[0], "growing (linear): floor +10.8 MiB/min, p < 0.001");
+        assert_eq!(lines[0], a.headline().to_string());
         a.verdict = Verdict::Stable;
         a.pattern = Pattern::Flat;
-        a.slope_bytes_per_s = 0.1 * 1024.0 / 60.0;
-        assert_eq!(title_text(&a, MINUTES), "stable: +102 B/min (flat)");
-        let mut a = analysis(Verdict::Inconclusive, Pattern::Unknown, &rec, 0.0);
+        let lines = header_lines(&a, &ChartContext::default(), Metric::Rss, 0.0);
+        assert_eq!(lines[0], "stable (flat)");
+        let mut a = analysis(Verdict::Inconclusive, Pattern::Unknown, &rec, 5.0);
         a.samples_analysed = 8;
-        a.slope_bytes_per_s = f64::NAN;
+        a.reason = "only 8 samples after the 5 s warm-up; at least 10 are needed".into();
+        let lines = header_lines(&a, &ChartContext::default(), Metric::Rss, 0.0);
+        assert_eq!(lines[0], "inconclusive: 8 samples after the 5 s warm-up");
         assert_eq!(
-            title_text(&a, SECONDS),
-            "inconclusive: 8 samples after warm-up"
+            lines[2],
+            "Not judged: only 8 samples after the 5 s warm-up; at least 10 are needed."
         );
+    }
+
+    /// Regression (issue 9 item 16): the title named neither the process nor the command,
+    /// and nothing said which series the verdict used.
+    #[test]
+    fn regression_chart_names_the_run_and_the_judged_series() {
+        let (_, a) = growing();
+        let context = ChartContext {
+            run: ChartContext::describe_run(4242, "node server.js", 125.0, "duration reached"),
+            judged: "settled".into(),
+        };
+        let lines = header_lines(&a, &context, Metric::Rss, 300.0 * MIB);
+        assert_eq!(
+            lines[1],
+            "pid 4242: node server.js · 2 min 5 s · duration reached"
+        );
+        assert!(
+            lines[2].starts_with("Judged: the settled samples"),
+            "{}",
+            lines[2]
+        );
+        // the growth in %, and that the axis does not start at 0
+        assert!(lines[2].contains("(+282.4%)"), "{}", lines[2]);
+        assert!(
+            lines[2].ends_with("The y axis starts at 300 MiB, not 0."),
+            "{}",
+            lines[2]
+        );
+        let lines = header_lines(&a, &ChartContext::default(), Metric::Rss, 0.0);
+        assert!(lines[1].is_empty());
+        assert!(
+            lines[2].starts_with("Judged: the rss floor"),
+            "{}",
+            lines[2]
+        );
+        assert!(!lines[2].contains("not 0"), "{}", lines[2]);
+    }
+
+    /// A Node service under load: start-up from nothing to 42 MiB, then 48 -> 56 MiB with
+    /// a GC sawtooth after the 14 s warm-up, load lines, signals and settled samples.
+    fn node_under_load() -> (Recording, Analysis) {
+        let time: Vec<f64> = (0..=350).map(|i| f64::from(i) * 0.2).collect();
+        let rss: Vec<f64> = time
+            .iter()
+            .map(|&t| {
+                if t < 0.6 {
+                    0.02 * MIB + 70.0 * MIB * t
+                } else {
+                    42.0 * MIB + 0.2 * MIB * t.min(60.0) + 0.8 * MIB * ((t % 6.0) / 6.0)
+                }
+            })
+            .collect();
+        let mut rec = recording(&time, &rss, None);
+        let mut events = vec![
+            (0.6, EventKind::Other("load-start".into())),
+            (60.8, EventKind::Other("load-end".into())),
+        ];
+        for k in 1..23 {
+            let t = f64::from(k) * 3.0;
+            events.push((t, EventKind::Signal("SIGUSR2".into())));
+            events.push((t + 1.0, EventKind::Settled));
+        }
+        events.sort_by(|a, b| a.0.total_cmp(&b.0));
+        rec.events = events
+            .into_iter()
+            .map(|(elapsed_s, kind)| Event { elapsed_s, kind })
+            .collect();
+        let mut a = analysis(Verdict::Growing, Pattern::Linear, &rec, 14.0);
+        a.window_start_s = 14.0;
+        a.slope_bytes_per_s = 0.2 * MIB;
+        a.p_value = 1e-6;
+        a.growth_bytes = 0.2 * MIB * 56.0;
+        a.trend = Some(TrendLine {
+            t0: 14.0,
+            v0: 44.8 * MIB,
+            t1: 70.0,
+            v1: 44.8 * MIB + 0.2 * MIB * 56.0,
+        });
+        a.floor = (0..10)
+            .map(|k| {
+                let t = 17.0 + f64::from(k) * 5.5;
+                (t, 42.0 * MIB + 0.2 * MIB * t.min(60.0))
+            })
+            .collect();
+        (rec, a)
+    }
+
+    /// Regression (issue 9 item 16): the y axis started at 0 and flattened a 10% rise; the
+    /// start-up climb from nothing must not do it either.
+    #[test]
+    fn regression_y_axis_is_scaled_to_the_judged_data_not_from_0() {
+        let (rec, a) = node_under_load();
+        let rss = rec.metric(Metric::Rss).unwrap();
+        let (lo, hi) = shown_extent(
+            &rec.time_s,
+            rss,
+            Some((a.window_start_s, a.window_end_s)),
+            a.floor.iter().map(|p| p.1),
+        )
+        .unwrap();
+        assert!(lo > 30.0 * MIB && lo < 44.0 * MIB, "{}", lo / MIB);
+        assert!(hi >= 54.5 * MIB, "{}", hi / MIB);
+        // a rise of 0.4% does not fill the plot: at least 10% of the level is shown
+        let t = [0.0, 10.0, 20.0];
+        let flat = [47.6 * MIB, 47.7 * MIB, 47.8 * MIB];
+        let (lo, hi) = shown_extent(&t, &flat, Some((5.0, 20.0)), std::iter::empty()).unwrap();
+        assert!(hi - lo >= 4.7 * MIB, "{} {}", lo / MIB, hi / MIB);
+        assert!(lo < 47.6 * MIB && hi > 47.8 * MIB);
+        // without an analysed window, everything
+        let (lo, _) = shown_extent(&rec.time_s, rss, None, std::iter::empty()).unwrap();
+        assert!(lo < MIB);
+        // the window's rise fills most of the plot's height
+        let png = render("node_under_load", &rec, &a, DEFAULT_SIZE);
+        let (px, py) = &png.plot;
+        let rows_with_metric: Vec<i32> = py
+            .clone()
+            .filter(|&y| (px.start..px.end).any(|x| png.pixel(x, y) == METRIC_COLOR))
+            .collect();
+        let used = rows_with_metric.len() as f64 / f64::from(py.end - py.start);
+        assert!(
+            used > 0.8,
+            "the series spans {used:.2} of the plot's height"
+        );
+    }
+
+    /// Regression (issue 9 item 16): the settled samples were ticks along the top edge and
+    /// the judged points were not drawn; event lines had no words.
+    #[test]
+    fn regression_judged_points_and_event_words_are_drawn() {
+        let (rec, a) = node_under_load();
+        let png = render("node_points", &rec, &a, DEFAULT_SIZE);
+        let (px, py) = &png.plot;
+        let h = f64::from(py.end - py.start);
+        let count_in = |color: RGBColor, ys: std::ops::Range<f64>| {
+            let y0 = py.start + (ys.start * h) as i32;
+            let y1 = py.start + (ys.end * h) as i32;
+            (px.start..px.end)
+                .flat_map(|x| (y0..y1).map(move |y| (x, y)))
+                .filter(|&(x, y)| png.pixel(x, y) == color)
+                .count()
+        };
+        // settled rings at the values, below the top band where ticks used to be
+        assert!(count_in(SETTLED_COLOR, 0.1..1.0) > 200);
+        // the ten judged points (and their values) in black
+        assert!(count_in(JUDGED_COLOR, 0.0..1.0) > 10 * 40);
+        // event words at the top: load start/end in their colour beside the lines (text is
+        // antialiased: close to the colour)
+        let near = |p: RGBColor, c: RGBColor| {
+            (i32::from(p.0) - i32::from(c.0)).abs()
+                + (i32::from(p.1) - i32::from(c.1)).abs()
+                + (i32::from(p.2) - i32::from(c.2)).abs()
+                < 60
+        };
+        let line_x = |t: f64| {
+            let share = (t - rec.time_s[0] + 0.7) / (70.0 + 1.4);
+            px.start + (share * f64::from(px.end - px.start)) as i32
+        };
+        let words_near = |t: f64, color: RGBColor| {
+            let x = line_x(t);
+            ((x - 20)..(x + 30))
+                .flat_map(|x| (py.start..py.start + 120).map(move |y| (x, y)))
+                .filter(|&(x, y)| near(png.pixel(x, y), color))
+                .count()
+        };
+        assert!(words_near(0.6, LOAD_COLOR) > 20, "load start has words");
+        assert!(words_near(60.8, LOAD_COLOR) > 20, "load end has words");
+        assert!(
+            words_near(3.0, SIGNAL_COLOR) > 20,
+            "the first signal has words"
+        );
+        assert_eq!(
+            event_text(&EventKind::Other("load-start".into())),
+            "load start"
+        );
+        assert_eq!(event_text(&EventKind::Other("load-end".into())), "load end");
+        assert_eq!(event_text(&EventKind::Signal("SIGUSR2".into())), "SIGUSR2");
+        assert_eq!(event_text(&EventKind::DumpStart("a".into())), "dump start");
+        assert_eq!(event_text(&EventKind::Dump("a".into())), "dump written");
+    }
+
+    /// The header (title, run, judged sentence, legend) never takes the plot's room.
+    #[test]
+    fn small_charts_keep_a_plot() {
+        let (rec, a) = node_under_load();
+        let context = ChartContext {
+            run: ChartContext::describe_run(
+                4242,
+                "node server.js --port 8080",
+                70.0,
+                "load finished",
+            ),
+            judged: "settled".into(),
+        };
+        for size in [MIN_SIZE, (640, 360), DEFAULT_SIZE] {
+            let plot = render_rgb(&rec, Metric::Rss, &a, size, &context)
+                .unwrap()
+                .plot;
+            let height = plot.1.end - plot.1.start;
+            assert!(
+                f64::from(height) >= 0.4 * f64::from(size.1),
+                "{size:?}: plot {height} px high"
+            );
+        }
+    }
+
+    #[test]
+    fn judged_points_sit_on_the_samples_that_hold_their_values() {
+        let (rec, mut a) = node_under_load();
+        let rss = rec.metric(Metric::Rss).unwrap();
+        let samples: Vec<(f64, f64)> = rec
+            .time_s
+            .iter()
+            .copied()
+            .zip(rss.iter().copied())
+            .collect();
+        // each floor point is the minimum of the samples around it, placed mid-window
+        a.floor = (0..10)
+            .map(|k| {
+                let (t0, t1) = (14.0 + 5.6 * f64::from(k), 14.0 + 5.6 * f64::from(k + 1));
+                let min = samples
+                    .iter()
+                    .filter(|p| p.0 >= t0 && p.0 < t1)
+                    .map(|p| p.1)
+                    .fold(f64::INFINITY, f64::min);
+                (0.5 * (t0 + t1), min)
+            })
+            .collect();
+        for (p, f) in judged_points(&a, &rec.time_s, rss).iter().zip(&a.floor) {
+            assert_eq!(p.1, f.1);
+            let i = rec
+                .time_s
+                .iter()
+                .position(|&t| t == p.0)
+                .expect("a sample's time");
+            assert_eq!(rss[i], p.1, "the dot is on its sample");
+        }
+    }
+
+    #[test]
+    fn clip_y_keeps_what_is_inside() {
+        let runs = clip_y(&[(0.0, -1.0), (1.0, 1.0), (2.0, 3.0), (3.0, 1.0)], 0.0, 2.0);
+        assert_eq!(
+            runs,
+            vec![
+                vec![(0.5, 0.0), (1.0, 1.0), (1.5, 2.0)],
+                vec![(2.5, 2.0), (3.0, 1.0)]
+            ]
+        );
+        assert!(clip_y(&[(0.0, 5.0), (1.0, 6.0)], 0.0, 2.0).is_empty());
+        assert_eq!(clip_y(&[(0.0, 1.0)], 0.0, 2.0), vec![vec![(0.0, 1.0)]]);
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use crate::analyze::Verdict;
 use crate::gate::{Check, GateResult};
 use crate::report::summary::Summary;
-use crate::units::{Bytes, Delta, Elapsed, Rate};
+use crate::units::{Bytes, Delta, Elapsed, PValue, PctPerHour, Rate};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use std::fmt::Write as _;
 use std::io::{self, Write as _};
@@ -80,27 +80,6 @@ fn ended(summary: &Summary) -> String {
         .unwrap_or_default()
 }
 
-fn pattern(summary: &Summary) -> String {
-    serde_json::to_value(summary.pattern)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default()
-}
-
-fn p_value(p: f64) -> String {
-    if p.is_nan() {
-        "n/a".to_string()
-    } else if p < 0.001 {
-        "< 0.001".to_string()
-    } else {
-        format!("{p:.3}")
-    }
-}
-
-fn pct_per_hour(p: f64) -> String {
-    format!("{p:+.2}%/h")
-}
-
 /// Text made safe for a Markdown table cell.
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace(['\r', '\n'], " ")
@@ -131,7 +110,7 @@ pub fn markdown(summary: &Summary, gate: &GateResult) -> String {
         md,
         "**{}** ({}): {}\n",
         s.verdict.as_str(),
-        pattern(s),
+        s.pattern.as_str(),
         cell(&s.reason)
     );
     if let Some(t) = &s.target {
@@ -182,11 +161,11 @@ pub fn markdown(summary: &Summary, gate: &GateResult) -> String {
             format!(
                 "{} ({}; {:.1} B/s)",
                 Rate(s.slope_bytes_per_s),
-                pct_per_hour(s.slope_pct_per_hour),
+                PctPerHour(s.slope_pct_per_hour),
                 s.slope_bytes_per_s
             ),
         ),
-        ("p-value", p_value(s.p_value)),
+        ("p-value", format!("{:#}", PValue(s.p_value))),
     ];
     for (name, value) in rows {
         let _ = writeln!(md, "| {name} | {value} |");
@@ -319,7 +298,7 @@ pub fn github_annotations(summary: &Summary, gate: &GateResult) -> Vec<String> {
         s.metric,
         Bytes(s.peak_bytes),
         Rate(s.slope_bytes_per_s),
-        pct_per_hour(s.slope_pct_per_hour),
+        PctPerHour(s.slope_pct_per_hour),
         Delta(s.growth_bytes)
     );
     if gate.verdict_failed {
@@ -380,7 +359,7 @@ pub fn junit_xml(summary: &Summary, gate: &GateResult) -> Result<String, String>
     let mut properties = vec![
         Property::new("memwatch_version", s.memwatch_version),
         Property::new("verdict", s.verdict.as_str()),
-        Property::new("pattern", pattern(s)),
+        Property::new("pattern", s.pattern.as_str()),
         Property::new("metric", s.metric.as_str()),
         Property::new("exit_code", s.exit_code.to_string()),
         Property::new("samples", s.samples.to_string()),
@@ -438,7 +417,7 @@ pub fn junit_xml(summary: &Summary, gate: &GateResult) -> Result<String, String>
     verdict.set_system_out(format!(
         "{} ({}): {}",
         s.verdict.as_str(),
-        pattern(s),
+        s.pattern.as_str(),
         s.reason
     ));
     suite.add_test_case(verdict);

@@ -21,6 +21,8 @@ pub struct RunEnd<'a> {
     pub metric: Metric,
     pub summary: &'a Summary,
     pub gate: &'a GateResult,
+    /// What the chart says about the target and the run.
+    pub chart: &'a chart::ChartContext,
 }
 
 /// What became of one end report.
@@ -70,7 +72,13 @@ impl EndReport for Chart {
         format!("the chart '{}'", self.dest.display())
     }
     fn write(&self, end: &RunEnd<'_>) -> Result<Written> {
-        match chart::render_png(end.recording, end.metric, end.analysis, self.size) {
+        match chart::render_png(
+            end.recording,
+            end.metric,
+            end.analysis,
+            self.size,
+            end.chart,
+        ) {
             Ok(bytes) => {
                 write_atomic(&self.dest, &bytes)?;
                 Ok(written(&self.dest))

@@ -1,8 +1,9 @@
 //! The live status line on stderr: redrawn in place on a terminal, plain periodic lines
 //! otherwise, nothing with --quiet. Reuses one buffer: no allocation per sample.
 
+use crate::analyze::{Analysis, Headline, Verdict};
 use crate::sample::Sample;
-use crate::units::{Bytes, Delta, Elapsed, Rate};
+use crate::units::{Bytes, Count, Delta, Elapsed, Rate};
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -43,11 +44,20 @@ impl LiveMode {
     }
 }
 
-/// The trend shown once there are enough samples.
+/// The verdict so far, shown once there are enough samples: the analysis' own headline
+/// (`growing (linear): floor +2.03 MiB/s, p < 0.001`, `stable (plateau)`), so the live
+/// line words it as the chart and the end summary do.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LiveTrend {
-    pub slope_bytes_per_s: f64,
-    pub growing: bool,
+    pub headline: Headline,
+}
+
+impl From<&Analysis> for LiveTrend {
+    fn from(a: &Analysis) -> LiveTrend {
+        LiveTrend {
+            headline: a.headline(),
+        }
+    }
 }
 
 const HISTORY: usize = 61;
@@ -91,7 +101,7 @@ impl LiveView {
     /// Records a sample and redraws when it is time to.
     pub fn update(&mut self, s: &Sample, samples: u64, missed: u64, now: Instant) {
         let rss = s.mem.rss;
-        let start = *self.start_rss.get_or_insert(rss);
+        self.start_rss.get_or_insert(rss);
         self.remember(s.elapsed_s, rss as f64);
         let every = match self.mode {
             LiveMode::Off => return,
@@ -105,6 +115,20 @@ impl LiveView {
             return;
         }
         self.last_draw = Some(now);
+        self.compose(s, samples, missed);
+        let mut err = std::io::stderr().lock();
+        let _ = match self.mode {
+            LiveMode::Terminal { .. } => write!(err, "\r\x1b[2K{}", self.line),
+            _ => writeln!(err, "memwatch: {}", self.line),
+        };
+        let _ = err.flush();
+        self.drawn = true;
+    }
+
+    /// Writes the status line for `s` into `self.line` (no allocation once it has grown).
+    fn compose(&mut self, s: &Sample, samples: u64, missed: u64) {
+        let rss = s.mem.rss;
+        let start = self.start_rss.unwrap_or(rss);
         self.line.clear();
         let _ = write!(
             self.line,
@@ -117,29 +141,26 @@ impl LiveView {
             let _ = write!(self.line, "  {} (last min)", Rate(rate));
         }
         if let Some(t) = self.trend {
-            let (word, colour) = if t.growing {
-                ("growing", "\x1b[31m")
-            } else {
-                ("flat", "\x1b[32m")
+            let colour = match t.headline.verdict {
+                Verdict::Growing => "\x1b[31m",
+                _ => "\x1b[32m",
             };
-            let _ = write!(self.line, "  trend {}, ", Rate(t.slope_bytes_per_s));
+            self.line.push_str("  so far: ");
             if self.mode.color() {
-                let _ = write!(self.line, "{colour}{word}\x1b[0m");
+                let _ = write!(self.line, "{colour}{}\x1b[0m", t.headline);
             } else {
-                self.line.push_str(word);
+                let _ = write!(self.line, "{}", t.headline);
             }
         }
-        let _ = write!(self.line, "  {samples} samples  {}", Elapsed(s.elapsed_s));
+        let _ = write!(
+            self.line,
+            "  {}  {}",
+            Count(samples, "sample"),
+            Elapsed(s.elapsed_s)
+        );
         if missed > 0 {
             let _ = write!(self.line, "  {missed} missed");
         }
-        let mut err = std::io::stderr().lock();
-        let _ = match self.mode {
-            LiveMode::Terminal { .. } => write!(err, "\r\x1b[2K{}", self.line),
-            _ => writeln!(err, "memwatch: {}", self.line),
-        };
-        let _ = err.flush();
-        self.drawn = true;
     }
 
     /// Prints a one-off message on its own line (the live line is redrawn after it).
@@ -236,16 +257,79 @@ fn trend(rec: &crate::recording::Recording) -> Option<LiveTrend> {
         &rec.dump_periods(),
         &Thresholds::default(),
     );
-    (a.verdict != Verdict::Inconclusive).then_some(LiveTrend {
-        slope_bytes_per_s: a.slope_bytes_per_s,
-        growing: a.verdict == Verdict::Growing,
-    })
+    (a.verdict != Verdict::Inconclusive).then(|| LiveTrend::from(&a))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sample::MemStatus;
+
+    fn sample(t: f64, rss: u64) -> Sample {
+        Sample {
+            elapsed_s: t,
+            pid: 42,
+            mem: MemStatus {
+                rss,
+                ..MemStatus::default()
+            },
+            ..Sample::default()
+        }
+    }
+
+    /// Regression (issue 9 item 14): the first live line said "1 samples".
+    #[test]
+    fn regression_live_line_says_1_sample() {
+        let mut v = LiveView::new(LiveMode::Off);
+        let s = sample(0.0, 212_992);
+        v.update(&s, 1, 0, Instant::now());
+        v.compose(&s, 1, 0);
+        assert_eq!(
+            v.line,
+            "pid 42  RSS 208 KiB  +0 B since start  1 sample  0 s"
+        );
+    }
+
+    /// Regression (issue 9 item 13): the live line said `trend +11.5 MiB/min, flat`: the
+    /// slope and the word came from different places. Both now come from the analysis'
+    /// headline, in the units every other output uses.
+    #[test]
+    fn regression_live_line_trend_agrees_with_verdict() {
+        use crate::analyze::{Thresholds, analyze};
+        let mut v = LiveView::new(LiveMode::Plain {
+            every: Duration::from_secs(10),
+        });
+        let t: Vec<f64> = (0..601).map(f64::from).collect();
+        // rising fast, but by less than the 2% minimum growth: stable (flat)
+        let flat: Vec<f64> = t.iter().map(|t| 1e10 + 1e5 * t).collect();
+        let a = analyze(&t, &flat, &[], &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Stable);
+        v.set_trend(Some(LiveTrend::from(&a)));
+        let s = sample(600.0, 10_060_000_000);
+        v.update(&s, 601, 0, Instant::now());
+        v.compose(&s, 601, 0);
+        assert!(
+            v.line.contains(&format!(
+                "so far: stable ({})  601 samples  10 min",
+                a.pattern
+            )),
+            "{}",
+            v.line
+        );
+        assert!(!v.line.contains("trend"), "{}", v.line);
+        // growing: the slope in the same words as the chart title
+        let leak: Vec<f64> = t.iter().map(|t| 1e8 + 1e4 * t).collect();
+        let a = analyze(&t, &leak, &[], &Thresholds::default());
+        v.set_trend(Some(LiveTrend::from(&a)));
+        v.compose(&s, 601, 2);
+        assert!(
+            v.line.ends_with(
+                "so far: growing (linear): floor +586 KiB/min, p < 0.001  601 samples  10 min  2 missed"
+            ),
+            "{}",
+            v.line
+        );
+    }
 
     #[test]
     fn rate_covers_the_last_minute_only() {
