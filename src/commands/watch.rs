@@ -98,6 +98,9 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         let result = match first {
             Ok(first) => {
                 let mut keep = vec![Metric::Rss, Metric::Anon, config.analysis.metric];
+                if runtime_kind.is_some() {
+                    keep.extend([Metric::HeapAfterGc, Metric::External]);
+                }
                 if with_pss {
                     keep.extend([Metric::Pss, Metric::Uss]);
                 }
