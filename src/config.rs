@@ -155,6 +155,7 @@ impl Config {
                     report.display.quiet |= file.quiet.unwrap_or(false);
                 }
             }
+            Some(Command::Heap(_)) => {}
             None => {
                 if let Some(file) = config_file(cli.watch.config.config.as_deref(), &cwd)? {
                     overlay_watch(&mut cli.watch, &file);
@@ -207,6 +208,8 @@ impl Config {
                 },
                 quiet: report.display.quiet,
             }),
+            // main.rs runs `heap` itself, before any Config.
+            Some(Command::Heap(_)) => Err(usage("'heap' takes no watch configuration".into())),
             None => {
                 let pid_text = cli.pid.ok_or_else(|| {
                     usage("nothing to watch: give '--pid PID' or 'run -- CMD' (see 'memwatch --help')".into())

@@ -9,6 +9,7 @@ pub mod config_file;
 pub mod dump;
 pub mod error;
 pub mod gate;
+pub mod heap;
 pub mod interrupt;
 pub mod load;
 pub mod recording;

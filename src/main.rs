@@ -10,6 +10,15 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return clap_exit(e),
     };
+    if let Some(memwatch::cli::Command::Heap(args)) = &cli.command {
+        return match memwatch::heap::run(args) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("memwatch: error: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     match Config::from_cli(cli).and_then(memwatch::run) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -1,0 +1,65 @@
+//! `memwatch heap`: V8 heap snapshots (`.heapsnapshot`) read without a JSON tree: which
+//! class grew between snapshots (objects matched by id, as DevTools' Comparison view), what
+//! holds it (shortest retaining paths), and per-class retained sizes (dominator tree).
+//!
+//! Code map: `scan` (bytes -> numbers, string offsets), `snapshot` (meta, columns),
+//! `graph` (distances, dominators), `classes` (class slots, id sets), `diff`, `summary`,
+//! `render` (terminal text). Nothing here knows about sampling or the live run.
+
+mod classes;
+pub mod diff;
+pub mod error;
+pub mod graph;
+mod render;
+mod scan;
+pub mod snapshot;
+pub mod summary;
+
+pub use diff::{DiffOptions, HeapDiff, diff_files};
+pub use error::HeapError;
+pub use summary::{HeapSummary, SummaryOptions, summarize_file};
+
+use crate::cli::{HeapArgs, HeapCommand};
+use std::io::Write;
+
+/// Runs `memwatch heap ...`; returns the exit code (0). Bad input is an error (exit 2).
+pub fn run(args: &HeapArgs) -> Result<u8, HeapError> {
+    let text = match &args.command {
+        HeapCommand::Summary { file, top, json } => {
+            let s = summarize_file(file, &SummaryOptions { top: *top })?;
+            if *json {
+                to_json(&s)
+            } else {
+                s.to_string()
+            }
+        }
+        HeapCommand::Diff {
+            files,
+            top,
+            paths,
+            json,
+        } => {
+            let opts = DiffOptions {
+                top: *top,
+                path_classes: *paths,
+                ..DiffOptions::default()
+            };
+            let d = diff_files(files, &opts)?;
+            if *json {
+                to_json(&d)
+            } else {
+                d.to_string()
+            }
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (`| head`) is not an error.
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+    Ok(0)
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    s.push('\n');
+    s
+}
