@@ -14,6 +14,9 @@ mod render;
 mod scan;
 pub mod snapshot;
 pub mod summary;
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests;
 
 pub use diff::{DiffOptions, HeapDiff, diff_files};
 pub use error::HeapError;
