@@ -532,8 +532,12 @@ impl Snapshot {
     #[inline]
     pub fn class_key(&self, n: usize) -> ClassKey {
         let t = self.node_type[n];
-        if t == self.meta.t_object || t == self.meta.t_native {
+        let m = &self.meta;
+        if t == m.t_object || t == m.t_native {
             self.node_name[n]
+        } else if t == m.t_cons_string || t == m.t_sliced_string {
+            // one class for all string kinds, as DevTools shows them: (string)
+            TYPE_CLASS + m.t_string as u32
         } else {
             TYPE_CLASS + t as u32
         }

@@ -74,18 +74,6 @@ pub fn summarize(s: &Snapshot, opts: &SummaryOptions) -> HeapSummary {
             retained_size: retained[c],
         })
         .collect();
-    // Classes that share a name (types that DevTools groups, such as the string kinds).
-    rows.sort_by(|a, b| a.class.cmp(&b.class));
-    rows.dedup_by(|b, a| {
-        if a.class == b.class {
-            a.count += b.count;
-            a.self_size += b.self_size;
-            a.retained_size += b.retained_size;
-            true
-        } else {
-            false
-        }
-    });
     rows.sort_by(|a, b| {
         b.retained_size
             .cmp(&a.retained_size)

@@ -366,3 +366,104 @@ fn class_retained_size_counts_nested_objects_once() {
     // the zero-size synthetic root is not counted as an object, as in DevTools
     assert!(sum.rows.iter().all(|r| r.class != "(synthetic)"));
 }
+
+/// Dominators by the textbook fixpoint (Dom(v) = {v} + the intersection of its
+/// predecessors' sets), for checking Lengauer-Tarjan on random graphs.
+fn naive_idom(n: usize, edges: &[(usize, usize, bool)]) -> Vec<usize> {
+    let mut dom: Vec<Vec<bool>> = vec![vec![true; n]; n];
+    dom[0] = vec![false; n];
+    dom[0][0] = true;
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for v in 1..n {
+            let mut new = vec![true; n];
+            for &(u, w, weak) in edges {
+                if w == v && !weak {
+                    for i in 0..n {
+                        new[i] &= dom[u][i];
+                    }
+                }
+            }
+            new[v] = true;
+            if new != dom[v] {
+                dom[v] = new;
+                changed = true;
+            }
+        }
+    }
+    // the immediate dominator: the strict dominator with the most dominators itself
+    (0..n)
+        .map(|v| {
+            if v == 0 {
+                return 0;
+            }
+            (0..n)
+                .filter(|&d| d != v && dom[v][d])
+                .max_by_key(|&d| dom[d].iter().filter(|&&x| x).count())
+                .unwrap()
+        })
+        .collect()
+}
+
+#[test]
+fn lengauer_tarjan_agrees_with_the_fixpoint_on_random_graphs() {
+    let mut seed = 0x2545F4914F6CDD1Du64;
+    let mut rand = |k: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % k as u64) as usize
+    };
+    for round in 0..40 {
+        let n = 5 + rand(40);
+        let mut edges: Vec<(usize, usize, bool)> = Vec::new();
+        // a spanning path of strong edges keeps every node reachable
+        for v in 1..n {
+            edges.push((rand(v), v, false));
+        }
+        for _ in 0..rand(3 * n) {
+            edges.push((rand(n), 1 + rand(n - 1), rand(4) == 0));
+        }
+        edges.sort_by_key(|e| e.0);
+        let nodes: Vec<N> = (0..n)
+            .map(|v| {
+                let out: Vec<E> = edges
+                    .iter()
+                    .filter(|e| e.0 == v)
+                    .map(|e| E(if e.2 { "weak" } else { "property" }, "p", e.1))
+                    .collect();
+                N(
+                    if v == 0 { "synthetic" } else { "object" },
+                    "X",
+                    v as u32 * 2 + 1,
+                    1 + v as u32,
+                    out,
+                )
+            })
+            .collect();
+        let (_f, s) = open(&text(&nodes), Need::NodesAndEdges);
+        let dom = Dominators::compute(&s.unwrap());
+        let want = naive_idom(n, &edges);
+        let got: Vec<usize> = dom.idom.iter().map(|&d| d as usize).collect();
+        assert_eq!(got, want, "round {round}, edges {edges:?}");
+        // retained = own size + sizes of all nodes it dominates
+        for v in 0..n {
+            let mut sum = 0u64;
+            for w in 0..n {
+                let mut x = w;
+                loop {
+                    if x == v {
+                        sum += 1 + w as u64;
+                        break;
+                    }
+                    if x == 0 {
+                        break;
+                    }
+                    x = want[x];
+                }
+            }
+            assert_eq!(dom.retained[v], sum, "round {round}, node {v}");
+        }
+    }
+}
