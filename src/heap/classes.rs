@@ -56,7 +56,12 @@ impl IdSet {
             .saturating_mul(64)
             .saturating_add(4096)
             .min(u32::MAX as usize) as u32;
-        let top = ids.iter().copied().filter(|&i| i < limit).max().unwrap_or(0);
+        let top = ids
+            .iter()
+            .copied()
+            .filter(|&i| i < limit)
+            .max()
+            .unwrap_or(0);
         let mut bits = vec![0u64; top as usize / 64 + 1];
         let mut big = Vec::new();
         for &id in ids {
@@ -83,6 +88,7 @@ impl IdSet {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -426,7 +426,11 @@ fn retaining_paths(
                 let e = reach.parent_edge[v as usize] as usize;
                 let t = s.edge_type[e];
                 let by_index = m.edge_has_index(t);
-                let name = if t == m.e_element { u32::MAX } else { s.edge_name[e] };
+                let name = if t == m.e_element {
+                    u32::MAX
+                } else {
+                    s.edge_name[e]
+                };
                 key.push(((t as u64) << 32) | name as u64);
                 key.push(((s.node_type[v as usize] as u64) << 32) | s.node_name[v as usize] as u64);
                 idx.push(if by_index { s.edge_name[e] } else { 0 });
@@ -492,8 +496,8 @@ fn path_group(s: &Snapshot, reach: &Reach, g: &Group) -> PathGroup {
         .map(|(i, &(e, node))| {
             let up = steps_up - 1 - i; // position in the upward walk
             let e = e.unwrap_or(0);
-            let index_varies = varies.get(up).copied().unwrap_or(false)
-                && s.edge_type[e] == m.e_element;
+            let index_varies =
+                varies.get(up).copied().unwrap_or(false) && s.edge_type[e] == m.e_element;
             PathStep {
                 edge: Some(if index_varies {
                     "[…]".to_string()

@@ -27,9 +27,9 @@ impl Reach {
         let mut parent_edge = vec![NONE; n];
         let mut queue: Vec<u32> = Vec::with_capacity(n);
         let m = &s.meta;
-        let sloppy = s.find_string("sloppy_function_map");
-        let native_context = s.find_string("system / NativeContext");
-        let map_descriptors = s.find_string("(map descriptors)");
+        let sloppy = s.known.sloppy_function_map;
+        let native_context = s.known.native_context;
+        let map_descriptors = s.known.map_descriptors;
         // Edges DevTools leaves out of distances: a native context's sloppy_function_map,
         // and the descriptor links of `(map descriptors)` arrays (shared between maps).
         let skip = |from: usize, e: usize| -> bool {
@@ -263,7 +263,10 @@ impl Dominators {
         drop(first_pred);
 
         // Retained sizes: children before their dominators (reverse preorder).
-        let mut retained_df: Vec<u64> = vertex.iter().map(|&v| s.node_self[v as usize] as u64).collect();
+        let mut retained_df: Vec<u64> = vertex
+            .iter()
+            .map(|&v| s.node_self[v as usize] as u64)
+            .collect();
         for w in (1..n).rev() {
             let d = idom[w] as usize;
             retained_df[d] += retained_df[w];

@@ -30,11 +30,7 @@ pub fn run(args: &HeapArgs) -> Result<u8, HeapError> {
     let text = match &args.command {
         HeapCommand::Summary { file, top, json } => {
             let s = summarize_file(file, &SummaryOptions { top: *top })?;
-            if *json {
-                to_json(&s)
-            } else {
-                s.to_string()
-            }
+            if *json { to_json(&s) } else { s.to_string() }
         }
         HeapCommand::Diff {
             files,
@@ -48,11 +44,7 @@ pub fn run(args: &HeapArgs) -> Result<u8, HeapError> {
                 ..DiffOptions::default()
             };
             let d = diff_files(files, &opts)?;
-            if *json {
-                to_json(&d)
-            } else {
-                d.to_string()
-            }
+            if *json { to_json(&d) } else { d.to_string() }
         }
     };
     let mut out = std::io::stdout().lock();
@@ -62,7 +54,8 @@ pub fn run(args: &HeapArgs) -> Result<u8, HeapError> {
 }
 
 fn to_json<T: serde::Serialize>(v: &T) -> String {
-    let mut s = serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+    let mut s =
+        serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
     s.push('\n');
     s
 }

@@ -132,7 +132,11 @@ impl fmt::Display for HeapDiff {
         );
         let more = self.classes_changed.saturating_sub(self.rows.len() as u64);
         if more > 0 {
-            let _ = writeln!(out, "… {} more classes changed (--top 0 lists all)", grouped(more));
+            let _ = writeln!(
+                out,
+                "… {} more classes changed (--top 0 lists all)",
+                grouped(more)
+            );
         }
         if let Some(grew) = &self.grew_every_step {
             out.push('\n');
@@ -150,7 +154,11 @@ impl fmt::Display for HeapDiff {
                     .map(|g| {
                         vec![
                             clip(&g.class, CLASS_WIDTH),
-                            g.delta_counts.iter().map(|&d| signed(d)).collect::<Vec<_>>().join(" "),
+                            g.delta_counts
+                                .iter()
+                                .map(|&d| signed(d))
+                                .collect::<Vec<_>>()
+                                .join(" "),
                             g.size_deltas
                                 .iter()
                                 .map(|&d| Delta(d as f64).to_string())
@@ -227,6 +235,80 @@ impl fmt::Display for HeapDiff {
     }
 }
 
+impl HeapDiff {
+    /// A few lines for the end of a live run: the top `rows` classes (first to last) and the
+    /// main retaining path of each class that has one.
+    pub fn brief(&self, rows: usize) -> String {
+        let mut out = String::new();
+        let cells: Vec<Vec<String>> = self
+            .rows
+            .iter()
+            .take(rows)
+            .map(|r| {
+                vec![
+                    clip(&r.class, CLASS_WIDTH),
+                    grouped(r.new_count),
+                    grouped(r.deleted_count),
+                    signed(r.delta_count),
+                    Delta(r.size_delta as f64).to_string(),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            &["Class", "# New", "# Deleted", "# Delta", "Size Delta"],
+            &cells,
+        );
+        for c in &self.paths {
+            if let Some(g) = c.groups.first() {
+                let _ = writeln!(
+                    out,
+                    "{} of {} new {}: {}",
+                    grouped(g.count),
+                    grouped(c.new_objects),
+                    c.class,
+                    g.text
+                );
+            }
+        }
+        out
+    }
+
+    /// The same as a Markdown table and list, for a CI step summary.
+    pub fn markdown(&self, rows: usize) -> String {
+        let esc = |s: &str| s.replace('|', "\\|").replace('`', "'");
+        let mut out = String::from(
+            "| Class | # New | # Deleted | # Delta | Alloc. Size | Freed Size | Size Delta |\n|---|---:|---:|---:|---:|---:|---:|\n",
+        );
+        for r in self.rows.iter().take(rows) {
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} | {} | {} | {} |",
+                esc(&r.class),
+                grouped(r.new_count),
+                grouped(r.deleted_count),
+                signed(r.delta_count),
+                Bytes(r.alloc_size as f64),
+                Bytes(r.freed_size as f64),
+                Delta(r.size_delta as f64)
+            );
+        }
+        for c in &self.paths {
+            if let Some(g) = c.groups.first() {
+                let _ = writeln!(
+                    out,
+                    "\n{} of {} new `{}` held by: `{}`",
+                    grouped(g.count),
+                    grouped(c.new_objects),
+                    esc(&c.class),
+                    esc(&g.text)
+                );
+            }
+        }
+        out
+    }
+}
+
 impl fmt::Display for HeapSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = String::new();
@@ -267,6 +349,7 @@ impl fmt::Display for HeapSummary {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -137,14 +137,25 @@ pub fn skip_value(buf: &[u8], pos: usize) -> Scan<usize> {
     }
 }
 
-/// Skips an array known to hold only numbers (no strings, no nesting) at `pos`: one memchr.
-pub fn skip_number_array(buf: &[u8], pos: usize) -> Scan<usize> {
-    let pos = expect(buf, pos, b'[')?;
-    match memchr::memchr(b']', &buf[pos..]) {
-        Some(k) => Ok(pos + k + 1),
-        None => Err(ScanError::Eof),
+/// Skips an array known to hold only numbers (no strings, no nesting) at `pos`: memchr for
+/// the `]`, chunk by chunk, calling `progress` as `number_records` does.
+pub fn skip_number_array<P: FnMut(usize)>(buf: &[u8], pos: usize, mut progress: P) -> Scan<usize> {
+    let mut at = expect(buf, pos, b'[')?;
+    loop {
+        let end = (at + CHUNK).min(buf.len());
+        if let Some(k) = memchr::memchr(b']', &buf[at..end]) {
+            return Ok(at + k + 1);
+        }
+        if end == buf.len() {
+            return Err(ScanError::Eof);
+        }
+        progress(end);
+        at = end;
     }
 }
+
+/// Bytes decoded between two `progress` calls (and pages released by the caller).
+const CHUNK: usize = 8 << 20;
 
 /// Decodes the array of unsigned integers at `pos` (after whitespace) in records of
 /// `fields` values: `record` gets each complete record. Returns the position after the `]`
@@ -165,10 +176,6 @@ where
     P: FnMut(usize),
 {
     let open = expect(buf, pos, b'[')?;
-    let close = match memchr::memchr(b']', &buf[open..]) {
-        Some(k) => open + k,
-        None => return Err(ScanError::Eof),
-    };
     let mut rec = [0u32; 64];
     if fields == 0 || fields > rec.len() {
         return bad(open, format!("{fields} fields per record is not supported"));
@@ -176,15 +183,22 @@ where
     let mut f = 0usize;
     let mut values = 0u64;
     let mut after_number = false;
-    const CHUNK: usize = 8 << 20;
     let mut chunk_start = open;
-    while chunk_start < close {
-        let chunk_end = (chunk_start + CHUNK).min(close);
-        // Extend the chunk to the end of the number it cuts, so no number spans two chunks.
-        let mut end = chunk_end;
-        while end < close && buf[end].is_ascii_digit() {
-            end += 1;
-        }
+    let close = loop {
+        let chunk_end = (chunk_start + CHUNK).min(buf.len());
+        // The array ends in this chunk, or the chunk is extended to the end of the number
+        // it cuts, so no number spans two chunks.
+        let (end, last) = match memchr::memchr(b']', &buf[chunk_start..chunk_end]) {
+            Some(k) => (chunk_start + k, true),
+            None if chunk_end == buf.len() => return Err(ScanError::Eof),
+            None => {
+                let mut end = chunk_end;
+                while end < buf.len() && buf[end].is_ascii_digit() {
+                    end += 1;
+                }
+                (end, false)
+            }
+        };
         let slice = &buf[chunk_start..end];
         let mut i = 0usize;
         let n = slice.len();
@@ -243,7 +257,10 @@ where
         }
         progress(end);
         chunk_start = end;
-    }
+        if last {
+            break end;
+        }
+    };
     if values > 0 && !after_number {
         return bad(close, "a ',' before ']'");
     }
@@ -257,14 +274,24 @@ where
 }
 
 /// Locates every string of the array at `pos`: the offsets (from `pos`) of their first byte
-/// after the opening quote. Returns the position after the `]`.
-pub fn string_offsets(buf: &[u8], pos: usize, out: &mut Vec<u32>) -> Scan<usize> {
+/// after the opening quote. Strings equal to one of `needles` (compared raw) get their index
+/// in `found`. `progress(done_up_to)` is called every few megabytes, as in `number_records`.
+/// Returns the position after the `]`.
+pub fn string_offsets<P: FnMut(usize)>(
+    buf: &[u8],
+    pos: usize,
+    out: &mut Vec<u32>,
+    needles: &[&[u8]],
+    found: &mut [Option<u32>],
+    mut progress: P,
+) -> Scan<usize> {
     let base = skip_ws(buf, pos)?;
     let mut i = expect(buf, base, b'[')?;
     i = skip_ws(buf, i)?;
     if buf[i] == b']' {
         return Ok(i + 1);
     }
+    let mut reported = i;
     loop {
         i = skip_ws(buf, i)?;
         if buf[i] != b'"' {
@@ -277,16 +304,29 @@ pub fn string_offsets(buf: &[u8], pos: usize, out: &mut Vec<u32>) -> Scan<usize>
         let Ok(rel) = u32::try_from(rel) else {
             return bad(i, "the strings section is larger than 4 GiB");
         };
+        let end = string_end(buf, i)?;
+        let raw = &buf[i + 1..end - 1];
+        for (needle, slot) in needles.iter().zip(found.iter_mut()) {
+            if slot.is_none() && raw == *needle {
+                *slot = Some(out.len() as u32);
+            }
+        }
         out.push(rel);
-        i = string_end(buf, i)?;
-        i = skip_ws(buf, i)?;
+        i = skip_ws(buf, end)?;
+        if i - reported >= CHUNK {
+            progress(i);
+            reported = i;
+        }
         match buf[i] {
             b',' => i += 1,
             b']' => return Ok(i + 1),
             b => {
                 return bad(
                     i,
-                    format!("expected ',' or ']' after a string, found '{}'", printable(b)),
+                    format!(
+                        "expected ',' or ']' after a string, found '{}'",
+                        printable(b)
+                    ),
                 );
             }
         }
@@ -360,6 +400,7 @@ fn hex4(buf: &[u8], at: usize) -> Option<u32> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -391,10 +432,16 @@ mod tests {
     #[test]
     fn bad_numbers() {
         assert!(matches!(records("[1,2", 1), Err(ScanError::Eof)));
-        assert!(matches!(records("[1,-2]", 1), Err(ScanError::Bad { offset: 3, .. })));
+        assert!(matches!(
+            records("[1,-2]", 1),
+            Err(ScanError::Bad { offset: 3, .. })
+        ));
         assert!(matches!(records("[1.5]", 1), Err(ScanError::Bad { .. })));
         assert!(matches!(records("[1 2]", 1), Err(ScanError::Bad { .. })));
-        assert!(matches!(records("[4294967296]", 1), Err(ScanError::Bad { .. })));
+        assert!(matches!(
+            records("[4294967296]", 1),
+            Err(ScanError::Bad { .. })
+        ));
         assert!(matches!(records("[1,2,3]", 2), Err(ScanError::Bad { .. })));
         assert!(matches!(records("[1,]", 1), Err(ScanError::Bad { .. })));
         assert!(matches!(records("[,1]", 1), Err(ScanError::Bad { .. })));
@@ -404,7 +451,17 @@ mod tests {
     fn strings_located_and_unescaped() {
         let text = r#" ["a", "b\"c" ,"\u00e9\n\\", "\ud83d\ude00", "x\ud800y"]"#;
         let mut offs = Vec::new();
-        let end = string_offsets(text.as_bytes(), 0, &mut offs).unwrap();
+        let mut found = [None, None];
+        let end = string_offsets(
+            text.as_bytes(),
+            0,
+            &mut offs,
+            &[b"b\\\"c", b"zz"],
+            &mut found,
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(found, [Some(1), None]);
         assert_eq!(end, text.len());
         let base = 1; // the '[' after one space
         let got: Vec<String> = offs

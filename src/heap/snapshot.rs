@@ -76,9 +76,10 @@ struct RawMeta {
 impl Meta {
     fn from_raw(raw: &RawMeta) -> std::result::Result<Meta, String> {
         let pos = |fields: &[String], list: &str, name: &str| {
-            fields.iter().position(|f| f == name).ok_or_else(|| {
-                format!("{list} has no '{name}' (it lists {})", fields.join(", "))
-            })
+            fields
+                .iter()
+                .position(|f| f == name)
+                .ok_or_else(|| format!("{list} has no '{name}' (it lists {})", fields.join(", ")))
         };
         let n_type = pos(&raw.node_fields, "node_fields", "type")?;
         let n_name = pos(&raw.node_fields, "node_fields", "name")?;
@@ -177,6 +178,8 @@ pub struct Snapshot {
     pub file_bytes: u64,
     /// Edges the file holds (read or not).
     pub edges_in_file: u64,
+    /// Names the distance rules test, found while the strings were scanned.
+    pub known: KnownStrings,
     map: Option<Mmap>,
     strings_base: usize,
     string_offsets: Vec<u32>,
@@ -256,16 +259,13 @@ impl Snapshot {
             )));
         }
         let header_end = scan::skip_value(buf, value).map_err(at("the 'snapshot' header"))?;
-        let header: Header = serde_json::from_slice(&buf[value..header_end]).map_err(|e| {
-            HeapError::BadMeta {
+        let header: Header =
+            serde_json::from_slice(&buf[value..header_end]).map_err(|e| HeapError::BadMeta {
                 path: p(),
                 detail: e.to_string(),
-            }
-        })?;
-        let meta = Meta::from_raw(&header.meta).map_err(|detail| HeapError::BadMeta {
-            path: p(),
-            detail,
-        })?;
+            })?;
+        let meta = Meta::from_raw(&header.meta)
+            .map_err(|detail| HeapError::BadMeta { path: p(), detail })?;
         let nf = meta.node_fields;
         let ef = meta.edge_fields;
         // Capacity from the header, but never more than the file could hold (2 bytes a value).
@@ -296,6 +296,7 @@ impl Snapshot {
             string_offsets: Vec::new(),
             meta,
             map: None,
+            known: KnownStrings::default(),
         };
         let with_edges = need == Need::NodesAndEdges;
         if with_edges {
@@ -434,15 +435,33 @@ impl Snapshot {
                     }
                 }
                 b"edges" => {
-                    pos = scan::skip_number_array(buf, value).map_err(at("the edges array"))?;
+                    pos = scan::skip_number_array(buf, value, |done| release.upto(done))
+                        .map_err(at("the edges array"))?;
                     release.upto(pos);
                     seen_edges = true;
                 }
                 b"strings" => {
                     let base = scan::skip_ws(buf, value).map_err(at("the strings array"))?;
                     snap.strings_base = base;
-                    pos = scan::string_offsets(buf, value, &mut snap.string_offsets)
-                        .map_err(at("the strings array"))?;
+                    let mut found = [None; 3];
+                    pos = scan::string_offsets(
+                        buf,
+                        value,
+                        &mut snap.string_offsets,
+                        &[
+                            b"sloppy_function_map",
+                            b"system / NativeContext",
+                            b"(map descriptors)",
+                        ],
+                        &mut found,
+                        |done| release.upto(done),
+                    )
+                    .map_err(at("the strings array"))?;
+                    snap.known = KnownStrings {
+                        sloppy_function_map: found[0],
+                        native_context: found[1],
+                        map_descriptors: found[2],
+                    };
                     seen_strings = true;
                 }
                 _ => {
@@ -469,7 +488,9 @@ impl Snapshot {
                 path: p(),
                 section: "the nodes array".into(),
                 offset: 0,
-                detail: format!("a node name is string {max_node_name}, but there are {strings} strings"),
+                detail: format!(
+                    "a node name is string {max_node_name}, but there are {strings} strings"
+                ),
             });
         }
         if !snap.edge_type.is_empty() && max_edge_name as u64 >= strings {
@@ -477,11 +498,15 @@ impl Snapshot {
                 path: p(),
                 section: "the edges array".into(),
                 offset: 0,
-                detail: format!("an edge name is string {max_edge_name}, but there are {strings} strings"),
+                detail: format!(
+                    "an edge name is string {max_edge_name}, but there are {strings} strings"
+                ),
             });
         }
-        drop(release);
         snap.map = Some(map);
+        if let Some(map) = &snap.map {
+            Releaser::new(map).upto(map.len());
+        }
         Ok(snap)
     }
 
@@ -517,11 +542,13 @@ impl Snapshot {
     pub fn find_string(&self, text: &str) -> Option<u32> {
         let map = self.map.as_deref()?;
         let t = text.as_bytes();
-        self.string_offsets.iter().position(|&off| {
-            let at = self.strings_base + off as usize;
-            map.get(at..at + t.len()) == Some(t) && map.get(at + t.len()) == Some(&b'"')
-        })
-        .map(|i| i as u32)
+        self.string_offsets
+            .iter()
+            .position(|&off| {
+                let at = self.strings_base + off as usize;
+                map.get(at..at + t.len()) == Some(t) && map.get(at + t.len()) == Some(&b'"')
+            })
+            .map(|i| i as u32)
     }
 
     #[inline]
@@ -612,6 +639,14 @@ impl Snapshot {
     }
 }
 
+/// String indexes of names that DevTools' distance rules test.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct KnownStrings {
+    pub sloppy_function_map: Option<u32>,
+    pub native_context: Option<u32>,
+    pub map_descriptors: Option<u32>,
+}
+
 /// Gives decoded pages of the map back to the kernel, so a big file does not stay in RSS.
 struct Releaser<'a> {
     map: &'a Mmap,
@@ -634,8 +669,11 @@ impl<'a> Releaser<'a> {
             // SAFETY: a read-only private file map: dropped pages are read again from the
             // file if touched later, so no data is lost.
             let _ = unsafe {
-                self.map
-                    .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+                self.map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    start,
+                    end - start,
+                )
             };
             self.done.set(end);
         }

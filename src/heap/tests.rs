@@ -96,7 +96,13 @@ fn leak(ids_of_foo: &[u32], bar_id: u32) -> Vec<N> {
             0,
             vec![E("shortcut", "1", 1), E("element", "1", 2)],
         ),
-        N("object", "global", 3, 40, vec![E("property", "list", 3), E("property", "bar", 5)]),
+        N(
+            "object",
+            "global",
+            3,
+            40,
+            vec![E("property", "list", 3), E("property", "bar", 5)],
+        ),
         N("synthetic", "(GC roots)", 5, 0, vec![E("element", "1", 1)]),
         N("object", "Array", 7, 32, vec![E("internal", "elements", 4)]),
     ];
@@ -216,20 +222,48 @@ fn diff_matches_objects_by_id() {
     ];
     let d = diff_snapshots(&snaps, &DiffOptions::default());
     let foo = d.rows.iter().find(|r| r.class == "Foo").unwrap();
-    assert_eq!((foo.new_count, foo.deleted_count, foo.delta_count), (2, 1, 1));
-    assert_eq!((foo.alloc_size, foo.freed_size, foo.size_delta), (200, 100, 100));
+    assert_eq!(
+        (foo.new_count, foo.deleted_count, foo.delta_count),
+        (2, 1, 1)
+    );
+    assert_eq!(
+        (foo.alloc_size, foo.freed_size, foo.size_delta),
+        (200, 100, 100)
+    );
     let bar = d.rows.iter().find(|r| r.class == "Bar").unwrap();
-    assert_eq!((bar.new_count, bar.deleted_count, bar.delta_count), (1, 1, 0));
+    assert_eq!(
+        (bar.new_count, bar.deleted_count, bar.delta_count),
+        (1, 1, 0)
+    );
     assert_eq!(d.rows[0].class, "Foo", "largest size delta first");
     assert_eq!(d.classes_changed, 2);
     // the path to the two new Foo objects, indexes differ
     assert_eq!(d.paths.len(), 1);
     let p = &d.paths[0];
-    assert_eq!((p.class.as_str(), p.new_objects, p.unreachable), ("Foo", 2, 0));
+    assert_eq!(
+        (p.class.as_str(), p.new_objects, p.unreachable),
+        ("Foo", 2, 0)
+    );
     assert_eq!(p.groups.len(), 1);
     assert_eq!(p.groups[0].count, 2);
     assert_eq!(p.groups[0].text, "global -> list -> elements -> […] (Foo)");
     assert!(d.grew_every_step.is_none());
+    // the short forms for a live run's summary and a CI step summary
+    let brief = d.brief(5);
+    assert!(brief.starts_with("Class  # New  # Deleted  # Delta  Size Delta\nFoo        2          1       +1      +100 B\n"), "{brief}");
+    assert!(
+        brief.contains("2 of 2 new Foo: global -> list -> elements -> […] (Foo)"),
+        "{brief}"
+    );
+    let md = d.markdown(5);
+    assert!(
+        md.contains("| `Foo` | 2 | 1 | +1 | 200 B | 100 B | +100 B |"),
+        "{md}"
+    );
+    assert!(
+        md.contains("2 of 2 new `Foo` held by: `global -> list -> elements -> […] (Foo)`"),
+        "{md}"
+    );
 }
 
 #[test]
@@ -310,7 +344,9 @@ fn dominators_of_the_lengauer_tarjan_example() {
     let idom: Vec<&str> = dom.idom.iter().map(|&d| NAMES[d as usize]).collect();
     assert_eq!(
         idom,
-        vec!["R", "R", "R", "R", "R", "R", "C", "C", "R", "R", "G", "R", "D"]
+        vec![
+            "R", "R", "R", "R", "R", "R", "C", "C", "R", "R", "G", "R", "D"
+        ]
     );
     // retained: D holds L; C holds F, G, J; the root all 13
     assert_eq!(dom.retained[4], 20);
@@ -327,9 +363,18 @@ fn deep_chains_need_no_stack() {
     for i in 0..n {
         let last = i + 1 == n;
         let t = if i == 0 { 9 } else { 3 };
-        body.push_str(&format!("{}{t},0,{},8,{},0,0", if i > 0 { "," } else { "" }, i * 2 + 1, if last { 0 } else { 1 }));
+        body.push_str(&format!(
+            "{}{t},0,{},8,{},0,0",
+            if i > 0 { "," } else { "" },
+            i * 2 + 1,
+            if last { 0 } else { 1 }
+        ));
         if !last {
-            edges.push_str(&format!("{}2,1,{}", if i > 0 { "," } else { "" }, (i + 1) * 7));
+            edges.push_str(&format!(
+                "{}2,1,{}",
+                if i > 0 { "," } else { "" },
+                (i + 1) * 7
+            ));
         }
     }
     let t = format!(
@@ -349,7 +394,13 @@ fn deep_chains_need_no_stack() {
 fn class_retained_size_counts_nested_objects_once() {
     // root -> Foo(10) -> Foo(20) -> Bar(5); root -> Bar(7)
     let nodes = vec![
-        N("synthetic", "", 1, 0, vec![E("element", "1", 1), E("element", "2", 4)]),
+        N(
+            "synthetic",
+            "",
+            1,
+            0,
+            vec![E("element", "1", 1), E("element", "2", 4)],
+        ),
         N("object", "Foo", 3, 10, vec![E("property", "inner", 2)]),
         N("object", "Foo", 5, 20, vec![E("property", "bar", 3)]),
         N("object", "Bar", 7, 5, vec![]),
