@@ -374,16 +374,88 @@ fn survivors(snaps: &[Snapshot], ids: &[IdSet], classes: &mut Classes) -> Vec<Su
     out
 }
 
-struct Group {
-    count: u64,
-    example: u32,
-    indexes: Vec<u32>,
+/// Retaining paths as a trie: a path is its last step plus the path of the node before it.
+/// Steps match on edge type and name (element indexes aside) and on the node reached, so
+/// new objects held by one array share one path; each trie node remembers whether the
+/// element indexes it stands for differ.
+struct Trie {
+    parent: Vec<u32>,
+    /// Edge and node of the first graph node that took this step.
+    edge: Vec<u32>,
+    node: Vec<u32>,
+    first_index: Vec<u32>,
     varies: Vec<bool>,
+    ids: HashMap<(u32, u64, u64), u32>,
+}
+
+const EMPTY_PATH: u32 = 0;
+
+impl Trie {
+    fn new() -> Trie {
+        Trie {
+            parent: vec![NONE],
+            edge: vec![NONE],
+            node: vec![NONE],
+            first_index: vec![0],
+            varies: vec![false],
+            ids: HashMap::new(),
+        }
+    }
+
+    /// The path of node `v` (reachable), memoised in `memo` for the nodes on the way.
+    fn path_of(
+        &mut self,
+        s: &Snapshot,
+        reach: &Reach,
+        memo: &mut [u32],
+        v: u32,
+        stack: &mut Vec<u32>,
+    ) -> u32 {
+        let m = &s.meta;
+        let mut x = v;
+        while memo[x as usize] == NONE && reach.parent_node[x as usize] != NONE {
+            stack.push(x);
+            x = reach.parent_node[x as usize];
+        }
+        let mut id = if memo[x as usize] == NONE {
+            EMPTY_PATH // x is the root
+        } else {
+            memo[x as usize]
+        };
+        while let Some(x) = stack.pop() {
+            let e = reach.parent_edge[x as usize] as usize;
+            let t = s.edge_type[e];
+            let element = t == m.e_element;
+            let name = if element { u32::MAX } else { s.edge_name[e] };
+            let key = (
+                id,
+                ((t as u64) << 32) | name as u64,
+                if s.named_on_paths(x as usize) {
+                    ((s.node_type[x as usize] as u64) << 32) | s.node_name[x as usize] as u64
+                } else {
+                    u64::MAX - s.class_key(x as usize) as u64
+                },
+            );
+            let next = self.parent.len() as u32;
+            let step = *self.ids.entry(key).or_insert(next);
+            if step == next {
+                self.parent.push(id);
+                self.edge.push(e as u32);
+                self.node.push(x);
+                self.first_index.push(s.edge_name[e]);
+                self.varies.push(false);
+            } else if element && self.first_index[step as usize] != s.edge_name[e] {
+                self.varies[step as usize] = true;
+            }
+            memo[x as usize] = step;
+            id = step;
+        }
+        id
+    }
 }
 
 /// Shortest paths from the roots to every new object (id not in the first snapshot) of the
-/// given classes in the last snapshot, grouped by the path's edges and node kinds (element
-/// indexes aside).
+/// given classes in the last snapshot, grouped by path.
 fn retaining_paths(
     snaps: &[Snapshot],
     first_ids: &IdSet,
@@ -397,17 +469,16 @@ fn retaining_paths(
         return Vec::new();
     }
     let reach = Reach::compute(s);
-    let m = &s.meta;
-    let wanted_global: Vec<Option<usize>> = wanted
-        .iter()
-        .map(|w| classes.by_name.get(*w).copied())
-        .collect();
+    let mut memo = vec![NONE; s.node_count()];
+    let mut stack: Vec<u32> = Vec::new();
     let mut out = Vec::new();
-    let mut key: Vec<u64> = Vec::new();
-    let mut idx: Vec<u32> = Vec::new();
-    for (w, g) in wanted.iter().zip(wanted_global) {
-        let Some(g) = g else { continue };
-        let mut groups: HashMap<Vec<u64>, Group> = HashMap::new();
+    for w in wanted {
+        let Some(&g) = classes.by_name.get(*w) else {
+            continue;
+        };
+        let mut trie = Trie::new();
+        memo.fill(NONE);
+        let mut counts: HashMap<u32, u64> = HashMap::new();
         let mut new_objects = 0u64;
         let mut unreachable = 0u64;
         for n in 0..s.node_count() {
@@ -419,51 +490,15 @@ fn retaining_paths(
                 unreachable += 1;
                 continue;
             }
-            key.clear();
-            idx.clear();
-            let mut v = n as u32;
-            while reach.parent_node[v as usize] != NONE {
-                let e = reach.parent_edge[v as usize] as usize;
-                let t = s.edge_type[e];
-                let by_index = m.edge_has_index(t);
-                let name = if t == m.e_element {
-                    u32::MAX
-                } else {
-                    s.edge_name[e]
-                };
-                key.push(((t as u64) << 32) | name as u64);
-                key.push(((s.node_type[v as usize] as u64) << 32) | s.node_name[v as usize] as u64);
-                idx.push(if by_index { s.edge_name[e] } else { 0 });
-                v = reach.parent_node[v as usize];
-            }
-            match groups.get_mut(key.as_slice()) {
-                Some(grp) => {
-                    grp.count += 1;
-                    for (i, (&a, b)) in idx.iter().zip(grp.indexes.iter()).enumerate() {
-                        if a != *b {
-                            grp.varies[i] = true;
-                        }
-                    }
-                }
-                None => {
-                    groups.insert(
-                        key.clone(),
-                        Group {
-                            count: 1,
-                            example: n as u32,
-                            indexes: idx.clone(),
-                            varies: vec![false; idx.len()],
-                        },
-                    );
-                }
-            }
+            let id = trie.path_of(s, &reach, &mut memo, n as u32, &mut stack);
+            *counts.entry(id).or_default() += 1;
         }
-        let mut groups: Vec<Group> = groups.into_values().collect();
-        groups.sort_by(|a, b| b.count.cmp(&a.count).then(a.example.cmp(&b.example)));
+        let mut groups: Vec<(u32, u64)> = counts.into_iter().collect();
+        groups.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let shown: Vec<PathGroup> = groups
             .iter()
             .take(per_class)
-            .map(|g| path_group(s, &reach, g))
+            .map(|&(id, count)| path_group(s, &trie, id, count))
             .collect();
         let listed: u64 = shown.iter().map(|g| g.count).sum();
         out.push(ClassPaths {
@@ -477,27 +512,22 @@ fn retaining_paths(
     out
 }
 
-fn path_group(s: &Snapshot, reach: &Reach, g: &Group) -> PathGroup {
+fn path_group(s: &Snapshot, trie: &Trie, id: u32, count: u64) -> PathGroup {
     let m = &s.meta;
-    // Walk from the object up, then reverse: root side first.
-    let mut chain: Vec<(Option<usize>, u32)> = Vec::new();
-    let mut v = g.example;
-    while reach.parent_node[v as usize] != NONE {
-        chain.push((Some(reach.parent_edge[v as usize] as usize), v));
-        v = reach.parent_node[v as usize];
+    let mut chain: Vec<u32> = Vec::new();
+    let mut x = id;
+    while x != EMPTY_PATH {
+        chain.push(x);
+        x = trie.parent[x as usize];
     }
-    let varies: Vec<bool> = g.varies.clone();
-    let steps_up = chain.len();
     chain.reverse();
     let type_name = |names: &[String], t: u8| names.get(t as usize).cloned().unwrap_or_default();
     let steps: Vec<PathStep> = chain
         .iter()
-        .enumerate()
-        .map(|(i, &(e, node))| {
-            let up = steps_up - 1 - i; // position in the upward walk
-            let e = e.unwrap_or(0);
-            let index_varies =
-                varies.get(up).copied().unwrap_or(false) && s.edge_type[e] == m.e_element;
+        .map(|&step| {
+            let e = trie.edge[step as usize] as usize;
+            let node = trie.node[step as usize];
+            let index_varies = trie.varies[step as usize];
             PathStep {
                 edge: Some(if index_varies {
                     "[…]".to_string()
@@ -513,20 +543,23 @@ fn path_group(s: &Snapshot, reach: &Reach, g: &Group) -> PathGroup {
         })
         .collect();
     let last = steps.len().saturating_sub(1);
-    let mut parts: Vec<String> = Vec::with_capacity(steps.len());
-    for (i, (step, &(_, node))) in steps.iter().zip(chain.iter()).enumerate() {
-        let t = s.node_type[node as usize];
-        let part = if i == 0 || t == m.t_synthetic {
-            step.node.clone()
-        } else if i == last || t == m.t_closure {
-            format!("{} ({})", step.edge.as_deref().unwrap_or(""), step.node)
-        } else {
-            step.edge.clone().unwrap_or_default()
-        };
-        parts.push(part);
-    }
+    let parts: Vec<String> = steps
+        .iter()
+        .zip(chain.iter())
+        .enumerate()
+        .map(|(i, (step, &c))| {
+            let t = s.node_type[trie.node[c as usize] as usize];
+            if i == 0 || t == m.t_synthetic {
+                step.node.clone()
+            } else if i == last || t == m.t_closure {
+                format!("{} ({})", step.edge.as_deref().unwrap_or(""), step.node)
+            } else {
+                step.edge.clone().unwrap_or_default()
+            }
+        })
+        .collect();
     PathGroup {
-        count: g.count,
+        count,
         text: parts.join(" -> "),
         steps,
     }

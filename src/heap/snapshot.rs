@@ -599,28 +599,37 @@ impl Snapshot {
         }
     }
 
+    /// Whether a node reads by its own name on a path (objects, closures, arrays, roots),
+    /// rather than by its class (strings, numbers, code: their names are their contents).
+    #[inline]
+    pub fn named_on_paths(&self, n: usize) -> bool {
+        let t = self.node_type[n];
+        let m = &self.meta;
+        t == m.t_object
+            || t == m.t_native
+            || t == m.t_closure
+            || t == m.t_synthetic
+            || t == m.t_array
+            || t == m.t_hidden
+    }
+
     /// How a node reads on a retaining path: its name for objects, closures (`name()`),
     /// arrays and roots; its class otherwise.
     pub fn display_name(&self, n: u32) -> String {
         let n = n as usize;
         let t = self.node_type[n];
         let m = &self.meta;
-        if t == m.t_closure {
+        if !self.named_on_paths(n) {
+            self.class_name(self.class_key(n))
+        } else if t == m.t_closure {
             let name = self.string(self.node_name[n]);
             if name.is_empty() {
                 "(anonymous)()".into()
             } else {
                 format!("{name}()")
             }
-        } else if t == m.t_object
-            || t == m.t_native
-            || t == m.t_synthetic
-            || t == m.t_array
-            || t == m.t_hidden
-        {
-            self.string(self.node_name[n])
         } else {
-            self.class_name(self.class_key(n))
+            self.string(self.node_name[n])
         }
     }
 
