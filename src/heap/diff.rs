@@ -81,7 +81,8 @@ pub struct Survivors {
 /// One step of a retaining path: the edge taken and the node reached.
 #[derive(Debug, Clone, Serialize)]
 pub struct PathStep {
-    /// Edge name (`[n]` for elements, `{n}` for hidden links); none for the first node.
+    /// Name of the edge from the node before (for the first step, from the root): `[n]` for
+    /// elements, `{n}` for hidden links, `[…]` when the index differs within the group.
     pub edge: Option<String>,
     pub edge_type: Option<String>,
     pub node: String,

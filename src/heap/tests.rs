@@ -267,6 +267,29 @@ fn diff_matches_objects_by_id() {
 }
 
 #[test]
+fn a_diff_without_paths_reads_no_edges() {
+    let a = file(&text(&leak(&[21], 11)));
+    let b = file(&text(&leak(&[21, 23], 11)));
+    let opts = DiffOptions {
+        path_classes: 0,
+        ..DiffOptions::default()
+    };
+    let d = super::diff_files(&[a.path().into(), b.path().into()], &opts).unwrap();
+    assert!(d.paths.is_empty());
+    assert_eq!(d.rows.len(), 1);
+    assert_eq!((d.rows[0].class.as_str(), d.rows[0].new_count), ("Foo", 1));
+    assert_eq!(
+        d.snapshots[1].edges, 10,
+        "edges counted from the nodes, not read"
+    );
+    let e = super::diff_files(&[a.path().into()], &opts).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "heap diff needs at least two snapshots, got 1"
+    );
+}
+
+#[test]
 fn three_snapshots_flag_steady_growth_and_survivors() {
     let a = file(&text(&leak(&[21], 11)));
     let b = file(&text(&leak(&[21, 23, 25], 13)));
