@@ -78,7 +78,8 @@ impl Reach {
                         continue;
                     }
                     let to = s.edge_to[e] as usize;
-                    if distance[to] != NONE || skip(v, e) {
+                    // the root keeps no parent, so every path ends there
+                    if distance[to] != NONE || to == root || skip(v, e) {
                         continue;
                     }
                     distance[to] = d;

@@ -311,6 +311,20 @@ fn three_snapshots_flag_steady_growth_and_survivors() {
 }
 
 #[test]
+fn an_edge_back_to_the_root_does_not_loop() {
+    let mut nodes = leak(&[21], 11);
+    nodes[5].4.push(E("property", "up", 0)); // Bar -> root
+    let a = file(&text(&leak(&[], 11)));
+    let b = file(&text(&nodes));
+    let d =
+        super::diff_files(&[a.path().into(), b.path().into()], &DiffOptions::default()).unwrap();
+    assert_eq!(
+        d.paths[0].groups[0].text,
+        "global -> list -> elements -> [0] (Foo)"
+    );
+}
+
+#[test]
 fn weak_edges_do_not_retain() {
     // Foo 31 is held only by a weak edge from global.
     let mut nodes = leak(&[21], 11);

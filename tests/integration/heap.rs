@@ -31,7 +31,11 @@ fn snapshots(dir: &Path, snapshots: u32, leak: u32, churn: u32) -> Vec<PathBuf> 
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    assert!(out.status.success(), "heap-leak.js failed: {}", stderr(&out));
+    assert!(
+        out.status.success(),
+        "heap-leak.js failed: {}",
+        stderr(&out)
+    );
     let files: Vec<PathBuf> = String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -82,7 +86,11 @@ fn diff_names_the_leak_its_exact_count_the_churn_and_the_retaining_path() {
     let d = json(&heap(dir.path(), &args));
 
     let top = &d["rows"][0];
-    assert_eq!(top["class"], "Client", "the leak tops the diff: {:#}", d["rows"]);
+    assert_eq!(
+        top["class"], "Client",
+        "the leak tops the diff: {:#}",
+        d["rows"]
+    );
     assert_eq!(top["new_count"], 2000);
     assert_eq!(top["deleted_count"], 0);
     assert_eq!(top["delta_count"], 2000);
@@ -117,11 +125,22 @@ fn diff_names_the_leak_its_exact_count_the_churn_and_the_retaining_path() {
         .lines()
         .find(|l| l.starts_with("Class"))
         .expect("a table header");
-    for col in ["# New", "# Deleted", "# Delta", "Alloc. Size", "Freed Size", "Size Delta"] {
+    for col in [
+        "# New",
+        "# Deleted",
+        "# Delta",
+        "Alloc. Size",
+        "Freed Size",
+        "Size Delta",
+    ] {
         assert!(header.contains(col), "{header}");
     }
     let client_line = text_out.lines().find(|l| l.starts_with("Client ")).unwrap();
-    assert_eq!(client_line.len(), header.len(), "columns align:\n{header}\n{client_line}");
+    assert_eq!(
+        client_line.len(),
+        header.len(),
+        "columns align:\n{header}\n{client_line}"
+    );
     assert!(client_line.contains("2,000"), "{client_line}");
     assert!(text_out.contains(&format!("2,000  {text}")), "{text_out}");
 }
@@ -148,7 +167,10 @@ fn three_snapshots_flag_the_class_that_grew_in_every_step() {
         "churn is not growth: {grew:#?}"
     );
     let alive = row(&d["still_alive"], "Client");
-    assert_eq!(alive["count"], 1000, "the middle snapshot's clients are all still alive");
+    assert_eq!(
+        alive["count"], 1000,
+        "the middle snapshot's clients are all still alive"
+    );
     assert_eq!(d["rows"][0]["class"], "Client");
     assert_eq!(d["rows"][0]["new_count"], 2000);
 }
@@ -162,7 +184,13 @@ fn summary_gives_count_self_and_retained_size_per_class() {
     let files = snapshots(dir.path(), 2, 1500, 100);
     let s = json(&heap(
         dir.path(),
-        &["summary", files[1].to_str().unwrap(), "--top", "0", "--json"],
+        &[
+            "summary",
+            files[1].to_str().unwrap(),
+            "--top",
+            "0",
+            "--json",
+        ],
     ));
     let client = row(&s["rows"], "Client");
     assert_eq!(client["count"], 1500);
@@ -171,14 +199,25 @@ fn summary_gives_count_self_and_retained_size_per_class() {
     // each client alone holds its name string and heap number
     assert!(retained > self_size, "{client}");
     let array = row(&s["rows"], "Array");
-    assert!(array["retained_size"].as_u64().unwrap() >= retained, "{array}");
+    assert!(
+        array["retained_size"].as_u64().unwrap() >= retained,
+        "{array}"
+    );
     assert!(s["total_size"].as_u64().unwrap() > retained);
-    for class in ["(closure)", "(string)", "system / Context", "(compiled code)"] {
+    for class in [
+        "(closure)",
+        "(string)",
+        "system / Context",
+        "(compiled code)",
+    ] {
         row(&s["rows"], class);
     }
     let out = heap(dir.path(), &["summary", files[1].to_str().unwrap()]);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("Class") && text.contains("Retained Size"), "{text}");
+    assert!(
+        text.contains("Class") && text.contains("Retained Size"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -191,9 +230,21 @@ fn bad_snapshots_exit_2_with_one_line_naming_the_file() {
     let good = std::fs::read(&files[1]).unwrap();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty.heapsnapshot", Vec::new(), "is empty"),
-        ("half.heapsnapshot", good[..good.len() / 2].to_vec(), "is truncated"),
-        ("end.heapsnapshot", good[..good.len() - 2].to_vec(), "is truncated"),
-        ("other.json", br#"{"name":"x","version":"1.0.0"}"#.to_vec(), "not a V8 heap snapshot"),
+        (
+            "half.heapsnapshot",
+            good[..good.len() / 2].to_vec(),
+            "is truncated",
+        ),
+        (
+            "end.heapsnapshot",
+            good[..good.len() - 2].to_vec(),
+            "is truncated",
+        ),
+        (
+            "other.json",
+            br#"{"name":"x","version":"1.0.0"}"#.to_vec(),
+            "not a V8 heap snapshot",
+        ),
         (
             "meta.heapsnapshot",
             String::from_utf8(good.clone())
@@ -206,11 +257,17 @@ fn bad_snapshots_exit_2_with_one_line_naming_the_file() {
     for (name, bytes, expected) in cases {
         let path = dir.path().join(name);
         std::fs::write(&path, bytes).unwrap();
-        let out = heap(dir.path(), &["diff", files[0].to_str().unwrap(), path.to_str().unwrap()]);
+        let out = heap(
+            dir.path(),
+            &["diff", files[0].to_str().unwrap(), path.to_str().unwrap()],
+        );
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{name}: {err}");
         assert_eq!(err.lines().count(), 1, "{name}: one line: {err}");
-        assert!(err.contains(name) && err.contains(expected), "{name}: {err}");
+        assert!(
+            err.contains(name) && err.contains(expected),
+            "{name}: {err}"
+        );
     }
     let out = heap(dir.path(), &["summary", "missing.heapsnapshot"]);
     assert_eq!(out.status.code(), Some(2));
