@@ -121,6 +121,9 @@ pub struct HeapDiff {
     pub snapshots: Vec<SnapshotInfo>,
     /// Classes with at least one new or deleted object (first against last).
     pub classes_changed: u64,
+    /// Objects (counted as in the rows) whose id is in both the first and the last snapshot.
+    /// Near 0 means the snapshots are not of one process: ids match only within one.
+    pub common_count: u64,
     pub new_count: u64,
     pub deleted_count: u64,
     pub size_delta: i64,
@@ -274,6 +277,9 @@ pub fn diff_snapshots(snaps: &[Snapshot], opts: &DiffOptions) -> HeapDiff {
             .then(a.class.cmp(&b.class))
     });
     let classes_changed = rows.len() as u64;
+    let common_count = (0..snaps[last].node_count())
+        .filter(|&n| snaps[last].counted(n) && ids[0].contains(snaps[last].node_id[n]))
+        .count() as u64;
     let new_count = rows.iter().map(|r| r.new_count).sum();
     let deleted_count = rows.iter().map(|r| r.deleted_count).sum();
     let size_delta = rows.iter().map(|r| r.size_delta).sum();
@@ -333,6 +339,7 @@ pub fn diff_snapshots(snaps: &[Snapshot], opts: &DiffOptions) -> HeapDiff {
             })
             .collect(),
         classes_changed,
+        common_count,
         new_count,
         deleted_count,
         size_delta,

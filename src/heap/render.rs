@@ -101,6 +101,14 @@ impl fmt::Display for HeapDiff {
             Delta(self.size_delta as f64),
             grouped(self.classes_changed)
         );
+        if self.common_count * 10 < self.deleted_count {
+            let _ = writeln!(
+                out,
+                "Note: only {} objects are in both the first and the last snapshot: are they of one \
+                 process? Object ids match only within one process.",
+                grouped(self.common_count)
+            );
+        }
         out.push('\n');
         let rows: Vec<Vec<String>> = self
             .rows

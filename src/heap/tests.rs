@@ -237,6 +237,7 @@ fn diff_matches_objects_by_id() {
     );
     assert_eq!(d.rows[0].class, "Foo", "largest size delta first");
     assert_eq!(d.classes_changed, 2);
+    assert_eq!(d.common_count, 4, "global, Array, its elements, Foo 21");
     // the path to the two new Foo objects, indexes differ
     assert_eq!(d.paths.len(), 1);
     let p = &d.paths[0];
