@@ -464,6 +464,14 @@ impl Snapshot {
                     };
                     seen_strings = true;
                 }
+                // flat number arrays: one memchr for the ']'
+                b"locations" | b"samples" | b"trace_function_infos"
+                    if scan::skip_ws(buf, value).is_ok_and(|p| buf[p] == b'[') =>
+                {
+                    let section = format!("the {} array", String::from_utf8_lossy(k));
+                    pos = scan::skip_number_array(buf, value, |done| release.upto(done))
+                        .map_err(at(&section))?;
+                }
                 _ => {
                     let section = format!("'{}'", String::from_utf8_lossy(k));
                     pos = scan::skip_value(buf, value).map_err(at(&section))?;
