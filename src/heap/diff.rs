@@ -7,7 +7,7 @@ use super::graph::{NONE, Reach};
 use super::snapshot::{Need, Snapshot};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What `diff_files` computes and how much of it it keeps.
 #[derive(Debug, Clone)]
@@ -571,9 +571,4 @@ fn path_group(s: &Snapshot, trie: &Trie, id: u32, count: u64) -> PathGroup {
         text: parts.join(" -> "),
         steps,
     }
-}
-
-/// Opens one snapshot fully; for tests and tools.
-pub fn open_full(path: &Path) -> Result<Snapshot> {
-    Snapshot::open(path, Need::NodesAndEdges)
 }

@@ -316,7 +316,7 @@ impl Snapshot {
         let mut edge_sum = 0u64;
         let mut pos = header_end;
         loop {
-            pos = scan::skip_ws(buf, pos).map_err(at("the end of the file"))?;
+            pos = scan::skip_ws(buf, pos).map_err(at("the top-level object (no closing '}')"))?;
             match buf[pos] {
                 b'}' => break,
                 b',' => pos += 1,
@@ -490,6 +490,11 @@ impl Snapshot {
             .collect();
             return Err(not(&format!("it has no {} array", missing.join(", no "))));
         }
+        if snap.node_count() == 0 {
+            return Err(not(
+                "its nodes array is empty (a snapshot holds at least the root)",
+            ));
+        }
         let strings = snap.string_offsets.len() as u64;
         if snap.node_count() > 0 && max_node_name as u64 >= strings {
             return Err(HeapError::Malformed {
@@ -543,20 +548,6 @@ impl Snapshot {
             },
             None => format!("<string {i}?>"),
         }
-    }
-
-    /// The index of the string exactly equal to `text` (compared raw: for names without
-    /// escapes), if any.
-    pub fn find_string(&self, text: &str) -> Option<u32> {
-        let map = self.map.as_deref()?;
-        let t = text.as_bytes();
-        self.string_offsets
-            .iter()
-            .position(|&off| {
-                let at = self.strings_base + off as usize;
-                map.get(at..at + t.len()) == Some(t) && map.get(at + t.len()) == Some(&b'"')
-            })
-            .map(|i| i as u32)
     }
 
     #[inline]

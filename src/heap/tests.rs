@@ -207,6 +207,10 @@ fn malformed_inputs_each_get_their_error() {
     assert!(err(&bad_to).contains("to_node 8"), "{}", err(&bad_to));
     let negative = good.replacen("\"nodes\":[9,", "\"nodes\":[-9,", 1);
     assert!(err(&negative).contains("expected an unsigned integer, found '-'"));
+    assert!(err(&text(&[])).contains("its nodes array is empty"));
+    assert!(
+        err(&good[..good.len() - 1]).contains("ends inside the top-level object (no closing '}')")
+    );
     let no_strings = good.replace("\"strings\"", "\"strongs\"");
     assert!(err(&no_strings).contains("it has no strings array"));
 }
