@@ -560,3 +560,31 @@ fn lengauer_tarjan_agrees_with_the_fixpoint_on_random_graphs() {
         }
     }
 }
+
+#[test]
+fn every_truncation_and_many_corruptions_are_errors_not_panics() {
+    let good = text(&leak(&[21, 23], 11));
+    let bytes = good.as_bytes();
+    for cut in 0..bytes.len() - 1 {
+        let (_f, s) = open(&String::from_utf8_lossy(&bytes[..cut]), Need::NodesAndEdges);
+        assert!(s.is_err(), "cut at {cut} was accepted");
+    }
+    // One byte changed at a time, to a digit, a separator or a bracket: whatever still reads
+    // must also go through the analyses.
+    let mut seed = 0x9E3779B97F4A7C15u64;
+    for _ in 0..3000 {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let at = (seed % bytes.len() as u64) as usize;
+        let with = b"0123456789,[]{}\" 9"[(seed >> 32) as usize % 18];
+        let mut bad = bytes.to_vec();
+        bad[at] = with;
+        let (_f, s) = open(&String::from_utf8_lossy(&bad), Need::NodesAndEdges);
+        if let Ok(s) = s {
+            let _ = summarize(&s, &SummaryOptions::default());
+            let (_g, older) = open(&good, Need::Nodes);
+            let _ = diff_snapshots(&[older.unwrap(), s], &DiffOptions::default());
+        }
+    }
+}
