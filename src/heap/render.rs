@@ -125,19 +125,23 @@ impl fmt::Display for HeapDiff {
                 ]
             })
             .collect();
-        table(
-            &mut out,
-            &[
-                "Class",
-                "# New",
-                "# Deleted",
-                "# Delta",
-                "Alloc. Size",
-                "Freed Size",
-                "Size Delta",
-            ],
-            &rows,
-        );
+        if rows.is_empty() {
+            let _ = writeln!(out, "No object was added or freed between them.");
+        } else {
+            table(
+                &mut out,
+                &[
+                    "Class",
+                    "# New",
+                    "# Deleted",
+                    "# Delta",
+                    "Alloc. Size",
+                    "Freed Size",
+                    "Size Delta",
+                ],
+                &rows,
+            );
+        }
         let more = self.classes_changed.saturating_sub(self.rows.len() as u64);
         if more > 0 {
             let _ = writeln!(
