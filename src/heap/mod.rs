@@ -5,6 +5,22 @@
 //! Code map: `scan` (bytes -> numbers, string offsets), `snapshot` (meta, columns),
 //! `graph` (distances, dominators), `classes` (class slots, id sets), `diff`, `summary`,
 //! `render` (terminal text). Nothing here knows about sampling or the live run.
+//!
+//! After a live run that collected two or more complete snapshots:
+//!
+//! ```no_run
+//! use memwatch::heap::{DiffOptions, diff_files};
+//! # fn main() -> Result<(), memwatch::heap::HeapError> {
+//! let files = vec!["Heap.1.heapsnapshot".into(), "Heap.4.heapsnapshot".into()];
+//! let diff = diff_files(&files, &DiffOptions { top: 10, ..DiffOptions::default() })?;
+//! let json = serde_json::to_value(&diff); // for summary.json
+//! eprint!("{}", diff.brief(5)); // top rows and the main retaining paths
+//! let step_summary = diff.markdown(5); // for $GITHUB_STEP_SUMMARY
+//! print!("{diff}"); // everything, as `memwatch heap diff` prints it
+//! # let _ = (json, step_summary);
+//! # Ok(())
+//! # }
+//! ```
 
 mod classes;
 pub mod diff;
