@@ -52,6 +52,8 @@ pub enum Command {
     /// Re-analyse and re-plot a recorded run (memwatch CSV, psrecord log, mprof .dat).
     #[command(after_help = exit::REPORT_TABLE)]
     Report(ReportArgs),
+    /// Read V8 heap snapshots: what grew between them and what holds it.
+    Heap(HeapArgs),
     /// Print a shell completion script: `memwatch completions bash > /etc/bash_completion.d/memwatch`.
     Completions {
         #[arg(value_enum)]
@@ -411,4 +413,44 @@ mod tests {
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
     }
+}
+
+/// `memwatch heap ...`: read V8 heap snapshots (`.heapsnapshot`).
+#[derive(Debug, Args)]
+pub struct HeapArgs {
+    #[command(subcommand)]
+    pub command: HeapCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HeapCommand {
+    /// Per class: count, self size and retained size (DevTools' Summary view).
+    #[command(after_help = exit::HEAP_TABLE)]
+    Summary {
+        /// A .heapsnapshot file.
+        file: PathBuf,
+        /// Rows to print, largest retained size first (0: all).
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        top: usize,
+        /// JSON on stdout instead of the table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// What grew between snapshots of one process (objects matched by id, as DevTools'
+    /// Comparison view) and the retaining paths that hold the new objects.
+    #[command(after_help = exit::HEAP_TABLE)]
+    Diff {
+        /// Two or more .heapsnapshot files of one process, oldest first.
+        #[arg(required = true, num_args = 2.., value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Rows to print, largest size delta first (0: all).
+        #[arg(long, default_value_t = 20, value_name = "N")]
+        top: usize,
+        /// Retaining paths for this many of the top growing classes (0: none, no edges read).
+        #[arg(long, default_value_t = 3, value_name = "N")]
+        paths: usize,
+        /// JSON on stdout instead of the tables.
+        #[arg(long)]
+        json: bool,
+    },
 }

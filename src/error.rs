@@ -30,6 +30,8 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Heap(#[from] crate::heap::HeapError),
     /// The command line as clap refused it (or help/version to print).
     #[error("{0}")]
     Cli(clap::Error),

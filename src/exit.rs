@@ -52,3 +52,9 @@ Exit codes:
   2  memwatch could not do its job: bad arguments or config file, unreadable recording,
      output unwritable
   3  inconclusive: too little data after the warm-up to decide";
+
+/// `memwatch heap` reads files and judges nothing.
+pub const HEAP_TABLE: &str = "\
+Exit codes:
+  0  done
+  2  a file is missing, empty, truncated, not a heap snapshot, or its meta is unusable";

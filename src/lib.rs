@@ -11,6 +11,7 @@ pub mod dump;
 pub mod error;
 pub mod exit;
 pub mod gate;
+pub mod heap;
 pub mod interrupt;
 pub mod judge;
 pub mod load;
@@ -38,6 +39,7 @@ pub fn run(command: Command) -> Result<Exit> {
     match command {
         Command::Watch(config) => commands::watch::watch(&config),
         Command::Report(config) => commands::report::report(&config),
+        Command::Heap(args) => commands::heap::heap(&args),
         Command::Completions(shell) => {
             let mut cmd = cli::Cli::command();
             let shell = match shell {

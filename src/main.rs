@@ -39,7 +39,9 @@ fn clap_exit(e: &clap::Error, argv: &[OsString]) -> ExitCode {
             let message = first.join(" ");
             let message = message.strip_prefix("error: ").unwrap_or(&message);
             let help = match argv.get(1).and_then(|a| a.to_str()) {
-                Some(sub @ ("run" | "report" | "completions")) => format!("memwatch {sub} --help"),
+                Some(sub @ ("run" | "report" | "heap" | "completions")) => {
+                    format!("memwatch {sub} --help")
+                }
                 _ => "memwatch --help".to_string(),
             };
             eprintln!("memwatch: error: {message} (see '{help}')");

@@ -1,6 +1,7 @@
 //! The commands, each in its own file, and what every run ends with. `lib::run` dispatches
 //! a checked `config::Command` here.
 
+pub mod heap;
 pub mod report;
 pub mod watch;
 

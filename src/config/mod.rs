@@ -7,7 +7,7 @@ pub mod file;
 
 use crate::analyze::{Thresholds, Warmup};
 use crate::cli::{
-    AnalysisArgs, Cli, Command as CliCommand, GateArgs, LoadArgs, OutputArgs, ReportArgs,
+    AnalysisArgs, Cli, Command as CliCommand, GateArgs, HeapArgs, LoadArgs, OutputArgs, ReportArgs,
     RuntimeArgs, SamplingArgs, Shell, SignalArgs, WatchArgs,
 };
 use crate::error::{Error, Result};
@@ -32,6 +32,8 @@ pub enum Command {
     Watch(WatchConfig),
     /// Re-analyse a recording (`report`).
     Report(ReportConfig),
+    /// `memwatch heap`: reads files only; its options need no checks beyond clap's.
+    Heap(HeapArgs),
     Completions(Shell),
     Man,
 }
@@ -143,6 +145,7 @@ fn from_cli(cli: Cli) -> Result<Command> {
             watch(target, load_plan(&run.load)?, &run.watch).map(Command::Watch)
         }
         Some(CliCommand::Report(report)) => report_config(report).map(Command::Report),
+        Some(CliCommand::Heap(args)) => Ok(Command::Heap(args)),
         Some(CliCommand::Completions { shell }) => Ok(Command::Completions(shell)),
         Some(CliCommand::Man) => Ok(Command::Man),
         None => {

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod gate;
+mod heap;
 mod node;
 mod regressions;
 mod report_input;

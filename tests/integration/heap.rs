@@ -1,0 +1,277 @@
+//! `memwatch heap` against snapshots Node writes during the test, from
+//! fixtures/node/heap-leak.js: `Client` objects leak into an array that a SIGINT listener's
+//! closure holds; `Session` objects churn (same count, new members each step).
+//! Without `node` these tests print why and return; `.ci/run` installs Node.js.
+
+use crate::util::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn node_available() -> bool {
+    let ok = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !ok {
+        eprintln!("SKIPPED: `node` is not installed (.ci/run installs it from the OS packages)");
+    }
+    ok
+}
+
+/// Runs the fixture: `snapshots` snapshots, `leak` new clients per step, `churn` sessions.
+fn snapshots(dir: &Path, snapshots: u32, leak: u32, churn: u32) -> Vec<PathBuf> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/node/heap-leak.js");
+    let out = Command::new("node")
+        .arg(script)
+        .args(["--dir", dir.to_str().unwrap()])
+        .args(["--snapshots", &snapshots.to_string()])
+        .args(["--leak", &leak.to_string()])
+        .args(["--churn", &churn.to_string()])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "heap-leak.js failed: {}",
+        stderr(&out)
+    );
+    let files: Vec<PathBuf> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(PathBuf::from)
+        .collect();
+    assert_eq!(files.len(), snapshots as usize);
+    files
+}
+
+fn heap(dir: &Path, args: &[&str]) -> Output {
+    let child = memwatch(dir)
+        .arg("heap")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_output(child, std::time::Duration::from_secs(60))
+}
+
+fn json(out: &Output) -> Value {
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn row<'a>(rows: &'a Value, class: &str) -> &'a Value {
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["class"] == class)
+        .unwrap_or_else(|| panic!("no row for {class} in {rows:#}"))
+}
+
+fn paths(files: &[PathBuf]) -> Vec<&str> {
+    files.iter().map(|p| p.to_str().unwrap()).collect()
+}
+
+#[test]
+fn diff_names_the_leak_its_exact_count_the_churn_and_the_retaining_path() {
+    if !node_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let files = snapshots(dir.path(), 2, 2000, 500);
+    let mut args = vec!["diff"];
+    args.extend(paths(&files));
+    args.extend(["--top", "0", "--json"]);
+    let d = json(&heap(dir.path(), &args));
+
+    let top = &d["rows"][0];
+    assert_eq!(
+        top["class"], "Client",
+        "the leak tops the diff: {:#}",
+        d["rows"]
+    );
+    assert_eq!(top["new_count"], 2000);
+    assert_eq!(top["deleted_count"], 0);
+    assert_eq!(top["delta_count"], 2000);
+    assert_eq!(top["size_delta"], top["alloc_size"]);
+
+    let session = row(&d["rows"], "Session");
+    assert_eq!(session["new_count"], 500, "churn shows as new: {session}");
+    assert_eq!(session["deleted_count"], 500, "and as deleted: {session}");
+    assert_eq!(session["delta_count"], 0);
+
+    let client_paths = d["paths"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["class"] == "Client")
+        .expect("paths for Client");
+    assert_eq!(client_paths["new_objects"], 2000);
+    let group = &client_paths["groups"][0];
+    assert_eq!(group["count"], 2000, "all share one path: {client_paths:#}");
+    let text = group["text"].as_str().unwrap();
+    assert!(
+        text.contains("SIGINT (cleanup())") && text.contains("-> clients ->"),
+        "the path names the listener and the array: {text}"
+    );
+    assert!(text.ends_with("(Client)"), "{text}");
+
+    // The same as text: an aligned table and the path.
+    let out = heap(dir.path(), &args[..args.len() - 1]);
+    assert_eq!(out.status.code(), Some(0));
+    let text_out = String::from_utf8(out.stdout).unwrap();
+    let header = text_out
+        .lines()
+        .find(|l| l.starts_with("Class"))
+        .expect("a table header");
+    for col in [
+        "# New",
+        "# Deleted",
+        "# Delta",
+        "Alloc. Size",
+        "Freed Size",
+        "Size Delta",
+    ] {
+        assert!(header.contains(col), "{header}");
+    }
+    let client_line = text_out.lines().find(|l| l.starts_with("Client ")).unwrap();
+    assert_eq!(
+        client_line.len(),
+        header.len(),
+        "columns align:\n{header}\n{client_line}"
+    );
+    assert!(client_line.contains("2,000"), "{client_line}");
+    assert!(text_out.contains(&format!("2,000  {text}")), "{text_out}");
+}
+
+#[test]
+fn three_snapshots_flag_the_class_that_grew_in_every_step() {
+    if !node_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let files = snapshots(dir.path(), 3, 1000, 300);
+    let mut args = vec!["diff"];
+    args.extend(paths(&files));
+    args.push("--json");
+    let d = json(&heap(dir.path(), &args));
+    let grew = d["grew_every_step"].as_array().unwrap();
+    let client = grew
+        .iter()
+        .find(|g| g["class"] == "Client")
+        .unwrap_or_else(|| panic!("Client grew in both steps: {grew:#?}"));
+    assert_eq!(client["delta_counts"], serde_json::json!([1000, 1000]));
+    assert!(
+        grew.iter().all(|g| g["class"] != "Session"),
+        "churn is not growth: {grew:#?}"
+    );
+    let alive = row(&d["still_alive"], "Client");
+    assert_eq!(
+        alive["count"], 1000,
+        "the middle snapshot's clients are all still alive"
+    );
+    assert_eq!(d["rows"][0]["class"], "Client");
+    assert_eq!(d["rows"][0]["new_count"], 2000);
+}
+
+#[test]
+fn summary_gives_count_self_and_retained_size_per_class() {
+    if !node_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let files = snapshots(dir.path(), 2, 1500, 100);
+    let s = json(&heap(
+        dir.path(),
+        &[
+            "summary",
+            files[1].to_str().unwrap(),
+            "--top",
+            "0",
+            "--json",
+        ],
+    ));
+    let client = row(&s["rows"], "Client");
+    assert_eq!(client["count"], 1500);
+    let self_size = client["self_size"].as_u64().unwrap();
+    let retained = client["retained_size"].as_u64().unwrap();
+    // each client alone holds its name string and heap number
+    assert!(retained > self_size, "{client}");
+    let array = row(&s["rows"], "Array");
+    assert!(
+        array["retained_size"].as_u64().unwrap() >= retained,
+        "{array}"
+    );
+    assert!(s["total_size"].as_u64().unwrap() > retained);
+    for class in [
+        "(closure)",
+        "(string)",
+        "system / Context",
+        "(compiled code)",
+    ] {
+        row(&s["rows"], class);
+    }
+    let out = heap(dir.path(), &["summary", files[1].to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("Class") && text.contains("Retained Size"),
+        "{text}"
+    );
+}
+
+#[test]
+fn bad_snapshots_exit_2_with_one_line_naming_the_file() {
+    if !node_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let files = snapshots(dir.path(), 2, 10, 10);
+    let good = std::fs::read(&files[1]).unwrap();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        ("empty.heapsnapshot", Vec::new(), "is empty"),
+        (
+            "half.heapsnapshot",
+            good[..good.len() / 2].to_vec(),
+            "is truncated",
+        ),
+        (
+            "end.heapsnapshot",
+            good[..good.len() - 2].to_vec(),
+            "is truncated",
+        ),
+        (
+            "other.json",
+            br#"{"name":"x","version":"1.0.0"}"#.to_vec(),
+            "not a V8 heap snapshot",
+        ),
+        (
+            "meta.heapsnapshot",
+            String::from_utf8(good.clone())
+                .unwrap()
+                .replacen("\"edge_fields\"", "\"edge_fieldz\"", 1)
+                .into_bytes(),
+            "unusable snapshot.meta",
+        ),
+    ];
+    for (name, bytes, expected) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let out = heap(
+            dir.path(),
+            &["diff", files[0].to_str().unwrap(), path.to_str().unwrap()],
+        );
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{name}: one line: {err}");
+        assert!(
+            err.contains(name) && err.contains(expected),
+            "{name}: {err}"
+        );
+    }
+    let out = heap(dir.path(), &["summary", "missing.heapsnapshot"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("cannot read 'missing.heapsnapshot'"));
+    let out = heap(dir.path(), &["diff", files[0].to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "one file is a usage error");
+}
