@@ -150,7 +150,7 @@ fn regression_live_and_reanalysed_verdicts_agree() {
         let mut live = Recording::default();
         let mut csv = Vec::new();
         {
-            let mut writer = CsvWriter::new(&mut csv).expect("header");
+            let mut writer = CsvWriter::new(&mut csv, false).expect("header");
             for k in 0..51u64 {
                 // 5 Hz, each tick 0-400 µs late; 2 MiB/s from 208 KiB, in whole pages
                 let t = if k == 0 {

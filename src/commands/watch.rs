@@ -59,7 +59,7 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
 
     let outputs = config.outputs.resolve(target.pid, &local_stamp());
     let csv = outputs.create_csv().and_then(|out| {
-        CsvWriter::new(out).map_err(|source| Error::Output {
+        CsvWriter::new(out, runtime_kind.is_some()).map_err(|source| Error::Output {
             path: outputs.csv.display().into(),
             source,
         })
@@ -161,7 +161,11 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
             return Err(e);
         }
     };
-    if let Some(grace) = spawned_grace {
+    // A command that exited on its own is only reaped (a process dumping core is still
+    // exiting when its /proc files say it has gone: it must not be counted as stopped).
+    if let Some(grace) = spawned_grace
+        && result.stop != StopReason::TargetExited
+    {
         if matches!(
             result.stop,
             StopReason::Interrupted { .. } | StopReason::LoadFinished

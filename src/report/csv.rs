@@ -6,7 +6,7 @@ use crate::sample::Sample;
 use crate::sampler::{SampleSink, Tick};
 use std::io::{self, Write};
 
-pub const HEADER: [&str; 17] = [
+pub const HEADER: [&str; 14] = [
     "elapsed_s",
     "unix_ms",
     "pid",
@@ -20,25 +20,38 @@ pub const HEADER: [&str; 17] = [
     "pss_bytes",
     "uss_bytes",
     "threads",
-    "heap_after_gc_bytes",
-    "heap_used_bytes",
-    "external_bytes",
     "event",
 ];
 
+/// With `--runtime`: the managed-heap columns, before `event`.
+pub const HEAP_COLUMNS: [&str; 3] = ["heap_after_gc_bytes", "heap_used_bytes", "external_bytes"];
+
 pub struct CsvWriter<W: Write> {
     out: csv::Writer<W>,
+    /// The managed-heap columns are written (a runtime is asked): without one, the CSV is
+    /// the same as a single process's always was.
+    heap: bool,
 }
 
 impl<W: Write> CsvWriter<W> {
     /// Writes and flushes the header at once, so an unwritable output fails before sampling.
-    pub fn new(out: W) -> io::Result<Self> {
+    pub fn new(out: W, heap: bool) -> io::Result<Self> {
         let mut out = csv::WriterBuilder::new()
             .buffer_capacity(4096)
             .from_writer(out);
-        out.write_record(HEADER)?;
+        let (common, event) = HEADER.split_at(HEADER.len() - 1);
+        for name in common {
+            out.write_field(name)?;
+        }
+        if heap {
+            for name in HEAP_COLUMNS {
+                out.write_field(name)?;
+            }
+        }
+        out.write_field(event[0])?;
+        out.write_record(None::<&[u8]>)?;
         out.flush()?;
-        Ok(CsvWriter { out })
+        Ok(CsvWriter { out, heap })
     }
 
     /// Writes one row and flushes it. `events` are the events of this tick, joined by `;`.
@@ -62,8 +75,10 @@ impl<W: Write> CsvWriter<W> {
             out.write_field(v.map_or("", |v| num.format(v)))?;
         }
         out.write_field(s.mem.threads.map_or("", |v| num.format(v)))?;
-        for v in [s.heap.after_gc, s.heap.used, s.heap.external] {
-            out.write_field(v.map_or("", |v| num.format(v)))?;
+        if self.heap {
+            for v in [s.heap.after_gc, s.heap.used, s.heap.external] {
+                out.write_field(v.map_or("", |v| num.format(v)))?;
+            }
         }
         match events {
             [] => out.write_field("")?,
@@ -133,7 +148,7 @@ mod tests {
     fn header_and_rows() {
         let mut buf = Vec::new();
         {
-            let mut w = CsvWriter::new(&mut buf).expect("header");
+            let mut w = CsvWriter::new(&mut buf, true).expect("header");
             let s = Sample {
                 elapsed_s: 1.2345,
                 unix_ms: 1_700_000_000_123,
@@ -172,7 +187,19 @@ mod tests {
         }
         let text = String::from_utf8(buf).expect("utf8");
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0], HEADER.join(","));
+        // Without a runtime, the same columns as a single process always had.
+        let mut plain = Vec::new();
+        CsvWriter::new(&mut plain, false).expect("header");
+        assert_eq!(
+            String::from_utf8(plain).expect("utf8"),
+            HEADER.join(",") + "\n"
+        );
+        assert_eq!(
+            lines[0],
+            "elapsed_s,unix_ms,pid,rss_bytes,vsz_bytes,anon_bytes,file_bytes,shmem_bytes,\
+             swap_bytes,hwm_bytes,pss_bytes,uss_bytes,threads,heap_after_gc_bytes,\
+             heap_used_bytes,external_bytes,event"
+        );
         assert_eq!(
             lines[1],
             "1.235,1700000000123,42,4096,8192,1024,,,,,,,3,7,,,"
