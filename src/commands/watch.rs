@@ -210,6 +210,14 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         .beside
         .as_ref()
         .map(|a| BesideSummary::new(a, config.analysis.metric.name()));
+    let snapshots = complete_snapshots(&result, &runtime_events[result.runtime.len()..]);
+    if snapshots.len() >= 2 {
+        let pair = [snapshots[0].clone(), snapshots[snapshots.len() - 1].clone()];
+        match crate::heap::diff_files(&pair, &crate::heap::DiffOptions::default()) {
+            Ok(diff) => summary.heap_diff = Some(diff),
+            Err(e) => summary.heap_diff_error = Some(e.to_string()),
+        }
+    }
     summary.runtime = runtime_kind.map(|kind| {
         let mut s = RuntimeSummary::new(kind, &runtime_events);
         if s.problem.is_none() {
@@ -255,6 +263,16 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
             if let ProbeEvent::Closed { message } = e {
                 eprintln!("memwatch: runtime: {message}");
             }
+        }
+        if let Some(diff) = &summary.heap_diff {
+            let names: Vec<String> = diff.snapshots.iter().map(|s| s.file.clone()).collect();
+            eprintln!("memwatch: what grew on the heap ({}):", names.join(" -> "));
+            for line in diff.brief(5).lines() {
+                eprintln!("memwatch:   {line}");
+            }
+        }
+        if let Some(e) = &summary.heap_diff_error {
+            eprintln!("memwatch: the heap snapshots could not be compared: {e}");
         }
         if let Some(note) = &series_note {
             eprintln!("memwatch: {note}");
@@ -304,6 +322,27 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         quiet: config.quiet,
         color: live_mode.color(),
     }))
+}
+
+/// The complete V8 heap snapshots of the run, oldest first: the dumps a signal asked for
+/// and the ones taken through the inspector (`late`: the probe's events after the last
+/// tick, when it stopped; their snapshots are the newest).
+fn complete_snapshots(result: &WatchResult, late: &[ProbeEvent]) -> Vec<PathBuf> {
+    let end = result.recording.duration_s() + 1.0;
+    let late = late.iter().map(|e| (end, e));
+    let mut found: Vec<(f64, PathBuf)> = result
+        .dumps
+        .iter()
+        .filter_map(|d| Some((d.completed_s?, d.path.clone())))
+        .filter(|(_, p)| p.extension().is_some_and(|e| e == "heapsnapshot"))
+        .collect();
+    for (at, e) in result.runtime.iter().map(|(at, e)| (*at, e)).chain(late) {
+        if let ProbeEvent::Snapshot { path, .. } = e {
+            found.push((at, path.clone()));
+        }
+    }
+    found.sort_by(|a, b| a.0.total_cmp(&b.0));
+    found.into_iter().map(|(_, p)| p).collect()
 }
 
 /// Whether a spawned command gets `--inspect=127.0.0.1:0`: asked for, or a Node.js program

@@ -101,6 +101,15 @@ fn mark(passed: bool) -> &'static str {
 
 /// The Markdown job summary: verdict, figures, limits, baseline, where the chart is.
 pub fn markdown(summary: &Summary, gate: &GateResult) -> String {
+    let mut md = markdown_verdict(summary, gate);
+    if let Some(diff) = &summary.heap_diff {
+        md.push_str("\n### What grew on the heap\n\n");
+        md.push_str(&diff.markdown(10));
+    }
+    md
+}
+
+fn markdown_verdict(summary: &Summary, gate: &GateResult) -> String {
     let s = summary;
     let mut md = String::new();
     let (icon, words) = status(s, gate);

@@ -23,6 +23,11 @@ pub struct Summary {
     pub beside: Option<BesideSummary>,
     /// `--runtime`: what memwatch asked the runtime and what it did to the process.
     pub runtime: Option<RuntimeSummary>,
+    /// Two or more complete heap snapshots were collected: the first against the last, as
+    /// `memwatch heap diff` prints it (which class grew, and what holds it).
+    pub heap_diff: Option<crate::heap::HeapDiff>,
+    /// Why the snapshots collected could not be compared, in words.
+    pub heap_diff_error: Option<String>,
     pub samples: usize,
     pub samples_analysed: usize,
     /// Deadlines that passed unsampled (live runs only).
@@ -245,6 +250,8 @@ impl Summary {
             series_note: None,
             beside: None,
             runtime: None,
+            heap_diff: None,
+            heap_diff_error: None,
             samples: a.samples,
             samples_analysed: a.samples_analysed,
             missed_samples: None,

@@ -1,23 +1,12 @@
 //! `memwatch heap` against snapshots Node writes during the test, from
 //! fixtures/node/heap-leak.js: `Client` objects leak into an array that a SIGINT listener's
 //! closure holds; `Session` objects churn (same count, new members each step).
-//! Without `node` these tests print why and return; `.ci/run` installs Node.js.
+//! They need `node` and fail without it (`.ci/run` installs Node.js).
 
 use crate::util::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-
-fn node_available() -> bool {
-    let ok = Command::new("node")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIPPED: `node` is not installed (.ci/run installs it from the OS packages)");
-    }
-    ok
-}
 
 /// Runs the fixture: `snapshots` snapshots, `leak` new clients per step, `churn` sessions.
 fn snapshots(dir: &Path, snapshots: u32, leak: u32, churn: u32) -> Vec<PathBuf> {
@@ -75,9 +64,7 @@ fn paths(files: &[PathBuf]) -> Vec<&str> {
 
 #[test]
 fn diff_names_the_leak_its_exact_count_the_churn_and_the_retaining_path() {
-    if !node_available() {
-        return;
-    }
+    require_node();
     let dir = tempfile::tempdir().unwrap();
     let files = snapshots(dir.path(), 2, 2000, 500);
     let mut args = vec!["diff"];
@@ -147,9 +134,7 @@ fn diff_names_the_leak_its_exact_count_the_churn_and_the_retaining_path() {
 
 #[test]
 fn three_snapshots_flag_the_class_that_grew_in_every_step() {
-    if !node_available() {
-        return;
-    }
+    require_node();
     let dir = tempfile::tempdir().unwrap();
     let files = snapshots(dir.path(), 3, 1000, 300);
     let mut args = vec!["diff"];
@@ -177,9 +162,7 @@ fn three_snapshots_flag_the_class_that_grew_in_every_step() {
 
 #[test]
 fn summary_gives_count_self_and_retained_size_per_class() {
-    if !node_available() {
-        return;
-    }
+    require_node();
     let dir = tempfile::tempdir().unwrap();
     let files = snapshots(dir.path(), 2, 1500, 100);
     let s = json(&heap(
@@ -222,9 +205,7 @@ fn summary_gives_count_self_and_retained_size_per_class() {
 
 #[test]
 fn bad_snapshots_exit_2_with_one_line_naming_the_file() {
-    if !node_available() {
-        return;
-    }
+    require_node();
     let dir = tempfile::tempdir().unwrap();
     let files = snapshots(dir.path(), 2, 10, 10);
     let good = std::fs::read(&files[1]).unwrap();
@@ -274,4 +255,59 @@ fn bad_snapshots_exit_2_with_one_line_naming_the_file() {
     assert!(stderr(&out).contains("cannot read 'missing.heapsnapshot'"));
     let out = heap(dir.path(), &["diff", files[0].to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "one file is a usage error");
+}
+
+/// After a run that collected two or more complete heap snapshots, memwatch compares the
+/// first and the last by itself: the class that grew and the path that holds it are in the
+/// printed summary and in summary.json.
+#[test]
+fn a_run_with_heap_snapshots_ends_with_the_diff_and_the_path() {
+    require_node();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/node");
+    let load = format!(
+        "node {} --port {port} --rate 20 --duration 14",
+        fixtures.join("load.js").display()
+    );
+    let child = memwatch(dir.path())
+        .args(["run", "--interval", "200ms", "--duration", "30s"])
+        .args(["--signal-at", "5s", "--signal-at-end", "--runtime", "none"])
+        .args(["--ready-port", &port, "--load", &load, "--out", "o"])
+        .args(["--dump-dir", dir.path().to_str().unwrap(), "--"])
+        .args(["node", "--heapsnapshot-signal=SIGUSR2"])
+        .arg(fixtures.join("session-service.js"))
+        .args(["--port", &port])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_output(child, std::time::Duration::from_secs(90));
+    let err = stderr(&out);
+    assert!(err.contains("what grew on the heap"), "{err}");
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("o/summary.json")).unwrap()).unwrap();
+    let diff = &summary["heap_diff"];
+    assert_eq!(
+        diff["snapshots"].as_array().map(Vec::len),
+        Some(2),
+        "{summary}"
+    );
+    // Every connection's Socket is kept: all new, none freed.
+    let socket = row(&diff["rows"], "Socket");
+    let new = socket["new_count"].as_u64().unwrap();
+    assert!(new >= 50, "{socket}");
+    assert_eq!(socket["deleted_count"].as_u64(), Some(0), "{socket}");
+    // The path from the roots names the array that keeps them.
+    let text = diff["paths"].to_string();
+    assert!(text.contains("sessions"), "{text}");
+    assert!(
+        err.contains("sessions"),
+        "the printed summary shows the path: {err}"
+    );
 }

@@ -157,3 +157,15 @@ pub fn run_fixture(cwd: &Path, args: &[&str], fixture_args: &[&str]) -> Output {
         .output()
         .unwrap()
 }
+
+/// The end-to-end tests with Node.js fail, and say so, without `node`: never pass silently.
+pub fn require_node() {
+    let ok = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "`node` is not installed: these tests need Node.js (.ci/run installs it from the OS packages)"
+    );
+}
