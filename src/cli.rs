@@ -286,7 +286,7 @@ pub struct AnalysisArgs {
     pub warmup: Option<Dur>,
 
     /// Least slope called growth: a rate (`1MiB/h`) or a relative rate (`5%/h`); give both to
-    /// set both [default: 16B/s and 1%/h]
+    /// set both; judged over at most 10 h of the run [default: 16B/s and 1%/h]
     #[arg(long, value_name = "RATE", allow_hyphen_values = true)]
     pub min_slope: Vec<Slope>,
 

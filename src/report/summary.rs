@@ -227,6 +227,9 @@ pub struct ThresholdSummary {
     pub min_growth_bytes: Option<f64>,
     pub min_growth_pct: Option<f64>,
     pub p_value: f64,
+    /// The slope gates look at no more than this much of the analysed window (a slow rise
+    /// over weeks is growth).
+    pub slope_horizon_s: f64,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -300,6 +303,7 @@ impl Summary {
                     MinGrowth::Bytes(_) => None,
                 },
                 p_value: t.p_value,
+                slope_horizon_s: t.slope_horizon_s,
             },
             exit_code: exit.code(),
             files: Files::default(),
