@@ -305,20 +305,22 @@ fn gc_period(t: &[f64], v: &[f64]) -> Option<(f64, usize)> {
     if v.len() < 4 {
         return None;
     }
-    let diffs: Vec<f64> = v.windows(2).map(|w| w[1] - w[0]).collect();
-    let mut scratch = diffs.clone();
+    // One scratch buffer for the three medians: a long recording is not copied three times.
+    let mut scratch: Vec<f64> = v.windows(2).map(|w| w[1] - w[0]).collect();
     let med = stats::median_in_place(&mut scratch);
     for d in scratch.iter_mut() {
         *d = (*d - med).abs();
     }
     let mad = stats::median_in_place(&mut scratch) * 1.4826;
-    let mut level_scratch = v.to_vec();
-    let level = stats::median_in_place(&mut level_scratch);
+    scratch.clear();
+    scratch.extend_from_slice(v);
+    let level = stats::median_in_place(&mut scratch);
+    drop(scratch);
     let threshold = (6.0 * mad).max(0.005 * level.abs());
-    let drops: Vec<f64> = diffs
-        .iter()
+    let drops: Vec<f64> = v
+        .windows(2)
         .enumerate()
-        .filter(|(_, d)| **d < -threshold)
+        .filter(|(_, w)| w[1] - w[0] < -threshold)
         .map(|(i, _)| t[i + 1])
         .collect();
     if drops.len() < 3 {
