@@ -30,37 +30,55 @@ pub enum StatusError {
     Malformed { line: usize },
 }
 
-/// Parses the memory lines of a status text. Lines it does not need are skipped unread.
+/// Parses the memory lines of a status text. Lines it does not need are skipped unread, and
+/// it stops once it has every line it looks for (in the kernel's order, `Threads` is the last,
+/// about two thirds down).
 pub fn parse(text: &[u8]) -> Result<MemStatus, StatusError> {
+    /// One bit per line looked for.
+    const ALL: u16 = (1 << 9) - 1;
     let mut out = MemStatus::default();
     let (mut rss, mut vsz) = (None, None);
     let mut zombie = false;
+    let mut seen = 0u16;
     for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+        // Every line looked for starts with one of these: most lines end here.
+        if !matches!(line.first(), Some(b'V' | b'R' | b'T' | b'S')) {
+            continue;
+        }
         let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
         };
         let (key, rest) = (&line[..colon], &line[colon + 1..]);
-        let slot = match key {
-            b"VmRSS" => &mut rss,
-            b"VmSize" => &mut vsz,
-            b"RssAnon" => &mut out.anon,
-            b"RssFile" => &mut out.file,
-            b"RssShmem" => &mut out.shmem,
-            b"VmSwap" => &mut out.swap,
-            b"VmHWM" => &mut out.hwm,
+        let (bit, slot) = match key {
+            b"VmRSS" => (0, &mut rss),
+            b"VmSize" => (1, &mut vsz),
+            b"RssAnon" => (2, &mut out.anon),
+            b"RssFile" => (3, &mut out.file),
+            b"RssShmem" => (4, &mut out.shmem),
+            b"VmSwap" => (5, &mut out.swap),
+            b"VmHWM" => (6, &mut out.hwm),
             b"Threads" => {
                 let n = parse_number(rest).ok_or(StatusError::Malformed { line: i + 1 })?;
                 out.threads = u32::try_from(n).ok();
+                seen |= 1 << 7;
+                if seen == ALL {
+                    break;
+                }
                 continue;
             }
             b"State" => {
                 zombie = rest.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'Z');
+                seen |= 1 << 8;
                 continue;
             }
             _ => continue,
         };
         let kib = parse_number(rest).ok_or(StatusError::Malformed { line: i + 1 })?;
         *slot = Some(kib.saturating_mul(1024));
+        seen |= 1 << bit;
+        if seen == ALL {
+            break;
+        }
     }
     match (rss, vsz) {
         (Some(rss), Some(vsz)) => {
@@ -147,6 +165,21 @@ mod tests {
         assert_eq!(parse_sig_caught(b"SigCgt:\tzz\n"), None);
         assert_eq!(parse_sig_caught(b"Name:\tx\n"), None);
         assert!(parse_sig_caught(CAT).is_some());
+    }
+
+    #[test]
+    fn any_line_order_and_stops_only_when_all_are_found() {
+        // reversed line order: nothing depends on the kernel's order
+        let text = std::str::from_utf8(CAT).expect("utf8");
+        let reversed: Vec<&str> = text.lines().rev().collect();
+        assert_eq!(parse(reversed.join("\n").as_bytes()), parse(CAT));
+        // after all lines are found, the rest is not read (not even a malformed line)
+        let all = b"State:\tS\nVmSize:\t2 kB\nVmHWM:\t1 kB\nVmRSS:\t1 kB\nRssAnon:\t1 kB\n\
+RssFile:\t0 kB\nRssShmem:\t0 kB\nVmSwap:\t0 kB\nThreads:\t1\nVmRSS:\tjunk\n";
+        assert_eq!(parse(all).expect("parses").rss, 1024);
+        // without RssAnon (Linux < 4.5) every line is read
+        let old = b"VmSize:\t2 kB\nVmRSS:\t1 kB\nThreads:\t1\nVmSwap:\tjunk\n";
+        assert_eq!(parse(old), Err(StatusError::Malformed { line: 4 }));
     }
 
     #[test]
