@@ -40,12 +40,12 @@ pub fn parse(text: &[u8]) -> Result<MemStatus, StatusError> {
     let (mut rss, mut vsz) = (None, None);
     let mut zombie = false;
     let mut seen = 0u16;
-    for (i, line) in text.split(|&b| b == b'\n').enumerate() {
+    for (i, line) in (Lines { text, at: 0 }).enumerate() {
         // Every line looked for starts with one of these: most lines end here.
         if !matches!(line.first(), Some(b'V' | b'R' | b'T' | b'S')) {
             continue;
         }
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
+        let Some(colon) = memchr::memchr(b':', line) else {
             continue;
         };
         let (key, rest) = (&line[..colon], &line[colon + 1..]);
@@ -88,6 +88,23 @@ pub fn parse(text: &[u8]) -> Result<MemStatus, StatusError> {
         }
         _ if zombie => Err(StatusError::Zombie),
         _ => Err(StatusError::NoMemoryMap),
+    }
+}
+
+/// The lines of a text, found with memchr (a status text is ~55 lines, ~1.5 KiB).
+struct Lines<'a> {
+    text: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let rest = self.text.get(self.at..).filter(|r| !r.is_empty())?;
+        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
+        self.at += end + 1;
+        Some(&rest[..end])
     }
 }
 
