@@ -197,7 +197,11 @@ mod tests {
         let mut buf = vec![0; 4096];
         for round in 1..=3 {
             assert_eq!(read_whole(&file, &mut buf).expect("reads"), 1500);
-            assert_eq!(file.reads.get(), round, "one pread per call, no read to see EOF");
+            assert_eq!(
+                file.reads.get(),
+                round,
+                "one pread per call, no read to see EOF"
+            );
         }
         assert_eq!(&buf[..1500], &file.text[..]);
         assert_eq!(buf.len(), 4096);
@@ -263,7 +267,10 @@ mod tests {
         file.errors
             .borrow_mut()
             .push(io::Error::from_raw_os_error(libc::ESRCH));
-        assert!(matches!(read_whole(&file, &mut buf), Err(ReadError::Exited)));
+        assert!(matches!(
+            read_whole(&file, &mut buf),
+            Err(ReadError::Exited)
+        ));
         file.errors
             .borrow_mut()
             .push(io::Error::from_raw_os_error(libc::EACCES));
