@@ -40,12 +40,12 @@ pub fn parse(text: &[u8]) -> Result<MemStatus, StatusError> {
     let (mut rss, mut vsz) = (None, None);
     let mut zombie = false;
     let mut seen = 0u16;
-    for (i, line) in (Lines { text, at: 0 }).enumerate() {
+    for (i, line) in Lines::new(text).enumerate() {
         // Every line looked for starts with one of these: most lines end here.
         if !matches!(line.first(), Some(b'V' | b'R' | b'T' | b'S')) {
             continue;
         }
-        let Some(colon) = memchr::memchr(b':', line) else {
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
             continue;
         };
         let (key, rest) = (&line[..colon], &line[colon + 1..]);
@@ -91,20 +91,35 @@ pub fn parse(text: &[u8]) -> Result<MemStatus, StatusError> {
     }
 }
 
-/// The lines of a text, found with memchr (a status text is ~55 lines, ~1.5 KiB).
+/// The lines of a text. One memchr search runs over the whole text (a status text is ~55
+/// short lines, ~1.5 KiB): cheaper than a search started afresh on each line.
 struct Lines<'a> {
     text: &'a [u8],
     at: usize,
+    newlines: memchr::Memchr<'a>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(text: &'a [u8]) -> Lines<'a> {
+        Lines {
+            text,
+            at: 0,
+            newlines: memchr::memchr_iter(b'\n', text),
+        }
+    }
 }
 
 impl<'a> Iterator for Lines<'a> {
     type Item = &'a [u8];
 
     fn next(&mut self) -> Option<&'a [u8]> {
-        let rest = self.text.get(self.at..).filter(|r| !r.is_empty())?;
-        let end = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
-        self.at += end + 1;
-        Some(&rest[..end])
+        if self.at >= self.text.len() {
+            return None;
+        }
+        let end = self.newlines.next().unwrap_or(self.text.len());
+        let line = &self.text[self.at..end];
+        self.at = end + 1;
+        Some(line)
     }
 }
 
@@ -197,6 +212,15 @@ RssFile:\t0 kB\nRssShmem:\t0 kB\nVmSwap:\t0 kB\nThreads:\t1\nVmRSS:\tjunk\n";
         // without RssAnon (Linux < 4.5) every line is read
         let old = b"VmSize:\t2 kB\nVmRSS:\t1 kB\nThreads:\t1\nVmSwap:\tjunk\n";
         assert_eq!(parse(old), Err(StatusError::Malformed { line: 4 }));
+    }
+
+    #[test]
+    fn lines_are_split_like_str_lines() {
+        for text in ["", "a", "a\n", "a\n\nb", "\n", "\n\nx\ny\n", "no newline at end"] {
+            let ours: Vec<&[u8]> = Lines::new(text.as_bytes()).collect();
+            let std: Vec<&[u8]> = text.lines().map(str::as_bytes).collect();
+            assert_eq!(ours, std, "{text:?}");
+        }
     }
 
     #[test]
