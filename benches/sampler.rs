@@ -136,7 +136,8 @@ fn main() {
     // The three waits in turns of 200 ticks, so a change in the machine's load hits all three.
     let turns = if quick { 4 } else { 10 };
     let [wait_us, sleep_us, ppoll_us] = std::thread::spawn(move || {
-        // Interrupts::install changes signal handling for the whole bench: harmless here.
+        // Interrupts::install catches SIGINT, SIGTERM and SIGHUP for the whole bench until
+        // the default actions are restored below.
         let interrupts = Interrupts::install().unwrap();
         let pidfd = target_pidfd(pid);
         let (pipe_read, _pipe_write) = pipe();
@@ -186,6 +187,11 @@ fn main() {
     })
     .join()
     .unwrap();
+    // Ctrl-C ends the bench again.
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: restoring the default action.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
     println!(
         "2. parts, us CPU per call: read (pread of status) {read_us:.2} | parse {parse_us:.2} | CSV row {row_us:.2} (formatting alone {format_us:.2}) | wait at 1 kHz {wait_us:.1} (bare clock_nanosleep {sleep_us:.1}, ppoll on 2 fds {ppoll_us:.1})"
     );

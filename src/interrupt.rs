@@ -7,8 +7,8 @@
 //! at once (EINTR), and the target's exit is seen by the next read of its status, at most
 //! `SHORT_WAIT` later. A longer wait is a `ppoll` on the pipe and the target's pidfd, so a
 //! signal that comes just before it, or the target's exit, still wakes it at once.
-//! benches/sampler.rs measures both: at 1 kHz the ppoll costs ~2 us of CPU more per tick
-//! than clock_nanosleep (of ~20 us for the wake-up itself).
+//! benches/sampler.rs measures both: at 1 kHz the ppoll costs ~1-2 us of CPU more per tick
+//! than clock_nanosleep (of ~15-20 us for the wake-up itself, here).
 //!
 //! Handlers are inherited by no one: exec resets them in a spawned command.
 

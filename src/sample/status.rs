@@ -216,7 +216,15 @@ RssFile:\t0 kB\nRssShmem:\t0 kB\nVmSwap:\t0 kB\nThreads:\t1\nVmRSS:\tjunk\n";
 
     #[test]
     fn lines_are_split_like_str_lines() {
-        for text in ["", "a", "a\n", "a\n\nb", "\n", "\n\nx\ny\n", "no newline at end"] {
+        for text in [
+            "",
+            "a",
+            "a\n",
+            "a\n\nb",
+            "\n",
+            "\n\nx\ny\n",
+            "no newline at end",
+        ] {
             let ours: Vec<&[u8]> = Lines::new(text.as_bytes()).collect();
             let std: Vec<&[u8]> = text.lines().map(str::as_bytes).collect();
             assert_eq!(ours, std, "{text:?}");
