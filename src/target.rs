@@ -106,8 +106,9 @@ impl Target {
         let mut cmd = Command::new(program);
         cmd.args(args);
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
-        // SAFETY: only async-signal-safe calls between fork and exec. memwatch blocks SIGINT,
-        // SIGTERM and SIGHUP for its signalfd; the command must start with them unblocked.
+        // SAFETY: only async-signal-safe calls between fork and exec. Whatever mask the
+        // calling thread has (a test harness, a parent that blocked signals), the command
+        // starts with every signal unblocked; exec resets memwatch's handlers.
         unsafe {
             cmd.pre_exec(|| {
                 let mut set: libc::sigset_t = std::mem::zeroed();

@@ -30,7 +30,7 @@ use std::time::Duration;
 pub fn watch(config: &WatchConfig) -> Result<Exit> {
     let proc_root = Path::new("/proc");
     let with_pss = config.sampling.pss_interval.is_some();
-    // Before any thread or child exists (children get their mask back in Target::spawn).
+    // Before any thread or child exists: SIGINT, SIGTERM and SIGHUP end the run cleanly.
     let interrupts = Interrupts::install().map_err(|e| Error::Io {
         context: "cannot set up signal handling".into(),
         source: e,

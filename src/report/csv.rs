@@ -27,7 +27,9 @@ pub const HEADER: [&str; 14] = [
 pub const HEAP_COLUMNS: [&str; 3] = ["heap_after_gc_bytes", "heap_used_bytes", "external_bytes"];
 
 pub struct CsvWriter<W: Write> {
-    out: csv::Writer<W>,
+    out: W,
+    /// The row being formatted, reused: one `write` per row, no allocation.
+    row: Vec<u8>,
     /// The managed-heap columns are written (a runtime is asked): without one, the CSV is
     /// the same as a single process's always was.
     heap: bool,
@@ -35,34 +37,42 @@ pub struct CsvWriter<W: Write> {
 
 impl<W: Write> CsvWriter<W> {
     /// Writes and flushes the header at once, so an unwritable output fails before sampling.
-    pub fn new(out: W, heap: bool) -> io::Result<Self> {
-        let mut out = csv::WriterBuilder::new()
-            .buffer_capacity(4096)
-            .from_writer(out);
+    pub fn new(mut out: W, heap: bool) -> io::Result<Self> {
+        let mut row = Vec::with_capacity(256);
         let (common, event) = HEADER.split_at(HEADER.len() - 1);
         for name in common {
-            out.write_field(name)?;
+            row.extend_from_slice(name.as_bytes());
+            row.push(b',');
         }
         if heap {
             for name in HEAP_COLUMNS {
-                out.write_field(name)?;
+                row.extend_from_slice(name.as_bytes());
+                row.push(b',');
             }
         }
-        out.write_field(event[0])?;
-        out.write_record(None::<&[u8]>)?;
+        row.extend_from_slice(event[0].as_bytes());
+        row.push(b'\n');
+        out.write_all(&row)?;
         out.flush()?;
-        Ok(CsvWriter { out, heap })
+        Ok(CsvWriter { out, row, heap })
     }
 
     /// Writes one row and flushes it. `events` are the events of this tick, joined by `;`.
+    /// Formatted by hand into one buffer (the numbers never need quoting; the event field is
+    /// quoted as the csv crate's `QuoteStyle::Necessary` does), then one `write`.
     pub fn write(&mut self, s: &Sample, events: &[Event]) -> io::Result<()> {
         let mut num = itoa::Buffer::new();
-        let out = &mut self.out;
-        out.write_field(millis_as_seconds(s.elapsed_s).as_bytes())?;
-        out.write_field(num.format(s.unix_ms))?;
-        out.write_field(num.format(s.pid))?;
-        out.write_field(num.format(s.mem.rss))?;
-        out.write_field(num.format(s.mem.vsz))?;
+        let row = &mut self.row;
+        row.clear();
+        row.extend_from_slice(millis_as_seconds(s.elapsed_s).as_bytes());
+        row.push(b',');
+        row.extend_from_slice(num.format(s.unix_ms).as_bytes());
+        row.push(b',');
+        row.extend_from_slice(num.format(s.pid).as_bytes());
+        for v in [s.mem.rss, s.mem.vsz] {
+            row.push(b',');
+            row.extend_from_slice(num.format(v).as_bytes());
+        }
         for v in [
             s.mem.anon,
             s.mem.file,
@@ -71,25 +81,46 @@ impl<W: Write> CsvWriter<W> {
             s.mem.hwm,
             s.pss,
             s.uss,
+            s.mem.threads.map(u64::from),
         ] {
-            out.write_field(v.map_or("", |v| num.format(v)))?;
+            row.push(b',');
+            if let Some(v) = v {
+                row.extend_from_slice(num.format(v).as_bytes());
+            }
         }
-        out.write_field(s.mem.threads.map_or("", |v| num.format(v)))?;
         if self.heap {
             for v in [s.heap.after_gc, s.heap.used, s.heap.external] {
-                out.write_field(v.map_or("", |v| num.format(v)))?;
+                row.push(b',');
+                if let Some(v) = v {
+                    row.extend_from_slice(num.format(v).as_bytes());
+                }
             }
         }
-        match events {
-            [] => out.write_field("")?,
-            [one] => out.write_field(one.kind.to_string())?,
-            many => {
-                let joined: Vec<String> = many.iter().map(|e| e.kind.to_string()).collect();
-                out.write_field(joined.join(";"))?;
+        row.push(b',');
+        let field = row.len();
+        for (i, e) in events.iter().enumerate() {
+            if i > 0 {
+                row.push(b';');
             }
+            write!(row, "{}", e.kind)?;
         }
-        out.write_record(None::<&[u8]>)?;
-        out.flush()
+        if row[field..]
+            .iter()
+            .any(|b| matches!(b, b',' | b'"' | b'\r' | b'\n'))
+        {
+            let text = row.split_off(field);
+            row.push(b'"');
+            for &b in &text {
+                if b == b'"' {
+                    row.push(b'"');
+                }
+                row.push(b);
+            }
+            row.push(b'"');
+        }
+        row.push(b'\n');
+        self.out.write_all(row)?;
+        self.out.flush()
     }
 }
 
@@ -207,6 +238,67 @@ mod tests {
         assert_eq!(
             lines[2],
             "61.000,1700000000123,42,4096,8192,1024,,,,,,,3,7,,,\"signal:SIGUSR2;dump:/tmp/a,b.heapsnapshot\""
+        );
+    }
+
+    #[test]
+    fn rows_are_what_the_csv_crate_writes() {
+        let ev = |k| Event {
+            elapsed_s: 0.0,
+            kind: k,
+        };
+        let cases: Vec<Vec<Event>> = vec![
+            vec![],
+            vec![ev(EventKind::Settled)],
+            vec![ev(EventKind::Dump("/tmp/a\"b.heapsnapshot".into()))],
+            vec![ev(EventKind::Other("two\nlines\r".into()))],
+            vec![
+                ev(EventKind::Signal("SIGUSR2".into())),
+                ev(EventKind::DumpStart("/x/y".into())),
+            ],
+        ];
+        let s = Sample {
+            elapsed_s: 0.0004,
+            unix_ms: 1,
+            pid: 7,
+            mem: MemStatus {
+                rss: u64::MAX,
+                vsz: 0,
+                swap: Some(5),
+                hwm: Some(6),
+                threads: Some(u32::MAX),
+                ..MemStatus::default()
+            },
+            pss: Some(8),
+            uss: Some(9),
+            heap: crate::sample::ManagedHeap::default(),
+        };
+        let mut ours = Vec::new();
+        let mut theirs = csv::Writer::from_writer(Vec::new());
+        theirs.write_record(HEADER).expect("header");
+        {
+            let mut w = CsvWriter::new(&mut ours, false).expect("header");
+            for events in &cases {
+                w.write(&s, events).expect("row");
+                let joined: Vec<String> = events.iter().map(|e| e.kind.to_string()).collect();
+                let mut fields: Vec<String> = vec![
+                    "0.000".into(),
+                    "1".into(),
+                    "7".into(),
+                    u64::MAX.to_string(),
+                    "0".into(),
+                ];
+                fields.extend(["", "", ""].map(String::from));
+                fields.extend(["5", "6", "8", "9"].map(String::from));
+                fields.push(u32::MAX.to_string());
+                fields.push(joined.join(";"));
+                theirs.write_record(&fields).expect("row");
+            }
+        }
+        let theirs = theirs.into_inner().expect("flush");
+        assert_eq!(
+            String::from_utf8(ours).expect("utf8"),
+            String::from_utf8(theirs).expect("utf8")
         );
     }
 

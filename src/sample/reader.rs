@@ -10,9 +10,12 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-/// Enough for any status text seen in practice (~1.5 KiB); a longer one is parsed as far as
-/// it fits, and the memory lines come early.
-const BUF_LEN: usize = 16 * 1024;
+/// The first size of the read buffer: a status text is ~1.5 KiB, smaps_rollup ~1 KiB. A
+/// longer file grows the buffer once (see `read_whole`), so later reads are single again.
+const BUF_START: usize = 4 * 1024;
+/// The buffer stops growing here; a longer text is parsed as far as it fits (the memory lines
+/// come early).
+const BUF_MAX: usize = 1024 * 1024;
 
 /// Why a read gave no sample.
 #[derive(Debug)]
@@ -31,7 +34,7 @@ pub enum ReadError {
 pub struct ProcReader {
     status: File,
     smaps_rollup: Option<File>,
-    buf: Box<[u8]>,
+    buf: Vec<u8>,
 }
 
 impl ProcReader {
@@ -47,13 +50,13 @@ impl ProcReader {
         Ok(ProcReader {
             status,
             smaps_rollup,
-            buf: vec![0; BUF_LEN].into_boxed_slice(),
+            buf: vec![0; BUF_START],
         })
     }
 
-    /// Reads and parses the status file. No allocation.
+    /// Reads and parses the status file: one pread, no allocation.
     pub fn read_status(&mut self) -> Result<MemStatus, ReadError> {
-        let len = pread_all(&self.status, &mut self.buf)?;
+        let len = read_whole(&self.status, &mut self.buf)?;
         status::parse(&self.buf[..len]).map_err(|e| match e {
             StatusError::Zombie => ReadError::Exited,
             StatusError::NoMemoryMap => ReadError::NoMemoryMap,
@@ -64,9 +67,15 @@ impl ProcReader {
         })
     }
 
+    /// The status text as read now, unparsed: one pread (the benchmark times it apart).
+    pub fn read_status_text(&mut self) -> Result<&[u8], ReadError> {
+        let len = read_whole(&self.status, &mut self.buf)?;
+        Ok(&self.buf[..len])
+    }
+
     /// Which signals the process has handlers for (the `SigCgt` mask of its status).
     pub fn read_caught_signals(&mut self) -> Result<u64, ReadError> {
-        let len = pread_all(&self.status, &mut self.buf)?;
+        let len = read_whole(&self.status, &mut self.buf)?;
         status::parse_sig_caught(&self.buf[..len]).ok_or(ReadError::Malformed {
             file: "status",
             line: 0,
@@ -79,7 +88,7 @@ impl ProcReader {
         let Some(file) = &self.smaps_rollup else {
             return Ok(None);
         };
-        let len = pread_all(file, &mut self.buf)?;
+        let len = read_whole(file, &mut self.buf)?;
         parse_smaps_rollup(&self.buf[..len])
             .map(Some)
             .map_err(|line| ReadError::Malformed {
@@ -89,18 +98,38 @@ impl ProcReader {
     }
 }
 
-fn pread_all(file: &File, buf: &mut [u8]) -> Result<usize, ReadError> {
-    let mut len = 0;
-    while len < buf.len() {
-        match file.read_at(&mut buf[len..], len as u64) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+/// A file read by offset: `File`, or a fake in tests.
+trait ReadAt {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+}
+
+impl ReadAt for File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        FileExt::read_at(self, buf, offset)
+    }
+}
+
+/// Reads a whole /proc file from offset 0 into `buf`, returning its length.
+///
+/// Each pread of a /proc seq_file regenerates the whole text, so reading until a read returns
+/// 0 would pay twice. The files read here (status, smaps_rollup) are single-record seq_files:
+/// one read hands back the whole text, or as much as fits. So a read that returns less than
+/// the buffer is the whole file; one that fills it may be cut short, and then the buffer grows
+/// (kept for later reads, so this happens once) and the file is read again, up to `BUF_MAX`.
+fn read_whole(file: &impl ReadAt, buf: &mut Vec<u8>) -> Result<usize, ReadError> {
+    loop {
+        let n = match file.read_at(buf, 0) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) if e.raw_os_error() == Some(libc::ESRCH) => return Err(ReadError::Exited),
             Err(e) => return Err(ReadError::Io(e)),
+        };
+        if n < buf.len() || buf.len() >= BUF_MAX {
+            return Ok(n);
         }
+        let longer = (buf.len() * 2).min(BUF_MAX);
+        buf.resize(longer, 0);
     }
-    Ok(len)
 }
 
 /// Returns (PSS, USS) in bytes, or the 1-based number of a malformed line.
@@ -130,6 +159,123 @@ pub fn parse_smaps_rollup(text: &[u8]) -> Result<(u64, u64), usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::{Cell, RefCell};
+
+    /// A file whose text is `text`, counting reads; `errors` are returned first, in order.
+    struct Fake {
+        text: Vec<u8>,
+        reads: Cell<usize>,
+        errors: RefCell<Vec<io::Error>>,
+    }
+
+    impl Fake {
+        fn new(len: usize) -> Fake {
+            Fake {
+                text: (0..len).map(|i| b'a' + (i % 26) as u8).collect(),
+                reads: Cell::new(0),
+                errors: RefCell::new(Vec::new()),
+            }
+        }
+    }
+
+    impl ReadAt for Fake {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            self.reads.set(self.reads.get() + 1);
+            if let Some(e) = self.errors.borrow_mut().pop() {
+                return Err(e);
+            }
+            let start = (offset as usize).min(self.text.len());
+            let n = buf.len().min(self.text.len() - start);
+            buf[..n].copy_from_slice(&self.text[start..start + n]);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_short_read_is_the_whole_file_and_costs_one_read() {
+        let file = Fake::new(1500);
+        let mut buf = vec![0; 4096];
+        for round in 1..=3 {
+            assert_eq!(read_whole(&file, &mut buf).expect("reads"), 1500);
+            assert_eq!(
+                file.reads.get(),
+                round,
+                "one pread per call, no read to see EOF"
+            );
+        }
+        assert_eq!(&buf[..1500], &file.text[..]);
+        assert_eq!(buf.len(), 4096);
+    }
+
+    #[test]
+    fn a_full_buffer_grows_once_and_rereads() {
+        // exactly the buffer's length: cannot know it is complete, so it is read again
+        let file = Fake::new(4096);
+        let mut buf = vec![0; 4096];
+        assert_eq!(read_whole(&file, &mut buf).expect("reads"), 4096);
+        assert_eq!((file.reads.get(), buf.len()), (2, 8192));
+        // longer than twice the buffer: doubled until it fits, the text complete
+        let file = Fake::new(10_000);
+        let mut buf = vec![0; 4096];
+        assert_eq!(read_whole(&file, &mut buf).expect("reads"), 10_000);
+        assert_eq!((file.reads.get(), buf.len()), (3, 16384));
+        assert_eq!(&buf[..10_000], &file.text[..]);
+        // the grown buffer stays: the next read is single again
+        assert_eq!(read_whole(&file, &mut buf).expect("reads"), 10_000);
+        assert_eq!(file.reads.get(), 4);
+    }
+
+    #[test]
+    fn growth_stops_at_the_cap_and_keeps_what_fits() {
+        let file = Fake::new(BUF_MAX + 100);
+        let mut buf = vec![0; BUF_MAX / 2];
+        assert_eq!(read_whole(&file, &mut buf).expect("reads"), BUF_MAX);
+        assert_eq!((file.reads.get(), buf.len()), (2, BUF_MAX));
+    }
+
+    #[test]
+    fn one_read_of_real_status_and_smaps_rollup_is_the_whole_text() {
+        // the assumption behind read_whole, checked on this kernel: a buffer too small grows,
+        // and the text read equals a read to EOF (values may change; lines do not)
+        for name in ["status", "smaps_rollup"] {
+            let path = format!("/proc/self/{name}");
+            let file = File::open(&path).expect("open");
+            let mut buf = vec![0; 64];
+            let n = read_whole(&file, &mut buf).expect("reads");
+            let full = std::fs::read(&path).expect("read to EOF");
+            let lines = |t: &[u8]| t.iter().filter(|&&b| b == b'\n').count();
+            assert!(n < buf.len() && buf[..n].ends_with(b"\n"), "{name}");
+            assert_eq!(lines(&buf[..n]), lines(&full), "{name}");
+            let keys = |t: &[u8]| -> Vec<Vec<u8>> {
+                t.split(|&b| b == b'\n')
+                    .map(|l| l.split(|&b| b == b':').next().unwrap_or(l).to_vec())
+                    .collect()
+            };
+            assert_eq!(keys(&buf[..n]), keys(&full), "{name}");
+        }
+    }
+
+    #[test]
+    fn interrupted_reads_are_retried_and_esrch_means_exited() {
+        let file = Fake::new(100);
+        file.errors
+            .borrow_mut()
+            .push(io::Error::from(io::ErrorKind::Interrupted));
+        let mut buf = vec![0; 4096];
+        assert_eq!(read_whole(&file, &mut buf).expect("reads"), 100);
+        assert_eq!(file.reads.get(), 2);
+        file.errors
+            .borrow_mut()
+            .push(io::Error::from_raw_os_error(libc::ESRCH));
+        assert!(matches!(
+            read_whole(&file, &mut buf),
+            Err(ReadError::Exited)
+        ));
+        file.errors
+            .borrow_mut()
+            .push(io::Error::from_raw_os_error(libc::EACCES));
+        assert!(matches!(read_whole(&file, &mut buf), Err(ReadError::Io(_))));
+    }
 
     const ROLLUP: &[u8] = include_bytes!("../../tests/fixtures/proc/smaps_rollup-cat.txt");
 
