@@ -10,6 +10,7 @@ pub mod config;
 pub mod dump;
 pub mod error;
 pub mod exit;
+pub mod footprint;
 pub mod gate;
 pub mod heap;
 pub mod interrupt;

@@ -104,6 +104,8 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
                 if with_pss {
                     keep.extend([Metric::Pss, Metric::Uss]);
                 }
+                // Start-up is over: its code need not stay resident while sampling.
+                crate::footprint::release_startup_pages();
                 let plan = sampler::Plan {
                     sampling: &config.sampling,
                     signals: &config.signals,
