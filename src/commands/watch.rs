@@ -182,13 +182,15 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
     let analysis = &judged.analysis;
     let series_note = match (&judged.note, runtime_kind, judged.series.as_str()) {
         (Some(note), _, _) => Some(note.clone()),
-        // A runtime was asked and gave no series to judge: say why, in words.
-        (None, Some(kind), series) if series != MANAGED => Some(format!(
-            "judged on {series}: the {kind} runtime gave no managed-heap series ({})",
-            runtime_problem
-                .clone()
-                .unwrap_or_else(|| "no reading after a forced GC".into())
-        )),
+        // A runtime was asked and gave no series to judge: say why, in words (the probe's
+        // own reason already starts "no managed-heap series: ..." or "the managed-heap
+        // series ended ...").
+        (None, Some(kind), series) if series != MANAGED => Some(match &runtime_problem {
+            Some(problem) => format!("judged on {series}: {problem}"),
+            None => {
+                format!("judged on {series}: the {kind} runtime gave no reading after a forced GC")
+            }
+        }),
         _ => None,
     };
     let command_failed = spawned_grace.is_some() && end.command_failed();

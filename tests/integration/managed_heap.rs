@@ -363,9 +363,13 @@ fn a_managed_heap_that_cannot_be_judged_is_said_in_words() {
         assert_eq!(s["metric"], "rss", "{err}");
         let note = s["series_note"].as_str().unwrap();
         assert!(
-            note.contains("the inspector port 127.0.0.1:9229 is taken by another process"),
+            note.starts_with(
+                "judged on rss: no managed-heap series: the inspector port 127.0.0.1:9229 is \
+                 taken by another process"
+            ),
             "{note}"
         );
+        assert_eq!(note.matches("managed-heap series").count(), 1, "{note}");
         assert!(err.contains(note), "the verdict line says it: {err}");
         assert_eq!(ports_of(svc.pid()), vec![port], "no inspector was opened");
         assert!(serves(port));
