@@ -335,6 +335,7 @@ fn runtime_of(target: &Target, config: &WatchConfig) -> Result<Option<RuntimeKin
         RuntimeChoice::Auto => return Ok(detected),
         RuntimeChoice::None => {
             if let Some(kind) = detected
+                && config.runtime.hint
                 && !config.quiet
             {
                 eprintln!(

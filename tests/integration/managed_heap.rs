@@ -211,6 +211,31 @@ fn attached_without_runtime_hints_and_opens_nothing() {
     assert!(s["runtime"].is_null());
     assert_eq!(s["metric"], "rss");
     assert!(serves(port));
+    // `--runtime none` given on purpose: no hint (with --pid, and with run).
+    let out = memwatch(dir.path())
+        .args(["--pid", &svc.pid().to_string(), "--runtime", "none"])
+        .args(["--duration", "1s", "--json", "p.json", "--csv", "p.csv"])
+        .output()
+        .unwrap();
+    assert!(!stderr(&out).contains("hint"), "{}", stderr(&out));
+    let out = memwatch(dir.path())
+        .args([
+            "run",
+            "--runtime",
+            "none",
+            "--duration",
+            "1s",
+            "--out",
+            "r",
+            "--",
+        ])
+        .arg("node")
+        .arg(node_fixture("session-service-fixed.js"))
+        .output()
+        .unwrap();
+    assert!(!stderr(&out).contains("hint"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("Debugger"), "{}", stderr(&out));
+    assert_eq!(ports_of(svc.pid()), vec![port]);
 }
 
 /// A target without a runtime is unaffected: no runtime in summary.json, no heap columns.
