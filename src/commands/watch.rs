@@ -261,6 +261,9 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         if let Some(note) = &series_note {
             eprintln!("memwatch: {note}");
         }
+        if let (MANAGED, Some(kind)) = (judged.series.as_str(), runtime_kind) {
+            eprintln!("memwatch: {}", managed_words(kind, analysis.samples));
+        }
         if let Some(beside) = &judged.beside {
             eprintln!(
                 "memwatch: {} beside it: {} ({}): {}{}",
@@ -422,6 +425,18 @@ fn mem_available() -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// Which series was judged and why, in words, when it is the managed heap.
+fn managed_words(kind: RuntimeKind, readings: usize) -> String {
+    let what = match kind {
+        RuntimeKind::Node => "the used JS heap plus external (Buffers)",
+        RuntimeKind::Jvm => "the used Java heap",
+    };
+    format!(
+        "judged on the managed heap: {readings} readings of {what} right after a forced full \
+         GC, asked of the {kind} runtime; only a leak makes it rise, a lazy GC does not"
+    )
 }
 
 /// What two verdicts on two series say together.

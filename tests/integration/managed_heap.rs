@@ -124,6 +124,12 @@ fn run_judges_the_leaky_service_growing_and_the_fixed_one_stable_on_the_managed_
             "{err}"
         );
         assert!(err.contains("rss beside it: "), "{err}");
+        // Which series was judged and why, in words.
+        assert!(
+            err.contains("memwatch: judged on the managed heap: ")
+                && err.contains("readings of the used JS heap plus external (Buffers) right after a forced full GC"),
+            "{err}"
+        );
         assert!(s["runtime"]["forced_gcs"].as_u64().unwrap() >= 15, "{err}");
         assert_eq!(s["load"]["failed"], false, "{err}");
         assert_inspector_closed(s, &err);
