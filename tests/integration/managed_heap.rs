@@ -93,6 +93,21 @@ fn assert_inspector_closed(s: &Value, err: &str) -> u16 {
     port
 }
 
+/// Binds 127.0.0.1:9229, Node's default inspector port, waiting (at most a minute) while
+/// another job on the machine holds it.
+fn bind_default_port() -> TcpListener {
+    let start = std::time::Instant::now();
+    loop {
+        match TcpListener::bind(("127.0.0.1", 9229)) {
+            Ok(l) => return l,
+            Err(e) if start.elapsed() > Duration::from_secs(60) => {
+                panic!("port 9229 must be free for this test: {e}")
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
 /// The heap-after-gc readings in a samples CSV.
 fn heap_readings(csv: &Path) -> usize {
     read_csv(csv)
@@ -157,6 +172,8 @@ fn run_judges_the_leaky_service_growing_and_the_fixed_one_stable_on_the_managed_
 #[test]
 fn attached_with_runtime_node_grows_and_leaves_no_inspector_behind() {
     let _turn = DEFAULT_PORT.lock().unwrap_or_else(|e| e.into_inner());
+    // SIGUSR1 opens the inspector on 9229: it must be free.
+    drop(bind_default_port());
     let (svc, port) = start_service(&[], "session-service.js");
     assert_eq!(ports_of(svc.pid()), vec![port], "no inspector before");
     let dir = tempfile::tempdir().unwrap();
@@ -370,17 +387,7 @@ fn a_managed_heap_that_cannot_be_judged_is_said_in_words() {
     // The port taken.
     {
         let _turn = DEFAULT_PORT.lock().unwrap_or_else(|e| e.into_inner());
-        // Another job on the machine may hold 9229 for a moment.
-        let start = std::time::Instant::now();
-        let holder = loop {
-            match TcpListener::bind(("127.0.0.1", 9229)) {
-                Ok(l) => break l,
-                Err(e) if start.elapsed() > Duration::from_secs(30) => {
-                    panic!("port 9229 must be free for this test: {e}")
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        };
+        let holder = bind_default_port();
         let (svc, port) = start_service(&[], "session-service.js");
         let dir = tempfile::tempdir().unwrap();
         let out = memwatch(dir.path())
