@@ -161,6 +161,8 @@ fn regression_live_and_reanalysed_verdicts_agree() {
                 let rss = ((212_992.0 + 2_097_152.0 * t) / 4096.0).round() as u64 * 4096;
                 let s = Sample {
                     elapsed_s: t,
+                    // A recording's PID is positive (the CSV reader refuses 0).
+                    pid: 4242,
                     mem: MemStatus {
                         rss,
                         ..MemStatus::default()
