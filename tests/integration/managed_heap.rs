@@ -439,3 +439,56 @@ fn a_managed_heap_that_cannot_be_judged_is_said_in_words() {
     assert!(err.contains(note), "{err}");
     assert_ne!(s["metric"], "heap-after-gc");
 }
+
+/// Regression: a runtime snapshot that failed (here: its file already exists, and memwatch
+/// never overwrites) left its dump period open to the end of the run, so every later
+/// reading was left out and the managed heap "had too few readings". Its period now ends
+/// where it failed, and the failure is said.
+#[test]
+fn a_failed_snapshot_ends_its_dump_period() {
+    let _turn = DEFAULT_PORT.lock().unwrap_or_else(|e| e.into_inner());
+    drop(bind_default_port());
+    let (svc, port) = start_service(&[], "session-service.js");
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("o");
+    std::fs::create_dir(&out_dir).unwrap();
+    let taken = out_dir.join(format!("heap-{}-1.heapsnapshot", svc.pid()));
+    std::fs::write(&taken, "not mine").unwrap();
+    let out = memwatch(dir.path())
+        .args(["--pid", &svc.pid().to_string(), "--runtime", "node"])
+        .args([
+            "--duration",
+            "24s",
+            "--interval",
+            "500ms",
+            "--gc-every",
+            "1s",
+        ])
+        .args(["--heap-snapshots", "2", "--out", "o"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    let s = summary(&out_dir);
+    assert_eq!(s["metric"], "heap-after-gc", "{err}");
+    assert!(s["series_note"].is_null(), "{err}");
+    assert_eq!(std::fs::read_to_string(&taken).unwrap(), "not mine");
+    let failed = format!("dump-failed:o/heap-{}-1.heapsnapshot", svc.pid());
+    assert!(event_keys(&s).contains(&failed), "{:?}", event_keys(&s));
+    assert!(err.contains("failed: cannot create"), "{err}");
+    let excluded = s["excluded"].as_array().unwrap();
+    assert_eq!(excluded.len(), 2, "{excluded:?}");
+    let (start, end) = (
+        excluded[0]["start_s"].as_f64().unwrap(),
+        excluded[0]["end_s"].as_f64().unwrap(),
+    );
+    assert!(
+        end - start < 2.0 && end < 20.0,
+        "the failed one ends where it failed, not with the run: {excluded:?}"
+    );
+    assert_eq!(
+        s["runtime"]["snapshots"].as_array().unwrap().len(),
+        1,
+        "{err}"
+    );
+    assert!(serves(port));
+}
