@@ -27,6 +27,10 @@ pub enum EventKind {
     Other(String),
 }
 
+/// The event text (an `Other` event) that ends a dump period whose dump failed:
+/// `dump-failed:<file>`, `<file>` as in its `dump-start:`.
+pub const DUMP_FAILED: &str = "dump-failed:";
+
 impl EventKind {
     pub fn parse(text: &str) -> EventKind {
         if text == "settled" {
@@ -161,9 +165,11 @@ impl Recording {
         let mut periods = Vec::new();
         for (i, e) in self.events.iter().enumerate() {
             if let EventKind::DumpStart(file) = &e.kind {
-                let done = self.events[i..]
-                    .iter()
-                    .find(|d| matches!(&d.kind, EventKind::Dump(f) if f == file));
+                let done = self.events[i..].iter().find(|d| match &d.kind {
+                    EventKind::Dump(f) => f == file,
+                    EventKind::Other(t) => t.strip_prefix(DUMP_FAILED) == Some(file.as_str()),
+                    _ => false,
+                });
                 let asked = self.events[..i]
                     .iter()
                     .rev()
@@ -240,6 +246,22 @@ mod tests {
             rec.dump_periods(),
             vec![(10.0, 12.0), (50.0, 100.0), (60.0, 100.0)]
         );
+        // A runtime snapshot that failed ends its period where it failed, live and read back
+        // from the CSV's event text alike.
+        let rec = Recording {
+            time_s: vec![0.0, 100.0],
+            events: vec![
+                ev(10.0, EventKind::DumpStart("o/heap-7-1.heapsnapshot".into())),
+                ev(
+                    11.0,
+                    EventKind::parse("dump-failed:o/heap-7-1.heapsnapshot"),
+                ),
+                ev(40.0, EventKind::DumpStart("o/heap-7-2.heapsnapshot".into())),
+                ev(41.0, EventKind::Other("dump-failed:o/other".into())),
+            ],
+            ..Recording::default()
+        };
+        assert_eq!(rec.dump_periods(), vec![(10.0, 11.0), (40.0, 100.0)]);
     }
 
     #[test]

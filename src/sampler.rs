@@ -9,7 +9,7 @@ use crate::dump::{Dump, DumpNews, DumpWatcher, free_bytes};
 use crate::error::{Error, Result};
 use crate::interrupt::{Interrupts, Wake, wait_until};
 use crate::load::{LoadPlan, LoadRunner, LoadSummary};
-use crate::recording::{Event, EventKind, Recording};
+use crate::recording::{DUMP_FAILED, Event, EventKind, Recording};
 use crate::runtime::{Probe, ProbeEvent, Reading};
 use crate::sample::reader::ReadError;
 use crate::sample::{ManagedHeap, MemStatus, Metric, ProcReader, Sample, Sampling, Schedule};
@@ -565,6 +565,10 @@ fn absorb(
                 Some(EventKind::DumpStart(path.display().to_string()))
             }
             ProbeEvent::Snapshot { path, .. } => Some(EventKind::Dump(path.display().to_string())),
+            // Ends the dump period like a complete one (recording.rs `dump_periods`).
+            ProbeEvent::DumpFailed { path, .. } => {
+                Some(EventKind::Other(format!("{DUMP_FAILED}{}", path.display())))
+            }
             ProbeEvent::Histogram { .. }
             | ProbeEvent::Attached { .. }
             | ProbeEvent::Failed { .. }

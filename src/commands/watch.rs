@@ -184,13 +184,15 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
     let analysis = &judged.analysis;
     let series_note = match (&judged.note, runtime_kind, judged.series.as_str()) {
         (Some(note), _, _) => Some(note.clone()),
-        // A runtime was asked and gave no series to judge: say why, in words.
-        (None, Some(kind), series) if series != MANAGED => Some(format!(
-            "judged on {series}: the {kind} runtime gave no managed-heap series ({})",
-            runtime_problem
-                .clone()
-                .unwrap_or_else(|| "no reading after a forced GC".into())
-        )),
+        // A runtime was asked and gave no series to judge: say why, in words (the probe's
+        // own reason already starts "no managed-heap series: ..." or "the managed-heap
+        // series ended ...").
+        (None, Some(kind), series) if series != MANAGED => Some(match &runtime_problem {
+            Some(problem) => format!("judged on {series}: {problem}"),
+            None => {
+                format!("judged on {series}: the {kind} runtime gave no reading after a forced GC")
+            }
+        }),
         _ => None,
     };
     let command_failed = spawned_grace.is_some() && end.command_failed();
@@ -278,6 +280,9 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         }
         if let Some(note) = &series_note {
             eprintln!("memwatch: {note}");
+        }
+        if let (MANAGED, Some(kind)) = (judged.series.as_str(), runtime_kind) {
+            eprintln!("memwatch: {}", managed_words(kind, analysis.samples));
         }
         if let Some(beside) = &judged.beside {
             eprintln!(
@@ -374,6 +379,7 @@ fn runtime_of(target: &Target, config: &WatchConfig) -> Result<Option<RuntimeKin
         RuntimeChoice::Auto => return Ok(detected),
         RuntimeChoice::None => {
             if let Some(kind) = detected
+                && config.runtime.hint
                 && !config.quiet
             {
                 eprintln!(
@@ -460,6 +466,18 @@ fn mem_available() -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// Which series was judged and why, in words, when it is the managed heap.
+fn managed_words(kind: RuntimeKind, readings: usize) -> String {
+    let what = match kind {
+        RuntimeKind::Node => "the used JS heap plus external (Buffers)",
+        RuntimeKind::Jvm => "the used Java heap",
+    };
+    format!(
+        "judged on the managed heap: {readings} readings of {what} right after a forced full \
+         GC, asked of the {kind} runtime; only a leak makes it rise, a lazy GC does not"
+    )
 }
 
 /// What two verdicts on two series say together.

@@ -320,6 +320,7 @@ fn runtime(
         gc,
         pause_budget: args.gc_pause_budget.0,
         snapshots_at,
+        hint: args.runtime.is_none(),
     })
 }
 

@@ -532,6 +532,11 @@ fn judged_text(analysis: &Analysis, judged: &str, axis_from: Option<f64>) -> Str
     let what = if judged == "settled" {
         "the settled samples (taken after each signal, hollow dots), their lowest in each window"
             .to_string()
+    } else if judged == crate::judge::MANAGED {
+        // Not drawn as a line: the dots are the runtime's own readings, not RSS.
+        "the managed heap right after forced GCs (asked of the runtime: a lazy GC cannot \
+         hide a leak there), its lowest in each window"
+            .to_string()
     } else {
         format!("the {judged} floor, its lowest value in each window")
     };
@@ -1980,6 +1985,18 @@ mod tests {
             lines[2]
         );
         assert!(!lines[2].contains("not 0"), "{}", lines[2]);
+        let context = ChartContext {
+            judged: "heap-after-gc".into(),
+            ..ChartContext::default()
+        };
+        let lines = header_lines(&a, &context, Metric::Rss, 0.0);
+        assert!(
+            lines[2].starts_with(
+                "Judged: the managed heap right after forced GCs (asked of the runtime"
+            ),
+            "{}",
+            lines[2]
+        );
     }
 
     /// A Node service under load: start-up from nothing to 42 MiB, then 48 -> 56 MiB with

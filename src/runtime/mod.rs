@@ -27,6 +27,9 @@ pub struct Settings {
     pub pause_budget: std::time::Duration,
     /// When to take heap snapshots (Node.js) or class histograms (JVM), from the start.
     pub snapshots_at: Vec<std::time::Duration>,
+    /// `--runtime` was left to its default: a runtime recognised but not asked gets a
+    /// one-line hint (not when `--runtime none` was given on purpose).
+    pub hint: bool,
 }
 
 use std::fmt;

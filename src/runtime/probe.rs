@@ -113,6 +113,11 @@ pub enum ProbeEvent {
     DumpSkipped {
         reason: String,
     },
+    /// A snapshot that was started failed (its partial file removed): its period ends here.
+    DumpFailed {
+        path: PathBuf,
+        message: String,
+    },
     /// A call failed; the probe goes on.
     Error {
         message: String,
@@ -143,6 +148,7 @@ impl ProbeEvent {
             ProbeEvent::Snapshot { path, .. } => format!("snapshot:{}", file(path)),
             ProbeEvent::Histogram { path, .. } => format!("histogram:{}", file(path)),
             ProbeEvent::DumpSkipped { .. } => "dump-skipped".into(),
+            ProbeEvent::DumpFailed { path, .. } => format!("dump-failed:{}", file(path)),
             ProbeEvent::Error { .. } => "runtime-error".into(),
             ProbeEvent::Failed { .. } => "runtime-failed".into(),
             ProbeEvent::Closed { .. } => "runtime-closed".into(),
@@ -185,6 +191,9 @@ impl ProbeEvent {
                 format!("class histogram {} in {}", path.display(), ms(took))
             }
             ProbeEvent::DumpSkipped { reason } => format!("dump skipped: {reason}"),
+            ProbeEvent::DumpFailed { path, message } => {
+                format!("heap snapshot {} failed: {message}", path.display())
+            }
             ProbeEvent::Error { message } => message.clone(),
             ProbeEvent::Failed { message } => message.clone(),
             ProbeEvent::Closed { message } => message.clone(),
@@ -565,7 +574,17 @@ impl Worker {
                 let _ = self.tx.send(Reading::event(ProbeEvent::DumpStarted {
                     path: path.clone(),
                 }));
-                let bytes = i.take_heap_snapshot(&path)?;
+                let bytes = match i.take_heap_snapshot(&path) {
+                    Ok(bytes) => bytes,
+                    Err(e) => {
+                        // Close the period the sampler opened at DumpStarted.
+                        let _ = self.tx.send(Reading::event(ProbeEvent::DumpFailed {
+                            path,
+                            message: e.to_string(),
+                        }));
+                        return Err(e);
+                    }
+                };
                 ProbeEvent::Snapshot {
                     path,
                     bytes,
@@ -692,6 +711,30 @@ mod tests {
             GcSchedule::Every(Duration::ZERO).interval_at(s(1)),
             Some(Duration::from_millis(100))
         );
+    }
+
+    /// The default schedule gives a 2-minute CI run enough readings for the analyser after
+    /// its automatic warm-up (measured: 19 readings, 14 judged, on the session service).
+    #[test]
+    fn adaptive_schedule_is_enough_for_a_two_minute_run() {
+        use crate::analyze::{MIN_SAMPLES, auto_warmup_s};
+        let judged = |run_s: u64| {
+            let mut at = Vec::new();
+            let mut t = Duration::ZERO;
+            while t <= Duration::from_secs(run_s) {
+                at.push(t.as_secs_f64());
+                t += GcSchedule::Adaptive.interval_at(t).unwrap();
+            }
+            let span = at.last().unwrap() - at[0];
+            let from = at[0] + auto_warmup_s(span);
+            at.iter().filter(|&&t| t >= from).count()
+        };
+        assert_eq!(judged(120), 14);
+        assert!(
+            judged(120) >= MIN_SAMPLES + 3,
+            "a margin for a late first reading"
+        );
+        assert!(judged(90) >= MIN_SAMPLES);
     }
 
     #[test]

@@ -162,6 +162,8 @@ fn fixed_node_service_with_forced_gc_is_stable() {
             "--warmup",
             "20s",
         ])
+        // The settled series itself: without the inspector (README, step 2).
+        .args(["--runtime", "none"])
         .args(["--signal-every", "2s", "--settle", "1s", "--out", "o", "--"])
         .args(["node", "--expose-gc"])
         .arg(fixture("service.js"))

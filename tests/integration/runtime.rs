@@ -19,13 +19,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Tests that open an inspector on Node's default port 9229 take turns.
-static DEFAULT_PORT: Mutex<()> = Mutex::new(());
+pub(crate) static DEFAULT_PORT: Mutex<()> = Mutex::new(());
 
 /// A child killed and reaped on drop.
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Proc {
-    fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.0.id() as i32
     }
 }
@@ -46,7 +46,7 @@ fn pidfd(pid: i32) -> OwnedFd {
     unsafe { OwnedFd::from_raw_fd(fd as i32) }
 }
 
-fn need(tool: &str) {
+pub(crate) fn need(tool: &str) {
     // jcmd knows no --version; -h exits 0 on every tool here.
     let ok = Command::new(tool)
         .arg(match tool {
@@ -64,14 +64,14 @@ fn need(tool: &str) {
     );
 }
 
-fn node_fixture(name: &str) -> PathBuf {
+pub(crate) fn node_fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fixtures/node")
         .join(name)
 }
 
 /// Starts a Node service (extra node flags first) and returns it with its port.
-fn start_service(node_flags: &[&str], script: &str) -> (Proc, u16) {
+pub(crate) fn start_service(node_flags: &[&str], script: &str) -> (Proc, u16) {
     need("node");
     let mut child = Command::new("node")
         .args(node_flags)
@@ -95,7 +95,7 @@ fn start_service(node_flags: &[&str], script: &str) -> (Proc, u16) {
 }
 
 /// One request as load.js makes it; true when the service answered `ok`.
-fn serves(port: u16) -> bool {
+pub(crate) fn serves(port: u16) -> bool {
     let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };
@@ -106,7 +106,7 @@ fn serves(port: u16) -> bool {
     s.read_to_string(&mut reply).is_ok() && reply == "ok\n"
 }
 
-fn ports_of(pid: i32) -> Vec<u16> {
+pub(crate) fn ports_of(pid: i32) -> Vec<u16> {
     net::listeners(Path::new("/proc"), pid)
         .unwrap()
         .iter()
@@ -630,7 +630,7 @@ fn runtime_signalled(pid: i32) -> bool {
 }
 
 /// Compiles fixtures/java/LeakFixture.java into a temp dir.
-fn java_classes() -> tempfile::TempDir {
+pub(crate) fn java_classes() -> tempfile::TempDir {
     need("javac");
     let dir = tempfile::tempdir().unwrap();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/java/LeakFixture.java");
