@@ -217,6 +217,12 @@ impl Target {
         first: &std::result::Result<crate::sample::MemStatus, ReadError>,
     ) -> Result<()> {
         match first {
+            // A process in the middle of exiting has given up its memory map too: our own
+            // child is never a kernel thread, and an attached process that has gone is gone.
+            Err(ReadError::NoMemoryMap) if self.child.is_some() => Ok(()),
+            Err(ReadError::NoMemoryMap) if self.has_exited() => {
+                Err(Error::NoSuchProcess { pid: self.pid })
+            }
             Err(ReadError::NoMemoryMap) => Err(Error::NoMemory {
                 pid: self.pid,
                 name: self.name.clone(),

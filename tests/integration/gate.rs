@@ -306,14 +306,7 @@ fn load_step_ends_the_run_leaky_and_fixed() {
 
 #[test]
 fn load_waits_for_the_ready_port() {
-    if std::process::Command::new("node")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: `node` is not installed (.ci/run installs it from the OS packages)");
-        return;
-    }
+    require_node();
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -343,7 +336,7 @@ fn load_waits_for_the_ready_port() {
         ])
         .arg("node")
         .arg(node.join("service.js"))
-        .args(["--port", &port])
+        .args(["--port", &port, "--listen-after", "1000"])
         .output()
         .unwrap();
     let err = stderr(&out);
@@ -357,6 +350,11 @@ fn load_waits_for_the_ready_port() {
             .unwrap();
     assert_eq!(s["verdict"], "growing");
     assert_eq!(s["load"]["exit_code"], 0, "{err}");
-    assert!(s["load"]["started_s"].as_f64().unwrap() > 0.0);
+    // The service listens 1 s after it starts: the load waited for it.
+    assert!(
+        s["load"]["started_s"].as_f64().unwrap() >= 0.8,
+        "{}",
+        s["load"]
+    );
     assert_eq!(s["target"]["stop"], "load-finished");
 }
