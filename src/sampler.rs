@@ -166,7 +166,20 @@ pub fn watch(
     let mut finishing: Option<(StopReason, Instant)> = None;
     let mut send_end_signal = false;
 
-    let mut mem = first;
+    // The first reading was taken to check the target, a while ago: take the first sample
+    // now, at t0 (and its PSS/USS with it).
+    let mut mem = reader.read_status().unwrap_or(first);
+    // PSS/USS are read right after the status they go with (a churning process moves
+    // between two reads far apart in the tick).
+    let mut read_smaps_if_due = |now: Instant, reader: &mut ProcReader| {
+        let every = sampling.pss_interval?;
+        if now < next_pss {
+            return None;
+        }
+        next_pss = now + every;
+        reader.read_smaps().ok().flatten()
+    };
+    let mut smaps = read_smaps_if_due(t0, reader);
     let mut now = t0;
     let mut regular = true;
     let stop = loop {
@@ -247,14 +260,9 @@ pub fn watch(
                 runtime_events.push((at, event));
             }
         }
-        if let Some(every) = sampling.pss_interval
-            && now >= next_pss
-        {
-            if let Ok(Some((pss, uss))) = reader.read_smaps() {
-                sample.pss = Some(pss);
-                sample.uss = Some(uss);
-            }
-            next_pss = now + every;
+        if let Some((pss, uss)) = smaps.take() {
+            sample.pss = Some(pss);
+            sample.uss = Some(uss);
         }
         rec.push(&sample);
         rec.events.extend(tick_events.iter().cloned());
@@ -381,6 +389,7 @@ pub fn watch(
                 });
             }
         };
+        smaps = read_smaps_if_due(now, reader);
     };
     rec.finish();
     let dumps = dumps.map(|w| w.dumps).unwrap_or_default();

@@ -222,6 +222,7 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
             Err(e) => summary.heap_diff_error = Some(e.to_string()),
         }
     }
+    summary.histogram_diff = histogram_diff(&runtime_events);
     summary.runtime = runtime_kind.map(|kind| {
         let mut s = RuntimeSummary::new(kind, &runtime_events);
         if s.problem.is_none() {
@@ -273,6 +274,21 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
             eprintln!("memwatch: what grew on the heap ({}):", names.join(" -> "));
             for line in diff.brief(5).lines() {
                 eprintln!("memwatch:   {line}");
+            }
+        }
+        if let Some(rows) = &summary.histogram_diff {
+            eprintln!("memwatch: what grew on the JVM heap (first and last class histogram):");
+            eprintln!(
+                "memwatch:   {:<40} {:>12} {:>12}",
+                "Class", "# Delta", "Size Delta"
+            );
+            for r in rows.iter().take(5) {
+                eprintln!(
+                    "memwatch:   {:<40} {:>+12} {:>12}",
+                    r.class,
+                    r.instances_delta,
+                    crate::units::Delta(r.bytes_delta as f64).to_string()
+                );
             }
         }
         if let Some(e) = &summary.heap_diff_error {
@@ -350,6 +366,31 @@ fn complete_snapshots(result: &WatchResult, late: &[ProbeEvent]) -> Vec<PathBuf>
     }
     found.sort_by(|a, b| a.0.total_cmp(&b.0));
     found.into_iter().map(|(_, p)| p).collect()
+}
+
+/// The first and last JVM class histograms taken through the attach listener, compared in
+/// the shape of a heap diff (class, instances, bytes, deltas); `None` without two of them.
+fn histogram_diff(events: &[ProbeEvent]) -> Option<Vec<crate::runtime::jvm::HistogramDelta>> {
+    use crate::runtime::jvm::{diff_histograms, parse_class_histogram};
+    let files: Vec<&PathBuf> = events
+        .iter()
+        .filter_map(|e| match e {
+            ProbeEvent::Histogram { path, .. } => Some(path),
+            _ => None,
+        })
+        .collect();
+    let (first, last) = (files.first()?, files.last()?);
+    if files.len() < 2 {
+        return None;
+    }
+    let read = |p: &PathBuf| {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|t| parse_class_histogram(&t).ok())
+    };
+    let mut rows = diff_histograms(&read(first)?, &read(last)?);
+    rows.truncate(20);
+    Some(rows)
 }
 
 /// Whether a spawned command gets `--inspect=127.0.0.1:0`: asked for, or a Node.js program

@@ -28,6 +28,9 @@ pub struct Summary {
     pub heap_diff: Option<crate::heap::HeapDiff>,
     /// Why the snapshots collected could not be compared, in words.
     pub heap_diff_error: Option<String>,
+    /// A JVM with two or more class histograms (`--heap-snapshots`): the first against the
+    /// last, per class, the biggest growth in bytes first (at most 20 rows).
+    pub histogram_diff: Option<Vec<crate::runtime::jvm::HistogramDelta>>,
     pub samples: usize,
     pub samples_analysed: usize,
     /// Deadlines that passed unsampled (live runs only).
@@ -255,6 +258,7 @@ impl Summary {
             runtime: None,
             heap_diff: None,
             heap_diff_error: None,
+            histogram_diff: None,
             samples: a.samples,
             samples_analysed: a.samples_analysed,
             missed_samples: None,

@@ -300,7 +300,15 @@ fn java_leak_grows_and_bounded_cache_is_stable_on_the_managed_heap() {
     let run = |mode: &str, dir: &Path| {
         memwatch(dir)
             .args(["run", "--interval", "500ms", "--duration", "24s"])
-            .args(["--gc-every", "1s", "--out", "o", "--"])
+            .args([
+                "--gc-every",
+                "1s",
+                "--heap-snapshots",
+                "2",
+                "--out",
+                "o",
+                "--",
+            ])
             .args(["java", "-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp"])
             .arg(classes.path())
             .args(["LeakFixture", mode, "500"])
@@ -326,6 +334,18 @@ fn java_leak_grows_and_bounded_cache_is_stable_on_the_managed_heap() {
         assert_eq!(s["verdict"], verdict, "{err}");
         assert_eq!(s["beside"]["metric"], "rss", "{err}");
     }
+    // Two class histograms, compared at the end: the leaked sessions' payloads lead.
+    let s = summary(&leak_dir.path().join("o"));
+    let rows = s["histogram_diff"].as_array().expect("a histogram diff");
+    let session = rows
+        .iter()
+        .find(|r| r["class"] == "LeakFixture$Session")
+        .unwrap_or_else(|| panic!("no LeakFixture$Session row: {rows:?}"));
+    assert!(
+        session["instances_delta"].as_i64().unwrap() > 1000,
+        "{session}"
+    );
+    assert!(stderr(&leak).contains("what grew on the JVM heap"));
 }
 
 /// `--heap-snapshots 2` on the leaky service: two complete snapshot files in the output
