@@ -6,7 +6,7 @@
 //! function serves a live run and `memwatch report`, so the same samples give the same
 //! verdict.
 
-use crate::analyze::{self, Analysis, MIN_SAMPLES, Thresholds, Verdict};
+use crate::analyze::{self, Analysis, MIN_SAMPLES, MinGrowth, Thresholds, Verdict};
 use crate::error::{Error, Result};
 use crate::recording::Recording;
 use crate::sample::Metric;
@@ -61,6 +61,31 @@ pub fn managed_series(rec: &Recording) -> Option<(Vec<f64>, Vec<f64>)> {
     (!t.is_empty()).then_some((t, v))
 }
 
+/// The gates for the managed heap, with their relative parts measured against the process's
+/// memory (the metric's floor, RSS by default) rather than the heap's own size. The heap is
+/// often a small part of the process: V8's compiled code and a few bytes a connection can
+/// move a 7 MiB heap by 4% in two minutes while the process's 60 MiB do not notice, and a
+/// leak gate is about the process's memory. The absolute gates are kept as they are.
+fn relative_to_process(t: &Thresholds, process: &Analysis) -> Thresholds {
+    let level = process
+        .trend
+        .map(|l| l.v0)
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .unwrap_or(process.start_bytes);
+    if !(level.is_finite() && level > 0.0) {
+        return *t;
+    }
+    let mut out = *t;
+    if let MinGrowth::Percent(p) = t.min_growth {
+        out.min_growth = MinGrowth::Bytes(p / 100.0 * level);
+    }
+    out.min_slope_bytes_per_s = t
+        .min_slope_bytes_per_s
+        .max(t.min_slope_pct_per_hour / 100.0 * level / 3600.0);
+    out.min_slope_pct_per_hour = 0.0;
+    out
+}
+
 /// Judges `rec` as configured.
 pub fn judge(rec: &Recording, cfg: &AnalysisConfig) -> Result<Judged> {
     let values = match rec.metric(cfg.metric) {
@@ -103,13 +128,15 @@ pub fn judge(rec: &Recording, cfg: &AnalysisConfig) -> Result<Judged> {
     if cfg.metric != Metric::HeapAfterGc
         && let Some((t, v)) = managed_series(rec)
     {
-        let a = analyze::analyze(&t, &v, &excluded, &cfg.thresholds);
+        let beside = judge_metric();
+        let thresholds = relative_to_process(&cfg.thresholds, &beside);
+        let a = analyze::analyze(&t, &v, &excluded, &thresholds);
         if a.verdict != Verdict::Inconclusive {
             return Ok(Judged {
                 analysis: a,
                 series: MANAGED.into(),
                 note: None,
-                beside: Some(judge_metric()),
+                beside: Some(beside),
             });
         }
         note = Some(format!(
@@ -142,4 +169,32 @@ pub fn judge(rec: &Recording, cfg: &AnalysisConfig) -> Result<Judged> {
         note,
         beside: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyze::TrendLine;
+
+    #[test]
+    fn managed_heap_gates_are_relative_to_the_process() {
+        let defaults = Thresholds::default();
+        let mut rss = analyze::analyze(&[0.0, 1.0], &[1.0, 1.0], &[], &defaults);
+        rss.trend = Some(TrendLine {
+            t0: 0.0,
+            v0: 60.0 * 1048576.0,
+            t1: 1.0,
+            v1: 60.0 * 1048576.0,
+        });
+        let t = relative_to_process(&defaults, &rss);
+        // 2% of a 60 MiB process, not of the heap.
+        assert_eq!(t.min_growth, MinGrowth::Bytes(0.02 * 60.0 * 1048576.0));
+        // 1%/h of 60 MiB is 174.8 B/s, above the absolute 16 B/s.
+        assert!((t.min_slope_bytes_per_s - 0.01 * 60.0 * 1048576.0 / 3600.0).abs() < 1e-9);
+        assert_eq!(t.min_slope_pct_per_hour, 0.0);
+        // No level to go by: the gates stay as they were.
+        rss.trend = None;
+        rss.start_bytes = f64::NAN;
+        assert_eq!(relative_to_process(&defaults, &rss), defaults);
+    }
 }
