@@ -20,7 +20,8 @@ use std::path::PathBuf;
         Samples RSS, VSZ and their breakdown from /proc, streams every sample to CSV, \
         and at the end decides whether memory grows.\n\n\
         Examples:\n  memwatch --pid 4242\n  memwatch run --duration 2m -- node server.js\n  \
-        memwatch report memwatch-4242-20261124-101500/samples.csv",
+        memwatch report memwatch-4242-20261124-101500/samples.csv\n  \
+        memwatch heap diff Heap.1.heapsnapshot Heap.2.heapsnapshot",
     after_help = exit::TABLE,
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
