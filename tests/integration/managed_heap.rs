@@ -42,9 +42,12 @@ fn event_keys(s: &Value) -> Vec<String> {
 }
 
 /// `node load.js` against `port`: `rate` new connections a second for `secs` seconds.
+/// The load: `rate` connections a second for `secs` seconds, 8 KiB each, so a leaked session
+/// (its data kept as a string) is well above the managed heap's minimum growth, which is
+/// measured against the process's RSS.
 fn load_cmd(port: u16, rate: u32, secs: u32) -> String {
     format!(
-        "node {} --port {port} --rate {rate} --duration {secs}",
+        "node {} --port {port} --rate {rate} --duration {secs} --payload 8192",
         node_fixture("load.js").display()
     )
 }
