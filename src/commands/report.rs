@@ -10,7 +10,7 @@ use crate::judge::judge;
 use crate::report::input::{ReadOptions, read_recording_with};
 use crate::report::live::LiveMode;
 use crate::report::output::{Dest, report_dests};
-use crate::report::summary::{BesideSummary, Files, SourceSummary, Summary};
+use crate::report::summary::{Files, SourceSummary, Summary};
 use crate::sample::Metric;
 use crate::units::{Count, Elapsed};
 
@@ -46,17 +46,12 @@ pub fn report(config: &ReportConfig) -> Result<Exit> {
     let judged = judge(rec, &config.analysis)?;
     let analysis = &judged.analysis;
     let base_exit = verdict_exit(analysis.verdict);
-    let mut summary = Summary::new(analysis, &judged.series, base_exit);
+    let mut summary = Summary::of_judged(&judged, metric, base_exit);
     summary.source = Some(SourceSummary {
         file: file.display().to_string(),
         format: loaded.format.to_string(),
     });
     summary.events = rec.events.iter().map(Into::into).collect();
-    summary.series_note = judged.note.clone();
-    summary.beside = judged
-        .beside
-        .as_ref()
-        .map(|a| BesideSummary::new(a, metric.name()));
     summary.files = Files {
         csv: None,
         json: json.file().map(|p| p.display().to_string()),

@@ -16,7 +16,7 @@ use crate::recording::Recording;
 use crate::report::csv::CsvWriter;
 use crate::report::live::{LiveMode, LiveSink};
 use crate::report::output::{Dest, local_stamp};
-use crate::report::summary::{BesideSummary, RuntimeSummary};
+use crate::report::summary::RuntimeSummary;
 use crate::report::summary::{Files, Summary, TargetSummary};
 use crate::runtime::{DumpGuard, Plan, Probe, ProbeEvent, RuntimeKind, node};
 use crate::sample::{Metric, ProcReader};
@@ -203,17 +203,13 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         verdict_exit(analysis.verdict)
     };
 
-    let mut summary = Summary::new(analysis, &judged.series, base_exit);
+    let mut summary = Summary::of_judged(&judged, config.analysis.metric, base_exit);
     summary.missed_samples = Some(result.missed);
     summary.target = Some(target_summary(&target, &end, result.stop));
     summary.events = rec.events.iter().map(Into::into).collect();
     summary.dumps = result.dumps.iter().map(Into::into).collect();
     summary.load = result.load.clone();
     summary.series_note = series_note.clone();
-    summary.beside = judged
-        .beside
-        .as_ref()
-        .map(|a| BesideSummary::new(a, config.analysis.metric.name()));
     let snapshots = complete_snapshots(&result, &runtime_events[result.runtime.len()..]);
     if snapshots.len() >= 2 {
         let pair = [snapshots[0].clone(), snapshots[snapshots.len() - 1].clone()];

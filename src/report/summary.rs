@@ -5,6 +5,7 @@ use crate::analyze::{Analysis, MinGrowth, Pattern, TrendLine, Verdict, Warmup};
 use crate::exit::Exit;
 use crate::gate::GateResult;
 use crate::recording::Event;
+use crate::sample::Metric;
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -313,6 +314,18 @@ impl Summary {
             files: Files::default(),
             gate: None,
         }
+    }
+
+    /// The summary of what the judge decided: the judged series' analysis, why a preferred
+    /// series was not judged, and the configured `metric` judged beside it.
+    pub fn of_judged(judged: &crate::judge::Judged, metric: Metric, exit: Exit) -> Summary {
+        let mut s = Summary::new(&judged.analysis, &judged.series, exit);
+        s.series_note = judged.note.clone();
+        s.beside = judged
+            .beside
+            .as_ref()
+            .map(|a| BesideSummary::new(a, metric.name()));
+        s
     }
 
     pub fn to_json(&self) -> String {
