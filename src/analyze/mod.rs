@@ -3,6 +3,7 @@
 
 use crate::units::{Bytes, Count, Elapsed, PValue, PctPerHour, Rate};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::fmt;
 
 pub mod stats;
@@ -298,43 +299,38 @@ struct FloorPoint {
     v: f64,
 }
 
-/// Typical period of GC-like sharp drops in `(t, v)`, if there are at least 3.
+/// Typical period of GC-like sharp drops in the analysed samples, if there are at least 3.
 /// A drop is a fall between consecutive samples larger than both 6 robust
 /// standard deviations of the sample-to-sample changes and 0.5% of the level.
-fn gc_period(t: &[f64], v: &[f64]) -> Option<(f64, usize)> {
-    if v.len() < 4 {
+fn gc_period(samples: &Analysed) -> Option<(f64, usize)> {
+    let n = samples.len();
+    if n < 4 {
         return None;
     }
-    // One scratch buffer for the three medians: a long recording is not copied three times.
-    let mut scratch: Vec<f64> = v.windows(2).map(|w| w[1] - w[0]).collect();
-    let med = stats::median_in_place(&mut scratch);
-    for d in scratch.iter_mut() {
-        *d = (*d - med).abs();
-    }
-    let mad = stats::median_in_place(&mut scratch) * 1.4826;
-    scratch.clear();
-    scratch.extend_from_slice(v);
-    let level = stats::median_in_place(&mut scratch);
-    drop(scratch);
+    // The medians are streamed: a long recording is never copied for them.
+    let changes = || pairs(samples.iter()).map(|(a, b)| b.1 - a.1);
+    let med = stats::median_streamed(n - 1, changes);
+    let mad = stats::median_streamed(n - 1, || changes().map(|d| (d - med).abs())) * 1.4826;
+    let level = stats::median_streamed(n, || samples.iter().map(|p| p.1));
     let threshold = (6.0 * mad).max(0.005 * level.abs());
-    let drops: Vec<f64> = v
-        .windows(2)
-        .enumerate()
-        .filter(|(_, w)| w[1] - w[0] < -threshold)
-        .map(|(i, _)| t[i + 1])
-        .collect();
-    if drops.len() < 3 {
+    let mut drops = pairs(samples.iter())
+        .filter(|(a, b)| b.1 - a.1 < -threshold)
+        .map(|(_, b)| b.0);
+    let first = drops.next()?;
+    let (last, count) = drops.fold((first, 1usize), |(_, k), t| (t, k + 1));
+    if count < 3 {
         return None;
     }
-    let (first, last) = (drops[0], drops[drops.len() - 1]);
-    let period = (last - first) / (drops.len() - 1) as f64;
-    (period > 0.0).then_some((period, drops.len()))
+    let period = (last - first) / (count - 1) as f64;
+    (period > 0.0).then_some((period, count))
 }
 
 /// Cut the analysed samples into windows and keep each window's minimum.
-fn floor_points(t: &[f64], v: &[f64], gc: Option<f64>) -> Vec<FloorPoint> {
-    let n = t.len();
-    let (t0, t1) = (t[0], t[n - 1]);
+fn floor_points(samples: &Analysed, gc: Option<f64>) -> Vec<FloorPoint> {
+    let n = samples.len();
+    let (Some(t0), Some(t1)) = (samples.first_t(), samples.last_t()) else {
+        return Vec::new();
+    };
     let span = t1 - t0;
     let mut windows = (n / SAMPLES_PER_WINDOW)
         .clamp(MIN_WINDOWS, MAX_WINDOWS)
@@ -344,16 +340,12 @@ fn floor_points(t: &[f64], v: &[f64], gc: Option<f64>) -> Vec<FloorPoint> {
         windows = windows.min(by_gc.max(MIN_WINDOWS.min(n)));
     }
     if span.is_nan() || span <= 0.0 || windows < 2 {
-        return t
-            .iter()
-            .zip(v)
-            .map(|(&t, &v)| FloorPoint { t, v })
-            .collect();
+        return samples.iter().map(|(t, v)| FloorPoint { t, v }).collect();
     }
     let width = span / windows as f64;
     let mut points = Vec::with_capacity(windows);
     let mut cur: Option<(usize, f64, f64, f64)> = None; // (window, min, first t, last t)
-    for (&ti, &vi) in t.iter().zip(v) {
+    for (ti, vi) in samples.iter() {
         let w = (((ti - t0) / width) as usize).min(windows - 1);
         match cur.as_mut() {
             Some(c) if c.0 == w => {
@@ -378,6 +370,116 @@ fn floor_points(t: &[f64], v: &[f64], gc: Option<f64>) -> Vec<FloorPoint> {
         });
     }
     points
+}
+
+/// Consecutive pairs of `items`.
+fn pairs<T: Copy>(mut items: impl Iterator<Item = T>) -> impl Iterator<Item = (T, T)> {
+    let first = items.next();
+    items.scan(first, |previous, item| {
+        let before = previous.replace(item)?;
+        Some((before, item))
+    })
+}
+
+/// The usable samples (finite, in time order, times at the CSV's 1 ms precision): borrowed
+/// when the input already is that, as a recording read back from its CSV or a live one is;
+/// copied (and sorted) only when it is not.
+fn usable<'a>(time_s: &'a [f64], values: &'a [f64]) -> (Cow<'a, [f64]>, Cow<'a, [f64]>) {
+    let n = time_s.len().min(values.len());
+    let (time_s, values) = (&time_s[..n], &values[..n]);
+    let clean = time_s
+        .iter()
+        .zip(values)
+        .all(|(&t, &v)| t.is_finite() && v.is_finite() && to_millis(t) == t)
+        && time_s.windows(2).all(|w| w[0] <= w[1]);
+    if clean {
+        return (Cow::Borrowed(time_s), Cow::Borrowed(values));
+    }
+    let mut t: Vec<f64> = Vec::with_capacity(n);
+    let mut v: Vec<f64> = Vec::with_capacity(n);
+    for (&ti, &vi) in time_s.iter().zip(values) {
+        if ti.is_finite() && vi.is_finite() {
+            t.push(to_millis(ti));
+            v.push(vi);
+        }
+    }
+    if t.windows(2).any(|w| w[1] < w[0]) {
+        let mut idx: Vec<usize> = (0..t.len()).collect();
+        idx.sort_by(|&a, &b| t[a].total_cmp(&t[b]));
+        let (ts, vs) = idx.iter().map(|&i| (t[i], v[i])).unzip();
+        t = ts;
+        v = vs;
+    }
+    (Cow::Owned(t), Cow::Owned(v))
+}
+
+/// The analysed samples: the runs of usable samples after the warm-up and outside every
+/// excluded period, with the steps heap dumps left taken out as they are read. A view, not a
+/// copy: a month-long recording is analysed in the memory it was read into.
+struct Analysed<'a> {
+    t: &'a [f64],
+    v: &'a [f64],
+    runs: Vec<std::ops::Range<usize>>,
+    len: usize,
+    /// (time, bytes), by time: taken out of every sample after that time.
+    steps: Vec<(f64, f64)>,
+}
+
+impl<'a> Analysed<'a> {
+    /// The samples at or after `start` and after the end of every period of `ex` (sorted by
+    /// start) that began at or before them.
+    fn new(t: &'a [f64], v: &'a [f64], start: f64, ex: &[(f64, f64)]) -> Analysed<'a> {
+        let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+        let mut k = 0;
+        let mut reach = f64::NEG_INFINITY; // furthest end among periods starting at or before t
+        let first = t.partition_point(|&x| x < start);
+        for (i, &ti) in t.iter().enumerate().skip(first) {
+            while k < ex.len() && ex[k].0 <= ti {
+                reach = reach.max(ex[k].1);
+                k += 1;
+            }
+            if ti > reach {
+                match runs.last_mut() {
+                    Some(run) if run.end == i => run.end = i + 1,
+                    _ => runs.push(i..i + 1),
+                }
+            }
+        }
+        let len = runs.iter().map(|r| r.len()).sum();
+        Analysed {
+            t,
+            v,
+            runs,
+            len,
+            steps: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn first_t(&self) -> Option<f64> {
+        self.runs.first().map(|r| self.t[r.start])
+    }
+
+    fn last_t(&self) -> Option<f64> {
+        self.runs.last().map(|r| self.t[r.end - 1])
+    }
+
+    /// (seconds, bytes), in time order.
+    fn iter(&self) -> impl Iterator<Item = (f64, f64)> + '_ {
+        let mut next_step = 0;
+        let mut taken_out = 0.0;
+        self.runs.iter().flat_map(|r| r.clone()).map(move |i| {
+            let t = self.t[i];
+            while next_step < self.steps.len() && self.steps[next_step].0 < t {
+                taken_out += self.steps[next_step].1;
+                next_step += 1;
+            }
+            (t, self.v[i] - taken_out)
+        })
+    }
 }
 
 /// Upper bound (90% two-sided) of the Theil–Sen slope over the later half of the floor.
@@ -433,21 +535,8 @@ pub fn analyze(
 ) -> Analysis {
     // 1. The usable samples, in time order, at the CSV's precision (1 ms): the live
     //    analysis and `memwatch report` on the samples.csv must see the same times.
-    let mut t: Vec<f64> = Vec::with_capacity(time_s.len());
-    let mut v: Vec<f64> = Vec::with_capacity(values.len());
-    for (&ti, &vi) in time_s.iter().zip(values) {
-        if ti.is_finite() && vi.is_finite() {
-            t.push(to_millis(ti));
-            v.push(vi);
-        }
-    }
-    if t.windows(2).any(|w| w[1] < w[0]) {
-        let mut idx: Vec<usize> = (0..t.len()).collect();
-        idx.sort_by(|&a, &b| t[a].total_cmp(&t[b]));
-        let (ts, vs) = idx.iter().map(|&i| (t[i], v[i])).unzip();
-        t = ts;
-        v = vs;
-    }
+    let (t, v) = usable(time_s, values);
+    let (t, v) = (&t[..], &v[..]);
     let samples = t.len();
     let (start_bytes, end_bytes) = match (v.first(), v.last()) {
         (Some(&a), Some(&b)) => (a, b),
@@ -474,22 +563,11 @@ pub fn analyze(
         .map(|(a, b)| if a <= b { (a, b) } else { (b, a) })
         .collect();
     ex.sort_by(|x, y| x.0.total_cmp(&y.0));
-    let mut at: Vec<f64> = Vec::new();
-    let mut av: Vec<f64> = Vec::new();
-    let mut k = 0;
-    let mut reach = f64::NEG_INFINITY; // furthest end among intervals starting at or before t
-    for (&ti, &vi) in t.iter().zip(&v) {
-        while k < ex.len() && ex[k].0 <= ti {
-            reach = reach.max(ex[k].1);
-            k += 1;
-        }
-        if ti >= window_start_s && ti > reach {
-            at.push(ti);
-            av.push(vi);
-        }
-    }
-    let samples_analysed = at.len();
-    let steps = remove_steps_across(&ex, &t, &v, &at, &mut av);
+    let mut analysed = Analysed::new(t, v, window_start_s, &ex);
+    let samples_analysed = analysed.len();
+    let steps = steps_across(&ex, t, v, &analysed);
+    analysed.steps = steps.clone();
+    analysed.steps.sort_by(|a, b| a.0.total_cmp(&b.0));
     let dump_steps: f64 = steps.iter().map(|s| s.1).sum();
 
     let mut out = Analysis {
@@ -525,8 +603,8 @@ pub fn analyze(
     }
 
     // 3. The floor: per-window minima, windows wide enough to span GC cycles.
-    let gc = gc_period(&at, &av);
-    let pts = floor_points(&at, &av, gc.map(|g| g.0));
+    let gc = gc_period(&analysed);
+    let pts = floor_points(&analysed, gc.map(|g| g.0));
     let pt: Vec<f64> = pts.iter().map(|p| p.t).collect();
     let pv: Vec<f64> = pts.iter().map(|p| p.v).collect();
 
@@ -604,14 +682,9 @@ pub fn analyze(
     out.verdict = Verdict::Stable;
     // Warm-up growth: the floor early in the warm-up sat well below the analysed floor.
     let warmup_rise = {
-        let wv: Vec<f64> = t
-            .iter()
-            .zip(&v)
-            .filter(|(ti, _)| **ti < window_start_s)
-            .map(|(_, vi)| *vi)
-            .collect();
-        if wv.len() >= 2 {
-            let head = &wv[..wv.len().div_ceil(4)];
+        let warm_up = &v[..t.partition_point(|&ti| ti < window_start_s)];
+        if warm_up.len() >= 2 {
+            let head = &warm_up[..warm_up.len().div_ceil(4)];
             let head_floor = head.iter().copied().fold(f64::INFINITY, f64::min);
             let floor_now = pv.iter().copied().fold(f64::INFINITY, f64::min);
             floor_now - head_floor
@@ -695,14 +768,9 @@ fn note_dump_steps(out: &mut Analysis, removed: f64) {
 /// two halves give the trend, both sides are carried to the period by it, and what is left
 /// counts when it exceeds four times the wiggle around the trend just before (so steady
 /// growth or a GC sawtooth is never mistaken for a step, and a leak keeps all its growth).
-/// Only periods with analysed samples on both sides matter. Returns the steps removed.
-fn remove_steps_across(
-    ex: &[(f64, f64)],
-    t: &[f64],
-    v: &[f64],
-    at: &[f64],
-    av: &mut [f64],
-) -> Vec<(f64, f64)> {
+/// Only periods with analysed samples on both sides matter. Returns the steps to take out:
+/// (end of the period, bytes).
+fn steps_across(ex: &[(f64, f64)], t: &[f64], v: &[f64], analysed: &Analysed) -> Vec<(f64, f64)> {
     let mut removed = Vec::new();
     if ex.is_empty() || t.len() < 2 {
         return removed;
@@ -710,8 +778,8 @@ fn remove_steps_across(
     let span = (t[t.len() - 1] - t[0]) / (t.len() - 1) as f64;
     let context = (8.0 * span).max(5.0);
     for (i, &(a, b)) in ex.iter().enumerate() {
-        let inside =
-            at.first().is_some_and(|&first| a > first) && at.last().is_some_and(|&last| b < last);
+        let inside = analysed.first_t().is_some_and(|first| a > first)
+            && analysed.last_t().is_some_and(|last| b < last);
         if !inside {
             continue;
         }
@@ -732,8 +800,6 @@ fn remove_steps_across(
         let step = after_at_b - before_at_a - slope * (b - a);
         let wiggle = (before.max - before.early.1 - slope * (a - before.early.0)).max(0.0);
         if step > 0.0 && step > 4.0 * wiggle {
-            let first_after = at.partition_point(|&x| x <= b);
-            av[first_after..].iter_mut().for_each(|x| *x -= step);
             removed.push((b, step));
         }
     }
@@ -790,6 +856,47 @@ mod tests {
         let t: Vec<f64> = (0..n).map(|i| i as f64 / hz).collect();
         let v = t.iter().map(|t| base + per_s * t).collect();
         (t, v)
+    }
+
+    #[test]
+    fn clean_input_is_analysed_in_place() {
+        let t = [0.0, 0.5, 1.25, 2.0];
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert!(matches!(
+            usable(&t, &v),
+            (Cow::Borrowed(_), Cow::Borrowed(_))
+        ));
+        // Copied only when it must be: unknown values, times finer than the CSV's 1 ms, disorder.
+        let (ut, uv) = usable(&[0.0, 1.0, 2.0], &[1.0, f64::NAN, 3.0]);
+        assert_eq!((&ut[..], &uv[..]), (&[0.0, 2.0][..], &[1.0, 3.0][..]));
+        let (ut, _) = usable(&[0.0, 1.0004], &[1.0, 2.0]);
+        assert_eq!(&ut[..], &[0.0, 1.0]);
+        let (ut, uv) = usable(&[2.0, 1.0], &[20.0, 10.0]);
+        assert_eq!((&ut[..], &uv[..]), (&[1.0, 2.0][..], &[10.0, 20.0][..]));
+    }
+
+    #[test]
+    fn the_analysed_view_skips_the_warm_up_and_excluded_periods_and_takes_steps_out() {
+        let t: Vec<f64> = (0..10).map(f64::from).collect();
+        let v: Vec<f64> = (0..10).map(|i| f64::from(i) * 10.0).collect();
+        // warm-up until 2 s; periods (3.5, 4) and (5.5, 7) nest a shorter one (6, 6.5).
+        let mut view = Analysed::new(&t, &v, 2.0, &[(3.5, 4.0), (5.5, 7.0), (6.0, 6.5)]);
+        view.steps = vec![(4.0, 1.0), (7.0, 2.0)];
+        let got: Vec<(f64, f64)> = view.iter().collect();
+        assert_eq!(
+            got,
+            [
+                (2.0, 20.0),
+                (3.0, 30.0),
+                (5.0, 49.0),
+                (8.0, 77.0),
+                (9.0, 87.0)
+            ]
+        );
+        assert_eq!(view.len(), 5);
+        assert_eq!((view.first_t(), view.last_t()), (Some(2.0), Some(9.0)));
+        let empty = Analysed::new(&t, &v, 20.0, &[]);
+        assert_eq!((empty.len(), empty.first_t()), (0, None));
     }
 
     #[test]

@@ -29,6 +29,76 @@ pub fn median_in_place(v: &mut [f64]) -> f64 {
     }
 }
 
+/// The median of the `n` values `values()` yields, exactly as [`median`] computes it, without
+/// holding them: radix selection on the bits of their total order, 16 bits a pass (four
+/// passes find the middle value, one more the other middle when `n` is even). For series too
+/// long to copy: the analyser's medians over a month-long recording take a few 256 KiB
+/// tables, not a copy of the series. `values` must yield the same `n` values on every call.
+pub fn median_streamed<I: Iterator<Item = f64>>(n: usize, values: impl Fn() -> I) -> f64 {
+    if n == 0 {
+        return f64::NAN;
+    }
+    let mid = n / 2;
+    let (hi, equal_below) = select_streamed(mid, &values);
+    if n % 2 == 1 {
+        return hi;
+    }
+    // The other middle value is the largest below `hi`, unless a copy of `hi` ranks below it.
+    let lo = if equal_below {
+        hi
+    } else {
+        let hi_key = order_key(hi);
+        values()
+            .filter(|&x| order_key(x) < hi_key)
+            .fold(f64::NEG_INFINITY, f64::max)
+    };
+    (lo + hi) / 2.0
+}
+
+/// A `u64` that sorts as `f64::total_cmp` sorts the value.
+fn order_key(x: f64) -> u64 {
+    let bits = x.to_bits();
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits | 1 << 63
+    }
+}
+
+fn from_order_key(key: u64) -> f64 {
+    f64::from_bits(if key >> 63 == 1 {
+        key & !(1 << 63)
+    } else {
+        !key
+    })
+}
+
+/// The `rank`-th smallest (from 0) of the values, and whether a value equal to it ranks below
+/// it.
+fn select_streamed<I: Iterator<Item = f64>>(
+    mut rank: usize,
+    values: &impl Fn() -> I,
+) -> (f64, bool) {
+    const BITS: u32 = 16;
+    let mut counts = vec![0usize; 1 << BITS];
+    let (mut prefix, mut mask) = (0u64, 0u64);
+    for pass in 0..64 / BITS {
+        let shift = 64 - BITS * (pass + 1);
+        counts.iter_mut().for_each(|c| *c = 0);
+        for key in values().map(order_key).filter(|k| k & mask == prefix) {
+            counts[((key >> shift) & 0xffff) as usize] += 1;
+        }
+        let mut digit = 0;
+        while rank >= counts[digit] {
+            rank -= counts[digit];
+            digit += 1;
+        }
+        prefix |= (digit as u64) << shift;
+        mask |= 0xffff << shift;
+    }
+    (from_order_key(prefix), rank > 0)
+}
+
 /// Complementary error function, `erfc(x)`.
 ///
 /// Method: the Chebyshev-fitted approximation `erfcc` of Press, Teukolsky,
@@ -412,6 +482,40 @@ mod tests {
             }
         }
         s
+    }
+
+    #[test]
+    fn median_streamed_is_the_median() {
+        let mut x = 0x9e3779b97f4a7c15u64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let cases: Vec<Vec<f64>> = vec![
+            vec![],
+            vec![7.0],
+            vec![4.0, 1.0, 3.0, 2.0],
+            vec![5.0, 5.0, 5.0, 5.0],
+            vec![1.0, 2.0, 2.0, 3.0],
+            vec![-0.0, 0.0, -1.5, 2.5, f64::INFINITY, f64::NEG_INFINITY],
+            (0..1001).map(|_| (next() % 50) as f64 - 25.0).collect(),
+            (0..1000)
+                .map(|_| (next() % 1_000_000) as f64 * 4096.0)
+                .collect(),
+            (0..1000)
+                .map(|_| f64::from_bits(next() >> 2) * if next() % 2 == 0 { 1.0 } else { -1.0 })
+                .collect(),
+        ];
+        for xs in cases {
+            let want = median(&xs);
+            let got = median_streamed(xs.len(), || xs.iter().copied());
+            assert!(
+                want.to_bits() == got.to_bits() || (want.is_nan() && got.is_nan()),
+                "{xs:?}: {got} != {want}"
+            );
+        }
     }
 
     #[test]
