@@ -5,17 +5,17 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use memwatch::Recording;
 use memwatch::analyze::{Analysis, MinGrowth, Pattern, Thresholds, TrendLine, Verdict, Warmup};
 use memwatch::report::chart::{ChartContext, DEFAULT_SIZE, render_png};
 use memwatch::sample::Metric;
+use memwatch::{Kept, Recording};
 
 const SAMPLES: usize = 10_000_000;
 const RUNS: usize = 5;
 const MIB: f64 = 1024.0 * 1024.0;
 
 fn recording() -> Recording {
-    let mut rec = Recording::with_capacity(SAMPLES);
+    let mut rec = Recording::keeping(SAMPLES, Kept::new(&[Metric::Rss], &[Metric::Anon]));
     let mut row = [f64::NAN; Metric::COUNT];
     let mut noise: u64 = 0x9e37_79b9_7f4a_7c15;
     for i in 0..SAMPLES {

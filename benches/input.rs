@@ -115,7 +115,7 @@ fn main() {
         },
     );
     // What `memwatch report` keeps: rss and anon (the chart), plus the judged metric.
-    let keep = ReadOptions::keeping(&[Metric::Rss, Metric::Anon]);
+    let keep = ReadOptions::to_judge(Metric::Rss);
     time_runs("read_recording_with (rss, anon kept)", csv.len(), || {
         black_box(read_recording_with(file.path(), &keep).expect("bench file reads"));
     });

@@ -138,7 +138,7 @@ fn stages(file: &std::path::Path) {
         );
     };
     let t = Instant::now();
-    let keep = ReadOptions::keeping(&[Metric::Rss, Metric::Anon]);
+    let keep = ReadOptions::to_judge(Metric::Rss);
     let rec = read_recording_with(file, &keep).unwrap().recording;
     line("read", t);
     let t = Instant::now();

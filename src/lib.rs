@@ -29,7 +29,7 @@ pub mod units;
 
 pub use error::{Error, Result};
 pub use exit::Exit;
-pub use recording::{Event, EventKind, Recording};
+pub use recording::{Event, EventKind, Kept, Recording};
 
 use clap::CommandFactory;
 use config::Command;

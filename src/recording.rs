@@ -57,37 +57,129 @@ impl std::fmt::Display for EventKind {
     }
 }
 
-/// Samples stored by column. Sizes are `f64` bytes (exact below 2^53); an unknown cell is NaN.
-/// A metric column that was never recorded is empty.
+/// How a metric's column is held in memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Keep {
+    /// Not at all.
+    #[default]
+    No,
+    /// Every byte (`f64`, exact below 2^53): a series the analyser may judge.
+    Exact,
+    /// To 7 significant digits (`f32`, half the memory): only drawn on the chart or given in
+    /// words, never judged. A month of anon at 10 Hz is 100 MB less.
+    Drawn,
+}
+
+/// Which metrics a recording keeps, and how.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kept([Keep; Metric::COUNT]);
+
+impl Kept {
+    /// Every metric, exactly.
+    pub const ALL: Kept = Kept([Keep::Exact; Metric::COUNT]);
+
+    /// `exact` exactly, and the other metrics of `drawn` to draw.
+    pub fn new(exact: &[Metric], drawn: &[Metric]) -> Kept {
+        let mut kept = [Keep::No; Metric::COUNT];
+        for &m in drawn {
+            kept[m.index()] = Keep::Drawn;
+        }
+        for &m in exact {
+            kept[m.index()] = Keep::Exact;
+        }
+        Kept(kept)
+    }
+
+    pub fn of(&self, m: Metric) -> Keep {
+        self.0[m.index()]
+    }
+
+    pub fn keeps(&self, m: Metric) -> bool {
+        self.of(m) != Keep::No
+    }
+}
+
+/// A metric's column, as kept.
+#[derive(Clone, Copy, Debug)]
+pub enum Line<'a> {
+    Exact(&'a [f64]),
+    Drawn(&'a [f32]),
+}
+
+impl<'a> Line<'a> {
+    pub fn len(&self) -> usize {
+        match self {
+            Line::Exact(v) => v.len(),
+            Line::Drawn(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn iter(&self) -> impl DoubleEndedIterator<Item = f64> + 'a {
+        let (exact, drawn) = match *self {
+            Line::Exact(v) => (Some(v.iter().copied()), None),
+            Line::Drawn(v) => (None, Some(v.iter().map(|&x| f64::from(x)))),
+        };
+        exact
+            .into_iter()
+            .flatten()
+            .chain(drawn.into_iter().flatten())
+    }
+}
+
+/// Samples stored by column. Sizes are bytes, `f64` (exact below 2^53) for the columns kept
+/// exactly, `f32` for those only drawn; an unknown cell is NaN. A metric column that was
+/// never recorded is empty.
 #[derive(Clone, Debug, Default)]
 pub struct Recording {
     pub time_s: Vec<f64>,
     columns: [Vec<f64>; Metric::COUNT],
+    drawn: [Vec<f32>; Metric::COUNT],
     pub events: Vec<Event>,
-    /// The metrics `push` keeps; `None`: all of them.
-    kept: Option<[bool; Metric::COUNT]>,
+    /// The metrics `push` keeps; `None`: all of them, exactly.
+    kept: Option<Kept>,
+}
+
+/// Appends `value` to `col` as row `row`, padding the rows it missed with NaN; a column with
+/// no value yet stays empty.
+fn put<T: Copy>(col: &mut Vec<T>, row: usize, value: Option<T>, nan: T) {
+    match value {
+        Some(v) => {
+            if col.len() < row {
+                col.resize(row, nan);
+            }
+            col.push(v);
+        }
+        None if !col.is_empty() => col.push(nan),
+        None => {}
+    }
 }
 
 impl Recording {
-    /// Room for `samples` rows of the common columns (RSS, anon).
-    pub fn with_capacity(samples: usize) -> Recording {
-        Self::keeping(samples, &[Metric::Rss, Metric::Anon])
-    }
-
-    /// A recording whose `push` keeps only `metrics` (a live run keeps what the analysis and
-    /// the chart use; the CSV has every column), with room for `samples` rows of them.
-    pub fn keeping(samples: usize, metrics: &[Metric]) -> Recording {
+    /// A recording that keeps only the metrics `kept` names, as it says (a live run keeps what
+    /// the analysis and the chart use; the CSV has every column), with room for `samples`
+    /// rows of them.
+    pub fn keeping(samples: usize, kept: Kept) -> Recording {
         let mut rec = Recording {
             time_s: Vec::with_capacity(samples),
             ..Recording::default()
         };
-        let mut kept = [false; Metric::COUNT];
-        for &m in metrics {
-            kept[m.index()] = true;
-            rec.columns[m.index()].reserve(samples);
+        for m in Metric::ALL {
+            match kept.of(m) {
+                Keep::Exact => rec.columns[m.index()].reserve(samples),
+                Keep::Drawn => rec.drawn[m.index()].reserve(samples),
+                Keep::No => {}
+            }
         }
         rec.kept = Some(kept);
         rec
+    }
+
+    fn keep(&self, m: Metric) -> Keep {
+        self.kept.map_or(Keep::Exact, |k| k.of(m))
     }
 
     /// Appends a sample. Columns that are still unknown stay empty, so only the metrics
@@ -96,19 +188,16 @@ impl Recording {
         let row = self.time_s.len();
         self.time_s.push(s.elapsed_s);
         for m in Metric::ALL {
-            if self.kept.is_some_and(|kept| !kept[m.index()]) {
-                continue;
-            }
-            let col = &mut self.columns[m.index()];
-            match m.of(s) {
-                Some(v) => {
-                    if col.len() < row {
-                        col.resize(row, f64::NAN);
-                    }
-                    col.push(v as f64);
-                }
-                None if !col.is_empty() => col.push(f64::NAN),
-                None => {}
+            let i = m.index();
+            match self.keep(m) {
+                Keep::Exact => put(
+                    &mut self.columns[i],
+                    row,
+                    m.of(s).map(|v| v as f64),
+                    f64::NAN,
+                ),
+                Keep::Drawn => put(&mut self.drawn[i], row, m.of(s).map(|v| v as f32), f32::NAN),
+                Keep::No => {}
             }
         }
     }
@@ -119,15 +208,13 @@ impl Recording {
         let row = self.time_s.len();
         self.time_s.push(elapsed_s);
         for m in Metric::ALL {
-            let v = values[m.index()];
-            let col = &mut self.columns[m.index()];
-            if v.is_nan() && col.is_empty() {
-                continue;
+            let i = m.index();
+            let v = Some(values[i]).filter(|v| !v.is_nan());
+            match self.keep(m) {
+                Keep::Exact => put(&mut self.columns[i], row, v, f64::NAN),
+                Keep::Drawn => put(&mut self.drawn[i], row, v.map(|v| v as f32), f32::NAN),
+                Keep::No => {}
             }
-            if col.len() < row {
-                col.resize(row, f64::NAN);
-            }
-            col.push(v);
         }
     }
 
@@ -139,10 +226,19 @@ impl Recording {
         self.time_s.is_empty()
     }
 
-    /// The metric's column, as long as `time_s`, or `None` if it was never recorded.
+    /// The metric's exact column, as long as `time_s`, or `None` if it was never recorded
+    /// (or kept only to draw).
     pub fn metric(&self, m: Metric) -> Option<&[f64]> {
         let col = &self.columns[m.index()];
         (!col.is_empty() && col.len() == self.time_s.len()).then_some(col.as_slice())
+    }
+
+    /// The metric's column as kept, exact or to draw, or `None` if it was never recorded.
+    pub fn line(&self, m: Metric) -> Option<Line<'_>> {
+        let drawn = &self.drawn[m.index()];
+        self.metric(m).map(Line::Exact).or_else(|| {
+            (!drawn.is_empty() && drawn.len() == self.time_s.len()).then_some(Line::Drawn(drawn))
+        })
     }
 
     /// Like `metric`, but pads a column that stopped being recorded with NaN first.
@@ -151,6 +247,11 @@ impl Recording {
         for col in &mut self.columns {
             if !col.is_empty() && col.len() < n {
                 col.resize(n, f64::NAN);
+            }
+        }
+        for col in &mut self.drawn {
+            if !col.is_empty() && col.len() < n {
+                col.resize(n, f32::NAN);
             }
         }
     }
@@ -266,8 +367,10 @@ mod tests {
 
     #[test]
     fn a_live_recording_keeps_only_what_it_was_asked_to() {
-        let mut rec = Recording::keeping(4, &[Metric::Rss, Metric::Anon]);
-        let s = Sample {
+        // Exact wins over drawn; anon only to draw.
+        let kept = Kept::new(&[Metric::Rss], &[Metric::Rss, Metric::Anon, Metric::Pss]);
+        let mut rec = Recording::keeping(4, kept);
+        let mut s = Sample {
             mem: MemStatus {
                 rss: 100,
                 vsz: 200,
@@ -278,11 +381,27 @@ mod tests {
             ..Sample::default()
         };
         rec.push(&s);
+        s.pss = Some(30);
         rec.push(&s);
         assert_eq!(rec.metric(Metric::Rss), Some(&[100.0, 100.0][..]));
-        assert_eq!(rec.metric(Metric::Anon), Some(&[50.0, 50.0][..]));
+        assert!(matches!(
+            rec.line(Metric::Rss),
+            Some(Line::Exact(&[100.0, 100.0]))
+        ));
+        // Drawn: never handed to the analyser, but there to draw, NaN where it was unknown.
+        assert_eq!(rec.metric(Metric::Anon), None);
+        assert!(matches!(
+            rec.line(Metric::Anon),
+            Some(Line::Drawn(&[50.0, 50.0]))
+        ));
+        let pss: Vec<f64> = rec
+            .line(Metric::Pss)
+            .iter()
+            .flat_map(|l| l.iter())
+            .collect();
+        assert!(pss[0].is_nan() && pss[1] == 30.0, "{pss:?}");
         assert_eq!(rec.metric(Metric::Vsz), None);
-        assert_eq!(rec.metric(Metric::Swap), None);
+        assert!(rec.line(Metric::Swap).is_none());
     }
 
     #[test]

@@ -9,10 +9,10 @@ use crate::dump::{Dump, DumpNews, DumpWatcher, free_bytes};
 use crate::error::{Error, Result};
 use crate::interrupt::{Interrupts, Wake, wait_until};
 use crate::load::{LoadPlan, LoadRunner, LoadSummary};
-use crate::recording::{DUMP_FAILED, Event, EventKind, Recording};
+use crate::recording::{DUMP_FAILED, Event, EventKind, Kept, Recording};
 use crate::runtime::{Probe, ProbeEvent, Reading};
 use crate::sample::reader::ReadError;
-use crate::sample::{ManagedHeap, MemStatus, Metric, ProcReader, Sample, Sampling, Schedule};
+use crate::sample::{ManagedHeap, MemStatus, ProcReader, Sample, Sampling, Schedule};
 use crate::signal::{SignalPlan, SignalSchedule, is_caught, signal_name};
 use crate::target::Target;
 use std::io;
@@ -125,7 +125,7 @@ pub struct Plan<'a> {
     pub signals: &'a SignalPlan,
     pub load: Option<&'a LoadPlan>,
     /// The metrics kept in memory for the analysis, the chart and the end summary.
-    pub keep: &'a [Metric],
+    pub keep: Kept,
 }
 
 pub fn watch(

@@ -111,8 +111,8 @@ pub fn conclude(run: Finished<'_>) -> Exit {
 
 /// The run's figures on RSS, one line; says so plainly when there is nothing to show.
 pub fn print_figures(rec: &Recording, missed: u64) {
-    let rss = rec.metric(Metric::Rss).unwrap_or(&[]);
-    let known = || rss.iter().copied().filter(|v| v.is_finite());
+    let rss = rec.line(Metric::Rss);
+    let known = || rss.iter().flat_map(|l| l.iter()).filter(|v| v.is_finite());
     let (Some(start), Some(last)) = (known().next(), known().next_back()) else {
         eprintln!("memwatch: no samples ({} missed): nothing to judge", missed);
         return;

@@ -11,7 +11,6 @@ use crate::report::input::{ReadOptions, read_recording_with};
 use crate::report::live::LiveMode;
 use crate::report::output::{Dest, report_dests};
 use crate::report::summary::{Files, SourceSummary, Summary};
-use crate::sample::Metric;
 use crate::units::{Count, Elapsed};
 
 pub fn report(config: &ReportConfig) -> Result<Exit> {
@@ -26,13 +25,7 @@ pub fn report(config: &ReportConfig) -> Result<Exit> {
     )?;
     // Only the columns the analysis and the chart use: a big recording stays small in memory.
     let metric = config.analysis.metric;
-    let keep = ReadOptions::keeping(&[
-        Metric::Rss,
-        Metric::Anon,
-        Metric::HeapAfterGc,
-        Metric::External,
-        metric,
-    ]);
+    let keep = ReadOptions::to_judge(metric);
     let loaded = read_recording_with(file, &keep).map_err(|e| Error::Usage(e.to_string()))?;
     if let Some(problem) = loaded.metric_problem(metric) {
         return Err(Error::Usage(format!("--metric {metric}: {problem}")));

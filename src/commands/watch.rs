@@ -12,7 +12,7 @@ use crate::interrupt::Interrupts;
 use crate::judge::MANAGED;
 use crate::judge::judge;
 use crate::options::RuntimeChoice;
-use crate::recording::Recording;
+use crate::recording::{Kept, Recording};
 use crate::report::csv::CsvWriter;
 use crate::report::live::{LiveMode, LiveSink};
 use crate::report::output::{Dest, local_stamp};
@@ -97,20 +97,24 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         let mut sinks: [&mut dyn SampleSink; 2] = [&mut csv, &mut live];
         let result = match first {
             Ok(first) => {
-                let mut keep = vec![Metric::Rss, Metric::Anon, config.analysis.metric];
+                // Exactly what may be judged (RSS for the live line); to draw, the rest.
+                let mut exact = vec![Metric::Rss, config.analysis.metric];
                 if runtime_kind.is_some() {
-                    keep.extend([Metric::HeapAfterGc, Metric::External]);
+                    exact.extend([Metric::HeapAfterGc, Metric::External]);
                 }
-                if with_pss {
-                    keep.extend([Metric::Pss, Metric::Uss]);
-                }
+                let drawn = if with_pss {
+                    &[Metric::Anon, Metric::Pss, Metric::Uss][..]
+                } else {
+                    &[Metric::Anon][..]
+                };
+                let keep = Kept::new(&exact, drawn);
                 // Start-up is over: its code need not stay resident while sampling.
                 crate::footprint::release_startup_pages();
                 let plan = sampler::Plan {
                     sampling: &config.sampling,
                     signals: &config.signals,
                     load: config.load.as_ref(),
-                    keep: &keep,
+                    keep,
                 };
                 sampler::watch(
                     &target,

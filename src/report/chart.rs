@@ -18,7 +18,7 @@ use plotters::prelude::*;
 use plotters::style::register_font;
 
 use crate::analyze::{Analysis, TrendLine, Verdict};
-use crate::recording::{Event, EventKind, Recording};
+use crate::recording::{Event, EventKind, Line, Recording};
 use crate::sample::Metric;
 use crate::units::{Bytes, Delta, Elapsed};
 
@@ -257,7 +257,7 @@ struct Column {
 /// are skipped. Allocates only the `columns` buckets.
 fn downsample(
     time: &[f64],
-    values: &[f64],
+    values: impl Iterator<Item = f64>,
     t_lo: f64,
     t_hi: f64,
     columns: usize,
@@ -275,7 +275,7 @@ fn downsample(
     let last_column = columns - 1;
     let mut pending_gap = false;
     let mut seen_value = false;
-    for (&t, &v) in time.iter().zip(values) {
+    for (&t, v) in time.iter().zip(values) {
         if !v.is_finite() {
             pending_gap = seen_value;
             continue;
@@ -344,7 +344,7 @@ const MARKER_LIMIT: usize = 100;
 struct Series<'a> {
     label: &'static str,
     color: RGBColor,
-    values: &'a [f64],
+    values: Line<'a>,
     columns: Vec<Option<Column>>,
 }
 
@@ -696,8 +696,8 @@ fn register_fonts() -> Result<(), ChartError> {
     ok.then_some(()).ok_or(ChartError::Font)
 }
 
-fn render_rgb(
-    rec: &Recording,
+fn render_rgb<'a>(
+    rec: &'a Recording,
     metric: Metric,
     analysis: &Analysis,
     size: (u32, u32),
@@ -716,11 +716,11 @@ fn render_rgb(
 
     let layout = Layout::new(size);
     let columns = layout.plot_width(width) as usize;
-    let reduce = |label, color, values| Series {
+    let reduce = |label, color, values: Line<'a>| Series {
         label,
         color,
         values,
-        columns: downsample(&rec.time_s, values, t_lo, t_hi, columns),
+        columns: downsample(&rec.time_s, values.iter(), t_lo, t_hi, columns),
     };
     let (settled_t, settled_v) = rec.settled(values);
     let judged = if context.judged == "settled" {
@@ -749,9 +749,9 @@ fn render_rgb(
             None => return Err(ChartError::NoValues(metric)),
         }
     };
-    let mut series = vec![reduce(metric.name(), METRIC_COLOR, values)];
+    let mut series = vec![reduce(metric.name(), METRIC_COLOR, Line::Exact(values))];
     if metric == Metric::Rss
-        && let Some(anon) = rec.metric(Metric::Anon)
+        && let Some(anon) = rec.line(Metric::Anon)
     {
         // Anon only where it shares the scale: the judged series decides the axis.
         let anon = reduce(Metric::Anon.name(), ANON_COLOR, anon);
@@ -946,9 +946,9 @@ fn draw(
             let dots = rec
                 .time_s
                 .iter()
-                .zip(s.values)
+                .zip(s.values.iter())
                 .filter(|(t, v)| t.is_finite() && v.is_finite())
-                .map(|(&t, &v)| (frame.x(t), frame.y(v)))
+                .map(|(&t, v)| (frame.x(t), frame.y(v)))
                 .filter(|p| (y_lo..=y_hi).contains(&p.1))
                 .map(|p| Circle::new(p, layout.px(2.5), s.color.filled()));
             chart.draw_series(dots)?;
@@ -1488,7 +1488,7 @@ mod tests {
         values[3] = 1.0;
         values[150] = 100.0;
         values[99] = 7.0;
-        let cols = downsample(&time, &values, 0.0, 999.0, 10);
+        let cols = downsample(&time, values.iter().copied(), 0.0, 999.0, 10);
         assert_eq!(cols.len(), 10);
         let c0 = cols[0].unwrap();
         assert_eq!((c0.min, c0.max, c0.first, c0.last), (1.0, 7.0, 5.0, 7.0));
@@ -1503,7 +1503,7 @@ mod tests {
     fn downsample_breaks_at_nan_and_leaves_empty_columns() {
         let time = [0.0, 1.0, 2.0, 3.0, 10.0];
         let values = [f64::NAN, 1.0, f64::NAN, 3.0, 4.0];
-        let cols = downsample(&time, &values, 0.0, 10.0, 10);
+        let cols = downsample(&time, values.iter().copied(), 0.0, 10.0, 10);
         assert_eq!(cols[0], None);
         let c1 = cols[1].unwrap();
         assert!(!c1.gap_before, "leading NaNs are no gap");
@@ -1515,15 +1515,15 @@ mod tests {
 
     #[test]
     fn downsample_handles_a_single_instant() {
-        let cols = downsample(&[2.0, 2.0], &[1.0, 3.0], 2.0, 2.0, 4);
+        let cols = downsample(&[2.0, 2.0], [1.0, 3.0].into_iter(), 2.0, 2.0, 4);
         let c0 = cols[0].unwrap();
         assert_eq!((c0.min, c0.max, c0.first, c0.last), (1.0, 3.0, 1.0, 3.0));
         assert!(
-            downsample(&[], &[], 0.0, 1.0, 4)
+            downsample(&[], std::iter::empty(), 0.0, 1.0, 4)
                 .iter()
                 .all(Option::is_none)
         );
-        assert!(downsample(&[1.0], &[1.0], 0.0, 1.0, 0).is_empty());
+        assert!(downsample(&[1.0], [1.0].into_iter(), 0.0, 1.0, 0).is_empty());
     }
 
     #[test]

@@ -110,21 +110,18 @@ struct SeriesIndex {
     last: Option<usize>,
     /// Rows expected, for the first series' columns.
     lines: usize,
-    kept: Vec<Metric>,
+    kept: Kept,
 }
 
 impl SeriesIndex {
-    fn new(lines: usize, kept: &[bool; Metric::COUNT]) -> SeriesIndex {
+    fn new(lines: usize, kept: Kept) -> SeriesIndex {
         SeriesIndex {
             built: Vec::new(),
             by_key: HashMap::new(),
             last_cell: Vec::new(),
             last: None,
             lines,
-            kept: Metric::ALL
-                .into_iter()
-                .filter(|m| kept[m.index()])
-                .collect(),
+            kept,
         }
     }
 
@@ -161,7 +158,7 @@ impl SeriesIndex {
                 let rows = if self.built.is_empty() { self.lines } else { 0 };
                 self.built.push(SeriesBuild {
                     key: key.clone(),
-                    rec: Recording::keeping(rows, &self.kept),
+                    rec: Recording::keeping(rows, self.kept),
                     previous: None,
                     first_at: at,
                     first_cell: shown(cell.trim_ascii()),
@@ -205,12 +202,13 @@ pub(super) fn read_memwatch_csv<R: Read>(
     let columns = CsvColumns::find(&record).map_err(|p| fail(header_line, p))?;
 
     let kept = kept_mask(options);
+    let keep = options.keep.unwrap_or(Kept::ALL);
     let mut in_header = [false; Metric::COUNT];
     for m in Metric::ALL {
         in_header[m.index()] = columns.metrics[m.index()].is_some();
     }
     let mut has_values = [false; Metric::COUNT];
-    let mut series = SeriesIndex::new(lines, &kept);
+    let mut series = SeriesIndex::new(lines, keep);
     let mut warnings = Vec::new();
     let mut values = [f64::NAN; Metric::COUNT];
     while reader.read_byte_record(&mut record).map_err(csv_fail)? {
@@ -286,6 +284,7 @@ pub(super) fn read_memwatch_csv<R: Read>(
     let columns = ColumnFacts {
         in_header,
         kept,
+        keep,
         has_values,
     };
     finish(

@@ -20,7 +20,7 @@
 //! bad line is an error that names the file, the line and the bad value. A recording whose
 //! samples all share one time has no time span and cannot be judged: that is an error too.
 
-use crate::recording::{Event, EventKind, Recording};
+use crate::recording::{Event, EventKind, Kept, Recording};
 use crate::sample::Metric;
 use crate::series::{Segment, SeriesKey};
 use std::fs::File;
@@ -70,21 +70,32 @@ impl std::fmt::Display for Format {
 /// What to read from a file.
 #[derive(Clone, Debug, Default)]
 pub struct ReadOptions {
-    /// The metrics to keep in memory; `None` keeps every metric the file has. Every size cell
-    /// is checked whichever are kept, so whether a file is accepted never depends on this.
-    pub keep: Option<Vec<Metric>>,
+    /// The metrics to keep in memory, and how; `None` keeps every metric the file has,
+    /// exactly. Every size cell is checked whichever are kept, so whether a file is accepted
+    /// never depends on this.
+    pub keep: Option<Kept>,
     /// The series to judge; `None`: the `total` series if the file has one, else its only
     /// series (several processes and no total is an error that names them).
     pub judge: Option<SeriesKey>,
 }
 
 impl ReadOptions {
-    /// Keep only `metrics` (`report` keeps rss and anon for the chart, plus the judged metric).
-    pub fn keeping(metrics: &[Metric]) -> ReadOptions {
+    /// Keep only what `kept` names (`report` keeps the judged metric exactly, rss and anon
+    /// to draw).
+    pub fn keeping(kept: Kept) -> ReadOptions {
         ReadOptions {
-            keep: Some(metrics.to_vec()),
+            keep: Some(kept),
             judge: None,
         }
+    }
+
+    /// What `memwatch report` keeps to judge `metric` and draw the chart: the metric and the
+    /// managed heap exactly, RSS and anon to draw (4 bytes a row each, not 8).
+    pub fn to_judge(metric: Metric) -> ReadOptions {
+        Self::keeping(Kept::new(
+            &[metric, Metric::HeapAfterGc, Metric::External],
+            &[Metric::Rss, Metric::Anon],
+        ))
     }
 }
 
@@ -128,7 +139,7 @@ impl Loaded {
         let m = metric.index();
         if !self.in_header[m] {
             ColumnState::Missing
-        } else if self.recording.metric(metric).is_some() || (!self.kept[m] && self.has_values[m]) {
+        } else if self.recording.line(metric).is_some() || (!self.kept[m] && self.has_values[m]) {
             ColumnState::Present
         } else {
             ColumnState::Empty
@@ -442,16 +453,8 @@ fn detect(text: &[u8], file: &str) -> Result<Format, InputError> {
 
 /// The metrics `options` keep, as a mask.
 fn kept_mask(options: &ReadOptions) -> [bool; Metric::COUNT] {
-    match &options.keep {
-        None => [true; Metric::COUNT],
-        Some(metrics) => {
-            let mut kept = [false; Metric::COUNT];
-            for m in metrics {
-                kept[m.index()] = true;
-            }
-            kept
-        }
-    }
+    let keep = options.keep.unwrap_or(Kept::ALL);
+    Metric::ALL.map(|m| keep.keeps(m))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -461,6 +464,7 @@ fn kept_mask(options: &ReadOptions) -> [bool; Metric::COUNT] {
 struct ColumnFacts {
     in_header: [bool; Metric::COUNT],
     kept: [bool; Metric::COUNT],
+    keep: Kept,
     has_values: [bool; Metric::COUNT],
 }
 
@@ -469,6 +473,7 @@ impl ColumnFacts {
         ColumnFacts {
             in_header: [false; Metric::COUNT],
             kept: kept_mask(options),
+            keep: options.keep.unwrap_or(Kept::ALL),
             has_values: [false; Metric::COUNT],
         }
     }
@@ -484,18 +489,11 @@ impl ColumnFacts {
         if self.kept.iter().all(|&k| k) {
             return rec;
         }
-        let kept: Vec<Metric> = Metric::ALL
-            .into_iter()
-            .filter(|m| self.kept[m.index()])
-            .collect();
-        let mut out = Recording::keeping(rec.len(), &kept);
+        let mut out = Recording::keeping(rec.len(), self.keep);
         let mut values = [f64::NAN; Metric::COUNT];
         for (row, &t) in rec.time_s.iter().enumerate() {
             for m in Metric::ALL {
-                values[m.index()] = match rec.metric(m) {
-                    Some(col) if self.kept[m.index()] => col[row],
-                    _ => f64::NAN,
-                };
+                values[m.index()] = rec.metric(m).map_or(f64::NAN, |col| col[row]);
             }
             out.push_row(t, &values);
         }
@@ -1366,7 +1364,7 @@ mod tests {
 
     #[test]
     fn keep_leaves_other_metrics_out_but_still_checks_their_cells() {
-        let options = ReadOptions::keeping(&[Metric::Rss]);
+        let options = ReadOptions::keeping(Kept::new(&[Metric::Rss], &[]));
         let loaded = parse_recording_with(clean_csv().as_bytes(), "samples.csv", &options).unwrap();
         let rec = &loaded.recording;
         assert_eq!(rec.metric(Metric::Rss), Some(&[1000.0, 2000.0, 1500.0][..]));
@@ -1489,7 +1487,7 @@ mod tests {
         assert_eq!(present.column_state(Metric::Pss), ColumnState::Present);
         assert_eq!(present.metric_problem(Metric::Pss), None);
         // Kept or not, the answer is the same.
-        let options = ReadOptions::keeping(&[Metric::Rss]);
+        let options = ReadOptions::keeping(Kept::new(&[Metric::Rss], &[]));
         let loaded = parse_recording_with(
             b"elapsed_s,rss_bytes,pss_bytes\n0,1,\n1,2,\n",
             "f",

@@ -59,7 +59,7 @@ pub(super) fn read_psrecord(
         return Err(missing("Real (MB)"));
     }
 
-    let mut rec = Recording::with_capacity(estimate_lines(text, text.len() as u64));
+    let mut rec = Recording::keeping(estimate_lines(text, text.len() as u64), Kept::ALL);
     let mut warnings = Vec::new();
     let mut values = [f64::NAN; Metric::COUNT];
     let mut previous: Option<(f64, u64)> = None;
@@ -133,7 +133,7 @@ pub(super) fn read_mprof(
         line: Some(line),
         problem,
     };
-    let mut rec = Recording::with_capacity(estimate_lines(text, text.len() as u64));
+    let mut rec = Recording::keeping(estimate_lines(text, text.len() as u64), Kept::ALL);
     let mut warnings = Vec::new();
     let mut values = [f64::NAN; Metric::COUNT];
     // (raw timestamp, line): elapsed time counts from the first MEM line.
