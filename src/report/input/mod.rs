@@ -90,11 +90,17 @@ impl ReadOptions {
     }
 
     /// What `memwatch report` keeps to judge `metric` and draw the chart: the metric and the
-    /// managed heap exactly, RSS and anon to draw (4 bytes a row each, not 8).
+    /// managed heap exactly; to draw (4 bytes a row, not 8), RSS for the figures in words and
+    /// anon, which the chart draws beside RSS only.
     pub fn to_judge(metric: Metric) -> ReadOptions {
+        let drawn = if metric == Metric::Rss {
+            &[Metric::Anon][..]
+        } else {
+            &[Metric::Rss][..]
+        };
         Self::keeping(Kept::new(
             &[metric, Metric::HeapAfterGc, Metric::External],
-            &[Metric::Rss, Metric::Anon],
+            drawn,
         ))
     }
 }
