@@ -92,7 +92,7 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
     };
     let live_mode = LiveMode::detect(config.quiet);
     let mut csv = csv;
-    let mut live = LiveSink::new(live_mode);
+    let mut live = LiveSink::new(live_mode, config.analysis.clone());
     let result = {
         let mut sinks: [&mut dyn SampleSink; 2] = [&mut csv, &mut live];
         let result = match first {

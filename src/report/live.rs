@@ -2,7 +2,9 @@
 //! otherwise, nothing with --quiet. Reuses one buffer: no allocation per sample.
 
 use crate::analyze::{Analysis, Headline, Verdict};
-use crate::sample::Sample;
+use crate::judge::{AnalysisConfig, judge};
+use crate::recording::Recording;
+use crate::sample::{Metric, Sample};
 use crate::units::{Bytes, Count, Delta, Elapsed, Rate};
 use std::fmt::Write as _;
 use std::io::{IsTerminal, Write};
@@ -46,16 +48,20 @@ impl LiveMode {
 
 /// The verdict so far, shown once there are enough samples: the analysis' own headline
 /// (`growing (linear): floor +2.03 MiB/s, p < 0.001`, `stable (plateau)`), so the live
-/// line words it as the chart and the end summary do.
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// line words it as the chart and the end summary do, and the series it judged when that is
+/// not RSS (the line's own figures).
+#[derive(Clone, Debug, PartialEq)]
 pub struct LiveTrend {
     pub headline: Headline,
+    /// `None` for RSS; `heap-after-gc`, `settled`, `pss`, ...
+    pub series: Option<String>,
 }
 
 impl From<&Analysis> for LiveTrend {
     fn from(a: &Analysis) -> LiveTrend {
         LiveTrend {
             headline: a.headline(),
+            series: None,
         }
     }
 }
@@ -140,12 +146,16 @@ impl LiveView {
         if let Some(rate) = self.rate_last_minute(s.elapsed_s, rss as f64) {
             let _ = write!(self.line, "  {} (last min)", Rate(rate));
         }
-        if let Some(t) = self.trend {
+        if let Some(t) = &self.trend {
             let colour = match t.headline.verdict {
                 Verdict::Growing => "\x1b[31m",
                 _ => "\x1b[32m",
             };
-            self.line.push_str("  so far: ");
+            self.line.push_str("  so far");
+            if let Some(series) = &t.series {
+                let _ = write!(self.line, " ({series})");
+            }
+            self.line.push_str(": ");
             if self.mode.color() {
                 let _ = write!(self.line, "{colour}{}\x1b[0m", t.headline);
             } else {
@@ -204,18 +214,21 @@ impl LiveView {
     }
 }
 
-/// The live line as a consumer of the sampler's ticks, with the trend of the run so far
-/// recomputed every few seconds (only when the line is shown: the analysis allocates).
+/// The live line as a consumer of the sampler's ticks, with the verdict of the run so far
+/// recomputed every few seconds (only when the line is shown: the analysis allocates), by
+/// the judge and the gates the end of the run uses.
 pub struct LiveSink {
     pub view: LiveView,
     next_trend: Option<Instant>,
+    analysis: AnalysisConfig,
 }
 
 impl LiveSink {
-    pub fn new(mode: LiveMode) -> LiveSink {
+    pub fn new(mode: LiveMode, analysis: AnalysisConfig) -> LiveSink {
         LiveSink {
             view: LiveView::new(mode),
             next_trend: None,
+            analysis,
         }
     }
 }
@@ -231,7 +244,7 @@ impl crate::sampler::SampleSink for LiveSink {
         if self.view.is_on() && tick.now >= due {
             // Slower on long runs, so it never costs more than ~1% of the time.
             let started = Instant::now();
-            self.view.set_trend(trend(tick.recording));
+            self.view.set_trend(trend(tick.recording, &self.analysis));
             self.next_trend = Some(tick.now + Duration::from_secs(5).max(started.elapsed() * 100));
         }
         self.view.update(sample, tick.taken, tick.missed, tick.now);
@@ -247,17 +260,15 @@ impl crate::sampler::SampleSink for LiveSink {
     }
 }
 
-/// The trend for the live line: the full analysis of RSS so far, once it can decide.
-fn trend(rec: &crate::recording::Recording) -> Option<LiveTrend> {
-    use crate::analyze::{Thresholds, Verdict, analyze};
-    let rss = rec.metric(crate::sample::Metric::Rss)?;
-    let a = analyze(
-        &rec.time_s,
-        rss,
-        &rec.dump_periods(),
-        &Thresholds::default(),
-    );
-    (a.verdict != Verdict::Inconclusive).then(|| LiveTrend::from(&a))
+/// The verdict for the live line: the run so far judged as its end will be, once it can
+/// decide.
+fn trend(rec: &Recording, analysis: &AnalysisConfig) -> Option<LiveTrend> {
+    let judged = judge(rec, analysis).ok()?;
+    let a = &judged.analysis;
+    (a.verdict != Verdict::Inconclusive).then(|| LiveTrend {
+        headline: a.headline(),
+        series: (judged.series != Metric::Rss.name()).then_some(judged.series),
+    })
 }
 
 #[cfg(test)]
@@ -329,6 +340,43 @@ mod tests {
             "{}",
             v.line
         );
+    }
+
+    /// The live line's "so far" is the end's verdict on the samples so far: the run's own
+    /// gates and the series the end judges (it judged RSS with the default gates, so it
+    /// could say growing where the end said stable).
+    #[test]
+    #[allow(clippy::unwrap_used)]
+    fn live_verdict_is_judged_as_the_end_judges() {
+        use crate::analyze::{MinGrowth, Thresholds};
+        use crate::judge::SettledUse;
+        let mut rec = Recording::default();
+        let mut row = [f64::NAN; Metric::COUNT];
+        for i in 0..600 {
+            let t = f64::from(i);
+            row[Metric::Rss.index()] = 100e6 + 10e3 * t; // +4.8% after the warm-up
+            row[Metric::Pss.index()] = 50e6;
+            rec.push_row(t, &row);
+        }
+        let config = |metric, min_growth| AnalysisConfig {
+            metric,
+            settled: SettledUse::Auto,
+            thresholds: Thresholds {
+                min_growth,
+                ..Thresholds::default()
+            },
+        };
+        let growing = trend(&rec, &config(Metric::Rss, MinGrowth::Percent(2.0))).unwrap();
+        assert_eq!(growing.headline.verdict, Verdict::Growing);
+        assert_eq!(growing.series, None);
+        let gated = trend(&rec, &config(Metric::Rss, MinGrowth::Percent(10.0))).unwrap();
+        assert_eq!(gated.headline.verdict, Verdict::Stable);
+        let pss = trend(&rec, &config(Metric::Pss, MinGrowth::Percent(2.0))).unwrap();
+        assert_eq!(pss.headline.verdict, Verdict::Stable);
+        let mut v = LiveView::new(LiveMode::Off);
+        v.set_trend(Some(pss));
+        v.compose(&sample(599.0, 106_000_000), 600, 0);
+        assert!(v.line.contains("so far (pss): stable (flat)"), "{}", v.line);
     }
 
     #[test]
