@@ -4,6 +4,7 @@
 //! gate -> reporters. `docs/architecture.md` is the map.
 
 pub mod analyze;
+pub mod cgroup;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod exit;
 pub mod footprint;
 pub mod gate;
+pub mod headroom;
 pub mod heap;
 pub mod interrupt;
 pub mod judge;

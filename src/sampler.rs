@@ -491,6 +491,8 @@ impl Signaller<'_> {
                     crate::units::Bytes(self.plan.min_free as f64),
                     w.dir().display()
                 ))
+            } else if let Err(why) = crate::headroom::room_for_a_snapshot(target.pid) {
+                Some(format!("skipped a signal: {why}"))
             } else {
                 None
             };
@@ -578,7 +580,9 @@ fn absorb(
             ProbeEvent::DumpFailed { path, .. } => {
                 Some(EventKind::Other(format!("{DUMP_FAILED}{}", path.display())))
             }
+            // A snapshot not taken is part of the run's story, in the CSV and summary.json.
             ProbeEvent::Histogram { .. }
+            | ProbeEvent::DumpSkipped { .. }
             | ProbeEvent::Attached { .. }
             | ProbeEvent::Failed { .. }
             | ProbeEvent::Closed { .. } => Some(EventKind::Other(e.key())),

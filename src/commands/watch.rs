@@ -468,17 +468,7 @@ fn probe_plan(config: &WatchConfig, dump_dir: PathBuf, inspector_ours: bool, pid
                 dir.display()
             ));
         }
-        // Writing a snapshot can double the program's memory: keep that much headroom.
-        if let (Some(rss), Some(available)) = (rss_of(pid), mem_available()) {
-            if available < rss {
-                return Err(format!(
-                    "a snapshot can double the program's memory ({} now) and only {} is \
-                     available",
-                    Bytes(rss as f64),
-                    Bytes(available as f64)
-                ));
-            }
-        }
+        crate::headroom::room_for_a_snapshot(pid)?;
         taken += 1;
         Ok(())
     });
@@ -492,21 +482,6 @@ fn probe_plan(config: &WatchConfig, dump_dir: PathBuf, inspector_ours: bool, pid
         inspector_ours,
         ..Plan::default()
     }
-}
-
-fn rss_of(pid: i32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(pages * page.max(4096) as u64)
-}
-
-fn mem_available() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 /// Which series was judged and why, in words, when it is the managed heap.

@@ -515,3 +515,104 @@ fn a_failed_snapshot_ends_its_dump_period() {
     );
     assert!(serves(port));
 }
+
+/// A memory cgroup made for one test (root only, as CI runs): a child of memwatch's own, with
+/// a limit; removed when dropped (after the processes in it are gone).
+struct LimitedCgroup {
+    dir: std::path::PathBuf,
+}
+
+impl LimitedCgroup {
+    fn new(limit: u64) -> LimitedCgroup {
+        use memwatch::cgroup::{Version, cgroup_dir, memory_cgroup, mount_of};
+        let own = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+        let (version, path) = memory_cgroup(&own).expect("a memory cgroup");
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let (root, at) = mount_of(&mounts, version).expect("the memory cgroup is mounted");
+        let parent = cgroup_dir(&at, &root, &path).expect("our cgroup under its mount");
+        let dir = parent.join(format!("memwatch-test-{}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap_or_else(|e| {
+            panic!(
+                "this test makes a memory cgroup (needs root): {}: {e}",
+                dir.display()
+            )
+        });
+        let file = match version {
+            Version::V1 => "memory.limit_in_bytes",
+            Version::V2 => "memory.max",
+        };
+        std::fs::write(dir.join(file), limit.to_string())
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.join(file).display()));
+        LimitedCgroup { dir }
+    }
+
+    fn add(&self, pid: i32) {
+        std::fs::write(self.dir.join("cgroup.procs"), pid.to_string()).unwrap();
+    }
+}
+
+impl Drop for LimitedCgroup {
+    fn drop(&mut self) {
+        for _ in 0..50 {
+            if std::fs::remove_dir(&self.dir).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// In a container the OOM killer goes by the memory cgroup's limit, not the machine's free
+/// memory, and a snapshot can double a program's memory. With less room left under its
+/// cgroup's limit than the program's RSS, no snapshot is taken, it is said why (naming the
+/// cgroup and its limit), and the program is left serving.
+#[test]
+fn no_snapshot_when_the_targets_memory_cgroup_has_no_room() {
+    const LIMIT: u64 = 32 << 20;
+    let _turn = DEFAULT_PORT.lock().unwrap_or_else(|e| e.into_inner());
+    drop(bind_default_port());
+    let cgroup = LimitedCgroup::new(LIMIT);
+    let (svc, port) = start_service(&[], "session-service.js");
+    let statm = std::fs::read_to_string(format!("/proc/{}/statm", svc.pid())).unwrap();
+    let rss = statm.split(' ').nth(1).unwrap().parse::<u64>().unwrap() * 4096;
+    assert!(
+        rss > LIMIT,
+        "the service's RSS ({rss}) must exceed the limit for this test"
+    );
+    // Memory already charged stays where it is: the cgroup starts near empty, with room for
+    // 32 MiB more, less than the RSS a snapshot could add.
+    cgroup.add(svc.pid());
+    let dir = tempfile::tempdir().unwrap();
+    let out = memwatch(dir.path())
+        .args(["--pid", &svc.pid().to_string(), "--runtime", "node"])
+        .args([
+            "--duration",
+            "8s",
+            "--interval",
+            "250ms",
+            "--gc-every",
+            "1s",
+        ])
+        .args(["--heap-snapshots", "1", "--out", "o"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    let s = summary(&dir.path().join("o"));
+    assert!(
+        err.contains("its memory cgroup") && err.contains("left under its 32.0 MiB limit"),
+        "{err}"
+    );
+    assert!(
+        event_keys(&s).iter().any(|e| e == "dump-skipped"),
+        "{:?}",
+        event_keys(&s)
+    );
+    assert_eq!(
+        s["runtime"]["snapshots"].as_array().unwrap().len(),
+        0,
+        "{err}"
+    );
+    assert_inspector_closed(&s, &err);
+    assert!(serves(port), "the service still serves");
+    drop(svc);
+}
