@@ -95,7 +95,8 @@ pub struct WatchArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// After --duration, how long the command has to exit after SIGTERM before SIGKILL
+    /// After --duration, how long the command (and what it started) has to exit after SIGTERM
+    /// before SIGKILL
     #[arg(
         long,
         value_name = "DUR",

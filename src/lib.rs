@@ -27,6 +27,7 @@ pub mod sampler;
 pub mod series;
 pub mod signal;
 pub mod target;
+pub mod tree;
 pub mod units;
 
 pub use error::{Error, Result};

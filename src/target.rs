@@ -74,6 +74,8 @@ pub struct Target {
     /// /proc/PID as a directory handle: bound to this process like the pidfd.
     proc_dir: procfs::process::Process,
     child: Option<Child>,
+    /// The process group a spawned command runs in (memwatch's own).
+    group: i32,
     stopped_by_memwatch: bool,
     /// `end` has read how it ended (and reaped a child).
     reaped: bool,
@@ -117,6 +119,7 @@ impl Target {
                 Ok(())
             });
         }
+        crate::tree::become_subreaper();
         let child = cmd.spawn().map_err(|source| Error::Spawn {
             program: program.to_string_lossy().into_owned(),
             source,
@@ -167,6 +170,12 @@ impl Target {
             command_line,
             pidfd,
             proc_dir,
+            // SAFETY: getpgrp cannot fail. A spawned command stays in memwatch's group.
+            group: if child.is_some() {
+                unsafe { libc::getpgrp() }
+            } else {
+                0
+            },
             child,
             stopped_by_memwatch: false,
             reaped: false,
@@ -288,31 +297,51 @@ impl Target {
         send_via_pidfd(self.pidfd.as_fd(), 0)
     }
 
-    /// For a spawned command still running at the end: SIGTERM, then SIGKILL after `grace`.
-    pub fn stop(&mut self, grace: Duration) {
-        if self.child.is_none() || self.has_exited() {
-            return;
+    /// For a spawned command at the end: SIGTERM to it (if it still runs) and to whatever it
+    /// started that still runs, then SIGKILL after `grace` to what is left. Returns the other
+    /// processes stopped, as `PID (name)`.
+    pub fn stop(&mut self, grace: Duration) -> Vec<String> {
+        if self.child.is_none() {
+            return Vec::new();
         }
-        self.stopped_by_memwatch = true;
-        if self.signal(libc::SIGTERM).is_err() {
-            return;
+        let with_target = !self.has_exited();
+        if with_target {
+            self.stopped_by_memwatch = true;
         }
-        let deadline = Instant::now() + grace;
-        while Instant::now() < deadline {
-            if self.has_exited() {
-                return;
+        self.stop_tree(grace, with_target)
+    }
+
+    /// For a spawned command that ended on its own: stops what it left running (as `stop`
+    /// does, without touching the command).
+    pub fn stop_leftovers(&mut self, grace: Duration) -> Vec<String> {
+        if self.child.is_none() {
+            return Vec::new();
+        }
+        self.stop_tree(grace, false)
+    }
+
+    fn stop_tree(&mut self, grace: Duration, with_target: bool) -> Vec<String> {
+        let others = crate::tree::started_by(self.pid, self.group);
+        let mut fds: Vec<BorrowedFd<'_>> = others.iter().map(|o| o.pidfd.as_fd()).collect();
+        if with_target {
+            fds.push(self.pidfd.as_fd());
+        }
+        for fd in &fds {
+            let _ = send_via_pidfd(*fd, libc::SIGTERM);
+        }
+        if !wait_all_exit(&fds, grace) {
+            for fd in &fds {
+                let _ = send_via_pidfd(*fd, libc::SIGKILL);
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            let mut fd = libc::pollfd {
-                fd: self.pidfd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            let ms = left.as_millis().clamp(1, 100) as i32;
-            // SAFETY: one valid pollfd.
-            unsafe { libc::poll(&mut fd, 1, ms) };
+            wait_all_exit(&fds, Duration::from_secs(1));
         }
-        let _ = self.signal(libc::SIGKILL);
+        for held in &others {
+            reap(held.pidfd.as_fd());
+        }
+        others
+            .iter()
+            .map(|o| format!("{} ({})", o.pid, o.name))
+            .collect()
     }
 
     /// Marks that the target is being ended by memwatch's own choice (e.g. Ctrl-C).
@@ -362,8 +391,17 @@ impl Drop for Target {
             return;
         }
         if let Some(child) = &mut self.child {
+            let others = crate::tree::started_by(self.pid, self.group);
             let _ = send_via_pidfd(self.pidfd.as_fd(), libc::SIGKILL);
+            for held in &others {
+                let _ = send_via_pidfd(held.pidfd.as_fd(), libc::SIGKILL);
+            }
             let _ = child.wait();
+            let fds: Vec<BorrowedFd<'_>> = others.iter().map(|o| o.pidfd.as_fd()).collect();
+            wait_all_exit(&fds, Duration::from_secs(1));
+            for held in &others {
+                reap(held.pidfd.as_fd());
+            }
         }
     }
 }
@@ -376,6 +414,50 @@ fn proc_err(pid: i32, file: &'static str, e: procfs::ProcError) -> Error {
             context: format!("cannot read /proc/{pid}/{file}"),
             source: io::Error::other(other.to_string()),
         },
+    }
+}
+
+/// Waits until every process of `pidfds` has exited, at most `limit`; true if they all have.
+fn wait_all_exit(pidfds: &[BorrowedFd<'_>], limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    let mut polls: Vec<libc::pollfd> = pidfds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        // SAFETY: valid pollfds, zero timeout: which have exited now.
+        unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, 0) };
+        polls.retain(|p| p.revents == 0);
+        if polls.is_empty() {
+            return true;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let ms = left.as_millis().clamp(1, 100) as i32;
+        // SAFETY: as above; blocks until one exits or `ms` pass.
+        unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, ms) };
+        polls.iter_mut().for_each(|p| p.revents = 0);
+    }
+}
+
+/// Reaps the process of `pidfd` if it is memwatch's child (an orphan that came to memwatch
+/// as subreaper) and has exited; anything else is left alone.
+fn reap(pidfd: BorrowedFd<'_>) {
+    // SAFETY: a zeroed siginfo_t is a valid out-parameter; the pidfd is valid.
+    unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        libc::waitid(
+            libc::P_PIDFD,
+            pidfd.as_raw_fd() as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG,
+        );
     }
 }
 

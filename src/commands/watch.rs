@@ -169,16 +169,27 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
     };
     // A command that exited on its own is only reaped (a process dumping core is still
     // exiting when its /proc files say it has gone: it must not be counted as stopped).
-    if let Some(grace) = spawned_grace
-        && result.stop != StopReason::TargetExited
-    {
-        if matches!(
-            result.stop,
-            StopReason::Interrupted { .. } | StopReason::LoadFinished
-        ) {
-            target.mark_stopped_by_memwatch();
+    // What the command started goes with it (a wrapper such as `npm start` may not pass
+    // SIGTERM on, or may have exited and left its server running).
+    let mut also_stopped = Vec::new();
+    if let Some(grace) = spawned_grace {
+        if result.stop == StopReason::TargetExited {
+            also_stopped = target.stop_leftovers(grace);
+        } else {
+            if matches!(
+                result.stop,
+                StopReason::Interrupted { .. } | StopReason::LoadFinished
+            ) {
+                target.mark_stopped_by_memwatch();
+            }
+            also_stopped = target.stop(grace);
         }
-        target.stop(grace);
+    }
+    if !also_stopped.is_empty() && !config.quiet {
+        eprintln!(
+            "memwatch: also stopped what the command started: {}",
+            also_stopped.join(", ")
+        );
     }
     let end = target.end();
     let rec = &result.recording;

@@ -540,3 +540,91 @@ fn free_disk_guard_stops_asking_for_dumps() {
         entries(dumps.path())
     );
 }
+
+/// The PID a test's `sh -c` command wrote to `file`, once it is there.
+fn pid_in(file: &std::path::Path) -> i32 {
+    let start = Instant::now();
+    loop {
+        if let Ok(text) = std::fs::read_to_string(file)
+            && let Ok(pid) = text.trim().parse()
+        {
+            return pid;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no PID in {}",
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `memwatch run -- npm start` left the server running: npm does not pass SIGTERM on. What a
+/// command started goes with it at the end of the run: SIGTERM to every process of its tree,
+/// SIGKILL after --grace to those that ignore it, and the line says which.
+#[test]
+fn what_the_command_started_is_stopped_with_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pids = dir.path().join("pids");
+    // The wrapper waits on a child that stays, and on one that ignores SIGTERM.
+    let script = format!(
+        "sleep 600 >/dev/null 2>&1 & echo $! > {p}.1; \
+         (trap '' TERM; exec sleep 601) >/dev/null 2>&1 & echo $! > {p}.2; wait",
+        p = pids.display()
+    );
+    let child = memwatch(dir.path())
+        .args(["run", "--duration", "2s", "--grace", "1s", "--out", "o"])
+        .args(["--", "sh", "-c", &script])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_output(child, Duration::from_secs(30));
+    let err = stderr(&out);
+    let (stays, stubborn) = (
+        pid_in(&pids.with_extension("1")),
+        pid_in(&pids.with_extension("2")),
+    );
+    assert!(!is_alive(stays), "PID {stays} still runs: {err}");
+    assert!(!is_alive(stubborn), "PID {stubborn} still runs: {err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("memwatch: also stopped what the command started: "))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(line.contains(&format!("{stays} (sleep)")), "{line}");
+    assert!(line.contains(&format!("{stubborn} (sleep)")), "{line}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a 2 s run is inconclusive: {err}"
+    );
+}
+
+/// A command that exits on its own and leaves a process running (a daemon started in the
+/// background): the run ends with the command, and what it left is stopped too.
+#[test]
+fn what_an_exited_command_left_running_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let script = format!(
+        "sleep 600 >/dev/null 2>&1 & echo $! > {}; sleep 1",
+        pid_file.display()
+    );
+    let child = memwatch(dir.path())
+        .args(["run", "--duration", "20s", "--out", "o"])
+        .args(["--", "sh", "-c", &script])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_output(child, Duration::from_secs(15));
+    let err = stderr(&out);
+    let left = pid_in(&pid_file);
+    assert!(!is_alive(left), "PID {left} still runs: {err}");
+    assert!(
+        err.contains(&format!(
+            "memwatch: also stopped what the command started: {left} (sleep)"
+        )),
+        "{err}"
+    );
+    assert!(err.contains("exited with code 0"), "{err}");
+}
