@@ -8,7 +8,7 @@ use crate::units::Bytes;
 /// `Ok` when `pid`'s RSS fits in the room left; else why not, in words. When a figure cannot
 /// be read, that check is not made.
 pub fn room_for_a_snapshot(pid: i32) -> Result<(), String> {
-    let Some(rss) = rss_of(pid) else {
+    let Some(rss) = crate::tree::rss_of(pid) else {
         return Ok(());
     };
     if let Some(available) = mem_available()
@@ -33,14 +33,6 @@ pub fn room_for_a_snapshot(pid: i32) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-fn rss_of(pid: i32) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(pages * page.max(4096) as u64)
 }
 
 fn mem_available() -> Option<u64> {

@@ -96,6 +96,29 @@ pub fn started_by(pid: i32, pgrp: i32) -> Vec<Held> {
         .collect()
 }
 
+/// RSS in bytes, from /proc/PID/statm.
+pub fn rss_of(pid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * page.max(4096) as u64)
+}
+
+/// The process `pid` started (directly or not) that holds the most memory, if that is a
+/// good part of what `pid` holds (a quarter, and 4 MiB): (it, its RSS, `pid`'s RSS). A
+/// helper such as `sleep` is not; the server `npm start` runs is.
+pub fn notable_descendant(pid: i32) -> Option<(ProcEntry, u64, u64)> {
+    let own = rss_of(pid)?;
+    let procs = processes();
+    descendants_of(&procs, &[pid])
+        .into_iter()
+        .filter_map(|d| Some((procs.iter().find(|p| p.pid == d)?.clone(), rss_of(d)?)))
+        .max_by_key(|(_, rss)| *rss)
+        .filter(|(_, rss)| *rss >= (own / 4).max(4 << 20))
+        .map(|(p, rss)| (p, rss, own))
+}
+
 /// A pidfd for the process `seen` describes, if it is still that process.
 fn hold(seen: &ProcEntry) -> Option<Held> {
     if seen.pid <= 0 {

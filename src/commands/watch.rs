@@ -141,6 +141,26 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         }
         result
     };
+    // memwatch watches one process. A wrapper (`npm start`, a shell script) is seldom what
+    // leaks, nor is a master the workers it forks: say so while both still run.
+    if !config.quiet
+        && !target.has_exited()
+        && let Some((child, rss, own)) = crate::tree::notable_descendant(target.pid)
+    {
+        eprintln!(
+            "memwatch: note: PID {} ({}, {}) started PID {} ({}, {}); memwatch watched {} only: \
+             to watch {}, run it directly or use --pid {}",
+            target.pid,
+            target.name,
+            Bytes(own as f64),
+            child.pid,
+            child.name,
+            Bytes(rss as f64),
+            target.name,
+            child.name,
+            child.pid
+        );
+    }
     // The runtime first, while the target still runs: the inspector is closed (if memwatch
     // opened it) before the target is stopped or left to run on.
     let mut runtime_events: Vec<ProbeEvent> = Vec::new();

@@ -628,3 +628,49 @@ fn what_an_exited_command_left_running_is_stopped() {
     );
     assert!(err.contains("exited with code 0"), "{err}");
 }
+
+/// memwatch watches one process: when the command is a wrapper whose child holds a good
+/// part of the memory (`npm start`, a shell script), one line says which process was watched
+/// and how to watch the other.
+#[test]
+fn a_wrapper_command_is_named_with_the_process_it_started() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = format!("{} steady; true", fixture_bin().display());
+    let out = memwatch(dir.path())
+        .args([
+            "run",
+            "--duration",
+            "2s",
+            "--out",
+            "o",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    let note = err
+        .lines()
+        .find(|l| l.starts_with("memwatch: note: PID "))
+        .unwrap_or_else(|| panic!("{err}"));
+    let child: i32 = note
+        .rsplit("--pid ")
+        .next()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{note}"));
+    assert!(note.contains(" (sh, "), "{note}");
+    assert!(
+        note.contains(&format!("started PID {child} (fixture, ")),
+        "{note}"
+    );
+    assert!(note.contains("memwatch watched sh only"), "{note}");
+    // The command alone: no note.
+    let out = run_fixture(
+        dir.path(),
+        &["run", "--duration", "1s", "--out", "p"],
+        &["steady"],
+    );
+    assert!(!stderr(&out).contains("note: PID"), "{}", stderr(&out));
+}
