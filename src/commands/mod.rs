@@ -12,7 +12,7 @@ use crate::recording::Recording;
 use crate::report::chart::ChartContext;
 use crate::report::end::{self, RunEnd, Written};
 use crate::report::output::Dest;
-use crate::report::summary::Summary;
+use crate::report::summary::{BesideSummary, Summary};
 use crate::sample::Metric;
 use crate::units::{Bytes, Count, Delta, Elapsed};
 use std::path::{Path, PathBuf};
@@ -63,6 +63,11 @@ pub fn conclude(run: Finished<'_>) -> Exit {
             (None, None) => String::new(),
         },
         judged: summary.metric.clone(),
+        beside: summary
+            .beside
+            .as_ref()
+            .map(BesideSummary::words)
+            .unwrap_or_default(),
     };
     let end = RunEnd {
         recording: run.recording,

@@ -67,6 +67,9 @@ pub struct ChartContext {
     /// The series the verdict judged: a metric's name (`rss`) or `settled`. Empty: the
     /// metric drawn.
     pub judged: String,
+    /// The metric's own verdict when another series was judged, e.g. `rss on its own:
+    /// growing (linear): floor +1.20 MiB/min, p < 0.001`. Empty: none.
+    pub beside: String,
 }
 
 impl ChartContext {
@@ -517,11 +520,15 @@ fn header_lines(
     } else {
         context.judged.as_str()
     };
-    vec![
+    let mut lines = vec![
         analysis.headline().to_string(),
         context.run.clone(),
         judged_text(analysis, judged, Some(axis_from)),
-    ]
+    ];
+    if !context.beside.is_empty() {
+        lines.push(format!("{}.", context.beside));
+    }
+    lines
 }
 
 /// The sentence under the title saying what the verdict judged and how much it grew.
@@ -1959,6 +1966,7 @@ mod tests {
         let context = ChartContext {
             run: ChartContext::describe_run(4242, "node server.js", 125.0, "duration reached"),
             judged: "settled".into(),
+            beside: String::new(),
         };
         let lines = header_lines(&a, &context, Metric::Rss, 300.0 * MIB);
         assert_eq!(
@@ -1985,8 +1993,11 @@ mod tests {
             lines[2]
         );
         assert!(!lines[2].contains("not 0"), "{}", lines[2]);
+        assert_eq!(lines.len(), 3);
+        // The managed heap judged: the metric's own verdict is said too, not only in JSON.
         let context = ChartContext {
             judged: "heap-after-gc".into(),
+            beside: "rss on its own: growing (linear): floor +1.20 MiB/min, p < 0.001".into(),
             ..ChartContext::default()
         };
         let lines = header_lines(&a, &context, Metric::Rss, 0.0);
@@ -1996,6 +2007,10 @@ mod tests {
             ),
             "{}",
             lines[2]
+        );
+        assert_eq!(
+            lines[3],
+            "rss on its own: growing (linear): floor +1.20 MiB/min, p < 0.001."
         );
     }
 
@@ -2153,6 +2168,7 @@ mod tests {
                 "load finished",
             ),
             judged: "settled".into(),
+            beside: String::new(),
         };
         for size in [MIN_SIZE, (640, 360), DEFAULT_SIZE] {
             let plot = render_rgb(&rec, Metric::Rss, &a, size, &context)

@@ -1,7 +1,7 @@
 //! summary.json: the verdict and the figures behind it, for people and CI tools.
 //! Every field is documented in the README ("summary.json").
 
-use crate::analyze::{Analysis, MinGrowth, Pattern, TrendLine, Verdict, Warmup};
+use crate::analyze::{Analysis, Headline, MinGrowth, Pattern, TrendLine, Verdict, Warmup};
 use crate::exit::Exit;
 use crate::gate::GateResult;
 use crate::recording::Event;
@@ -88,6 +88,25 @@ impl BesideSummary {
             slope_pct_per_hour: a.slope_pct_per_hour,
             p_value: a.p_value,
         }
+    }
+
+    /// `rss on its own: growing (linear): floor +1.20 MiB/min, p < 0.001`, worded as every
+    /// verdict headline is.
+    pub fn words(&self) -> String {
+        let headline = Headline {
+            verdict: self.verdict,
+            pattern: self.pattern,
+            slope_bytes_per_s: self.slope_bytes_per_s,
+            p_value: self.p_value,
+            samples_analysed: 0,
+            warmup_s: 0.0,
+        };
+        let text = if self.verdict == Verdict::Inconclusive {
+            "inconclusive".to_string()
+        } else {
+            headline.to_string()
+        };
+        format!("{} on its own: {text}", self.metric)
     }
 }
 
