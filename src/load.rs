@@ -62,6 +62,11 @@ impl LoadRunner {
         }
     }
 
+    /// The load command's PID while memwatch has not reaped it.
+    pub fn pid(&self) -> Option<i32> {
+        self.child.as_ref().map(|c| c.id() as i32)
+    }
+
     /// Starts the load when the target is ready and notices when it ends. Returns true once
     /// the load has ended and the cooldown has passed: the run is over.
     pub fn tick(

@@ -105,6 +105,8 @@ const END_WAIT_MAX: Duration = Duration::from_secs(120);
 /// After the last signal, how long to look for a dump it may start.
 const DUMP_APPEAR: Duration = Duration::from_secs(1);
 const DUMP_SCAN_EVERY: Duration = Duration::from_millis(250);
+/// How often the orphans of a spawned command that have exited are reaped.
+const REAP_EVERY: Duration = Duration::from_secs(1);
 
 /// Signalling state across ticks.
 struct Signaller<'a> {
@@ -148,6 +150,7 @@ pub fn watch(
     let end = sampling.duration.map(|d| t0 + d);
     let mut next_pss = t0;
     let mut next_scan = t0;
+    let mut next_reap = t0 + REAP_EVERY;
     let mut tick_events: Vec<Event> = Vec::with_capacity(4);
     let mut taken: u64 = 0;
     let mut dumps = dump_watcher(target, plan, sinks);
@@ -238,6 +241,12 @@ pub fn watch(
                     context: "cannot start the --load command".into(),
                     source: e,
                 })?;
+        }
+
+        if target.is_child() && now >= next_reap {
+            let load_pid = load.as_ref().and_then(LoadRunner::pid).unwrap_or(0);
+            crate::tree::reap_orphans(&[target.pid, load_pid]);
+            next_reap = now + REAP_EVERY;
         }
 
         let mut sample = Sample {

@@ -141,6 +141,34 @@ fn hold(seen: &ProcEntry) -> Option<Held> {
     })
 }
 
+/// Reaps the orphans that came to memwatch as subreaper and have exited since, so a command
+/// that keeps starting short-lived background processes leaves no zombies behind; memwatch's
+/// own children (`keep`: the command, the load) are left to whoever waits for them. One
+/// `waitid` when none has exited.
+pub fn reap_orphans(keep: &[i32]) {
+    loop {
+        // SAFETY: a zeroed siginfo_t is a valid out-parameter; WNOWAIT only looks.
+        let pid = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            if libc::waitid(
+                libc::P_ALL,
+                0,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            ) != 0
+            {
+                return;
+            }
+            info.si_pid()
+        };
+        if pid <= 0 || keep.contains(&pid) {
+            return; // none has exited, or the first that has is not an orphan's
+        }
+        // SAFETY: reaps that one exited child, which is an orphan of the command's.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
+    }
+}
+
 /// Makes memwatch the subreaper of what it spawns: a process whose parent exits comes to
 /// memwatch rather than to init, so what a command started is still found when the command
 /// itself is gone.

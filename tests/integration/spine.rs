@@ -674,3 +674,34 @@ fn a_wrapper_command_is_named_with_the_process_it_started() {
     );
     assert!(!stderr(&out).contains("note: PID"), "{}", stderr(&out));
 }
+
+/// The command's orphans come to memwatch (its subreaper) and are reaped as they exit: a
+/// command that keeps starting short-lived background processes leaves no zombies.
+#[test]
+fn orphans_that_exit_during_the_run_leave_no_zombies() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = memwatch(dir.path())
+        .args(["run", "--duration", "5s", "--out", "o", "--", "sh", "-c"])
+        .arg("for i in 1 2 3 4 5 6; do (sleep 0.1 &); sleep 0.2; done; sleep 30")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let me = child.id() as i32;
+    std::thread::sleep(Duration::from_millis(3500));
+    let zombies: Vec<i32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+                fields[0] == "Z" && fields[1] == me.to_string()
+            })
+        })
+        .collect();
+    let out = wait_output(child, Duration::from_secs(20));
+    assert!(
+        zombies.is_empty(),
+        "zombies of memwatch: {zombies:?}; {}",
+        stderr(&out)
+    );
+}
