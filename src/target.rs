@@ -340,6 +340,7 @@ impl Target {
         }
         others
             .iter()
+            .filter(|o| !o.exited)
             .map(|o| format!("{} ({})", o.pid, o.name))
             .collect()
     }

@@ -10,6 +10,8 @@ use std::os::fd::{FromRawFd, OwnedFd};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ProcEntry {
     pub pid: i32,
+    /// `R`, `S`, ... `Z` for a zombie (exited, not yet reaped).
+    pub state: char,
     pub ppid: i32,
     pub pgrp: i32,
     /// Clock ticks since boot: with the PID, the process's identity.
@@ -22,6 +24,8 @@ pub struct ProcEntry {
 pub struct Held {
     pub pid: i32,
     pub name: String,
+    /// It had exited already (a zombie) when found: nothing to stop, only to reap.
+    pub exited: bool,
     pub pidfd: OwnedFd,
 }
 
@@ -35,6 +39,7 @@ pub fn parse_stat(pid: i32, text: &str) -> Option<ProcEntry> {
     // fields[0] is field 3 (state): field N is fields[N - 3].
     Some(ProcEntry {
         pid,
+        state: fields.first()?.chars().next()?,
         ppid: fields.get(1)?.parse().ok()?,
         pgrp: fields.get(2)?.parse().ok()?,
         start_time: fields.get(19)?.parse().ok()?,
@@ -137,6 +142,7 @@ fn hold(seen: &ProcEntry) -> Option<Held> {
     (now.start_time == seen.start_time).then(|| Held {
         pid: seen.pid,
         name: seen.name.clone(),
+        exited: seen.state == 'Z',
         pidfd,
     })
 }
@@ -188,7 +194,7 @@ mod tests {
                      1234567 1024880640 14545 18446744073709551615";
         let e = parse_stat(21568, plain).unwrap_or_else(|| panic!("parsed"));
         assert_eq!((e.ppid, e.pgrp, e.start_time), (21554, 21540, 1234567));
-        assert_eq!(e.name, "node");
+        assert_eq!((e.name.as_str(), e.state), ("node", 'S'));
         let odd = "7 (a b) c)) R 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0";
         let e = parse_stat(7, odd).unwrap_or_else(|| panic!("parsed"));
         assert_eq!((e.name.as_str(), e.ppid, e.start_time), ("a b) c)", 1, 99));
@@ -199,6 +205,7 @@ mod tests {
     fn finds_descendants_parents_first() {
         let p = |pid, ppid| ProcEntry {
             pid,
+            state: 'S',
             ppid,
             pgrp: 1,
             start_time: 0,
