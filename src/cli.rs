@@ -185,6 +185,11 @@ pub struct SamplingArgs {
     #[arg(long)]
     pub pss: bool,
 
+    /// Watch the target and every process it starts (found again every second), and judge
+    /// their sum, the `total` series; samples.csv gets a row per process and a `total` row
+    #[arg(long)]
+    pub tree: bool,
+
     /// Time between PSS/USS readings, with --pss
     #[arg(
         long,

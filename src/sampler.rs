@@ -11,17 +11,21 @@ use crate::interrupt::{Interrupts, Wake, wait_until};
 use crate::load::{LoadPlan, LoadRunner, LoadSummary};
 use crate::recording::{DUMP_FAILED, Event, EventKind, Kept, Recording};
 use crate::runtime::{Probe, ProbeEvent, Reading};
+use crate::sample::members::{self, Members};
 use crate::sample::reader::ReadError;
 use crate::sample::{ManagedHeap, MemStatus, ProcReader, Sample, Sampling, Schedule};
 use crate::signal::{SignalPlan, SignalSchedule, is_caught, signal_name};
 use crate::target::Target;
 use std::io;
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// One tick of the sampler, as every consumer sees it.
 pub struct Tick<'a> {
-    /// The samples of this tick: one per process watched.
+    /// The samples of this tick: one per process watched, the target first.
     pub samples: &'a [Sample],
+    /// With `--tree`: their sum, the series judged.
+    pub total: Option<&'a Sample>,
     /// What happened at this tick (signals, dumps, settle samples, load start/end).
     pub events: &'a [Event],
     /// The run so far, for consumers that show a trend.
@@ -96,6 +100,8 @@ pub struct WatchResult {
     pub load: Option<LoadSummary>,
     /// What the runtime probe did (`--runtime`), with the time it was seen.
     pub runtime: Vec<(f64, ProbeEvent)>,
+    /// With `--tree`: how many processes the tree had over the run, the target included.
+    pub processes: Option<usize>,
 }
 
 /// How long a spawned command may take to install its signal handler.
@@ -152,6 +158,18 @@ pub fn watch(
     let mut next_scan = t0;
     let mut next_reap = t0 + REAP_EVERY;
     let mut tick_events: Vec<Event> = Vec::with_capacity(4);
+    // --tree: the target's descendants, and this tick's samples (reused, no allocation once
+    // the tree has been seen at its largest).
+    let mut tree = sampling.tree.then(|| {
+        Members::new(
+            target.pid,
+            Path::new("/proc"),
+            sampling.pss_interval.is_some(),
+            t0,
+        )
+    });
+    let mut member_samples: Vec<Sample> = Vec::new();
+    let mut tick_samples: Vec<Sample> = Vec::new();
     let mut taken: u64 = 0;
     let mut dumps = dump_watcher(target, plan, sinks);
     let mut load = run.load.map(|p| LoadRunner::new(p, t0));
@@ -273,11 +291,23 @@ pub fn watch(
             sample.pss = Some(pss);
             sample.uss = Some(uss);
         }
-        rec.push(&sample);
+        let total = tree.as_mut().map(|m| {
+            m.sample(now, &sample, sample.pss.is_some(), &mut member_samples);
+            tick_samples.clear();
+            tick_samples.push(sample);
+            tick_samples.extend_from_slice(&member_samples);
+            members::total(&tick_samples)
+        });
+        rec.push(total.as_ref().unwrap_or(&sample));
         rec.events.extend(tick_events.iter().cloned());
         taken += 1;
         let tick = Tick {
-            samples: std::slice::from_ref(&sample),
+            samples: if total.is_some() {
+                &tick_samples
+            } else {
+                std::slice::from_ref(&sample)
+            },
+            total: total.as_ref(),
             events: &tick_events,
             recording: &rec,
             taken,
@@ -410,6 +440,7 @@ pub fn watch(
         dumps,
         load,
         runtime: runtime_events,
+        processes: tree.map(|m| m.seen()),
     })
 }
 

@@ -153,7 +153,11 @@ pub struct Count(pub u64, pub &'static str);
 
 impl fmt::Display for Count {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let plural = if self.0 == 1 { "" } else { "s" };
+        let plural = match (self.0, self.1.ends_with('s')) {
+            (1, _) => "",
+            (_, true) => "es", // processes
+            (_, false) => "s",
+        };
         write!(f, "{} {}{plural}", self.0, self.1)
     }
 }
@@ -164,6 +168,9 @@ mod tests {
 
     #[test]
     fn human_output() {
+        assert_eq!(Count(3, "process").to_string(), "3 processes");
+        assert_eq!(Count(1, "process").to_string(), "1 process");
+        assert_eq!(Count(2, "sample").to_string(), "2 samples");
         assert_eq!(Bytes(0.0).to_string(), "0 B");
         assert_eq!(Bytes(1536.0).to_string(), "1.50 KiB");
         assert_eq!(Bytes(48.3 * 1048576.0).to_string(), "48.3 MiB");

@@ -57,7 +57,13 @@ pub fn conclude(run: Finished<'_>) -> Exit {
     let chart = ChartContext {
         run: match (&summary.target, &summary.source) {
             (Some(t), _) => {
-                ChartContext::describe_run(t.pid, &t.command, summary.duration_s, &t.ended)
+                let run =
+                    ChartContext::describe_run(t.pid, &t.command, summary.duration_s, &t.ended);
+                match t.tree_processes {
+                    // --tree: say that the figures are the sum over the tree.
+                    Some(n) => format!("{run} · the sum over {}", Count(n as u64, "process")),
+                    None => run,
+                }
             }
             (None, Some(src)) => format!("{} · {}", src.file, Elapsed(summary.duration_s)),
             (None, None) => String::new(),

@@ -134,6 +134,7 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
                 dumps: Vec::new(),
                 load: None,
                 runtime: Vec::new(),
+                processes: None,
             }),
         };
         for sink in sinks.iter_mut() {
@@ -144,12 +145,13 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
     // memwatch watches one process. A wrapper (`npm start`, a shell script) is seldom what
     // leaks, nor is a master the workers it forks: say so while both still run.
     if !config.quiet
+        && !config.sampling.tree
         && !target.has_exited()
         && let Some((child, rss, own)) = crate::tree::notable_descendant(target.pid)
     {
         eprintln!(
             "memwatch: note: PID {} ({}, {}) started PID {} ({}, {}); memwatch watched {} only: \
-             to watch {}, run it directly or use --pid {}",
+             to watch {}, run it directly or use --pid {}; --tree judges their sum",
             target.pid,
             target.name,
             Bytes(own as f64),
@@ -240,7 +242,7 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
 
     let mut summary = Summary::of_judged(&judged, config.analysis.metric, base_exit);
     summary.missed_samples = Some(result.missed);
-    summary.target = Some(target_summary(&target, &end, result.stop));
+    summary.target = Some(target_summary(&target, &end, &result));
     summary.events = rec.events.iter().map(Into::into).collect();
     summary.dumps = result.dumps.iter().map(Into::into).collect();
     summary.load = result.load.clone();
@@ -569,7 +571,7 @@ fn check_signals(target: &Target, reader: &mut ProcReader, plan: &SignalPlan) ->
     Ok(())
 }
 
-fn target_summary(target: &Target, end: &TargetEnd, stop: StopReason) -> TargetSummary {
+fn target_summary(target: &Target, end: &TargetEnd, result: &WatchResult) -> TargetSummary {
     TargetSummary {
         pid: target.pid,
         name: target.name.clone(),
@@ -585,6 +587,7 @@ fn target_summary(target: &Target, end: &TargetEnd, stop: StopReason) -> TargetS
             _ => None,
         },
         stopped_by_memwatch: end.stopped_by_memwatch,
-        stop: stop.key().to_string(),
+        stop: result.stop.key().to_string(),
+        tree_processes: result.processes,
     }
 }

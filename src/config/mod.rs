@@ -165,7 +165,13 @@ fn watch(target: TargetSpec, load: Option<LoadPlan>, args: &WatchArgs) -> Result
     let analysis = analysis(&args.analysis);
     let spawned = matches!(target, TargetSpec::Spawn { .. });
     let config = WatchConfig {
-        runtime: runtime(&args.runtime, spawned, sampling.duration, &analysis)?,
+        runtime: runtime(
+            &args.runtime,
+            spawned && !sampling.tree,
+            sampling.tree,
+            sampling.duration,
+            &analysis,
+        )?,
         target,
         load,
         signals: signals(&args.signals, sampling.duration)?,
@@ -262,9 +268,17 @@ fn check_baseline_metric(limits: &Limits, a: &AnalysisConfig) -> Result<()> {
 fn runtime(
     args: &RuntimeArgs,
     spawned: bool,
+    tree: bool,
     duration: Option<Duration>,
     analysis: &AnalysisConfig,
 ) -> Result<RuntimeSettings> {
+    if tree && args.runtime.is_some_and(|r| r != RuntimeChoice::None) {
+        return Err(usage(
+            "--runtime asks one process's runtime, and --tree judges the sum over processes: \
+             leave one of them out"
+                .into(),
+        ));
+    }
     let choice = args.runtime.unwrap_or(if spawned {
         RuntimeChoice::Auto
     } else {
@@ -320,7 +334,7 @@ fn runtime(
         gc,
         pause_budget: args.gc_pause_budget.0,
         snapshots_at,
-        hint: args.runtime.is_none(),
+        hint: args.runtime.is_none() && !tree,
     })
 }
 
@@ -342,6 +356,7 @@ fn sampling(args: &SamplingArgs) -> Result<Sampling> {
         interval,
         duration,
         pss_interval: args.pss.then(|| args.pss_interval.0.max(interval)),
+        tree: args.tree,
     })
 }
 

@@ -492,6 +492,7 @@ mod tests {
             signal: Some("SIGTERM".into()),
             stopped_by_memwatch: true,
             stop: "duration".into(),
+            tree_processes: None,
         });
         s.files = Files {
             csv: Some("memwatch-4242-20260101-120000/samples.csv".into()),

@@ -4,6 +4,7 @@
 use crate::recording::Event;
 use crate::sample::Sample;
 use crate::sampler::{SampleSink, Tick};
+use crate::series::SeriesKey;
 use std::io::{self, Write};
 
 pub const HEADER: [&str; 14] = [
@@ -61,6 +62,16 @@ impl<W: Write> CsvWriter<W> {
     /// Formatted by hand into one buffer (the numbers never need quoting; the event field is
     /// quoted as the csv crate's `QuoteStyle::Necessary` does), then one `write`.
     pub fn write(&mut self, s: &Sample, events: &[Event]) -> io::Result<()> {
+        self.write_series(s, &SeriesKey::process(s.pid), events)
+    }
+
+    /// Writes one row of series `key` (`total` in the `pid` cell for the sum over a tree).
+    pub fn write_series(
+        &mut self,
+        s: &Sample,
+        key: &SeriesKey,
+        events: &[Event],
+    ) -> io::Result<()> {
         let mut num = itoa::Buffer::new();
         let row = &mut self.row;
         row.clear();
@@ -68,7 +79,9 @@ impl<W: Write> CsvWriter<W> {
         row.push(b',');
         row.extend_from_slice(num.format(s.unix_ms).as_bytes());
         row.push(b',');
-        row.extend_from_slice(num.format(s.pid).as_bytes());
+        if let Some(cell) = key.pid_cell(&mut num) {
+            row.extend_from_slice(cell.as_bytes());
+        }
         for v in [s.mem.rss, s.mem.vsz] {
             row.push(b',');
             row.extend_from_slice(num.format(v).as_bytes());
@@ -125,12 +138,16 @@ impl<W: Write> CsvWriter<W> {
 }
 
 impl<W: Write> SampleSink for CsvWriter<W> {
-    /// One row per sample of the tick; the tick's events go on its first row.
+    /// One row per sample of the tick, then the `total` row with `--tree`; the tick's events
+    /// go on its first row.
     fn tick(&mut self, tick: &Tick<'_>) -> io::Result<()> {
         let mut events = tick.events;
         for s in tick.samples {
             self.write(s, events)?;
             events = &[];
+        }
+        if let Some(total) = tick.total {
+            self.write_series(total, &SeriesKey::Total, events)?;
         }
         Ok(())
     }

@@ -79,6 +79,8 @@ pub struct LiveView {
     history_next: usize,
     trend: Option<LiveTrend>,
     drawn: bool,
+    /// With `--tree`: the processes summed in the figures shown (the target included).
+    processes: usize,
 }
 
 impl LiveView {
@@ -93,6 +95,7 @@ impl LiveView {
             history_next: 0,
             trend: None,
             drawn: false,
+            processes: 1,
         }
     }
 
@@ -136,10 +139,13 @@ impl LiveView {
         let rss = s.mem.rss;
         let start = self.start_rss.unwrap_or(rss);
         self.line.clear();
+        let _ = write!(self.line, "pid {}", s.pid);
+        if self.processes > 1 {
+            let _ = write!(self.line, " + {} it started", self.processes - 1);
+        }
         let _ = write!(
             self.line,
-            "pid {}  RSS {}  {} since start",
-            s.pid,
+            "  RSS {}  {} since start",
             Bytes(rss as f64),
             Delta(rss as f64 - start as f64)
         );
@@ -247,7 +253,14 @@ impl crate::sampler::SampleSink for LiveSink {
             self.view.set_trend(trend(tick.recording, &self.analysis));
             self.next_trend = Some(tick.now + Duration::from_secs(5).max(started.elapsed() * 100));
         }
-        self.view.update(sample, tick.taken, tick.missed, tick.now);
+        // With --tree the figures are the sum over the tree.
+        self.view.processes = tick.samples.len();
+        self.view.update(
+            tick.total.unwrap_or(sample),
+            tick.taken,
+            tick.missed,
+            tick.now,
+        );
         Ok(())
     }
 

@@ -193,6 +193,9 @@ pub struct TargetSummary {
     pub stopped_by_memwatch: bool,
     /// Why sampling stopped: "duration", "target-exited", "interrupted", "output-closed".
     pub stop: String,
+    /// With `--tree`: how many processes the tree had over the run, the target included; the
+    /// series judged is their sum (`total` in samples.csv). `null` without `--tree`.
+    pub tree_processes: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]

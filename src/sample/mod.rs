@@ -1,5 +1,6 @@
 //! The sampler: what one sample is, how it is read from /proc, and when.
 
+pub mod members;
 pub mod reader;
 pub mod schedule;
 pub mod status;
@@ -17,6 +18,8 @@ pub struct Sampling {
     pub duration: Option<Duration>,
     /// Some when PSS/USS are asked for.
     pub pss_interval: Option<Duration>,
+    /// `--tree`: the target's descendants too, judged as their sum.
+    pub tree: bool,
 }
 
 /// One reading of a process's memory. `Copy` and heap-free, so the hot path allocates nothing.

@@ -179,3 +179,15 @@ fn nothing_to_watch_and_unknown_flags() {
     assert!(refused(&["--bogus"]).contains("--bogus"));
     assert!(refused(&["--pid", "1", "--interval"]).contains("--interval"));
 }
+
+/// `--tree` judges the sum over processes, `--runtime` one process's heap: not together.
+#[test]
+fn tree_with_a_runtime_is_refused() {
+    for runtime in ["node", "jvm", "auto"] {
+        let err = refused(&["run", "--tree", "--runtime", runtime, "--", "true"]);
+        assert!(
+            err.contains("--runtime asks one process's runtime, and --tree judges the sum"),
+            "{err}"
+        );
+    }
+}

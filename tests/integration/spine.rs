@@ -705,3 +705,115 @@ fn orphans_that_exit_during_the_run_leave_no_zombies() {
         stderr(&out)
     );
 }
+
+/// `--tree`: the target and every process it starts, judged on their sum. The CSV has a row
+/// per process and a `total` row per tick whose sizes are the sum of the tick's rows; a
+/// tree whose children leak is growing though its root (a shell) is not; `report` on the CSV
+/// judges `total` and gives the very verdict and p-value of the live run.
+#[test]
+fn a_process_tree_is_judged_on_its_sum() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixture_bin();
+    let script = format!(
+        "{f} leak 2MiB/s & {f} leak 1MiB/s & {f} steady & wait",
+        f = f.display()
+    );
+    let out = memwatch(dir.path())
+        .args(["run", "--tree", "--interval", "200ms", "--duration", "8s"])
+        .args(["--out", "o", "--", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "growing: {err}");
+    let rows = read_csv(&dir.path().join("o/samples.csv"));
+    let pids: std::collections::BTreeSet<&str> = rows.iter().map(|r| r["pid"].as_str()).collect();
+    assert_eq!(pids.len(), 5, "sh, three fixtures and total: {pids:?}");
+    // Each tick: the total row follows the tick's process rows and is their sum.
+    let mut tick: Vec<&std::collections::HashMap<String, String>> = Vec::new();
+    let mut totals = 0;
+    for row in &rows {
+        if row["pid"] == "total" {
+            for col in ["rss_bytes", "vsz_bytes", "anon_bytes"] {
+                let sum: f64 = tick.iter().map(|r| num(r, col)).sum();
+                assert_eq!(num(row, col), sum, "{col} at {}", row["elapsed_s"]);
+            }
+            assert!(tick.iter().all(|r| r["elapsed_s"] == row["elapsed_s"]));
+            tick.clear();
+            totals += 1;
+        } else {
+            tick.push(row);
+        }
+    }
+    assert!(totals >= 35, "{totals} ticks");
+    let live: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("o/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(live["target"]["tree_processes"], 4, "{err}");
+    assert_eq!(live["verdict"], "growing");
+    let slope = live["slope_bytes_per_s"].as_f64().unwrap();
+    assert!((2.5e6..3.8e6).contains(&slope), "about 3 MiB/s: {slope}");
+    let again = memwatch(dir.path())
+        .args(["report", "o/samples.csv", "--json", "-"])
+        .output()
+        .unwrap();
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["verdict"], live["verdict"]);
+    assert_eq!(again["p_value"], live["p_value"]);
+    assert_eq!(again["slope_bytes_per_s"], live["slope_bytes_per_s"]);
+}
+
+/// `--pid --tree` finds the processes the target starts while it is watched, and a child
+/// that exits leaves the sum.
+#[test]
+fn an_attached_tree_picks_up_new_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fixture_bin();
+    let script = format!(
+        "sleep 1.5; {f} leak 4MiB/s & sleep 3; kill $!; sleep 30",
+        f = f.display()
+    );
+    let mut root = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .spawn()
+        .unwrap();
+    let out = memwatch(dir.path())
+        .args([
+            "--pid",
+            &root.id().to_string(),
+            "--tree",
+            "--interval",
+            "100ms",
+        ])
+        .args(["--duration", "6s", "--out", "o"])
+        .output()
+        .unwrap();
+    let _ = root.kill();
+    let _ = root.wait();
+    let err = stderr(&out);
+    let rows = read_csv(&dir.path().join("o/samples.csv"));
+    // The leaking fixture: the child with the most memory (the `sleep`s are children too).
+    let leaker = rows
+        .iter()
+        .filter(|r| r["pid"] != "total" && r["pid"] != root.id().to_string())
+        .max_by(|a, b| num(a, "rss_bytes").total_cmp(&num(b, "rss_bytes")))
+        .map(|r| r["pid"].clone())
+        .unwrap_or_else(|| panic!("no child rows: {err}"));
+    let child: Vec<&std::collections::HashMap<String, String>> =
+        rows.iter().filter(|r| r["pid"] == leaker).collect();
+    let first = num(child[0], "elapsed_s");
+    let last = num(child[child.len() - 1], "elapsed_s");
+    assert!(
+        (1.4..3.0).contains(&first),
+        "found within a second of its start: {first}"
+    );
+    assert!(last < 5.5, "gone from the rows once it exited: {last}");
+    let peak = rows
+        .iter()
+        .filter(|r| r["pid"] == "total")
+        .map(|r| num(r, "rss_bytes"))
+        .fold(0.0, f64::max);
+    assert!(
+        peak > 8.0 * 1048576.0,
+        "the child's memory is in the sum: {peak}"
+    );
+}
