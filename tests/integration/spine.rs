@@ -658,8 +658,9 @@ fn a_wrapper_command_is_named_with_the_process_it_started() {
     let child: i32 = note
         .rsplit("--pid ")
         .next()
-        .and_then(|p| p.trim().parse().ok())
+        .and_then(|p| p.split(';').next()?.trim().parse().ok())
         .unwrap_or_else(|| panic!("{note}"));
+    assert!(note.ends_with("; --tree judges their sum"), "{note}");
     assert!(note.contains(" (sh, "), "{note}");
     assert!(
         note.contains(&format!("started PID {child} (fixture, ")),
