@@ -100,8 +100,9 @@ pub struct WatchResult {
     pub load: Option<LoadSummary>,
     /// What the runtime probe did (`--runtime`), with the time it was seen.
     pub runtime: Vec<(f64, ProbeEvent)>,
-    /// With `--tree`: how many processes the tree had over the run, the target included.
-    pub processes: Option<usize>,
+    /// With `--tree`: every process the tree had over the run, the target included, with its
+    /// RSS when first and last read; those that grew most first.
+    pub tree: Option<Vec<members::ProcessGrowth>>,
 }
 
 /// How long a spawned command may take to install its signal handler.
@@ -163,6 +164,7 @@ pub fn watch(
     let mut tree = sampling.tree.then(|| {
         Members::new(
             target.pid,
+            &target.name,
             Path::new("/proc"),
             sampling.pss_interval.is_some(),
             t0,
@@ -440,7 +442,7 @@ pub fn watch(
         dumps,
         load,
         runtime: runtime_events,
-        processes: tree.map(|m| m.seen()),
+        tree: tree.map(Members::into_growth),
     })
 }
 

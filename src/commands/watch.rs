@@ -23,7 +23,7 @@ use crate::sample::{Metric, ProcReader};
 use crate::sampler::{self, SampleSink, StopReason, WatchResult};
 use crate::signal::{SignalPlan, signal_name};
 use crate::target::{Ending, Target, TargetEnd};
-use crate::units::{Bytes, Elapsed};
+use crate::units::{Bytes, Count, Delta, Elapsed};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -134,7 +134,7 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
                 dumps: Vec::new(),
                 load: None,
                 runtime: Vec::new(),
-                processes: None,
+                tree: None,
             }),
         };
         for sink in sinks.iter_mut() {
@@ -283,6 +283,19 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         };
         eprintln!("memwatch: pid {} ({}): {how}", target.pid, target.name);
         print_figures(rec, result.missed);
+        if let Some(tree) = &result.tree {
+            // Which process of the tree the growth came from.
+            let most: Vec<String> = tree
+                .iter()
+                .take(3)
+                .map(|p| format!("{} ({}) {}", p.pid, p.name, Delta(p.growth_bytes() as f64)))
+                .collect();
+            eprintln!(
+                "memwatch: the tree had {}; RSS grew most in {}",
+                Count(tree.len() as u64, "process"),
+                most.join(", ")
+            );
+        }
         for d in &result.dumps {
             let state = d.completed_s.map_or_else(
                 || "INCOMPLETE".to_string(),
@@ -588,6 +601,7 @@ fn target_summary(target: &Target, end: &TargetEnd, result: &WatchResult) -> Tar
         },
         stopped_by_memwatch: end.stopped_by_memwatch,
         stop: result.stop.key().to_string(),
-        tree_processes: result.processes,
+        tree_processes: result.tree.as_ref().map(Vec::len),
+        tree: result.tree.clone(),
     }
 }

@@ -493,6 +493,7 @@ mod tests {
             stopped_by_memwatch: true,
             stop: "duration".into(),
             tree_processes: None,
+            tree: None,
         });
         s.files = Files {
             csv: Some("memwatch-4242-20260101-120000/samples.csv".into()),

@@ -196,6 +196,10 @@ pub struct TargetSummary {
     /// With `--tree`: how many processes the tree had over the run, the target included; the
     /// series judged is their sum (`total` in samples.csv). `null` without `--tree`.
     pub tree_processes: Option<usize>,
+    /// With `--tree`: each process of the tree (`pid`, `name`, `first_s`, `last_s`,
+    /// `first_bytes`, `last_bytes`: its RSS when first and last read, start-up included),
+    /// those whose RSS grew most first. `null` without `--tree`.
+    pub tree: Option<Vec<crate::sample::members::ProcessGrowth>>,
 }
 
 #[derive(Debug, Serialize)]

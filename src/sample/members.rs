@@ -5,6 +5,7 @@
 
 use crate::sample::reader::ProcReader;
 use crate::sample::{MemStatus, Sample};
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -17,8 +18,26 @@ pub struct Members {
     with_smaps: bool,
     readers: Vec<Member>,
     next_scan: Instant,
-    /// Every process of the tree seen over the run, the target included.
-    seen: Vec<i32>,
+    /// Every process of the tree seen over the run, the target first, with its RSS when
+    /// first and last read.
+    seen: Vec<ProcessGrowth>,
+}
+
+/// One process of a tree over the run: its RSS when first and last read.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ProcessGrowth {
+    pub pid: i32,
+    pub name: String,
+    pub first_s: f64,
+    pub last_s: f64,
+    pub first_bytes: u64,
+    pub last_bytes: u64,
+}
+
+impl ProcessGrowth {
+    pub fn growth_bytes(&self) -> i64 {
+        self.last_bytes as i64 - self.first_bytes as i64
+    }
 }
 
 struct Member {
@@ -29,20 +48,45 @@ struct Member {
 }
 
 impl Members {
-    pub fn new(root: i32, proc_root: &Path, with_smaps: bool, now: Instant) -> Members {
+    pub fn new(root: i32, name: &str, proc_root: &Path, with_smaps: bool, now: Instant) -> Members {
         Members {
             root,
             proc_root: proc_root.to_path_buf(),
             with_smaps,
             readers: Vec::new(),
             next_scan: now,
-            seen: vec![root],
+            seen: vec![ProcessGrowth {
+                pid: root,
+                name: name.to_string(),
+                first_s: f64::NAN,
+                last_s: f64::NAN,
+                first_bytes: 0,
+                last_bytes: 0,
+            }],
         }
     }
 
-    /// How many processes the tree has had, the target included.
-    pub fn seen(&self) -> usize {
-        self.seen.len()
+    /// Every process the tree has had, the target included, those whose RSS grew most
+    /// first.
+    pub fn into_growth(self) -> Vec<ProcessGrowth> {
+        let mut seen: Vec<ProcessGrowth> = self
+            .seen
+            .into_iter()
+            .filter(|p| !p.first_s.is_nan())
+            .collect();
+        seen.sort_by_key(|p| std::cmp::Reverse(p.growth_bytes()));
+        seen
+    }
+
+    /// Notes `pid`'s RSS at `at` seconds: the first reading stays, the last is replaced.
+    fn note(&mut self, pid: i32, at: f64, rss: u64) {
+        let at = (at * 1000.0).round() / 1000.0; // as samples.csv gives it
+        if let Some(p) = self.seen.iter_mut().find(|p| p.pid == pid) {
+            if p.first_s.is_nan() {
+                (p.first_s, p.first_bytes) = (at, rss);
+            }
+            (p.last_s, p.last_bytes) = (at, rss);
+        }
     }
 
     /// Reads every member now into `out` (cleared first), looking for new ones first when that
@@ -53,6 +97,7 @@ impl Members {
             self.next_scan = now + SCAN_EVERY;
         }
         out.clear();
+        self.note(self.root, base.elapsed_s, base.mem.rss);
         self.readers.retain_mut(|m| {
             let Ok(mem) = m.reader.read_status() else {
                 return false; // exited (or a zombie): its files no longer read
@@ -70,6 +115,10 @@ impl Members {
             });
             true
         });
+        for i in 0..out.len() {
+            let s = out[i];
+            self.note(s.pid, s.elapsed_s, s.mem.rss);
+        }
     }
 
     /// Opens readers for the descendants of the root not yet read. A process is opened only
@@ -79,6 +128,14 @@ impl Members {
         let procs = crate::tree::processes();
         for pid in crate::tree::descendants_of(&procs, &[self.root]) {
             if self.readers.iter().any(|m| m.pid == pid) {
+                // A child found between fork and exec had its parent's name: keep it current.
+                if let (Some(now), Some(p)) = (
+                    procs.iter().find(|p| p.pid == pid),
+                    self.seen.iter_mut().find(|p| p.pid == pid),
+                ) && now.name != p.name
+                {
+                    p.name.clone_from(&now.name);
+                }
                 continue;
             }
             let Some(seen) = procs.iter().find(|p| p.pid == pid && p.state != 'Z') else {
@@ -97,8 +154,15 @@ impl Members {
                     reader,
                     smaps: None,
                 });
-                if !self.seen.contains(&pid) {
-                    self.seen.push(pid);
+                if !self.seen.iter().any(|p| p.pid == pid) {
+                    self.seen.push(ProcessGrowth {
+                        pid,
+                        name: seen.name.clone(),
+                        first_s: f64::NAN,
+                        last_s: f64::NAN,
+                        first_bytes: 0,
+                        last_bytes: 0,
+                    });
                 }
             }
         }

@@ -750,6 +750,24 @@ fn a_process_tree_is_judged_on_its_sum() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("o/summary.json")).unwrap())
             .unwrap();
     assert_eq!(live["target"]["tree_processes"], 4, "{err}");
+    // Which process the growth came from: a leaking fixture first (from its first reading,
+    // start-up included), the shell, which holds still, last.
+    let tree = live["target"]["tree"].as_array().unwrap();
+    let grew = |i: usize| {
+        tree[i]["last_bytes"].as_f64().unwrap() - tree[i]["first_bytes"].as_f64().unwrap()
+    };
+    assert_eq!(tree.len(), 4);
+    assert_eq!(tree[0]["name"], "fixture", "{tree:?}");
+    assert!(grew(0) > 10.0 * 1048576.0, "{tree:?}");
+    let sh = tree.iter().position(|p| p["name"] == "sh").unwrap();
+    assert!(grew(sh).abs() < 1048576.0, "{tree:?}");
+    assert!(
+        err.contains(&format!(
+            "memwatch: the tree had 4 processes; RSS grew most in {} (fixture) +",
+            tree[0]["pid"]
+        )),
+        "{err}"
+    );
     assert_eq!(live["verdict"], "growing");
     let slope = live["slope_bytes_per_s"].as_f64().unwrap();
     assert!((2.5e6..3.8e6).contains(&slope), "about 3 MiB/s: {slope}");
