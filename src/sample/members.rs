@@ -115,8 +115,7 @@ impl Members {
             });
             true
         });
-        for i in 0..out.len() {
-            let s = out[i];
+        for s in out.iter() {
             self.note(s.pid, s.elapsed_s, s.mem.rss);
         }
     }
