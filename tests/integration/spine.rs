@@ -823,7 +823,7 @@ fn an_attached_tree_picks_up_new_children() {
     let last = num(child[child.len() - 1], "elapsed_s");
     assert!(
         (1.4..3.5).contains(&first),
-        "found within a second of its start: {first}"
+        "found about a second after its start: {first}"
     );
     assert!(
         last < 5.8,
