@@ -76,6 +76,11 @@ fn leaky_node_service_grows_and_yields_heap_snapshots() {
             "SIGUSR2",
             "--signal-every",
             "15s",
+            // A GC forced every second: the managed heap is judged, which the leak raises
+            // whatever RSS does (once, RSS stayed flat after a snapshot while the heap
+            // refilled the space it had freed, and too few heap readings were left).
+            "--gc-every",
+            "1s",
             "--out",
             "o",
             "--",
@@ -94,6 +99,7 @@ fn leaky_node_service_grows_and_yields_heap_snapshots() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     let s = summary(dir.path());
     assert_eq!(s["verdict"], "growing", "{err}");
+    assert_eq!(s["metric"], "heap-after-gc", "{err}");
     let dumps = s["dumps"].as_array().unwrap();
     let complete: Vec<&Value> = dumps
         .iter()
