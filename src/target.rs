@@ -326,18 +326,12 @@ impl Target {
         if with_target {
             fds.push(self.pidfd.as_fd());
         }
-        for fd in &fds {
-            let _ = send_via_pidfd(*fd, libc::SIGTERM);
-        }
+        signal_all(&fds, libc::SIGTERM);
         if !wait_all_exit(&fds, grace) {
-            for fd in &fds {
-                let _ = send_via_pidfd(*fd, libc::SIGKILL);
-            }
+            signal_all(&fds, libc::SIGKILL);
             wait_all_exit(&fds, Duration::from_secs(1));
         }
-        for held in &others {
-            reap(held.pidfd.as_fd());
-        }
+        reap_all(&others);
         others
             .iter()
             .filter(|o| !o.exited)
@@ -393,16 +387,12 @@ impl Drop for Target {
         }
         if let Some(child) = &mut self.child {
             let others = crate::tree::started_by(self.pid, self.group);
-            let _ = send_via_pidfd(self.pidfd.as_fd(), libc::SIGKILL);
-            for held in &others {
-                let _ = send_via_pidfd(held.pidfd.as_fd(), libc::SIGKILL);
-            }
-            let _ = child.wait();
             let fds: Vec<BorrowedFd<'_>> = others.iter().map(|o| o.pidfd.as_fd()).collect();
+            let _ = send_via_pidfd(self.pidfd.as_fd(), libc::SIGKILL);
+            signal_all(&fds, libc::SIGKILL);
+            let _ = child.wait();
             wait_all_exit(&fds, Duration::from_secs(1));
-            for held in &others {
-                reap(held.pidfd.as_fd());
-            }
+            reap_all(&others);
         }
     }
 }
@@ -447,18 +437,26 @@ fn wait_all_exit(pidfds: &[BorrowedFd<'_>], limit: Duration) -> bool {
     }
 }
 
-/// Reaps the process of `pidfd` if it is memwatch's child (an orphan that came to memwatch
-/// as subreaper) and has exited; anything else is left alone.
-fn reap(pidfd: BorrowedFd<'_>) {
-    // SAFETY: a zeroed siginfo_t is a valid out-parameter; the pidfd is valid.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        libc::waitid(
-            libc::P_PIDFD,
-            pidfd.as_raw_fd() as libc::id_t,
-            &mut info,
-            libc::WEXITED | libc::WNOHANG,
-        );
+fn signal_all(pidfds: &[BorrowedFd<'_>], signal: i32) {
+    for fd in pidfds {
+        let _ = send_via_pidfd(*fd, signal);
+    }
+}
+
+/// Reaps each of `held` that is memwatch's child (an orphan that came to memwatch as
+/// subreaper) and has exited; anything else is left alone.
+fn reap_all(held: &[crate::tree::Held]) {
+    for h in held {
+        // SAFETY: a zeroed siginfo_t is a valid out-parameter; the pidfd is valid.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PIDFD,
+                h.pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG,
+            );
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! holds a CI job's output open.
 
 use std::os::fd::{FromRawFd, OwnedFd};
+use std::path::Path;
 
 /// One process as /proc/PID/stat tells it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,9 +138,7 @@ fn hold(seen: &ProcEntry) -> Option<Held> {
     // SAFETY: fd is a fresh, valid descriptor.
     let pidfd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     // The pidfd names whatever process has the PID now: it must be the one seen.
-    let text = std::fs::read_to_string(format!("/proc/{}/stat", seen.pid)).ok()?;
-    let now = parse_stat(seen.pid, &text)?;
-    (now.start_time == seen.start_time).then(|| Held {
+    is_still(seen, Path::new("/proc")).then(|| Held {
         pid: seen.pid,
         name: seen.name.clone(),
         exited: seen.state == 'Z',
@@ -173,6 +172,16 @@ pub fn reap_orphans(keep: &[i32]) {
         // SAFETY: reaps that one exited child, which is an orphan of the command's.
         unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) };
     }
+}
+
+/// Whether PID `seen.pid` is still the process `seen` describes (the same start time), in
+/// the /proc at `proc_root`: checked after a handle on the PID was taken, it says the handle
+/// is bound to that process.
+pub fn is_still(seen: &ProcEntry, proc_root: &Path) -> bool {
+    std::fs::read_to_string(proc_root.join(format!("{}/stat", seen.pid)))
+        .ok()
+        .and_then(|text| parse_stat(seen.pid, &text))
+        .is_some_and(|now| now.start_time == seen.start_time)
 }
 
 /// Makes memwatch the subreaper of what it spawns: a process whose parent exits comes to

@@ -143,11 +143,7 @@ impl Members {
             let Ok(reader) = ProcReader::open(&self.proc_root, pid, self.with_smaps) else {
                 continue;
             };
-            let still = std::fs::read_to_string(self.proc_root.join(format!("{pid}/stat")))
-                .ok()
-                .and_then(|text| crate::tree::parse_stat(pid, &text))
-                .is_some_and(|now| now.start_time == seen.start_time);
-            if still {
+            if crate::tree::is_still(seen, &self.proc_root) {
                 self.readers.push(Member {
                     pid,
                     reader,
