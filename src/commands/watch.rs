@@ -18,7 +18,8 @@ use crate::report::live::{LiveMode, LiveSink};
 use crate::report::output::{Dest, local_stamp};
 use crate::report::summary::RuntimeSummary;
 use crate::report::summary::{Files, Summary, TargetSummary};
-use crate::runtime::{DumpGuard, Plan, Probe, ProbeEvent, RuntimeKind, node};
+use crate::runtime::agent::{Preload, Spawned};
+use crate::runtime::{DumpGuard, Plan, Probe, ProbeEvent, RuntimeError, RuntimeKind};
 use crate::sample::{Metric, ProcReader};
 use crate::sampler::{self, SampleSink, StopReason, WatchResult};
 use crate::signal::{SignalPlan, signal_name};
@@ -36,21 +37,29 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         source: e,
     })?;
     // Outputs were checked with the configuration, before anything is spawned.
-    let mut inspector_ours = false;
+    let mut node_preload = None;
     let (mut target, mut reader) = match &config.target {
         TargetSpec::Attach { pid } => Target::attach(proc_root, *pid, with_pss)?,
         TargetSpec::Spawn { command, .. } => {
-            // A Node.js command opens its inspector on a free loopback port from the start,
-            // so parallel runs never collide on 9229; memwatch closes it at the end.
-            let env = if wants_node_inspector(config.runtime.choice, command) {
-                inspector_ours = true;
-                vec![node::spawn_env()]
-            } else {
-                Vec::new()
+            // A Node.js command gets memwatch's agent (--require, a private channel): no port.
+            let preload = wants_node_agent(config.runtime.choice, command)
+                .then(|| Preload::new(std::env::var_os("NODE_OPTIONS").as_deref()));
+            let (env, fd) = match &preload {
+                Some(Ok(p)) => (p.env(), Some(p.child_fd())),
+                _ => (&[][..], None),
             };
-            Target::spawn(proc_root, command, &env, with_pss)?
+            let spawned = Target::spawn(proc_root, command, env, fd, with_pss)?;
+            node_preload = preload.map(|p| p.map(Preload::spawned));
+            spawned
         }
     };
+    // A second Ctrl-C (or SIGTERM) stops at once.
+    interrupts
+        .on_second_request(target.emergency_stop())
+        .map_err(|e| Error::Io {
+            context: "cannot set up signal handling".into(),
+            source: e,
+        })?;
     target.wait_until_loaded(&mut reader);
     let first = reader.read_status();
     target.check_first_read(&first)?;
@@ -78,7 +87,7 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
                 })
                 .filter(|d| !d.as_os_str().is_empty())
                 .unwrap_or_else(|| ".".into());
-            let plan = probe_plan(config, dump_dir, inspector_ours, target.pid);
+            let plan = probe_plan(config, dump_dir, node_preload.take(), target.pid);
             Some(
                 Probe::start(kind, target.pid, target.pidfd(), plan).map_err(|e| {
                     Error::Usage(format!(
@@ -168,8 +177,9 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
     let mut runtime_events: Vec<ProbeEvent> = Vec::new();
     let mut runtime_problem = None;
     if let Some(p) = probe.take() {
-        runtime_problem = p.failure();
-        for r in p.stop() {
+        let (rest, problem) = p.finish();
+        runtime_problem = problem;
+        for r in rest {
             runtime_events.extend(r.events);
         }
     }
@@ -439,9 +449,9 @@ fn histogram_diff(events: &[ProbeEvent]) -> Option<Vec<crate::runtime::jvm::Hist
     Some(rows)
 }
 
-/// Whether a spawned command gets `--inspect=127.0.0.1:0`: asked for, or a Node.js program
-/// run directly (`node app.js`) with `--runtime auto`.
-fn wants_node_inspector(choice: RuntimeChoice, command: &[std::ffi::OsString]) -> bool {
+/// Whether a spawned command gets memwatch's agent: asked for, or a Node.js program run
+/// directly (`node app.js`) with `--runtime auto`.
+fn wants_node_agent(choice: RuntimeChoice, command: &[std::ffi::OsString]) -> bool {
     let argv0 = command
         .first()
         .map(|a| a.to_string_lossy())
@@ -471,8 +481,8 @@ fn runtime_of(target: &Target, config: &WatchConfig) -> Result<Option<RuntimeKin
             {
                 eprintln!(
                     "memwatch: hint: PID {} is a {kind} process: add '--runtime {}' to judge its \
-                     managed heap after forced GCs (memwatch then opens a debugging port on \
-                     127.0.0.1 or the JVM's attach listener while it runs, see docs/runtime.md)",
+                     managed heap after forced GCs (memwatch then opens Node's inspector for the \
+                     attach only, or the JVM's attach listener, see docs/runtime.md)",
                     target.pid,
                     kind.name()
                 );
@@ -496,7 +506,12 @@ fn runtime_of(target: &Target, config: &WatchConfig) -> Result<Option<RuntimeKin
 /// What the probe does: the GC schedule and pause budget, the cheap heap reading at the
 /// sampling interval (at most 5 a second), snapshots at their times into the output folder,
 /// each one only when --max-dumps, --min-free and the memory headroom allow.
-fn probe_plan(config: &WatchConfig, dump_dir: PathBuf, inspector_ours: bool, pid: i32) -> Plan {
+fn probe_plan(
+    config: &WatchConfig,
+    dump_dir: PathBuf,
+    node_preload: Option<std::result::Result<Spawned, RuntimeError>>,
+    pid: i32,
+) -> Plan {
     let max_dumps = config.signals.max_dumps;
     let min_free = config.signals.min_free;
     let dir = dump_dir.clone();
@@ -525,7 +540,11 @@ fn probe_plan(config: &WatchConfig, dump_dir: PathBuf, inspector_ours: bool, pid
         dumps_at: config.runtime.snapshots_at.clone(),
         dump_dir,
         dump_guard: Some(guard),
-        inspector_ours,
+        node_preload,
+        end: config
+            .sampling
+            .duration
+            .map(|d| std::time::Instant::now() + d),
         ..Plan::default()
     }
 }

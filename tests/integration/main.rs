@@ -6,6 +6,7 @@ mod gate;
 mod heap;
 mod managed_heap;
 mod node;
+mod node_security;
 mod regressions;
 mod report_input;
 mod runtime;
