@@ -17,7 +17,7 @@ use super::{Result, RuntimeError};
 use serde_json::{Value, json};
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -660,11 +660,6 @@ impl Channel {
                 Err(e) => return Err(self.closed_or(e, what)),
             }
         }
-    }
-
-    /// The raw descriptor of the channel (for tests: who holds the other end).
-    pub fn raw_fd(&self) -> RawFd {
-        self.stream.as_raw_fd()
     }
 }
 

@@ -592,21 +592,10 @@ impl Inspector {
         })
     }
 
+    /// Sends one command and reads until its answer (events are skipped), at most
+    /// `self.timeout`.
     fn call(&mut self, method: &str, params: Value) -> Result<Value> {
-        let timeout = self.timeout;
-        self.call_with_events(method, params, timeout, timeout, |_, _| Ok(()))
-    }
-
-    /// Sends one command and reads until its answer, handing events to `on_event`. `idle`
-    /// bounds each wait for a message, `total` the whole call.
-    fn call_with_events(
-        &mut self,
-        method: &str,
-        params: Value,
-        idle: Duration,
-        total: Duration,
-        mut on_event: impl FnMut(&str, &Value) -> Result<()>,
-    ) -> Result<Value> {
+        let total = self.timeout;
         let pid = self.pid;
         let Some(ws) = self.ws.as_mut() else {
             return Err(RuntimeError::Protocol {
@@ -627,7 +616,7 @@ impl Inspector {
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                timeout_err(idle)
+                timeout_err(total)
             }
             tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
                 RuntimeError::Protocol {
@@ -649,7 +638,7 @@ impl Inspector {
                 return Err(timeout_err(total));
             }
             ws.get_ref()
-                .set_read_timeout(Some(left.min(idle)))
+                .set_read_timeout(Some(left))
                 .map_err(|e| RuntimeError::io(method, e))?;
             let text = match ws.read().map_err(ws_err)? {
                 Message::Text(t) => t,
@@ -671,9 +660,6 @@ impl Inspector {
                     });
                 }
                 return Ok(v.get("result").cloned().unwrap_or(Value::Null));
-            }
-            if let Some(m) = v.get("method").and_then(Value::as_str) {
-                on_event(m, v.get("params").unwrap_or(&Value::Null))?;
             }
         }
     }
