@@ -361,31 +361,29 @@ impl Target {
     }
 
     /// What a second Ctrl-C does (see `Interrupts::on_second_request`): says so, then
-    /// SIGKILL to a spawned command and to every process it started (an attached process is
-    /// left running), and memwatch exits at once with code 2: no verdict.
+    /// SIGKILL to every process memwatch started (a spawned command and its tree, a `--load`
+    /// command; an attached process is left running), and memwatch exits at once with code
+    /// 2: no verdict.
     pub fn emergency_stop(&self) -> Box<dyn FnOnce() + Send> {
         let pid = self.pid;
         let name = self.name.clone();
         let group = self.group;
         let spawned = self.child.is_some();
-        let pidfd = self.pidfd.try_clone().ok();
         Box::new(move || {
             if spawned {
                 eprintln!(
-                    "memwatch: second stop request: stopping at once, no verdict; SIGKILL to PID {pid} ({name}) and every process it started"
+                    "memwatch: second stop request: stopping at once, no verdict; SIGKILL to PID {pid} ({name}) and every process memwatch started"
                 );
-                let others = crate::tree::started_by(pid, group);
-                let mut fds: Vec<BorrowedFd<'_>> = others.iter().map(|o| o.pidfd.as_fd()).collect();
-                if let Some(fd) = &pidfd {
-                    fds.push(fd.as_fd());
-                }
-                signal_all(&fds, libc::SIGKILL);
-                wait_all_exit(&fds, Duration::from_secs(1));
             } else {
                 eprintln!(
                     "memwatch: second stop request: stopping at once, no verdict; PID {pid} ({name}) is left running"
                 );
             }
+            // Everything below memwatch, each held by a pidfd after its identity was checked.
+            let all = crate::tree::started_by(std::process::id() as i32, group);
+            let fds: Vec<BorrowedFd<'_>> = all.iter().map(|o| o.pidfd.as_fd()).collect();
+            signal_all(&fds, libc::SIGKILL);
+            wait_all_exit(&fds, Duration::from_secs(1));
             std::process::exit(i32::from(crate::exit::Exit::Trouble.code()));
         })
     }

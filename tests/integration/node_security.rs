@@ -3,6 +3,7 @@
 //! memwatch is killed with SIGKILL; the Node program throws, exits, is stopped (SIGSTOP) or
 //! spins. Each test failed on the main branch before the agent (see the closing note).
 
+use crate::managed_heap::bind_default_port;
 use crate::runtime::{
     DEFAULT_PORT, need, node_fixture, ports_of, serves, sockets_of, start_service, wait_sockets,
 };
@@ -200,6 +201,8 @@ fn the_commands_own_inspect_port_is_never_opened() {
 #[test]
 fn attached_the_inspector_is_open_only_for_the_attach() {
     let _turn = DEFAULT_PORT.lock().unwrap_or_else(|e| e.into_inner());
+    // SIGUSR1 opens the inspector on 9229: it must be free (another job may hold it).
+    drop(bind_default_port());
     let (svc, port) = start_service(&[], "session-service.js");
     let dir = tempfile::tempdir().unwrap();
     let watcher = memwatch(dir.path())
@@ -257,7 +260,9 @@ fn attached_the_inspector_is_open_only_for_the_attach() {
     assert!(s["runtime"]["forced_gcs"].as_u64().unwrap() >= 3, "{err}");
     let open_ms = s["runtime"]["inspector_open_ms"].as_f64().unwrap();
     eprintln!("memwatch says the inspector was open {open_ms:.1} ms");
-    assert!(open_ms < 1000.0, "{open_ms}");
+    // Counted from SIGUSR1, which a loaded machine delivers and Node acts on late: an upper
+    // bound (the listening itself is `seen`, above).
+    assert!(open_ms < 5000.0, "{open_ms}");
     assert_eq!(ports_of(svc.pid()), vec![port]);
     assert!(serves(port));
 }
@@ -269,6 +274,8 @@ fn attached_the_inspector_is_open_only_for_the_attach() {
 fn memwatchs_agent_socket_refuses_other_processes() {
     root();
     let _turn = DEFAULT_PORT.lock().unwrap_or_else(|e| e.into_inner());
+    // SIGUSR1 opens the inspector on 9229: it must be free (another job may hold it).
+    drop(bind_default_port());
     let (svc, _port) = start_service(&[], "session-service.js");
     // Connects to every abstract memwatch-agent socket it sees, for 5 s, and keeps each
     // connection: memwatch must refuse them.
@@ -394,6 +401,8 @@ fn memwatch_killed_leaves_no_command_and_nothing_listening() {
 #[test]
 fn memwatch_killed_leaves_the_attached_target_as_it_was() {
     let _turn = DEFAULT_PORT.lock().unwrap_or_else(|e| e.into_inner());
+    // SIGUSR1 opens the inspector on 9229: it must be free (another job may hold it).
+    drop(bind_default_port());
     let (svc, port) = start_service(&[], "session-service.js");
     let dir = tempfile::tempdir().unwrap();
     let mut watcher = memwatch(dir.path())
@@ -464,6 +473,8 @@ fn a_node_program_that_throws_fails_the_run_at_once() {
 #[test]
 fn an_attached_node_program_exits_when_it_would() {
     let _turn = DEFAULT_PORT.lock().unwrap_or_else(|e| e.into_inner());
+    // SIGUSR1 opens the inspector on 9229: it must be free (another job may hold it).
+    drop(bind_default_port());
     need("node");
     let mut program = Command::new("node")
         .args([
@@ -559,6 +570,8 @@ fn duration_is_honoured_when_the_command_is_stopped() {
 #[test]
 fn duration_and_ctrl_c_are_honoured_when_the_attached_target_is_stopped() {
     let _turn = DEFAULT_PORT.lock().unwrap_or_else(|e| e.into_inner());
+    // SIGUSR1 opens the inspector on 9229: it must be free (another job may hold it).
+    drop(bind_default_port());
     let (svc, port) = start_service(&[], "session-service.js");
     let dir = tempfile::tempdir().unwrap();
     let t = Instant::now();
@@ -595,6 +608,7 @@ fn duration_and_ctrl_c_are_honoured_when_the_attached_target_is_stopped() {
     );
     assert_eq!(ports_of(svc.pid()), vec![port]);
     assert_eq!(wait_sockets(svc.pid(), 0), 0, "the first agent ended");
+    drop(bind_default_port());
 
     // Ctrl-C while the target is stopped.
     let watcher = memwatch(dir.path())

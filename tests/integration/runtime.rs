@@ -172,8 +172,9 @@ fn node_attach_installs_the_agent_and_closes_the_inspector_at_once() {
         ms(a.took),
         ms(window)
     );
-    // The target is 200 ms; a loaded CI machine gets room.
-    assert!(window < Duration::from_secs(2), "{window:?}");
+    // The target is 200 ms (50-190 ms measured); a loaded CI machine gets room: this counts
+    // from SIGUSR1, which a busy machine delivers late.
+    assert!(window < Duration::from_secs(5), "{window:?}");
     assert_eq!(a.channel.hello().unwrap().gc, "inspector");
 
     let by = || Instant::now() + Duration::from_secs(10);
