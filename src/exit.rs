@@ -38,7 +38,7 @@ Exit codes:
   1  memory grew, or a limit was breached (--max-rss, --max-growth, --max-slope, --baseline),
      or inconclusive with --fail-on-inconclusive (gate failed)
   2  memwatch could not do its job: bad arguments or config file, target unreadable,
-     output unwritable, a signal the target does not catch
+     output unwritable, a signal the target does not catch, a second Ctrl-C (no verdict)
   3  inconclusive: too little data after the warm-up to decide
   4  the spawned command or the --load command failed (non-zero exit, or killed by a signal
      memwatch did not send); files are still written";
