@@ -468,8 +468,9 @@ impl Channel {
 
     /// A heap snapshot, streamed into `path` (a new file, mode 0600: a snapshot holds every
     /// string in the process) as it comes. `idle` bounds the silence between two chunks,
-    /// `deadline` the whole. Returns the bytes written; a failed or incomplete snapshot
-    /// leaves no file behind.
+    /// `deadline` the whole; it may fill at most half the room its folder had at the start
+    /// (the program, perhaps another user's, decides what it sends). Returns the bytes
+    /// written; a failed or incomplete snapshot leaves no file behind.
     pub fn snapshot(&mut self, path: &Path, idle: Duration, deadline: Instant) -> Result<u64> {
         let mut file = std::fs::OpenOptions::new()
             .write(true)
@@ -477,7 +478,12 @@ impl Channel {
             .mode(0o600)
             .open(path)
             .map_err(|e| RuntimeError::io(format!("cannot create '{}'", path.display()), e))?;
-        let result = self.stream_snapshot(&mut file, path, idle, deadline);
+        let room = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .and_then(crate::dump::free_bytes)
+            .map_or(u64::MAX, |free| free / 2);
+        let result = self.stream_snapshot(&mut file, path, idle, deadline, room);
         let result = result.and_then(|written| {
             file.sync_all()
                 .map_err(|e| RuntimeError::io(format!("cannot write '{}'", path.display()), e))?;
@@ -495,6 +501,7 @@ impl Channel {
         path: &Path,
         idle: Duration,
         deadline: Instant,
+        room: u64,
     ) -> Result<u64> {
         let id = self.send("snapshot", deadline)?;
         let mut written = 0u64;
@@ -511,6 +518,15 @@ impl Channel {
                     RuntimeError::io(format!("cannot write '{}'", path.display()), e)
                 })?;
                 written += chunk.len() as u64;
+                if written > room {
+                    return Err(RuntimeError::Protocol {
+                        what: what.into(),
+                        message: format!(
+                            "the snapshot passed {written} bytes, half the room left in '{}' when it began: stopped",
+                            path.parent().unwrap_or(path).display()
+                        ),
+                    });
+                }
                 let trimmed = chunk.trim_end();
                 if !trimmed.is_empty() {
                     tail = trimmed.as_bytes()[trimmed.len().saturating_sub(8)..].to_vec();
