@@ -496,12 +496,6 @@ impl Inspector {
         self.opened_by_memwatch
     }
 
-    /// Marks the inspector as memwatch's to close (one that memwatch caused to open earlier,
-    /// found open now).
-    pub fn set_opened_by_memwatch(&mut self, yes: bool) {
-        self.opened_by_memwatch = yes;
-    }
-
     /// From the first look at the process to a connected WebSocket.
     pub fn attach_time(&self) -> Duration {
         self.attach_time

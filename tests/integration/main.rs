@@ -4,12 +4,14 @@
 mod bad_input;
 mod gate;
 mod heap;
+mod honest;
 mod managed_heap;
 mod node;
 mod node_security;
 mod regressions;
 mod report_input;
 mod runtime;
+mod shape;
 mod spine;
 mod util;
 mod verdict;
