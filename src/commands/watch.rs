@@ -57,7 +57,7 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
     check_signals(&target, &mut reader, &config.signals)?;
     let runtime_kind = runtime_of(&target, config)?;
 
-    let outputs = config.outputs.resolve(target.pid, &local_stamp());
+    let mut outputs = config.outputs.resolve(target.pid, &local_stamp());
     let csv = outputs.create_csv().and_then(|out| {
         CsvWriter::new(out, runtime_kind.is_some()).map_err(|source| Error::Output {
             path: outputs.csv.display().into(),
@@ -234,7 +234,10 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
     };
     let command_failed = spawned_grace.is_some() && end.command_failed();
     let load_failed = result.load.as_ref().is_some_and(|l| l.failed);
-    let base_exit = if command_failed || load_failed {
+    // A CSV that stopped (a full disk) said so when it did; the run still ends in words.
+    let base_exit = if csv.stopped().is_some() {
+        Exit::Trouble
+    } else if command_failed || load_failed {
         Exit::CommandFailed
     } else {
         verdict_exit(analysis.verdict)

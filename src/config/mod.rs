@@ -164,7 +164,7 @@ fn watch(target: TargetSpec, load: Option<LoadPlan>, args: &WatchArgs) -> Result
     let sampling = sampling(&args.sampling)?;
     let analysis = analysis(&args.analysis);
     let spawned = matches!(target, TargetSpec::Spawn { .. });
-    let config = WatchConfig {
+    let mut config = WatchConfig {
         runtime: runtime(
             &args.runtime,
             spawned && !sampling.tree,
@@ -455,5 +455,6 @@ fn outputs(args: &OutputArgs, gate: &GateArgs) -> OutputPlan {
         png: args.png.clone(),
         junit: gate.junit.clone(),
         png_size: (args.png_size.0, args.png_size.1),
+        dir_existed: false,
     }
 }
