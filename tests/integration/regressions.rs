@@ -129,31 +129,6 @@ fn an_output_that_is_a_folder_is_refused_before_the_run() {
     }
 }
 
-/// A tmpfs of `kib` KiB, unmounted on drop.
-struct SmallDisk(tempfile::TempDir);
-
-impl SmallDisk {
-    fn new(kib: u32) -> SmallDisk {
-        let dir = tempfile::tempdir().unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(
-            ok.success(),
-            "mounting a tmpfs needs root (CI runs as root)"
-        );
-        SmallDisk(dir)
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.0.path()).status();
-    }
-}
-
 #[test]
 fn a_full_disk_for_the_chart_still_leaves_the_summary_and_the_verdict() {
     let disk = SmallDisk::new(32);
