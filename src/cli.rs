@@ -309,7 +309,8 @@ pub struct AnalysisArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Output")]
 pub struct OutputArgs {
-    /// Folder for samples.csv, summary.json and memory.png [default: ./memwatch-<pid>-<YYYYmmdd-HHMMSS>]
+    /// Folder for samples.csv, summary.json and memory.png: made by the run, or one of your own
+    /// holding no earlier run [default: ./memwatch-<pid>-<YYYYmmdd-HHMMSS>, always new: -2, -3...]
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
