@@ -140,6 +140,7 @@ fn item1_jvm_attach_trigger_never_goes_through_a_planted_link() {
     compile_java(home.path());
     let secret = Secret::new("shadow");
     let (jvm, _) = nobody_jvm(home.path(), "one");
+    let _socket = RemovedAfter(format!("/tmp/.java_pid{}", jvm.pid).into());
     let trigger = home.path().join(format!(".attach_pid{}", jvm.pid));
     nobody_does(&format!(
         "ln -s '{}' '{}'",
@@ -182,6 +183,7 @@ fn item1_jvm_attach_trigger_never_goes_through_a_planted_link() {
     // A memwatch killed (SIGKILL) while it waits for the attach socket leaves its trigger:
     // a plain empty file of the JVM's user, mode 0600, nothing else.
     let (jvm, jvm_out) = nobody_jvm(home.path(), "two");
+    let _socket = RemovedAfter(format!("/tmp/.java_pid{}", jvm.pid).into());
     let pid = jvm.pid.to_string();
     let trigger = home.path().join(format!(".attach_pid{}", jvm.pid));
     send_signal(jvm.pid, libc::SIGSTOP);
@@ -232,10 +234,10 @@ fn item1_jvm_attach_trigger_never_goes_through_a_planted_link() {
     assert!(!trigger.exists(), "the next run removed its trigger");
 }
 
-/// Cleans up a planted attach socket.
-struct Planted(PathBuf);
+/// An attach socket, removed at the end (a JVM killed with SIGKILL leaves its own behind).
+struct RemovedAfter(PathBuf);
 
-impl Drop for Planted {
+impl Drop for RemovedAfter {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
     }
@@ -313,7 +315,7 @@ fn item2_jvm_attach_socket_of_another_user_is_not_trusted_and_answers_are_bounde
     std::fs::write(&script, FAKE_LISTENER).unwrap();
     let log = home.path().join("fake.log");
     let socket = PathBuf::from(format!("/tmp/.java_pid{}", java.pid()));
-    let _planted = Planted(socket.clone());
+    let _planted = RemovedAfter(socket.clone());
     let _fake = NobodyProc::start(
         &format!(
             "exec node '{}' '{}' '{}'",
@@ -382,7 +384,7 @@ fn item2_jvm_attach_socket_of_another_user_is_not_trusted_and_answers_are_bounde
         &["java"],
     );
     wait_for_line(&fake_out, "ready");
-    let _planted = Planted(PathBuf::from(format!("/tmp/.java_pid{}", fake.pid)));
+    let _planted = RemovedAfter(PathBuf::from(format!("/tmp/.java_pid{}", fake.pid)));
     let pid = fake.pid.to_string();
     let mut child = memwatch(out_dir.path())
         .args(["--pid", &pid, "--runtime", "jvm", "--duration", "6s"])
