@@ -510,7 +510,7 @@ mod tests {
         for row in readme.lines().filter(|l| l.starts_with("| `-")) {
             let cells: Vec<&str> = row.split(" | ").collect();
             let names: Vec<&str> = cells[0]
-                .split(|c: char| c == '`' || c == ',' || c == ' ')
+                .split(['`', ',', ' '])
                 .filter(|w| w.starts_with("--"))
                 .collect();
             for name in &names {
