@@ -298,7 +298,7 @@ fn no_samples_says_so_instead_of_rss_zero() {
         .output()
         .unwrap();
     let err = stderr(&out);
-    assert!(!err.contains("RSS start 0 B"), "{err}");
+    assert!(!err.contains("RSS first 0 B"), "{err}");
     assert!(err.contains("no samples"), "{err}");
     assert!(!err.contains("target exited; target exited"), "{err}");
 }
