@@ -252,11 +252,26 @@ impl Inspector {
         }
         let start = Instant::now();
         let deadline = start + timeout;
-        let gone = |_| RuntimeError::Gone { pid };
+        // Another user's process: its fd and ns files are closed to memwatch (not "gone").
+        let denied = |file| RuntimeError::PermissionDenied { pid, file };
+        let gone = |e: RuntimeError| match e {
+            RuntimeError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                denied("fd")
+            }
+            _ => RuntimeError::Gone { pid },
+        };
         // Its 127.0.0.1 must be ours: we read its sockets but connect from here.
-        let netns = |dir: &Path| std::fs::read_link(dir.join("ns/net")).ok();
-        let theirs = netns(&proc_root.join(pid.to_string())).ok_or(RuntimeError::Gone { pid })?;
-        if netns(&proc_root.join("self")).is_some_and(|ours| ours != theirs) {
+        let netns = |dir: &Path| std::fs::read_link(dir.join("ns/net"));
+        let theirs = netns(&proc_root.join(pid.to_string())).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                denied("ns/net")
+            } else {
+                RuntimeError::Gone { pid }
+            }
+        })?;
+        if netns(&proc_root.join("self")).is_ok_and(|ours| ours != theirs) {
             return Err(RuntimeError::OtherNetNamespace { pid });
         }
         let before = net::listeners(proc_root, pid).map_err(gone)?;
@@ -359,12 +374,14 @@ impl Inspector {
         // 3. Wait for the new listener. The expected port is tried every 2 ms (a refused
         // connection costs microseconds; the window another user has is as long as this
         // wait), and must then be a new listener of PID's. Every other new socket is asked
-        // (up to 3 times, at most every 100 ms: each look at /proc/PID/net costs a few ms)
-        // whether it is the inspector; one that is not on 127.0.0.1 is closed and refused.
+        // (up to 3 times) whether it is the inspector; one that is not on 127.0.0.1 is
+        // closed and refused.
         let old: Vec<u64> = before.iter().map(|l| l.inode).collect();
         let mut tries: Vec<(u64, u32)> = Vec::new();
+        // Reading net/tcp costs milliseconds on a busy machine: look often at first (Node
+        // opens the inspector within tens of ms), then less and less.
         let mut next_scan = Instant::now();
-        let scan_every = Duration::from_millis(if ep.port != 0 { 100 } else { 20 });
+        let mut scan_pause = Duration::from_millis(20);
         loop {
             if super::pidfd_exited(pidfd) {
                 return Err(RuntimeError::Gone { pid });
@@ -388,7 +405,8 @@ impl Inspector {
                 }
             }
             if Instant::now() >= next_scan {
-                next_scan = Instant::now() + scan_every;
+                next_scan = Instant::now() + scan_pause;
+                scan_pause = (scan_pause * 2).min(Duration::from_millis(320));
                 let now = net::listeners(proc_root, pid).map_err(gone)?;
                 for new in now.iter().filter(|l| !old.contains(&l.inode)) {
                     let n = match tries.iter_mut().find(|(i, _)| *i == new.inode) {
@@ -424,7 +442,11 @@ impl Inspector {
                     waited: timeout,
                 });
             }
-            std::thread::sleep(Duration::from_millis(if ep.port != 0 { 2 } else { 20 }));
+            std::thread::sleep(if ep.port != 0 {
+                Duration::from_millis(2)
+            } else {
+                next_scan.saturating_duration_since(Instant::now())
+            });
         }
     }
 

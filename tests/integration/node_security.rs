@@ -167,7 +167,7 @@ fn the_commands_own_inspect_port_is_never_opened() {
     let dir = tempfile::tempdir().unwrap();
     let watcher = memwatch(dir.path())
         .env("NODE_OPTIONS", format!("--inspect-port=0.0.0.0:{p}"))
-        .args(["run", "--duration", "4s", "--interval", "250ms"])
+        .args(["run", "--duration", "4s", "--interval", "100ms"])
         .args(["--gc-every", "1s", "--out", "o", "--"])
         .arg("node")
         .arg(format!("--inspect-port=0.0.0.0:{q}"))
@@ -313,7 +313,7 @@ const seen = new Set(); const end = Date.now() + 5000; let accepted = 0;
             "--duration",
             "3s",
             "--interval",
-            "250ms",
+            "100ms",
             "--gc-every",
             "1s",
         ])
@@ -730,7 +730,7 @@ fn a_program_that_does_not_load_the_agent_falls_back_to_rss_without_a_port() {
     let dir = tempfile::tempdir().unwrap();
     let watcher = memwatch(dir.path())
         .args(["run", "--runtime", "node", "--duration", "4s"])
-        .args(["--interval", "250ms", "--out", "o", "--"])
+        .args(["--interval", "100ms", "--out", "o", "--"])
         .args(["env", "-u", "NODE_OPTIONS", "node"])
         .arg(node_fixture("session-service-fixed.js"))
         .stdout(Stdio::null())
