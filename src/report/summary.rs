@@ -144,8 +144,8 @@ pub struct RuntimeSummary {
     pub forced_gcs: u32,
     pub gcs_skipped: u32,
     /// Why forced GCs were skipped (the pause budget; a program busy or stopped past the
-    /// call's deadline), each reason once, the first five.
-    pub gcs_skipped_why: Vec<String>,
+    /// call's deadline): each reason once, the first five, joined by "; ". `null`: none.
+    pub gcs_skipped_why: Option<String>,
     pub gc_pause_max_ms: f64,
     pub gc_pause_total_ms: f64,
     pub snapshots: Vec<String>,
@@ -185,8 +185,12 @@ impl RuntimeSummary {
                 }
                 E::GcSkipped { reason } => {
                     s.gcs_skipped += 1;
-                    if s.gcs_skipped_why.len() < 5 && !s.gcs_skipped_why.contains(reason) {
-                        s.gcs_skipped_why.push(reason.clone());
+                    let why = s.gcs_skipped_why.get_or_insert_with(String::new);
+                    if why.matches("; ").count() < 4 && !why.contains(reason.as_str()) {
+                        if !why.is_empty() {
+                            why.push_str("; ");
+                        }
+                        why.push_str(reason);
                     }
                 }
                 E::Snapshot { path, .. } => s.snapshots.push(path.display().to_string()),
