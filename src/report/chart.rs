@@ -70,6 +70,36 @@ pub struct ChartContext {
     /// The metric's own verdict when another series was judged, e.g. `rss on its own:
     /// growing (linear): floor +1.20 MiB/min, p < 0.001`. Empty: none.
     pub beside: String,
+    /// The judged series' name in the legend (`cgroup`, `total pss`). Empty: the metric's.
+    pub label: String,
+    /// More lines under the title: which total a tree was judged on and why, the cgroup
+    /// against its limit.
+    pub notes: Vec<String>,
+    /// A memory limit drawn across the plot (a cgroup's).
+    pub limit: Option<LimitLine>,
+    /// `--follow`: each joined life, its warm-up shaded and the whole's trend drawn over it
+    /// (one line across the lives would cross the gaps).
+    pub lives: Vec<LifeMarks>,
+    /// `--tree`: the processes that grew most, each one's RSS drawn thin under the total.
+    pub members: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+/// A limit to draw: bytes, and whether the y axis reaches up to it (the cgroup is judged:
+/// the room left is the point) or it is drawn only when the judged data's scale holds it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LimitLine {
+    pub bytes: f64,
+    pub in_range: bool,
+}
+
+/// One life of a followed target on the chart.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LifeMarks {
+    pub start_s: f64,
+    /// Its warm-up ends here.
+    pub window_start_s: f64,
+    /// The whole's fitted floor over this life, on the run's clock and values.
+    pub trend: TrendLine,
 }
 
 impl ChartContext {
@@ -338,6 +368,14 @@ const AXIS_COLOR: RGBColor = RGBColor(80, 80, 80);
 const TEXT_COLOR: RGBColor = RGBColor(25, 25, 25);
 const GROWING_TITLE_COLOR: RGBColor = RGBColor(185, 20, 20);
 const SWATCH_BORDER: RGBColor = RGBColor(170, 170, 170);
+/// A cgroup's memory limit.
+const LIMIT_COLOR: RGBColor = RGBColor(150, 20, 60);
+/// The tree's top processes, light, under the total.
+const MEMBER_COLORS: [RGBColor; 3] = [
+    RGBColor(158, 202, 225),
+    RGBColor(253, 174, 107),
+    RGBColor(188, 189, 220),
+];
 
 /// Series with at most this many samples also get a dot per sample, so that one or two
 /// samples still show.
@@ -345,7 +383,7 @@ const MARKER_LIMIT: usize = 100;
 
 /// One line of the chart, reduced to pixel columns.
 struct Series<'a> {
-    label: &'static str,
+    label: String,
     color: RGBColor,
     values: Line<'a>,
     columns: Vec<Option<Column>>,
@@ -520,11 +558,17 @@ fn header_lines(
     } else {
         context.judged.as_str()
     };
+    let judged_line = if context.lives.is_empty() {
+        judged_text(analysis, judged, Some(axis_from))
+    } else {
+        lives_text(analysis, judged, context.lives.len())
+    };
     let mut lines = vec![
         analysis.headline().to_string(),
         context.run.clone(),
-        judged_text(analysis, judged, Some(axis_from)),
+        judged_line,
     ];
+    lines.extend(context.notes.iter().cloned());
     if !context.beside.is_empty() {
         lines.push(format!("{}.", context.beside));
     }
@@ -571,6 +615,21 @@ fn judged_text(analysis: &Analysis, judged: &str, axis_from: Option<f64>) -> Str
         text.push_str(&format!(" The y axis starts at {}, not 0.", Bytes(from)));
     }
     text
+}
+
+/// The sentence under the title for a followed target: what was judged, over its lives.
+fn lives_text(analysis: &Analysis, judged: &str, lives: usize) -> String {
+    if analysis.trend.is_none() {
+        return format!("Not judged: {}.", analysis.reason);
+    }
+    format!(
+        "Judged: the {judged} floor of {} joined end to end (each life's warm-up, and the drop \
+         and the gap at each restart, left out; black dots), its trend drawn over each life: \
+         {} over {} of life.",
+        crate::segments::lives_word(lives),
+        Delta(analysis.growth_bytes),
+        Elapsed(analysis.trend.map_or(0.0, |t| t.t1 - t.t0))
+    )
 }
 
 /// The words on an event's line: `SIGUSR2`, `load start`, `dump start`, `dump written`.
@@ -723,7 +782,7 @@ fn render_rgb<'a>(
 
     let layout = Layout::new(size);
     let columns = layout.plot_width(width) as usize;
-    let reduce = |label, color, values: Line<'a>| Series {
+    let reduce = |label: String, color, values: Line<'a>| Series {
         label,
         color,
         values,
@@ -737,11 +796,14 @@ fn render_rgb<'a>(
     };
     let settled: Vec<(f64, f64)> = settled_t.into_iter().zip(settled_v).collect();
     let (v_lo, v_hi) = {
-        let trend = analysis
-            .trend
+        // A followed target's trend is drawn over each life, not as one line.
+        let whole = analysis.trend.filter(|_| context.lives.is_empty());
+        let trend = whole
             .iter()
             .flat_map(|l| trend_segments(l, &analysis.steps))
-            .flat_map(|(a, b)| [a.1, b.1]);
+            .flat_map(|(a, b)| [a.1, b.1])
+            .chain(context.lives.iter().flat_map(|l| [l.trend.v0, l.trend.v1]))
+            .chain(context.limit.filter(|l| l.in_range).map(|l| l.bytes));
         let window = analysis
             .trend
             .is_some()
@@ -756,12 +818,18 @@ fn render_rgb<'a>(
             None => return Err(ChartError::NoValues(metric)),
         }
     };
-    let mut series = vec![reduce(metric.name(), METRIC_COLOR, Line::Exact(values))];
+    let label = if context.label.is_empty() {
+        metric.name().to_string()
+    } else {
+        context.label.clone()
+    };
+    let mut series = vec![reduce(label, METRIC_COLOR, Line::Exact(values))];
     if metric == Metric::Rss
+        && context.label.is_empty()
         && let Some(anon) = rec.line(Metric::Anon)
     {
         // Anon only where it shares the scale: the judged series decides the axis.
-        let anon = reduce(Metric::Anon.name(), ANON_COLOR, anon);
+        let anon = reduce(Metric::Anon.name().to_string(), ANON_COLOR, anon);
         if anon
             .columns
             .iter()
@@ -787,7 +855,7 @@ fn render_rgb<'a>(
             settled: &settled,
         };
         let plot = draw(
-            &root, &layout, &frame, rec, &series, analysis, &header, &marks,
+            &root, &layout, &frame, rec, &series, analysis, &header, &marks, context,
         )?;
         root.present()?;
         plot
@@ -831,8 +899,9 @@ type Plot<'a, 'b> = plotters::chart::ChartContext<
 >;
 
 /// Draws the chart in layers, bottom to top: the verdict text (header), the frame, the
-/// warm-up and dump shading, the axes, the event lines, the series, the trend, the judged
-/// points with their values, the event words. Returns the plot's pixel range.
+/// warm-up and dump shading (and each later life's warm-up), the axes, the event lines, the
+/// tree's top processes, the series, the limit, the trend (or its piece over each life), the
+/// judged points with their values, the event words. Returns the plot's pixel range.
 #[allow(clippy::too_many_arguments)]
 fn draw(
     root: &DrawingArea<BitMapBackend<'_>, Shift>,
@@ -843,9 +912,11 @@ fn draw(
     analysis: &Analysis,
     header: &[String],
     marks: &Marks<'_>,
+    context: &ChartContext,
 ) -> Result<(std::ops::Range<i32>, std::ops::Range<i32>), ChartError> {
     root.fill(&WHITE)?;
-    let legend = legend_items(rec, series, analysis, marks);
+    let mut legend = legend_items(rec, series, analysis, marks);
+    legend.extend(service_legend(context, frame));
     let header_height = draw_header(root, layout, header, analysis.verdict, &legend)?;
     let (mut chart, decimals) = draw_frame(root, header_height, layout, frame)?;
     debug_assert_eq!(
@@ -855,10 +926,17 @@ fn draw(
     );
     // Shading first, so that the grid stays visible on it.
     draw_shading(&mut chart, frame, analysis)?;
+    draw_life_warmups(&mut chart, frame, &context.lives)?;
     draw_axes(&mut chart, layout, frame, decimals)?;
     let events = draw_event_lines(&mut chart, layout, frame, rec)?;
+    draw_members(&mut chart, layout, frame, &context.members)?;
     draw_series(&mut chart, layout, frame, rec, series)?;
-    draw_trend(&mut chart, layout, frame, analysis)?;
+    draw_limit(&mut chart, layout, frame, context.limit)?;
+    if context.lives.is_empty() {
+        draw_trend(&mut chart, layout, frame, analysis)?;
+    } else {
+        draw_life_trends(&mut chart, layout, frame, analysis.verdict, &context.lives)?;
+    }
     draw_marks(&mut chart, layout, frame, marks)?;
     // Event words last, on top of everything, at the top of their lines.
     draw_event_words(&mut chart, layout, frame, &events)?;
@@ -966,7 +1044,7 @@ fn draw_event_lines<'r>(
     let mut events: Vec<&Event> = rec
         .events
         .iter()
-        .filter(|e| e.kind != EventKind::Settled)
+        .filter(|e| e.kind != EventKind::Settled && !e.kind.is_mark())
         .filter(|e| (frame.t.0..=frame.t.1).contains(&e.elapsed_s))
         .collect();
     events.sort_by_key(|e| event_layer(&e.kind));
@@ -1207,6 +1285,129 @@ fn draw_event_words(
     Ok(())
 }
 
+/// Each later life's warm-up of a followed target, shaded as the first one's is.
+fn draw_life_warmups(
+    chart: &mut Plot<'_, '_>,
+    frame: &Frame,
+    lives: &[LifeMarks],
+) -> Result<(), ChartError> {
+    let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
+    chart.draw_series(
+        lives
+            .iter()
+            .skip(1)
+            .filter_map(|l| frame.x_span(l.start_s, l.window_start_s))
+            .map(|(x0, x1)| Rectangle::new([(x0, y_lo), (x1, y_hi)], WARMUP_FILL.filled())),
+    )?;
+    Ok(())
+}
+
+/// The tree's processes that grew most, thin, under the total.
+fn draw_members(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    members: &[(String, Vec<(f64, f64)>)],
+) -> Result<(), ChartError> {
+    let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
+    for (i, (_, points)) in members.iter().enumerate() {
+        let color = MEMBER_COLORS[i % MEMBER_COLORS.len()];
+        let style = color.stroke_width(layout.px(1.0).max(1) as u32);
+        let points: Vec<(f64, f64)> = points
+            .iter()
+            .filter(|p| (frame.t.0..=frame.t.1).contains(&p.0) && p.1.is_finite())
+            .map(|&(t, v)| (frame.x(t), frame.y(v)))
+            .collect();
+        chart.draw_series(
+            clip_y(&points, y_lo, y_hi)
+                .into_iter()
+                .map(|p| PathElement::new(p, style)),
+        )?;
+    }
+    Ok(())
+}
+
+/// A memory limit as a dashed line across the plot, when it is inside the y range.
+fn draw_limit(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    limit: Option<LimitLine>,
+) -> Result<(), ChartError> {
+    let Some(limit) = limit else {
+        return Ok(());
+    };
+    let y = frame.y(limit.bytes);
+    if !(frame.y(frame.v.0)..=frame.y(frame.v.1)).contains(&y) {
+        return Ok(());
+    }
+    let (x0, x1) = (frame.x(frame.t.0), frame.x(frame.t.1));
+    let dash = (x1 - x0) / 80.0;
+    let style = LIMIT_COLOR.stroke_width(layout.px(2.0).max(1) as u32);
+    chart.draw_series((0..80).step_by(2).map(|k| {
+        let a = x0 + dash * f64::from(k);
+        PathElement::new(vec![(a, y), ((a + dash).min(x1), y)], style)
+    }))?;
+    let font = layout
+        .font(layout.label_font * 0.9, FontStyle::Bold)
+        .color(&LIMIT_COLOR);
+    let label = EmptyElement::at((x0, y))
+        + Text::new(
+            format!("limit {}", Bytes(limit.bytes)),
+            (layout.px(6.0), -layout.px(18.0)),
+            font,
+        );
+    chart.plotting_area().draw(&label)?;
+    Ok(())
+}
+
+/// A followed target's fitted floor drawn over each life it joined, coloured by the verdict.
+fn draw_life_trends(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    verdict: Verdict,
+    lives: &[LifeMarks],
+) -> Result<(), ChartError> {
+    let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
+    let (color, width) = trend_style(verdict);
+    let style = color.stroke_width(layout.px(width).max(1) as u32);
+    for l in lives {
+        let points = [
+            (frame.x(l.trend.t0), frame.y(l.trend.v0)),
+            (frame.x(l.trend.t1), frame.y(l.trend.v1)),
+        ];
+        chart.draw_series(
+            clip_y(&points, y_lo, y_hi)
+                .into_iter()
+                .map(|p| PathElement::new(p, style)),
+        )?;
+    }
+    Ok(())
+}
+
+/// The legend entries of the service layers: the top processes and the limit.
+fn service_legend(context: &ChartContext, frame: &Frame) -> Vec<LegendItem> {
+    let mut items: Vec<LegendItem> = context
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| LegendItem {
+            swatch: Swatch::Line(MEMBER_COLORS[i % MEMBER_COLORS.len()]),
+            label: name.clone(),
+        })
+        .collect();
+    if let Some(l) = context.limit
+        && (frame.v.0..=frame.v.1).contains(&l.bytes)
+    {
+        items.push(LegendItem {
+            swatch: Swatch::Line(LIMIT_COLOR),
+            label: "memory limit".to_string(),
+        });
+    }
+    items
+}
+
 /// The fitted trend as drawn over the recorded values: one segment, or one per stretch
 /// between heap-dump steps, each lifted by the steps the analyser took out before it.
 fn trend_segments(line: &TrendLine, steps: &[(f64, f64)]) -> Vec<((f64, f64), (f64, f64))> {
@@ -1303,7 +1504,7 @@ fn legend_items(
         .iter()
         .map(|s| LegendItem {
             swatch: Swatch::Line(s.color),
-            label: s.label.to_string(),
+            label: s.label.clone(),
         })
         .collect();
     if !marks.judged.is_empty() {
@@ -1337,7 +1538,11 @@ fn legend_items(
         });
     }
     let mut labels: Vec<&'static str> = Vec::new();
-    for event in rec.events.iter().filter(|e| e.kind != EventKind::Settled) {
+    for event in rec
+        .events
+        .iter()
+        .filter(|e| e.kind != EventKind::Settled && !e.kind.is_mark())
+    {
         let label = event_label(&event.kind);
         if !labels.contains(&label) {
             labels.push(label);
@@ -2062,6 +2267,7 @@ mod tests {
             run: ChartContext::describe_run(4242, "node server.js", 125.0, "duration reached"),
             judged: "settled".into(),
             beside: String::new(),
+            ..ChartContext::default()
         };
         let lines = header_lines(&a, &context, Metric::Rss, 300.0 * MIB);
         assert_eq!(
@@ -2264,6 +2470,7 @@ mod tests {
             ),
             judged: "settled".into(),
             beside: String::new(),
+            ..ChartContext::default()
         };
         for size in [MIN_SIZE, (640, 360), DEFAULT_SIZE] {
             let plot = render_rgb(&rec, Metric::Rss, &a, size, &context)

@@ -27,6 +27,10 @@ pub const HEADER: [&str; 14] = [
 /// With `--runtime`: the managed-heap columns, before `event`.
 pub const HEAP_COLUMNS: [&str; 3] = ["heap_after_gc_bytes", "heap_used_bytes", "external_bytes"];
 
+/// With a memory cgroup read (`--cgroup`, or memwatch's own for `run --tree`): the limit on
+/// the `cgroup` rows, before `event`.
+pub const LIMIT_COLUMN: &str = "limit_bytes";
+
 pub struct CsvWriter<W: Write> {
     out: W,
     /// The row being formatted, reused: one `write` per row, no allocation.
@@ -34,11 +38,18 @@ pub struct CsvWriter<W: Write> {
     /// The managed-heap columns are written (a runtime is asked): without one, the CSV is
     /// the same as a single process's always was.
     heap: bool,
+    /// The `limit_bytes` column is written (a cgroup is read).
+    limit: bool,
 }
 
 impl<W: Write> CsvWriter<W> {
     /// Writes and flushes the header at once, so an unwritable output fails before sampling.
-    pub fn new(mut out: W, heap: bool) -> io::Result<Self> {
+    pub fn new(out: W, heap: bool) -> io::Result<Self> {
+        Self::with_columns(out, heap, false)
+    }
+
+    /// `new`, with the `limit_bytes` column when `limit` (a cgroup is read).
+    pub fn with_columns(mut out: W, heap: bool, limit: bool) -> io::Result<Self> {
         let mut row = Vec::with_capacity(256);
         let (common, event) = HEADER.split_at(HEADER.len() - 1);
         for name in common {
@@ -51,11 +62,20 @@ impl<W: Write> CsvWriter<W> {
                 row.push(b',');
             }
         }
+        if limit {
+            row.extend_from_slice(LIMIT_COLUMN.as_bytes());
+            row.push(b',');
+        }
         row.extend_from_slice(event[0].as_bytes());
         row.push(b'\n');
         out.write_all(&row)?;
         out.flush()?;
-        Ok(CsvWriter { out, row, heap })
+        Ok(CsvWriter {
+            out,
+            row,
+            heap,
+            limit,
+        })
     }
 
     /// Writes one row and flushes it. `events` are the events of this tick, joined by `;`.
@@ -72,6 +92,54 @@ impl<W: Write> CsvWriter<W> {
         key: &SeriesKey,
         events: &[Event],
     ) -> io::Result<()> {
+        self.write_row(s, key, None, events)
+    }
+
+    /// Writes a `cgroup` row: its reading (working set in `rss_bytes`, no VSZ) and its limit.
+    pub fn write_cgroup(
+        &mut self,
+        s: &Sample,
+        limit: Option<u64>,
+        events: &[Event],
+    ) -> io::Result<()> {
+        self.write_row(s, &SeriesKey::Cgroup(String::new()), limit, events)
+    }
+
+    /// Writes a row of series `key` with every size empty: absent at this time (a followed
+    /// target between two processes), not 0.
+    pub fn write_absent(
+        &mut self,
+        elapsed_s: f64,
+        unix_ms: u64,
+        key: &SeriesKey,
+        events: &[Event],
+    ) -> io::Result<()> {
+        let mut num = itoa::Buffer::new();
+        let row = &mut self.row;
+        row.clear();
+        row.extend_from_slice(millis_as_seconds(elapsed_s).as_bytes());
+        row.push(b',');
+        row.extend_from_slice(num.format(unix_ms).as_bytes());
+        row.push(b',');
+        if let Some(cell) = key.pid_cell(&mut num) {
+            row.extend_from_slice(cell.as_bytes());
+        }
+        let empty = HEADER.len() - 4
+            + if self.heap { HEAP_COLUMNS.len() } else { 0 }
+            + usize::from(self.limit);
+        for _ in 0..empty {
+            row.push(b',');
+        }
+        self.finish_row(events)
+    }
+
+    fn write_row(
+        &mut self,
+        s: &Sample,
+        key: &SeriesKey,
+        limit: Option<u64>,
+        events: &[Event],
+    ) -> io::Result<()> {
         let mut num = itoa::Buffer::new();
         let row = &mut self.row;
         row.clear();
@@ -82,9 +150,12 @@ impl<W: Write> CsvWriter<W> {
         if let Some(cell) = key.pid_cell(&mut num) {
             row.extend_from_slice(cell.as_bytes());
         }
-        for v in [s.mem.rss, s.mem.vsz] {
-            row.push(b',');
-            row.extend_from_slice(num.format(v).as_bytes());
+        let cgroup = matches!(key, SeriesKey::Cgroup(_));
+        row.push(b',');
+        row.extend_from_slice(num.format(s.mem.rss).as_bytes());
+        row.push(b',');
+        if !cgroup {
+            row.extend_from_slice(num.format(s.mem.vsz).as_bytes());
         }
         for v in [
             s.mem.anon,
@@ -109,6 +180,18 @@ impl<W: Write> CsvWriter<W> {
                 }
             }
         }
+        if self.limit {
+            row.push(b',');
+            if let Some(v) = limit {
+                row.extend_from_slice(num.format(v).as_bytes());
+            }
+        }
+        self.finish_row(events)
+    }
+
+    /// The event cell (quoted when it must be), the line end, one write and a flush.
+    fn finish_row(&mut self, events: &[Event]) -> io::Result<()> {
+        let row = &mut self.row;
         row.push(b',');
         let field = row.len();
         for (i, e) in events.iter().enumerate() {
@@ -138,8 +221,9 @@ impl<W: Write> CsvWriter<W> {
 }
 
 impl<W: Write> SampleSink for CsvWriter<W> {
-    /// One row per sample of the tick, then the `total` row with `--tree`; the tick's events
-    /// go on its first row.
+    /// One row per sample of the tick, then the `total` row with `--tree` (or `--follow`;
+    /// written empty while the target is absent), then the `cgroup` row; the tick's events go
+    /// on its first row.
     fn tick(&mut self, tick: &Tick<'_>) -> io::Result<()> {
         let mut events = tick.events;
         for s in tick.samples {
@@ -148,6 +232,13 @@ impl<W: Write> SampleSink for CsvWriter<W> {
         }
         if let Some(total) = tick.total {
             self.write_series(total, &SeriesKey::Total, events)?;
+            events = &[];
+        } else if tick.absent {
+            self.write_absent(tick.elapsed_s, tick.unix_ms, &SeriesKey::Total, events)?;
+            events = &[];
+        }
+        if let Some(c) = tick.cgroup {
+            self.write_cgroup(&c.as_sample(tick.elapsed_s, tick.unix_ms), c.limit, events)?;
         }
         Ok(())
     }

@@ -131,6 +131,8 @@ pub struct Loaded {
     pub others: Vec<(SeriesKey, Recording)>,
     pub format: Format,
     pub warnings: Vec<String>,
+    /// The memory limit on the `cgroup` rows (`limit_bytes`), as last recorded.
+    pub limit_bytes: Option<f64>,
     /// Per metric: the header has the column / it was kept / some row has a value in it.
     in_header: [bool; Metric::COUNT],
     kept: [bool; Metric::COUNT],
@@ -178,6 +180,13 @@ impl Loaded {
                 ),
             }),
         }
+    }
+
+    /// The `cgroup` series, when the file has one.
+    pub fn cgroup(&self) -> Option<&Recording> {
+        self.series()
+            .find(|(key, _)| matches!(key, Some(SeriesKey::Cgroup(_))))
+            .map(|(_, rec)| rec)
     }
 
     /// Every series, the judged one first.
@@ -472,6 +481,8 @@ struct ColumnFacts {
     kept: [bool; Metric::COUNT],
     keep: Kept,
     has_values: [bool; Metric::COUNT],
+    /// The last `limit_bytes` of a `cgroup` row.
+    limit_bytes: Option<f64>,
 }
 
 impl ColumnFacts {
@@ -480,6 +491,7 @@ impl ColumnFacts {
             in_header: [false; Metric::COUNT],
             kept: kept_mask(options),
             keep: options.keep.unwrap_or(Kept::ALL),
+            limit_bytes: None,
             has_values: [false; Metric::COUNT],
         }
     }
@@ -563,6 +575,7 @@ fn finish(
         in_header: columns.in_header,
         kept: columns.kept,
         has_values: columns.has_values,
+        limit_bytes: columns.limit_bytes,
     })
 }
 
