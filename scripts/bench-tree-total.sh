@@ -26,7 +26,6 @@ interval=${4:-100ms}
 duration=20s
 root=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "needs root (a cgroup, and page frame numbers in pagemap)" >&2; exit 2; }
-[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (GNU time)" >&2; exit 2; }
 cargo build --quiet --release --manifest-path "$root/Cargo.toml" --bin memwatch
 bin="$root/target/release/memwatch"
 work=$(mktemp -d)
@@ -101,36 +100,51 @@ for pid in tree:
 print(len(frames) * 4096, len(tree))
 EOF
 
+# Each mode's CPU time (the nanoseconds on CPU of its threads, /proc/PID/task/*/schedstat) is
+# read 5 s and 15 s into the run (start-up and the end's chart and summary left out), and
+# divided by its ticks between the two.
+declare -A pid
 run() { # name, memwatch options...
     local name=$1
     shift
-    /usr/bin/time -f '%U %S' -o "$work/$name.time" "$bin" --pid "$tree" --tree --quiet \
-        --interval "$interval" --duration "$duration" --out "$work/$name" "$@" || true
+    "$bin" --pid "$tree" --tree --quiet --interval "$interval" --duration "$duration" \
+        --out "$work/$name" "$@" &
+    pid[$name]=$!
 }
-run rss --tree-total rss &
-run pss-1t --tree-total pss --pss-interval "$interval" &
-run pss --tree-total pss &
-run cgroup --tree-total rss --cgroup "$cg" --metric cgroup &
-sleep 12
+cpu_ticks() { # pid: nanoseconds on CPU, all threads
+    cat /proc/"$1"/task/*/schedstat | awk '{ns += $1} END {printf "%d\n", ns}'
+}
+modes=(rss pss-1t pss cgroup)
+run rss --tree-total rss
+run pss-1t --tree-total pss --pss-interval "$interval"
+run pss --tree-total pss
+run cgroup --tree-total rss --cgroup "$cg" --metric cgroup
+sleep 5
+declare -A cpu0
+for m in "${modes[@]}"; do cpu0[$m]=$(cpu_ticks "${pid[$m]}"); done
+sleep 7
 read -r truth procs < <(python3 "$work/truth.py" "$tree")
-wait %2 %3 %4 %5 2>/dev/null || true
+sleep 3
+declare -A cpu1
+for m in "${modes[@]}"; do cpu1[$m]=$(cpu_ticks "${pid[$m]}"); done
+for m in "${modes[@]}"; do wait "${pid[$m]}" || true; done
 
 mib() { echo "$1 / 1048576" | bc -l; }
 printf 'tree: %d processes, %d MiB touched by the parent, %d MiB dirtied by each child; ' \
     "$procs" "$size" "$dirty"
 printf 'truth (distinct pages mapped): %.1f MiB\n' "$(mib "$truth")"
 printf '%-8s %8s %8s %12s %12s %10s\n' mode ticks "CPU s" "µs a tick" "total MiB" "vs truth"
-for name in rss pss-1t pss cgroup; do
-    read -r user sys <"$work/$name.time"
+echo "(CPU and ticks from 5 s to 15 s into the run)"
+for name in "${modes[@]}"; do
     csv="$work/$name/samples.csv"
     case $name in
         rss) value=$(awk -F, 'NR==1{for(i=1;i<=NF;i++)c[$i]=i} $c["pid"]=="total"{v=$c["rss_bytes"]} END{print v}' "$csv") ;;
         pss*) value=$(awk -F, 'NR==1{for(i=1;i<=NF;i++)c[$i]=i} $c["pid"]=="total"&&$c["pss_bytes"]!=""{v=$c["pss_bytes"]} END{print v}' "$csv") ;;
         cgroup) value=$(awk -F, 'NR==1{for(i=1;i<=NF;i++)c[$i]=i} $c["pid"]=="cgroup"{v=$c["rss_bytes"]} END{print v}' "$csv") ;;
     esac
-    ticks=$(awk -F, 'NR==1{for(i=1;i<=NF;i++)c[$i]=i} $c["pid"]=="total"' "$csv" | wc -l)
-    cpu=$(echo "$user + $sys" | bc -l)
-    printf '%-8s %8d %8.2f %12.0f %12.1f %9.1f%%\n' "$name" "$ticks" "$cpu" \
+    ticks=$(awk -F, 'NR==1{for(i=1;i<=NF;i++)c[$i]=i} $c["pid"]=="total" && $1>=5 && $1<15' "$csv" | wc -l)
+    cpu=$(echo "(${cpu1[$name]:-0} - ${cpu0[$name]:-0}) / 1000000000" | bc -l)
+    printf '%-8s %8d %8.3f %12.0f %12.1f %9.1f%%\n' "$name" "$ticks" "$cpu" \
         "$(echo "$cpu * 1000000 / $ticks" | bc -l)" "$(mib "$value")" \
         "$(echo "($value - $truth) * 100 / $truth" | bc -l)"
 done
