@@ -639,7 +639,11 @@ fn event_text(kind: &EventKind) -> String {
         EventKind::Settled => "settled".to_string(),
         EventKind::DumpStart(_) => "dump start".to_string(),
         EventKind::Dump(_) => "dump written".to_string(),
-        EventKind::Other(text) => text.replace(['-', '_'], " "),
+        EventKind::Other(text) => match (text.split_once(':'), kind.restarted()) {
+            (_, Some(pid)) => format!("restart: pid {pid}"),
+            (Some(("gone", pid)), _) => format!("pid {pid} gone"),
+            _ => text.replace(['-', '_'], " "),
+        },
     }
 }
 
@@ -1489,6 +1493,7 @@ fn event_label(kind: &EventKind) -> &'static str {
         EventKind::Settled => "settled",
         EventKind::DumpStart(_) | EventKind::Dump(_) => "heap dump",
         EventKind::Other(_) if is_load(kind) => "load",
+        EventKind::Other(t) if kind.restarted().is_some() || t.starts_with("gone:") => "restart",
         EventKind::Other(_) => "event",
     }
 }
@@ -2038,6 +2043,72 @@ mod tests {
             rgb,
             plot,
         }
+    }
+
+    fn render_with(rec: &Recording, a: &Analysis, context: &ChartContext) -> Decoded {
+        let bytes = render_png(rec, Metric::Rss, a, DEFAULT_SIZE, context).unwrap();
+        let plot = render_rgb(rec, Metric::Rss, a, DEFAULT_SIZE, context)
+            .unwrap()
+            .plot;
+        decode(&bytes, plot)
+    }
+
+    /// A cgroup's limit is a dashed line across the plot: the y axis reaches it when the
+    /// cgroup is judged; otherwise it is drawn only when the judged data's scale holds it.
+    /// The tree's top processes are thin lines under the judged series.
+    #[test]
+    fn the_limit_and_the_top_processes_are_drawn() {
+        let (rec, a) = growing();
+        let peak = a.peak_bytes;
+        let context = |in_range: bool, bytes: f64| ChartContext {
+            label: "cgroup".into(),
+            limit: Some(LimitLine { bytes, in_range }),
+            ..ChartContext::default()
+        };
+        let png = render_with(&rec, &a, &context(true, 4.0 * peak));
+        assert!(png.count_in_plot(LIMIT_COLOR, 0.0..1.0) > 300);
+        let png = render_with(&rec, &a, &context(false, 4.0 * peak));
+        assert_eq!(png.count_in_plot(LIMIT_COLOR, 0.0..1.0), 0, "off the scale");
+        let middle = rec.metric(Metric::Rss).unwrap()[rec.len() / 2];
+        let members = ChartContext {
+            members: vec![(
+                "7 (worker)".into(),
+                rec.time_s.iter().map(|&t| (t, middle)).collect(),
+            )],
+            ..ChartContext::default()
+        };
+        let png = render_with(&rec, &a, &members);
+        assert!(png.count_in_plot(MEMBER_COLORS[0], 0.0..1.0) > 300);
+    }
+
+    /// A followed target's trend is drawn over each life, not across the gaps; the later
+    /// lives' warm-ups are shaded.
+    #[test]
+    fn a_followed_targets_trend_is_drawn_over_each_life() {
+        let (rec, a) = growing();
+        let (t0, t1) = (rec.time_s[0], *rec.time_s.last().unwrap());
+        let third = (t1 - t0) / 3.0;
+        let v = a.peak_bytes * 0.9;
+        let life = |k: f64| LifeMarks {
+            start_s: t0 + k * third,
+            window_start_s: t0 + k * third + 0.2 * third,
+            trend: TrendLine {
+                t0: t0 + k * third + 0.2 * third,
+                v0: v * 0.95,
+                t1: t0 + (k + 0.8) * third,
+                v1: v,
+            },
+        };
+        let context = ChartContext {
+            lives: vec![life(0.0), life(2.0)],
+            ..ChartContext::default()
+        };
+        let png = render_with(&rec, &a, &context);
+        // Red over the first and the last third; none over the middle one, which no life holds.
+        assert!(png.count_in_plot(TREND_GROWING_COLOR, 0.1..0.3) > 100);
+        assert!(png.count_in_plot(TREND_GROWING_COLOR, 0.75..0.95) > 100);
+        assert_eq!(png.count_in_plot(TREND_GROWING_COLOR, 0.36..0.64), 0);
+        assert!(png.count_in_plot(WARMUP_FILL, 0.68..0.72) > 1000);
     }
 
     #[test]

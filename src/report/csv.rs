@@ -410,6 +410,48 @@ mod tests {
         );
     }
 
+    /// A cgroup's row has no VSZ or threads, its limit in `limit_bytes`; an absent row has
+    /// every size empty; both have the header's width, as the csv crate reads them.
+    #[test]
+    fn cgroup_and_absent_rows() {
+        let mut buf = Vec::new();
+        {
+            let mut w = CsvWriter::with_columns(&mut buf, false, true).expect("header");
+            let reading = crate::cgroup::series::CgroupReading {
+                usage: 300,
+                working_set: 200,
+                anon: Some(150),
+                file: Some(100),
+                shmem: Some(0),
+                peak: Some(400),
+                limit: Some(1000),
+                ..Default::default()
+            };
+            w.write_cgroup(&reading.as_sample(2.0, 9), reading.limit, &[])
+                .expect("row");
+            let gone = [Event {
+                elapsed_s: 3.0,
+                kind: EventKind::gone(77),
+            }];
+            w.write_absent(3.0, 10, &SeriesKey::Total, &gone)
+                .expect("row");
+        }
+        let text = String::from_utf8(buf).expect("utf8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].ends_with(",threads,limit_bytes,event"),
+            "{}",
+            lines[0]
+        );
+        assert_eq!(lines[1], "2.000,9,cgroup,200,,150,100,0,,400,,,,1000,");
+        assert_eq!(lines[2], "3.000,10,total,,,,,,,,,,,,gone:77");
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let width = reader.headers().expect("header").len();
+        for r in reader.records() {
+            assert_eq!(r.expect("row").len(), width);
+        }
+    }
+
     #[test]
     fn seconds_text() {
         assert_eq!(millis_as_seconds(0.0).as_bytes(), b"0.000");

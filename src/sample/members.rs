@@ -325,7 +325,7 @@ impl Members {
         }
         let key = |s: &Smaps| (s.last.is_some(), s.due);
         let (readers, root_smaps) = (&self.readers, &self.root_smaps);
-        self.due.sort_by_key(|&i| {
+        self.due.sort_unstable_by_key(|&i| {
             if i == 0 {
                 key(root_smaps)
             } else {
@@ -496,5 +496,32 @@ mod tests {
         assert_eq!(t.mem.threads, Some(6));
         assert_eq!(t.pss, Some(4));
         assert_eq!(total(&[]), Sample::default());
+    }
+
+    /// A long series is kept to at most SERIES_MAX points, each the lowest of the samples it
+    /// stands for: the floor the verdict judges is kept, the peaks between are not.
+    #[test]
+    fn a_floor_series_keeps_the_minima() {
+        let mut f = FloorSeries::default();
+        let n = 3 * SERIES_MAX;
+        for i in 0..n {
+            // a sawtooth on a rising floor: the floor is i, peaks at i + 50
+            let v = i as f64 + if i % 4 == 0 { 0.0 } else { 50.0 };
+            f.push(i as f64, v);
+        }
+        let (t, v) = f.points();
+        assert!(
+            t.len() <= SERIES_MAX && t.len() >= SERIES_MAX / 2,
+            "{}",
+            t.len()
+        );
+        assert!(t.windows(2).all(|w| w[1] > w[0]));
+        // every point is a floor sample (a multiple of 4), and sits on its own time
+        for (t, v) in t.iter().zip(&v) {
+            assert_eq!(t, v);
+            assert_eq!(*v as usize % 4, 0, "{v}");
+        }
+        assert_eq!(v[0], 0.0);
+        assert!(*v.last().unwrap() >= (n - 8) as f64);
     }
 }

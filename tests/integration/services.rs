@@ -5,6 +5,7 @@
 use crate::util::*;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -728,4 +729,51 @@ fn bad_cgroup_options_are_refused() {
         assert!(err.contains(says), "{args:?}: {err}");
         assert!(!dir.path().join("o").exists());
     }
+}
+
+/// A tree run by a user who may not make cgroups (here `nobody`) is judged on the sum of its
+/// processes' PSS instead, and says why; nothing is made in the cgroup hierarchy.
+#[test]
+fn a_tree_run_without_the_right_to_make_a_cgroup_is_judged_on_its_pss() {
+    as_root();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let f = fixture_bin();
+    let script = format!("{f} steady & {f} steady & wait", f = f.display());
+    let out = memwatch(dir.path())
+        .args(["run", "--tree", "--interval", "200ms", "--duration", "4s"])
+        .args([
+            "--pss-interval",
+            "1s",
+            "--out",
+            "o",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(matches!(out.status.code(), Some(0 | 3)), "{err}");
+    let s = summary(&dir.path().join("o/summary.json"));
+    assert_eq!(s["tree_total"]["judged"], "pss-sum", "{err}");
+    let why = s["tree_total"]["why"].as_str().unwrap();
+    assert!(
+        why.starts_with(
+            "memwatch could make no cgroup for the command (cannot make a memory cgroup in"
+        ),
+        "{why}"
+    );
+    assert_eq!(s["metric"], "pss");
+    assert!(s.get("cgroup").is_none());
+    let rows = read_csv(&dir.path().join("o/samples.csv"));
+    assert!(rows.iter().all(|r| r["pid"] != "cgroup"));
+    assert!(rows[0]["event"].contains("judged:pss-sum"), "{:?}", rows[0]);
 }

@@ -1618,4 +1618,33 @@ mod tests {
         let rec = parse("elapsed_s,rss_bytes,event\n0,1,\"dump:/tmp/a,b\"\n1,2,\n").recording;
         assert_eq!(rec.events[0].kind, EventKind::Dump("/tmp/a,b".into()));
     }
+
+    /// A cgroup's rows are a series of their own, beside the process's: the process is
+    /// judged unless the cgroup is asked for, and the last limit is kept.
+    #[test]
+    fn cgroup_rows_are_read_beside_the_process() {
+        let text = "elapsed_s,pid,rss_bytes,limit_bytes,event\n\
+                    0,42,10,,judged:cgroup\n0,cgroup,100,1000,\n\
+                    1,42,11,,\n1,cgroup,110,2000,\n";
+        let loaded = parse(text);
+        assert_eq!(loaded.key, Some(SeriesKey::process(42)));
+        assert_eq!(loaded.limit_bytes, Some(2000.0));
+        let cgroup = loaded.cgroup().unwrap();
+        assert_eq!(cgroup.metric(Metric::Rss), Some(&[100.0, 110.0][..]));
+        assert_eq!(
+            loaded.recording.events[0].kind.judged_series(),
+            Some("cgroup")
+        );
+        // Only cgroup rows: they are the series.
+        let alone = parse("elapsed_s,pid,rss_bytes\n0,cgroup,5\n1,cgroup,6\n");
+        assert_eq!(alone.key, Some(SeriesKey::Cgroup(String::new())));
+        // A followed target: its total (empty while absent) is judged, not the processes.
+        let followed = parse(
+            "elapsed_s,pid,rss_bytes,event\n0,7,5,\n0,total,5,\n1,total,,gone:7\n\
+             2,8,6,restart:8\n2,total,6,\n",
+        );
+        assert_eq!(followed.key, Some(SeriesKey::Total));
+        let rss = followed.recording.metric(Metric::Rss).unwrap();
+        assert!(rss[0] == 5.0 && rss[1].is_nan() && rss[2] == 6.0, "{rss:?}");
+    }
 }
