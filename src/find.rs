@@ -72,24 +72,32 @@ pub struct Candidate {
     pub rss: Option<u64>,
 }
 
+impl Candidate {
+    /// The process `p` as a candidate; `None` for a zombie, a kernel thread or one that has
+    /// gone (no command line).
+    pub fn of(p: &ProcEntry) -> Option<Candidate> {
+        if p.state == 'Z' {
+            return None;
+        }
+        Some(Candidate {
+            pid: p.pid,
+            start_time: p.start_time,
+            name: p.name.clone(),
+            command: command_line(p.pid)?,
+            rss: None,
+        })
+    }
+}
+
 /// The processes `pattern` matches now, oldest first, memwatch and its ancestors left out.
 pub fn find(pattern: &Pattern) -> Vec<Candidate> {
     let procs = processes();
     let skip = own_line(&procs);
     let mut found: Vec<Candidate> = procs
         .iter()
-        .filter(|p| p.state != 'Z' && !skip.contains(&p.pid))
-        .filter_map(|p| {
-            let command = command_line(p.pid)?;
-            let c = Candidate {
-                pid: p.pid,
-                start_time: p.start_time,
-                name: p.name.clone(),
-                command,
-                rss: None,
-            };
-            pattern.matches(&c).then_some(c)
-        })
+        .filter(|p| !skip.contains(&p.pid))
+        .filter_map(Candidate::of)
+        .filter(|c| pattern.matches(c))
         .collect();
     found.sort_by_key(|c| (c.start_time, c.pid));
     for c in &mut found {

@@ -9,7 +9,7 @@ use crate::exit::Exit;
 use crate::gate::verdict_exit;
 use crate::judge::{AnalysisConfig, Judged, judge};
 use crate::recording::{Kept, Recording};
-use crate::report::chart::{ChartContext, LifeMarks, LimitLine};
+use crate::report::chart::{ChartContext, LimitLine};
 use crate::report::input::{Loaded, ReadOptions, read_recording_with};
 use crate::report::live::LiveMode;
 use crate::report::output::{Dest, report_dests};
@@ -115,17 +115,7 @@ pub fn report(config: &ReportConfig) -> Result<Exit> {
         chart.label = "total pss".into();
     }
     if let Some(f) = &followed {
-        chart.lives = f
-            .lives
-            .iter()
-            .filter(|l| l.joined.is_some())
-            .zip(&f.pieces)
-            .map(|(l, piece)| LifeMarks {
-                start_s: l.life.start_s,
-                window_start_s: l.analysis.window_start_s,
-                trend: *piece,
-            })
-            .collect();
+        chart.lives = crate::report::services::life_marks(f);
         summary.follow = Some(FollowSummary::new(f, None, &[]));
     }
     Ok(conclude(Finished {

@@ -16,7 +16,7 @@ use crate::interrupt::Interrupts;
 use crate::judge::{AnalysisConfig, Judged, MANAGED, judge};
 use crate::options::{RuntimeChoice, TreeTotalChoice};
 use crate::recording::{EventKind, Kept, Recording};
-use crate::report::chart::{ChartContext, LifeMarks, LimitLine};
+use crate::report::chart::{ChartContext, LimitLine};
 use crate::report::csv::CsvWriter;
 use crate::report::live::{LiveMode, LiveSink};
 use crate::report::output::{Dest, Outputs, local_stamp};
@@ -797,17 +797,7 @@ fn chart_of(
         });
     }
     if let Some(f) = followed {
-        chart.lives = f
-            .lives
-            .iter()
-            .filter(|l| l.joined.is_some())
-            .zip(&f.pieces)
-            .map(|(l, piece)| LifeMarks {
-                start_s: l.life.start_s,
-                window_start_s: l.analysis.window_start_s,
-                trend: *piece,
-            })
-            .collect();
+        chart.lives = crate::report::services::life_marks(f);
     }
     // The processes whose RSS grew most, when there are several.
     if let (Some(tree), Some(series)) = (tree, result.tree.as_ref())

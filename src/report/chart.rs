@@ -1122,10 +1122,25 @@ fn draw_trend(
     let Some(line) = analysis.trend else {
         return Ok(());
     };
+    let segments = trend_segments(&line, &analysis.steps);
+    draw_trend_segments(chart, layout, frame, analysis.verdict, &segments)
+}
+
+/// A straight piece of a trend: (seconds, bytes) at each end.
+type Piece = ((f64, f64), (f64, f64));
+
+/// Straight pieces of a fitted trend, coloured by the verdict, clipped to the plot.
+fn draw_trend_segments(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    verdict: Verdict,
+    segments: &[Piece],
+) -> Result<(), ChartError> {
     let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
-    let (color, width) = trend_style(analysis.verdict);
+    let (color, width) = trend_style(verdict);
     let style = color.stroke_width(layout.px(width).max(1) as u32);
-    for (a, b) in trend_segments(&line, &analysis.steps) {
+    for (a, b) in segments {
         let points = [(frame.x(a.0), frame.y(a.1)), (frame.x(b.0), frame.y(b.1))];
         chart.draw_series(
             clip_y(&points, y_lo, y_hi)
@@ -1373,21 +1388,11 @@ fn draw_life_trends(
     verdict: Verdict,
     lives: &[LifeMarks],
 ) -> Result<(), ChartError> {
-    let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
-    let (color, width) = trend_style(verdict);
-    let style = color.stroke_width(layout.px(width).max(1) as u32);
-    for l in lives {
-        let points = [
-            (frame.x(l.trend.t0), frame.y(l.trend.v0)),
-            (frame.x(l.trend.t1), frame.y(l.trend.v1)),
-        ];
-        chart.draw_series(
-            clip_y(&points, y_lo, y_hi)
-                .into_iter()
-                .map(|p| PathElement::new(p, style)),
-        )?;
-    }
-    Ok(())
+    let segments: Vec<Piece> = lives
+        .iter()
+        .map(|l| ((l.trend.t0, l.trend.v0), (l.trend.t1, l.trend.v1)))
+        .collect();
+    draw_trend_segments(chart, layout, frame, verdict, &segments)
 }
 
 /// The legend entries of the service layers: the top processes and the limit.

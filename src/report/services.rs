@@ -171,6 +171,22 @@ impl FollowSummary {
     }
 }
 
+/// What the chart draws of each joined life: where it starts, its warm-up, the whole's trend
+/// over it.
+pub fn life_marks(followed: &Followed) -> Vec<crate::report::chart::LifeMarks> {
+    followed
+        .lives
+        .iter()
+        .filter(|l| l.joined.is_some())
+        .zip(&followed.pieces)
+        .map(|(l, piece)| crate::report::chart::LifeMarks {
+            start_s: l.life.start_s,
+            window_start_s: l.analysis.window_start_s,
+            trend: *piece,
+        })
+        .collect()
+}
+
 /// The memory cgroup against its limit.
 #[derive(Clone, Debug, Serialize)]
 pub struct CgroupSummary {

@@ -366,33 +366,15 @@ impl Members {
         let mut roots = vec![self.root];
         let mut wanted: Vec<i32> = Vec::new();
         if let Some(pattern) = &self.scope.matches {
-            for p in procs
+            let me = std::process::id() as i32;
+            for c in procs
                 .iter()
-                .filter(|p| p.state != 'Z' && p.pid != self.root)
+                .filter(|p| p.pid != self.root && p.pid != me)
+                .filter_map(Candidate::of)
+                .filter(|c| pattern.matches(c))
             {
-                let command = std::fs::read(format!("/proc/{}/cmdline", p.pid))
-                    .map(|raw| {
-                        raw.split(|&b| b == 0)
-                            .filter(|a| !a.is_empty())
-                            .map(String::from_utf8_lossy)
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    })
-                    .unwrap_or_default();
-                let c = Candidate {
-                    pid: p.pid,
-                    start_time: p.start_time,
-                    name: p.name.clone(),
-                    command,
-                    rss: None,
-                };
-                if !c.command.is_empty()
-                    && p.pid != std::process::id() as i32
-                    && pattern.matches(&c)
-                {
-                    roots.push(p.pid);
-                    wanted.push(p.pid);
-                }
+                roots.push(c.pid);
+                wanted.push(c.pid);
             }
         }
         if self.scope.descendants {
@@ -463,6 +445,7 @@ pub fn total(samples: &[Sample]) -> Sample {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -268,10 +268,13 @@ fn an_attached_copy_on_write_tree_is_judged_on_its_pss() {
 fn a_leaking_second_child_is_named() {
     as_root();
     let dir = tempfile::tempdir().unwrap();
-    let f = fixture_bin();
+    // Each under a name of its own, to tell them apart.
+    let (steady, steady_name) = named_fixture(dir.path(), "s");
+    let (leaky, leaky_name) = named_fixture(dir.path(), "l");
     let script = format!(
-        "{f} steady & sleep 0.3; {f} leak 3MiB/s & wait",
-        f = f.display()
+        "{} steady & sleep 0.3; {} leak 3MiB/s & wait",
+        steady.display(),
+        leaky.display()
     );
     let out = memwatch(dir.path())
         .args(["run", "--tree", "--interval", "200ms", "--duration", "10s"])
@@ -282,24 +285,17 @@ fn a_leaking_second_child_is_named() {
     assert_eq!(out.status.code(), Some(1), "growing: {err}");
     let s = summary(&dir.path().join("o/summary.json"));
     let tree = s["target"]["tree"].as_array().unwrap();
-    let fixtures: Vec<&Value> = tree.iter().filter(|p| p["name"] == "fixture").collect();
-    assert_eq!(fixtures.len(), 2, "{tree:?}");
-    // The later one leaks.
-    let leaker = fixtures
-        .iter()
-        .max_by(|a, b| {
-            a["first_s"]
-                .as_f64()
-                .unwrap()
-                .total_cmp(&b["first_s"].as_f64().unwrap())
-        })
-        .unwrap();
-    let steady = fixtures.iter().find(|p| p["pid"] != leaker["pid"]).unwrap();
+    let named = |name: &str| {
+        tree.iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} in {tree:?}"))
+    };
+    let (leaker, steady) = (named(&leaky_name), named(&steady_name));
     assert_eq!(leaker["verdict"]["verdict"], "growing", "{tree:?}");
     assert_eq!(steady["verdict"]["verdict"], "stable", "{tree:?}");
     assert!(
         err.contains(&format!(
-            "memwatch: grows on its own: {} (fixture), growing (linear)",
+            "memwatch: grows on its own: {} ({leaky_name}), growing (linear)",
             leaker["pid"]
         )),
         "{err}"
