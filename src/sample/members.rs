@@ -104,22 +104,19 @@ impl FloorSeries {
         self.time_s.push(pt);
         self.bytes.push(pv);
         if self.time_s.len() >= SERIES_MAX {
-            // Halve: each pair of points becomes its lower one.
-            let (mut t, mut b) = (
-                Vec::with_capacity(SERIES_MAX),
-                Vec::with_capacity(SERIES_MAX),
-            );
-            for i in (0..self.time_s.len()).step_by(2) {
-                let j = if i + 1 < self.bytes.len() && self.bytes[i + 1] < self.bytes[i] {
-                    i + 1
+            // Halve in place: each pair of points becomes its lower one.
+            let half = self.time_s.len() / 2;
+            for i in 0..half {
+                let j = if self.bytes[2 * i + 1] < self.bytes[2 * i] {
+                    2 * i + 1
                 } else {
-                    i
+                    2 * i
                 };
-                t.push(self.time_s[j]);
-                b.push(self.bytes[j]);
+                self.time_s[i] = self.time_s[j];
+                self.bytes[i] = self.bytes[j];
             }
-            self.time_s = t;
-            self.bytes = b;
+            self.time_s.truncate(half);
+            self.bytes.truncate(half);
             self.per_point = per_point * 2;
         }
     }
