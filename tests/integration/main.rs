@@ -11,6 +11,7 @@ mod regressions;
 mod report_input;
 mod runtime;
 mod security;
+mod services;
 mod shape;
 mod spine;
 mod util;
