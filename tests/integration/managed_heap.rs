@@ -13,7 +13,7 @@ use crate::runtime::{
 };
 use crate::util::*;
 use serde_json::Value;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -113,9 +113,12 @@ fn assert_inspector_closed(s: &Value, err: &str) -> u16 {
         ),
         "{err}"
     );
+    // The target's own listeners (another job on the machine may hold the port now).
+    let pid = s["target"]["pid"].as_i64().unwrap() as i32;
+    let listening = crate::runtime::ports_of(pid);
     assert!(
-        TcpStream::connect(("127.0.0.1", port)).is_err(),
-        "something still listens on the inspector port {port}"
+        !listening.contains(&port),
+        "PID {pid} still listens on the inspector port {port}: {listening:?}"
     );
     assert!(err.contains(closed), "the closing is said: {err}");
     port

@@ -127,8 +127,8 @@ fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 #[test]
 fn nobody_finds_no_inspector_in_a_command_memwatch_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let scanner = scan_as_nobody(7000);
     let control = bait();
+    let scanner = scan_as_nobody(7000);
     let watcher = memwatch(dir.path())
         .args(["run", "--duration", "6s", "--interval", "250ms"])
         .args(["--gc-every", "1s", "--out", "o", "--"])
@@ -231,7 +231,10 @@ fn attached_the_inspector_is_open_only_for_the_attach() {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    assert!(attached(&out), "memwatch attached");
+    if !attached(&out) {
+        let out = wait_output(watcher, Duration::from_secs(60));
+        panic!("memwatch did not attach: {}", stderr(&out));
+    }
     // The close may come a little after the agent's connection.
     while ports_of(svc.pid()).contains(&9229) && t.elapsed() < Duration::from_secs(10) {
         last = Some(Instant::now());
@@ -245,8 +248,8 @@ fn attached_the_inspector_is_open_only_for_the_attach() {
         "inspector seen listening for {:.1} ms",
         seen.as_secs_f64() * 1e3
     );
-    let scanner = scan_as_nobody(4000);
     let control = bait();
+    let scanner = scan_as_nobody(5000);
     let reached = reached(scanner);
     let out = wait_output(watcher, Duration::from_secs(60));
     let err = stderr(&out);
