@@ -53,9 +53,11 @@ impl Default for NativeOptions {
 /// 16 KiB of stack: deep enough for Node's native frames under a few JS frames; the kernel
 /// copies only the part of it in use.
 pub const DEFAULT_STACK_BYTES: u32 = 16 * 1024;
-/// Data pages per CPU buffer (2 MiB): at 1 GiB/min of growth with every fault sampled, ~0.5 s
-/// of samples; the reader is woken when half of it is full.
-const RING_PAGES: usize = 512;
+/// The buffers of all CPUs together: 16 MiB (each CPU a power of two of pages, 256 KiB to
+/// 8 MiB). A sample is the size of the stack copy (16 KiB), so an 8 MiB buffer holds ~500 of
+/// them; the reader is woken when half of one is full. A burst of faults faster than that
+/// (a large memcpy into new memory) loses samples: they are counted.
+const RING_BUDGET_PAGES: usize = 4096;
 /// How often the reader looks for threads it has no event on (only threads that started
 /// between the listing of threads and the opening of their parent's event can be missing).
 const THREAD_SCAN_EVERY: Duration = Duration::from_secs(1);
@@ -117,11 +119,12 @@ impl NativeWatch {
             pagemap: File::open(format!("/proc/{pid}/pagemap")).ok(),
         };
         // One buffer per online CPU, owned by an event on the target's main thread.
-        for cpu in perf::online_cpus() {
+        let cpus = perf::online_cpus();
+        let pages = (RING_BUDGET_PAGES / cpus.len().max(1)).clamp(64, 2048);
+        let pages = 1usize << (usize::BITS - 1 - pages.leading_zeros());
+        for cpu in cpus {
             let fd = perf::open_event(pid, cpu, spec, true).map_err(|e| open_error(pid, e))?;
-            let ring = perf::RingBuffer::map(fd, RING_PAGES)
-                .map_err(|source| NativeError::Io { pid, source })?;
-            reader.rings.push((cpu, ring));
+            reader.rings.push((cpu, map_ring(fd, pages, pid)?));
         }
         // The modules before the threads' events: a sample may name any of them.
         let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
@@ -177,6 +180,19 @@ impl Drop for NativeWatch {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.reader.take() {
             let _ = t.join();
+        }
+    }
+}
+
+/// Maps a buffer of `pages`, or smaller ones down to 16 pages when locked memory is short
+/// (a user with CAP_PERFMON is held to kernel.perf_event_mlock_kb).
+fn map_ring(fd: OwnedFd, pages: usize, pid: i32) -> Result<perf::RingBuffer, NativeError> {
+    let mut pages = pages;
+    loop {
+        match perf::RingBuffer::map(&fd, pages) {
+            Ok(ring) => return Ok(ring.owning(fd)),
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) && pages > 16 => pages /= 2,
+            Err(source) => return Err(NativeError::Io { pid, source }),
         }
     }
 }

@@ -155,22 +155,28 @@ impl LoadedModule {
 }
 
 /// Where a mapping puts the file: bias = start - offset + (segment offset - segment address),
-/// for the loadable segment that holds the mapped file offset.
+/// for the loadable segment the mapping starts (its page-aligned offset is the mapping's),
+/// else the one that holds the mapped offset (segments can share a page: Rust's executables
+/// start their code segment in the last page of the read-only one).
 fn bias_of(elf: &object::File<'_>, m: &Mapping) -> Option<u64> {
     const PAGE: u64 = 4096;
-    for seg in elf.segments() {
-        let (off, size) = seg.file_range();
-        let seg_page = off & !(PAGE - 1);
-        if m.offset >= seg_page && m.offset < off + size.max(1) {
-            return Some(
-                m.start
-                    .wrapping_sub(m.offset)
-                    .wrapping_add(off)
-                    .wrapping_sub(seg.address()),
-            );
-        }
-    }
-    None
+    let segments: Vec<(u64, u64, u64)> = elf
+        .segments()
+        .map(|s| (s.file_range().0, s.file_range().1, s.address()))
+        .collect();
+    let starts = segments.iter().find(|(off, _, _)| off & !(PAGE - 1) == m.offset);
+    let holds = || {
+        segments
+            .iter()
+            .find(|(off, size, _)| m.offset >= off & !(PAGE - 1) && m.offset < off + size)
+    };
+    let &(off, _, vaddr) = starts.or_else(holds)?;
+    Some(
+        m.start
+            .wrapping_sub(m.offset)
+            .wrapping_add(off)
+            .wrapping_sub(vaddr),
+    )
 }
 
 /// A module's function symbols by address.

@@ -189,6 +189,36 @@ pub fn parse_cpu_list(s: &str) -> Option<Vec<i32>> {
     Some(cpus)
 }
 
+/// A mapping made for an event, before it is joined to the event's descriptor.
+pub struct MappedRing {
+    base: *mut u8,
+    len: usize,
+    data_size: u64,
+}
+
+impl MappedRing {
+    pub fn owning(self, fd: OwnedFd) -> RingBuffer {
+        let ring = RingBuffer {
+            fd,
+            base: self.base,
+            len: self.len,
+            data_size: self.data_size,
+            scratch: Vec::new(),
+        };
+        std::mem::forget(self);
+        ring
+    }
+}
+
+impl Drop for MappedRing {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `RingBuffer::map`.
+        unsafe {
+            libc::munmap(self.base.cast(), self.len);
+        }
+    }
+}
+
 /// One CPU's ring buffer: a metadata page, then `2^n` data pages.
 pub struct RingBuffer {
     pub fd: OwnedFd,
@@ -208,8 +238,8 @@ const DATA_HEAD: usize = 1024;
 const DATA_TAIL: usize = 1032;
 
 impl RingBuffer {
-    /// Maps `data_pages` (a power of two) pages for `fd`.
-    pub fn map(fd: OwnedFd, data_pages: usize) -> io::Result<RingBuffer> {
+    /// Maps `data_pages` (a power of two) pages for `fd`; `owning` then hands it the event.
+    pub fn map(fd: &OwnedFd, data_pages: usize) -> io::Result<MappedRing> {
         let len = (data_pages + 1) * PAGE;
         // SAFETY: a shared mapping of a perf event descriptor, of the size the ABI asks for.
         let base = unsafe {
@@ -225,12 +255,10 @@ impl RingBuffer {
         if base == libc::MAP_FAILED {
             return Err(io::Error::last_os_error());
         }
-        Ok(RingBuffer {
-            fd,
+        Ok(MappedRing {
             base: base.cast(),
             len,
             data_size: (data_pages * PAGE) as u64,
-            scratch: Vec::new(),
         })
     }
 

@@ -106,36 +106,44 @@ pub fn report_from_folded(mut stacks: Vec<(String, u64)>, rss_growth: Option<f64
     stacks.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let total: u64 = stacks.iter().map(|s| s.1).sum();
     let share = |b: u64| if total == 0 { 0.0 } else { b as f64 / total as f64 };
-    let mut functions: HashMap<&str, (u64, u64)> = HashMap::new();
+    // name -> (self bytes, inclusive bytes, deepest position from the root)
+    let mut functions: HashMap<&str, (u64, u64, usize)> = HashMap::new();
     for (line, bytes) in &stacks {
         let frames: Vec<&str> = line.split(';').collect();
         if let Some(leaf) = frames.last() {
             functions.entry(leaf).or_default().0 += bytes;
         }
         let mut seen: Vec<&str> = Vec::with_capacity(frames.len());
-        for f in frames {
+        for (depth, f) in frames.into_iter().enumerate() {
+            let e = functions.entry(f).or_default();
+            e.2 = e.2.max(depth);
             if !seen.contains(&f) {
                 seen.push(f); // recursion counts once
-                functions.entry(f).or_default().1 += bytes;
+                e.1 += bytes;
             }
         }
     }
-    let mut functions: Vec<FunctionRow> = functions
+    let mut functions: Vec<(FunctionRow, usize)> = functions
         .into_iter()
-        .map(|(name, (s, i))| FunctionRow {
-            name: name.to_string(),
-            self_bytes: s,
-            inclusive_bytes: i,
-            inclusive_share: share(i),
+        .map(|(name, (s, i, depth))| {
+            let row = FunctionRow {
+                name: name.to_string(),
+                self_bytes: s,
+                inclusive_bytes: i,
+                inclusive_share: share(i),
+            };
+            (row, depth)
         })
         .collect();
-    // The functions that explain most, innermost first among equals (`main` explains all).
-    functions.sort_by(|a, b| {
+    // The functions that explain most; among equals the innermost first (`main` and
+    // `_start` explain everything a function they call explains, and say less).
+    functions.sort_by(|(a, da), (b, db)| {
         b.inclusive_bytes
             .cmp(&a.inclusive_bytes)
-            .then(b.self_bytes.cmp(&a.self_bytes))
+            .then(db.cmp(da))
             .then(a.name.cmp(&b.name))
     });
+    let functions: Vec<FunctionRow> = functions.into_iter().map(|(f, _)| f).collect();
     let mut folded_text = String::new();
     for (line, bytes) in &stacks {
         let _ = writeln!(folded_text, "{line} {bytes}");
@@ -291,15 +299,16 @@ mod tests {
         let stacks = vec![
             ("main;leak_session;malloc".to_string(), 900),
             ("main;churn;malloc".to_string(), 50),
-            ("main;rec;rec;memset".to_string(), 50),
+            ("main;rec;rec;malloc".to_string(), 50),
         ];
         let r = report_from_folded(stacks, Some(2000.0));
         assert_eq!(r.attributed_bytes, 1000);
         assert_eq!(r.share_of_rss_growth, Some(0.5));
-        assert_eq!(r.functions[0].name, "main");
+        assert_eq!(r.functions[0].name, "malloc", "innermost first among equals");
+        assert_eq!(r.functions[1].name, "main");
         assert_eq!(r.function_share("leak_session"), Some(0.9));
         let malloc = r.functions.iter().find(|f| f.name == "malloc").expect("malloc");
-        assert_eq!((malloc.self_bytes, malloc.inclusive_bytes), (950, 950));
+        assert_eq!((malloc.self_bytes, malloc.inclusive_bytes), (1000, 1000));
         let rec = r.functions.iter().find(|f| f.name == "rec").expect("rec");
         assert_eq!(rec.inclusive_bytes, 50, "a recursive function counts once a stack");
         assert_eq!(r.stacks[0].frames, ["main", "leak_session", "malloc"]);
