@@ -9,6 +9,7 @@ mod node;
 mod regressions;
 mod report_input;
 mod runtime;
+mod shape;
 mod spine;
 mod util;
 mod verdict;
