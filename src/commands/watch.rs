@@ -90,6 +90,17 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         }
         None => None,
     };
+    // --native: a problem (no perf events, not allowed) is one line, and the run goes on.
+    let mut native_problem = None;
+    let native = config.native.as_ref().and_then(|options| {
+        crate::native::NativeWatch::start(target.pid, options)
+            .map_err(|e| {
+                eprintln!("memwatch: {e}");
+                native_problem = Some(e.to_string());
+            })
+            .ok()
+    });
+    let native_origin = std::time::Instant::now();
     let live_mode = LiveMode::detect(config.quiet);
     let mut csv = csv;
     let mut live = LiveSink::new(live_mode, config.analysis.clone());
@@ -142,6 +153,8 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         }
         result
     };
+    // While the target still runs: which sampled pages it still holds.
+    let native = native.map(crate::native::NativeWatch::stop);
     // memwatch watches one process. A wrapper (`npm start`, a shell script) is seldom what
     // leaks, nor is a master the workers it forks: say so while both still run.
     if !config.quiet
@@ -263,6 +276,18 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         }
         s
     });
+    summary.native = config.native.map(|_| {
+        crate::report::native::conclude(
+            native.as_ref(),
+            native_problem,
+            native_origin,
+            rec,
+            analysis,
+            judged.series == MANAGED,
+            crate::report::native::folder(&outputs).as_deref(),
+            &format!("New resident pages of PID {} ({})", target.pid, target.name),
+        )
+    });
     summary.files = Files {
         csv: outputs.csv.file().map(|p| p.display().to_string()),
         json: outputs.json.file().map(|p| p.display().to_string()),
@@ -359,6 +384,11 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
                     config.analysis.metric.name()
                 )
             );
+        }
+        if let Some(report) = &summary.native {
+            for line in crate::report::native::lines(report, runtime_kind.map(|k| k.name())) {
+                eprintln!("memwatch: {line}");
+            }
         }
         if command_failed {
             eprintln!(

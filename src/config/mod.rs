@@ -62,6 +62,8 @@ pub struct WatchConfig {
     pub limits: Limits,
     pub outputs: OutputPlan,
     pub quiet: bool,
+    /// `--native`: how the target's page faults are sampled; `None` without it.
+    pub native: Option<crate::native::NativeOptions>,
 }
 
 #[derive(Debug)]
@@ -178,6 +180,7 @@ fn watch(target: TargetSpec, load: Option<LoadPlan>, args: &WatchArgs) -> Result
         analysis,
         limits: limits(&args.gate)?,
         outputs: outputs(&args.output, &args.gate),
+        native: native(&args.sampling)?,
         sampling,
         quiet: args.display.quiet,
     };
@@ -191,6 +194,23 @@ fn watch(target: TargetSpec, load: Option<LoadPlan>, args: &WatchArgs) -> Result
     check_baseline_metric(&config.limits, &config.analysis)?;
     config.outputs.check()?;
     Ok(config)
+}
+
+fn native(args: &SamplingArgs) -> Result<Option<crate::native::NativeOptions>> {
+    let Some(period) = args.native else {
+        return Ok(None);
+    };
+    if args.tree {
+        return Err(usage(
+            "--native samples the page faults of one process, and --tree judges a sum over \
+             processes: use one or the other"
+                .into(),
+        ));
+    }
+    Ok(Some(crate::native::NativeOptions {
+        period: period.0,
+        ..Default::default()
+    }))
 }
 
 fn report_config(args: ReportArgs) -> Result<ReportConfig> {

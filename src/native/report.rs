@@ -34,6 +34,8 @@ pub struct NativeReport {
     /// RSS growth over the same window, and the share of it the stacks explain.
     pub rss_growth_bytes: Option<f64>,
     pub share_of_rss_growth: Option<f64>,
+    /// When the managed heap was judged: its growth (after GC) as a share of the RSS growth.
+    pub managed_heap_share_of_rss_growth: Option<f64>,
     pub stacks: Vec<StackRow>,
     pub functions: Vec<FunctionRow>,
     /// Why native stacks are missing or partial, in words.

@@ -9,5 +9,6 @@ pub mod csv;
 pub mod end;
 pub mod input;
 pub mod live;
+pub mod native;
 pub mod output;
 pub mod summary;

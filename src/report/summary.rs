@@ -63,6 +63,9 @@ pub struct Summary {
     /// The CI gate's limits and baseline, when any was configured (see docs/ci.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateResult>,
+    /// `--native`: the stacks that faulted in the pages held at the end (docs/native.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub native: Option<crate::native::NativeReport>,
 }
 
 /// Another series' verdict, beside the judged one.
@@ -339,6 +342,7 @@ impl Summary {
             exit_code: exit.code(),
             files: Files::default(),
             gate: None,
+            native: None,
         }
     }
 
