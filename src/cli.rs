@@ -4,8 +4,8 @@
 
 use crate::exit;
 use crate::options::{
-    ByteRate, Dur, DurList, FaultPeriod, MetricChoice, PValue, Pct, Pid, PngSize, RuntimeChoice, Signal, Size,
-    SizeOrPct, Slope,
+    ByteRate, Dur, DurList, FaultPeriod, MetricChoice, PValue, Pct, Pid, PngSize, RuntimeChoice,
+    Signal, Size, SizeOrPct, Slope,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;

@@ -60,6 +60,13 @@ pub fn report(config: &ReportConfig) -> Result<Exit> {
         );
         print_figures(rec, 0);
     }
+    // A run with --native: its stacks again, from native.folded beside the recording.
+    summary.native = crate::report::native::from_recording(file, rec, analysis);
+    if let Some(native) = summary.native.as_ref().filter(|_| !config.quiet) {
+        for line in crate::report::native::lines(native, None) {
+            eprintln!("memwatch: {line}");
+        }
+    }
     Ok(conclude(Finished {
         recording: rec,
         analysis,

@@ -7,7 +7,8 @@ pub fn svg(folded: &str, title: &str) -> Result<Vec<u8>, String> {
     options.title = title.to_string();
     options.count_name = "bytes".to_string();
     options.name_type = "Function:".to_string();
-    options.colors = inferno::flamegraph::Palette::Basic(inferno::flamegraph::color::BasicPalette::Mem);
+    options.colors =
+        inferno::flamegraph::Palette::Basic(inferno::flamegraph::color::BasicPalette::Mem);
     let mut out = Vec::new();
     inferno::flamegraph::from_lines(&mut options, folded.lines(), &mut out)
         .map_err(|e| e.to_string())?;

@@ -164,7 +164,9 @@ fn bias_of(elf: &object::File<'_>, m: &Mapping) -> Option<u64> {
         .segments()
         .map(|s| (s.file_range().0, s.file_range().1, s.address()))
         .collect();
-    let starts = segments.iter().find(|(off, _, _)| off & !(PAGE - 1) == m.offset);
+    let starts = segments
+        .iter()
+        .find(|(off, _, _)| off & !(PAGE - 1) == m.offset);
     let holds = || {
         segments
             .iter()
@@ -272,7 +274,14 @@ mod tests {
                     3a4c0040 30 LazyCompile:*handle /srv/app.js:10\n";
         let m = parse_perf_map(text);
         assert_eq!(m.len(), 2);
-        assert_eq!(m[0], (0x3a4c0040, 0x30, "LazyCompile:*handle /srv/app.js:10".into()));
+        assert_eq!(
+            m[0],
+            (
+                0x3a4c0040,
+                0x30,
+                "LazyCompile:*handle /srv/app.js:10".into()
+            )
+        );
     }
 
     #[test]

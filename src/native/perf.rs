@@ -85,7 +85,12 @@ pub struct EventSpec {
 }
 
 /// Opens the page-fault event of thread `tid` on `cpu`.
-pub fn open_event(tid: i32, cpu: i32, spec: EventSpec, with_side_records: bool) -> io::Result<OwnedFd> {
+pub fn open_event(
+    tid: i32,
+    cpu: i32,
+    spec: EventSpec,
+    with_side_records: bool,
+) -> io::Result<OwnedFd> {
     // Enabled from the start: the buffer of its CPU is mapped right after.
     let mut flags = FLAG_INHERIT
         | FLAG_INHERIT_THREAD
@@ -279,9 +284,7 @@ impl RingBuffer {
         let mut tail = self.tail().load(Ordering::Relaxed);
         let mut n = 0;
         // SAFETY: the data pages follow the metadata page inside the mapping.
-        let data = unsafe {
-            std::slice::from_raw_parts(self.base.add(PAGE), self.len - PAGE)
-        };
+        let data = unsafe { std::slice::from_raw_parts(self.base.add(PAGE), self.len - PAGE) };
         while tail + 8 <= head {
             let at = (tail % self.data_size) as usize;
             let header = read_wrapped(data, at, 8, &mut self.scratch);

@@ -107,7 +107,13 @@ pub fn build(
 pub fn report_from_folded(mut stacks: Vec<(String, u64)>, rss_growth: Option<f64>) -> NativeReport {
     stacks.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let total: u64 = stacks.iter().map(|s| s.1).sum();
-    let share = |b: u64| if total == 0 { 0.0 } else { b as f64 / total as f64 };
+    let share = |b: u64| {
+        if total == 0 {
+            0.0
+        } else {
+            b as f64 / total as f64
+        }
+    };
     // name -> (self bytes, inclusive bytes, deepest position from the root)
     let mut functions: HashMap<&str, (u64, u64, usize)> = HashMap::new();
     for (line, bytes) in &stacks {
@@ -240,10 +246,7 @@ impl<'a> Namer<'a> {
             .find(|(_, m)| m.avma.contains(&addr));
         if let Some((i, m)) = found {
             let svma = addr.wrapping_sub(m.bias);
-            let symbols = self
-                .symbols
-                .entry(i)
-                .or_insert_with(|| m.loaded.symbols());
+            let symbols = self.symbols.entry(i).or_insert_with(|| m.loaded.symbols());
             return match symbols.find(svma) {
                 Some(name) => modules::demangle(name),
                 None => format!("{}+{:#x}", m.name, svma),
@@ -306,13 +309,23 @@ mod tests {
         let r = report_from_folded(stacks, Some(2000.0));
         assert_eq!(r.attributed_bytes, 1000);
         assert_eq!(r.share_of_rss_growth, Some(0.5));
-        assert_eq!(r.functions[0].name, "malloc", "innermost first among equals");
+        assert_eq!(
+            r.functions[0].name, "malloc",
+            "innermost first among equals"
+        );
         assert_eq!(r.functions[1].name, "main");
         assert_eq!(r.function_share("leak_session"), Some(0.9));
-        let malloc = r.functions.iter().find(|f| f.name == "malloc").expect("malloc");
+        let malloc = r
+            .functions
+            .iter()
+            .find(|f| f.name == "malloc")
+            .expect("malloc");
         assert_eq!((malloc.self_bytes, malloc.inclusive_bytes), (1000, 1000));
         let rec = r.functions.iter().find(|f| f.name == "rec").expect("rec");
-        assert_eq!(rec.inclusive_bytes, 50, "a recursive function counts once a stack");
+        assert_eq!(
+            rec.inclusive_bytes, 50,
+            "a recursive function counts once a stack"
+        );
         assert_eq!(r.stacks[0].frames, ["main", "leak_session", "malloc"]);
         assert_eq!(r.stacks[0].share, 0.9);
     }
@@ -322,7 +335,10 @@ mod tests {
         let r = report_from_folded(vec![("a;b c".into(), 10), ("a;d".into(), 30)], None);
         assert_eq!(r.folded_text, "a;d 30\na;b c 10\n");
         let back = read_folded(&r.folded_text);
-        assert_eq!(back, vec![("a;d".to_string(), 30), ("a;b c".to_string(), 10)]);
+        assert_eq!(
+            back,
+            vec![("a;d".to_string(), 30), ("a;b c".to_string(), 10)]
+        );
         assert_eq!(read_folded("garbage\n\na;b x\n"), vec![]);
     }
 

@@ -112,8 +112,7 @@ pub fn from_recording(file: &Path, rec: &Recording, analysis: &Analysis) -> Opti
     let path = file.parent().unwrap_or(Path::new("")).join(FOLDED);
     let text = std::fs::read_to_string(&path).ok()?;
     let stacks = crate::native::read_folded(&text);
-    let mut report =
-        crate::native::report::report_from_folded(stacks, rss_growth(rec, analysis));
+    let mut report = crate::native::report::report_from_folded(stacks, rss_growth(rec, analysis));
     report.folded = Some(path.display().to_string());
     Some(report)
 }
@@ -150,6 +149,9 @@ fn managed_share(rec: &Recording, analysis: &Analysis, report: &NativeReport) ->
 /// The lines at the end of a run (and of `memwatch report`).
 pub fn lines(report: &NativeReport, runtime: Option<&str>) -> Vec<String> {
     let mut out = Vec::new();
+    if report.faults_seen.is_none() && report.samples == 0 && report.folded.is_none() {
+        return out; // nothing was sampled: the refusal was said at the start, once
+    }
     if let Some(problem) = &report.problem {
         out.push(format!("native: {problem}"));
     }
@@ -207,7 +209,10 @@ pub fn lines(report: &NativeReport, runtime: Option<&str>) -> Vec<String> {
         .map(|f| format!("{} {}", pct(f.inclusive_share), short(&f.name)))
         .collect();
     if !top.is_empty() {
-        out.push(format!("native: top functions (inclusive): {}", top.join(", ")));
+        out.push(format!(
+            "native: top functions (inclusive): {}",
+            top.join(", ")
+        ));
     }
     for s in report.stacks.iter().take(3) {
         let tail: Vec<&str> = s.frames.iter().rev().take(6).map(|f| short(f)).collect();
@@ -227,9 +232,44 @@ pub fn lines(report: &NativeReport, runtime: Option<&str>) -> Vec<String> {
     out
 }
 
-/// A function name cut for one line: C++ argument lists dropped.
+/// A function name cut for one line: a C++ argument list at the end dropped
+/// (`Store::add(int)` -> `Store::add`; `(anonymous namespace)` inside the name stays).
 fn short(name: &str) -> &str {
-    let cut = name.find('(').unwrap_or(name.len());
-    let s = &name[..cut];
-    if s.is_empty() { name } else { s }
+    if !name.ends_with(')') {
+        return name;
+    }
+    let mut depth = 0;
+    for (i, c) in name.char_indices().rev() {
+        match c {
+            ')' => depth += 1,
+            '(' => {
+                depth -= 1;
+                if depth == 0 {
+                    return if i == 0 { name } else { &name[..i] };
+                }
+            }
+            _ => {}
+        }
+    }
+    name
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short;
+
+    #[test]
+    fn short_names() {
+        assert_eq!(short("SessionStore::record(long)"), "SessionStore::record");
+        assert_eq!(
+            short("node::(anonymous namespace)::ZlibContext::InitZlib()"),
+            "node::(anonymous namespace)::ZlibContext::InitZlib"
+        );
+        assert_eq!(
+            short("node::Work()::{lambda(uv_work_s*)#1}::_FUN(uv_work_s*)"),
+            "node::Work()::{lambda(uv_work_s*)#1}::_FUN"
+        );
+        assert_eq!(short("leak_session"), "leak_session");
+        assert_eq!(short("(weird)"), "(weird)");
+    }
 }

@@ -5,6 +5,7 @@ mod bad_input;
 mod gate;
 mod heap;
 mod managed_heap;
+mod native;
 mod node;
 mod regressions;
 mod report_input;
