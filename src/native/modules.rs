@@ -137,21 +137,45 @@ impl LoadedModule {
         Some((module, unwind))
     }
 
-    /// The function symbols of the file (`.symtab`, else `.dynsym`), sorted by address.
+    /// The function symbols of the file (`.symtab` and `.dynsym`), sorted by address. A
+    /// stripped library's full table is taken from its detached debug file when one is
+    /// installed (`/usr/lib/debug/.build-id/xx/yyyy.debug`: Debian's `libc6-dbg`, `*-dbgsym`).
     pub fn symbols(&self) -> Symbols {
         let Ok(elf) = object::File::parse(&**self.file) else {
             return Symbols::default();
         };
-        let mut list: Vec<(u64, u64, String)> = elf
-            .symbols()
-            .chain(elf.dynamic_symbols())
-            .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0)
-            .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?.to_string())))
-            .collect();
+        let mut list = function_symbols(&elf);
+        if elf.symbol_table().is_none()
+            && let Some(debug) = debug_file(&elf)
+            && let Ok(debug_elf) = object::File::parse(&*debug)
+        {
+            list.extend(function_symbols(&debug_elf));
+        }
         list.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
         list.dedup_by_key(|s| s.0);
         Symbols { list }
     }
+}
+
+fn function_symbols(elf: &object::File<'_>) -> Vec<(u64, u64, String)> {
+    elf.symbols()
+        .chain(elf.dynamic_symbols())
+        .filter(|s| s.kind() == SymbolKind::Text && s.address() != 0)
+        .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?.to_string())))
+        .collect()
+}
+
+/// The detached debug file of `elf`, found by its GNU build id.
+fn debug_file(elf: &object::File<'_>) -> Option<Mmap> {
+    let id = elf.build_id().ok()??;
+    if id.len() < 2 {
+        return None;
+    }
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let path = format!("/usr/lib/debug/.build-id/{}/{}.debug", &hex[..2], &hex[2..]);
+    let file = File::open(path).ok()?;
+    // SAFETY: a read-only mapping of an installed debug file, read once and dropped.
+    unsafe { Mmap::map(&file) }.ok()
 }
 
 /// Where a mapping puts the file: bias = start - offset + (segment offset - segment address),
