@@ -58,6 +58,8 @@ pub struct Collector {
     pub stack_list: Vec<Box<[u64]>>,
     pub pages: Vec<PageFault>,
     compacted_len: usize,
+    /// Pages kept: those whose hash has its low `thinning` bits clear (see `compact`).
+    thinning: u32,
     pub counts: Counts,
     /// Threads seen starting (FORK records): they carry an inherited event already.
     pub forked: HashSet<u32>,
@@ -77,6 +79,7 @@ impl Collector {
             stack_list: Vec::new(),
             pages: Vec::new(),
             compacted_len: 0,
+            thinning: 0,
             counts: Counts::default(),
             forked: HashSet::new(),
             exited: Vec::new(),
@@ -210,11 +213,15 @@ impl Collector {
                 id
             }
         };
+        let page = s.addr >> PAGE_SHIFT;
+        if !kept_at(page, self.thinning) {
+            return;
+        }
         self.pages.push(PageFault {
-            page: s.addr >> PAGE_SHIFT,
+            page,
             time_ns: s.time_ns,
             stack: id,
-            period: s.period.min(u64::from(u32::MAX)) as u32,
+            period: (s.period << self.thinning).min(u64::from(u32::MAX)) as u32,
         });
     }
 
@@ -237,7 +244,66 @@ impl Collector {
                 held.get(i - 1).copied().unwrap_or(true)
             });
         }
+        // Memory stays bounded on a process that grows for hours: past `MAX_PAGES` pages,
+        // keep one page in two (by a hash of its number, the same test for later samples),
+        // each kept page weighing twice as much.
+        while self.pages.len() > MAX_PAGES && self.thinning < 16 {
+            self.thinning += 1;
+            let bits = self.thinning;
+            self.pages.retain(|p| kept_at(p.page, bits));
+            for p in &mut self.pages {
+                p.period = p.period.saturating_mul(2);
+            }
+        }
         self.compacted_len = self.pages.len();
+    }
+}
+
+/// Pages kept in memory: 1M (24 MiB), 4 GiB of growth when every fault is sampled.
+const MAX_PAGES: usize = 1 << 20;
+
+/// Whether page number `page` is kept when one page in `2^bits` is.
+fn kept_at(page: u64, bits: u32) -> bool {
+    let h = page.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+    h & ((1u64 << bits) - 1) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thinning_keeps_about_half_a_level() {
+        let pages = 0..100_000u64;
+        let kept = pages.clone().filter(|&p| kept_at(p, 1)).count();
+        assert!((45_000..55_000).contains(&kept), "{kept}");
+        let kept2 = pages.clone().filter(|&p| kept_at(p, 2)).count();
+        assert!((22_000..28_000).contains(&kept2), "{kept2}");
+        assert!(pages.filter(|&p| kept_at(p, 2)).all(|p| kept_at(p, 1)));
+        assert!((0..10u64).all(|p| kept_at(p, 0)));
+    }
+
+    #[test]
+    fn pagemap_of_this_process() {
+        // This test's own stack page is present; the page at 4 KiB is never mapped.
+        let here = 0u64;
+        let page = (&here as *const u64 as u64) >> PAGE_SHIFT;
+        let file = std::fs::File::open("/proc/self/pagemap").expect("pagemap");
+        let faults = [
+            PageFault {
+                page,
+                time_ns: 0,
+                stack: 0,
+                period: 1,
+            },
+            PageFault {
+                page: (1u64 << 46) >> PAGE_SHIFT,
+                time_ns: 0,
+                stack: 0,
+                period: 1,
+            },
+        ];
+        assert_eq!(held_pages(&file, &faults), [true, false]);
     }
 }
 
@@ -252,8 +318,8 @@ pub fn held_pages(pagemap: &std::fs::File, pages: &[PageFault]) -> Vec<bool> {
     let mut i = 0;
     while i < pages.len() {
         let first = pages[i].page;
-        let mut j = i;
-        while j < pages.len() && pages[j].page < first + RUN {
+        let mut j = i + 1;
+        while j < pages.len() && pages[j].page >= first && pages[j].page < first + RUN {
             j += 1;
         }
         let span = (pages[j - 1].page - first + 1) as usize;

@@ -130,7 +130,7 @@ impl NativeWatch {
         let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
             .map_err(|source| NativeError::Io { pid, source })?;
         reader.collector.add_mappings(&modules::parse_maps(&maps));
-        reader.scan_threads(true);
+        reader.scan_threads();
         let stop = Arc::new(AtomicBool::new(false));
         let progress = Arc::new(Progress::default());
         let thread = {
@@ -265,7 +265,7 @@ impl Reader {
                 break;
             }
             if Instant::now() >= next_scan {
-                self.scan_threads(false);
+                self.scan_threads();
                 next_scan = Instant::now() + THREAD_SCAN_EVERY;
             }
             self.collector.compact(self.pagemap.as_ref(), false);
@@ -289,16 +289,15 @@ impl Reader {
     /// later, only a thread that started in the moment between the first listing and the
     /// opening of its parent's events (the others inherited one, and said so with a FORK
     /// record).
-    fn scan_threads(&mut self, first: bool) {
+    fn scan_threads(&mut self) {
         let Ok(dir) = std::fs::read_dir(format!("/proc/{}/task", self.pid)) else {
             return;
         };
         let tids: Vec<u32> = dir
             .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
             .collect();
-        if !first {
-            self.drain(); // FORK records of threads that started since the last drain
-        }
+        self.drain(); // FORK records of threads that started since the last drain
+        let mut opened = Vec::new();
         for tid in tids {
             if self.events.contains_key(&tid) || self.collector.forked.contains(&tid) {
                 continue;
@@ -317,6 +316,15 @@ impl Reader {
                 }
             }
             self.events.insert(tid, fds);
+            opened.push(tid);
+        }
+        // A thread started while its parent's events were being opened has an inherited
+        // event as well: its own goes, or its faults would count twice.
+        self.drain();
+        for tid in opened {
+            if self.collector.forked.contains(&tid) && tid != self.pid as u32 {
+                self.events.remove(&tid);
+            }
         }
     }
 
