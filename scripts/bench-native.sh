@@ -93,25 +93,27 @@ def watched(work_iters, watcher, last=True):
         r["grow_buffers"] = m[0] / 100 if m else 0.0
         scr = subprocess.run([perf, "script", "-i", os.path.join(work, "perf.data"), "-F", "period"],
                              capture_output=True, text=True).stdout
-        r["samples"] = len(scr.split())
+        r["samples"] = len(scr.split())  # samples perf wrote (it drops some when its buffer is full)
     return r
 
 def median(runs, key):
     vals = [r[key] for r in runs if key in r]
     return statistics.median(vals) if vals else float("nan")
 
-rows = {}
-for name, fn in [
-    ("alone", lambda: alone(work_per_mib)),
-    ("memwatch (no --native)", lambda: watched(work_per_mib, "plain")),
-    ("memwatch --native", lambda: watched(work_per_mib, "native")),
-    ("perf record -c 1 --call-graph dwarf", lambda: watched(work_per_mib, "perf")),
-    ("alone, as fast as it can", lambda: alone(0)),
-    ("memwatch --native, as fast as it can", lambda: watched(0, "native")),
-]:
-    if name.startswith("perf") and not perf:
-        continue
-    rows[name] = [fn() for _ in range(repeat)]
+# Interleaved (one run of each, REPEAT times): other load on the machine falls on all of them.
+modes = [
+    ("alone", lambda last: alone(work_per_mib)),
+    ("memwatch (no --native)", lambda last: watched(work_per_mib, "plain")),
+    ("memwatch --native", lambda last: watched(work_per_mib, "native")),
+    ("perf record -c 1 --call-graph dwarf", lambda last: watched(work_per_mib, "perf", last)),
+    ("alone, as fast as it can", lambda last: alone(0)),
+    ("memwatch --native, as fast as it can", lambda last: watched(0, "native")),
+]
+rows = {name: [] for name, _ in modes if perf or not name.startswith("perf")}
+for i in range(repeat):
+    for name, fn in modes:
+        if name in rows:
+            rows[name].append(fn(i == repeat - 1))
 
 base = median(rows["alone"], "wall")
 fast = median(rows["alone, as fast as it can"], "wall")
@@ -130,6 +132,9 @@ for name, runs in rows.items():
     rss = median(runs, "maxrss_kib") / 1024
     top = runs[-1].get("top", "")
     share = runs[-1].get("grow_buffers")
+    if name.startswith("perf"):
+        samples = runs[-1].get("samples", float("nan"))
+        per_k = cpu / samples * 1000 if samples else float("nan")
     top_s = f"{top} ({share:.0%})" if share is not None else ""
     print(f"{name:36} {w:7.2f} {(w / ref - 1) * 100:+8.1f}% {cpu:7.3f} {samples:8.0f} {per_k * 1000:7.1f}ms {rss:8.1f}  {top_s}")
 lost = [r.get("lost", 0) for r in rows["memwatch --native"]]
