@@ -38,7 +38,7 @@ grow = os.path.join(work, "grow")
 
 per_ms = float(subprocess.check_output([grow, "calibrate"]).decode())
 touch = subprocess.check_output([grow, "64", "0"]).decode()
-touch_ms_per_mib = float(touch.split()[1]) * 1000 / 64
+touch_ms_per_mib = float(touch.split()[3]) * 1000 / 64
 # 1 GiB/min: 1 MiB every 58.6 ms, of which touching the pages takes touch_ms_per_mib.
 work_per_mib = int(max(0.0, 60_000 / 1024 - touch_ms_per_mib) * per_ms)
 
@@ -46,9 +46,13 @@ def wall(out):
     m = re.search(r"wall_s ([0-9.]+)", out)
     return float(m.group(1)) if m else float("nan")
 
+def prog_cpu(out):
+    m = re.search(r"cpu_s ([0-9.]+)", out)
+    return float(m.group(1)) if m else float("nan")
+
 def alone(work_iters):
     out = subprocess.run([grow, str(mib), str(work_iters)], capture_output=True, text=True).stdout
-    return {"wall": wall(out)}
+    return {"wall": wall(out), "prog_cpu": prog_cpu(out)}
 
 def watched(work_iters, watcher, last=True):
     """The program, and a watcher attached to it; the watcher's own rusage."""
@@ -74,7 +78,7 @@ def watched(work_iters, watcher, last=True):
             time.sleep(0.05)
     user, system, maxrss = open(usage).read().split()[-3:]
     os.remove(usage)
-    r = {"wall": wall(out), "cpu": float(user) + float(system), "maxrss_kib": int(maxrss)}
+    r = {"wall": wall(out), "prog_cpu": prog_cpu(out), "cpu": float(user) + float(system), "maxrss_kib": int(maxrss)}
     if watcher == "native":
         s = json.load(open(os.path.join(out_dir, "summary.json")))["native"]
         r["samples"] = s["samples"]
@@ -123,7 +127,9 @@ plain_cpu = median(rows["memwatch (no --native)"], "cpu")
 print(f"{'':36} {'wall s':>7} {'slowdown':>9} {'CPU s':>7} {'samples':>8} {'CPU/1k':>9} {'RSS MiB':>8}  top function (grow_buffers share)")
 for name, runs in rows.items():
     w = median(runs, "wall")
+    pc = median(runs, "prog_cpu")
     ref = fast if "fast" in name else base
+    ref_cpu = fast_cpu if "fast" in name else base_cpu
     cpu = median(runs, "cpu")
     samples = median(runs, "samples")
     # memwatch: less the sampling loop's own CPU (the run without --native).
@@ -136,7 +142,7 @@ for name, runs in rows.items():
         samples = runs[-1].get("samples", float("nan"))
         per_k = cpu / samples * 1000 if samples else float("nan")
     top_s = f"{top} ({share:.0%})" if share is not None else ""
-    print(f"{name:36} {w:7.2f} {(w / ref - 1) * 100:+8.1f}% {cpu:7.3f} {samples:8.0f} {per_k * 1000:7.1f}ms {rss:8.1f}  {top_s}")
+    print(f"{name:36} {w:7.2f} {(w / ref - 1) * 100:+7.1f}% {pc:9.2f} {(pc / ref_cpu - 1) * 100:+7.1f}% {cpu:12.3f} {samples:8.0f} {per_k * 1000:7.1f}ms {rss:8.1f}  {top_s}")
 lost = [r.get("lost", 0) for r in rows["memwatch --native"]]
 print(f"--native lost samples (buffers full): {lost}; as fast as it can: {[r.get('lost', 0) for r in rows['memwatch --native, as fast as it can']]}")
 print("CPU/1k: the watcher's CPU per 1,000 samples (memwatch --native: less the CPU of memwatch without it)")
