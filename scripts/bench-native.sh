@@ -121,10 +121,13 @@ for i in range(repeat):
 
 base = median(rows["alone"], "wall")
 fast = median(rows["alone, as fast as it can"], "wall")
+base_cpu = median(rows["alone"], "prog_cpu")
+fast_cpu = median(rows["alone, as fast as it can"], "prog_cpu")
 print(f"grow.c: {mib} MiB in 1 MiB blocks, {work_per_mib} iterations of arithmetic per MiB "
-      f"(~{mib / base * 60 / 1024:.2f} GiB/min alone); median of {repeat} runs")
+      f"(~{mib / base_cpu * 60 / 1024:.2f} GiB per minute of its CPU time, {mib / base * 60 / 1024:.2f} GiB/min of wall time alone); "
+      f"median of {repeat} runs")
 plain_cpu = median(rows["memwatch (no --native)"], "cpu")
-print(f"{'':36} {'wall s':>7} {'slowdown':>9} {'CPU s':>7} {'samples':>8} {'CPU/1k':>9} {'RSS MiB':>8}  top function (grow_buffers share)")
+print(f"{'':36} {'wall s':>7} {'slower':>8} {'prog CPU':>9} {'slower':>8} {'watcher CPU':>12} {'samples':>8} {'CPU/1k':>9} {'RSS MiB':>8}  top function (grow_buffers share)")
 for name, runs in rows.items():
     w = median(runs, "wall")
     pc = median(runs, "prog_cpu")
