@@ -254,6 +254,13 @@ impl Reader {
             unsafe {
                 libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, 100);
             }
+            // A buffer whose thread has exited says so (POLLHUP) at every poll from then on:
+            // it is left to the timer, or the loop would spin.
+            for p in &mut pollfds {
+                if p.revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+                    p.fd = -1;
+                }
+            }
             self.drain();
             progress
                 .samples
