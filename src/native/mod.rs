@@ -77,6 +77,8 @@ pub enum NativeError {
          goes on without native stacks"
     )]
     NoPerfEvents { source: io::Error },
+    #[error("--native: PID {pid} exited before its page faults could be watched")]
+    Gone { pid: i32 },
     #[error("--native: native stacks are only unwound on x86-64; the run goes on without them")]
     Unsupported,
     #[error("--native: cannot watch PID {pid}: {source}; the run goes on without native stacks")]
@@ -203,6 +205,7 @@ fn open_error(pid: i32, e: io::Error) -> NativeError {
             paranoid: std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
                 .map_or_else(|_| "unknown".into(), |s| s.trim().to_string()),
         },
+        Some(libc::ESRCH) => NativeError::Gone { pid },
         Some(libc::ENOSYS | libc::ENOENT | libc::EOPNOTSUPP | libc::ENODEV) => {
             NativeError::NoPerfEvents { source: e }
         }

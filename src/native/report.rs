@@ -16,21 +16,23 @@ pub const TOP: usize = 10;
 /// What the native stacks explain, for the end summary and summary.json's `native`.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct NativeReport {
-    /// Page faults counted on the target's threads during the run (sampled or not).
+    /// Page faults counted on the target's threads during the run (sampled or not). This and
+    /// the other counts are `null` when unknown: nothing was sampled, or the report was read
+    /// back from native.folded.
     pub faults_seen: Option<u64>,
     /// Samples read, and the faults they stand for (each sample: `period` faults).
-    pub samples: u64,
-    pub faults_sampled: u64,
+    pub samples: Option<u64>,
+    pub faults_sampled: Option<u64>,
     /// One fault in `period` is sampled.
-    pub period: u64,
+    pub period: Option<u64>,
     /// Samples the kernel dropped (buffer full) and times it throttled the event.
-    pub lost: u64,
-    pub throttled: u64,
+    pub lost: Option<u64>,
+    pub throttled: Option<u64>,
     /// Stacks the unwinder could not follow to their root (cut at 128 frames or at the end
     /// of the copied stack, or code without unwind information or frame pointers).
-    pub truncated: u64,
+    pub truncated: Option<u64>,
     /// Bytes of pages first touched inside the analysed window and still held at the end.
-    pub attributed_bytes: u64,
+    pub attributed_bytes: Option<u64>,
     /// RSS growth over the same window, and the share of it the stacks explain.
     pub rss_growth_bytes: Option<f64>,
     pub share_of_rss_growth: Option<f64>,
@@ -92,12 +94,12 @@ pub fn build(
     }
     let mut report = report_from_folded(folded.into_iter().collect(), totals.rss_growth);
     report.faults_seen = totals.faults_seen;
-    report.samples = c.counts.samples;
-    report.faults_sampled = c.counts.faults_sampled;
-    report.period = totals.period;
-    report.lost = c.counts.lost;
-    report.throttled = c.counts.throttled;
-    report.truncated = c.counts.truncated;
+    report.samples = Some(c.counts.samples);
+    report.faults_sampled = Some(c.counts.faults_sampled);
+    report.period = Some(totals.period);
+    report.lost = Some(c.counts.lost);
+    report.throttled = Some(c.counts.throttled);
+    report.truncated = Some(c.counts.truncated);
     report.problem = totals.problem;
     report
 }
@@ -158,7 +160,7 @@ pub fn report_from_folded(mut stacks: Vec<(String, u64)>, rss_growth: Option<f64
     }
     let rss_growth_bytes = rss_growth.filter(|g| g.is_finite());
     NativeReport {
-        attributed_bytes: total,
+        attributed_bytes: Some(total),
         share_of_rss_growth: rss_growth_bytes
             .filter(|&g| g > 0.0)
             .map(|g| total as f64 / g),
@@ -307,7 +309,7 @@ mod tests {
             ("main;rec;rec;malloc".to_string(), 50),
         ];
         let r = report_from_folded(stacks, Some(2000.0));
-        assert_eq!(r.attributed_bytes, 1000);
+        assert_eq!(r.attributed_bytes, Some(1000));
         assert_eq!(r.share_of_rss_growth, Some(0.5));
         assert_eq!(
             r.functions[0].name, "malloc",

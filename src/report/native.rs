@@ -149,9 +149,9 @@ fn managed_share(rec: &Recording, analysis: &Analysis, report: &NativeReport) ->
 /// The lines at the end of a run (and of `memwatch report`).
 pub fn lines(report: &NativeReport, runtime: Option<&str>) -> Vec<String> {
     let mut out = Vec::new();
-    if report.faults_seen.is_none() && report.samples == 0 && report.folded.is_none() {
+    let Some(attributed) = report.attributed_bytes else {
         return out; // nothing was sampled: the refusal was said at the start, once
-    }
+    };
     if let Some(problem) = &report.problem {
         out.push(format!("native: {problem}"));
     }
@@ -162,22 +162,19 @@ pub fn lines(report: &NativeReport, runtime: Option<&str>) -> Vec<String> {
     let explained = report
         .share_of_rss_growth
         .map_or_else(String::new, |s| format!(", {} of it", pct(s)));
-    let sampled = match report.faults_seen {
-        Some(seen) if report.samples > 0 => format!(
-            "; {} page faults seen, {} sampled{}",
-            seen,
-            report.samples,
-            if report.lost > 0 {
-                format!(", {} lost (shares are approximate)", report.lost)
-            } else {
-                String::new()
+    let sampled = match (report.faults_seen, report.samples) {
+        (Some(seen), Some(samples)) if samples > 0 => format!(
+            "; {seen} page faults seen, {samples} sampled{}",
+            match report.lost {
+                Some(lost) if lost > 0 => format!(", {lost} lost (shares are approximate)"),
+                _ => String::new(),
             }
         ),
         _ => String::new(),
     };
     out.push(format!(
         "native: the stacks below faulted in {} still held over the analysed window (RSS grew {growth}{explained}){sampled}",
-        Bytes(report.attributed_bytes as f64),
+        Bytes(attributed as f64),
     ));
     if let (Some(heap), Some(native)) = (
         report.managed_heap_share_of_rss_growth,
