@@ -1,7 +1,7 @@
 //! `memwatch report FILE`: re-analyse and re-plot a recording, with the same judge as a
 //! live run.
 
-use crate::commands::{Finished, conclude, print_figures};
+use crate::commands::{Finished, conclude};
 use crate::config::ReportConfig;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
@@ -11,7 +11,6 @@ use crate::report::input::{ReadOptions, read_recording_with};
 use crate::report::live::LiveMode;
 use crate::report::output::{Dest, report_dests};
 use crate::report::summary::{Files, SourceSummary, Summary};
-use crate::units::{Count, Elapsed};
 
 pub fn report(config: &ReportConfig) -> Result<Exit> {
     let file = &config.file;
@@ -30,11 +29,6 @@ pub fn report(config: &ReportConfig) -> Result<Exit> {
     if let Some(problem) = loaded.metric_problem(metric) {
         return Err(Error::Usage(format!("--metric {metric}: {problem}")));
     }
-    if !config.quiet {
-        for warning in &loaded.warnings {
-            eprintln!("memwatch: warning: {warning}");
-        }
-    }
     let rec = &loaded.recording;
     let judged = judge(rec, &config.analysis)?;
     let analysis = &judged.analysis;
@@ -50,23 +44,9 @@ pub fn report(config: &ReportConfig) -> Result<Exit> {
         json: json.file().map(|p| p.display().to_string()),
         png: png.file().map(|p| p.display().to_string()),
     };
-    if !config.quiet {
-        eprintln!(
-            "memwatch: {} ({}): {} over {}",
-            file.display(),
-            loaded.format,
-            Count(rec.len() as u64, "sample"),
-            Elapsed(rec.duration_s())
-        );
-        print_figures(rec, 0);
-    }
+    summary.story.warnings = loaded.warnings.clone();
     // A run with --native: its stacks again, from native.folded beside the recording.
-    summary.native = crate::report::native::from_recording(file, rec, analysis);
-    if let Some(native) = summary.native.as_ref().filter(|_| !config.quiet) {
-        for line in crate::report::native::lines(native, None) {
-            eprintln!("memwatch: {line}");
-        }
-    }
+    summary.native = crate::report::native::from_recording(file, rec, &judged.analysis);
     Ok(conclude(Finished {
         recording: rec,
         analysis,

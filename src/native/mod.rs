@@ -372,6 +372,14 @@ impl Reader {
     }
 }
 
+/// What a run's `--native` came to: what was sampled, or why nothing was; `origin` is the
+/// run's first sample (its clock is the window's).
+pub struct NativeRun {
+    pub data: Option<NativeData>,
+    pub problem: Option<String>,
+    pub origin: Instant,
+}
+
 /// What was sampled, until the analysed window is known.
 pub struct NativeData {
     pid: i32,

@@ -823,6 +823,16 @@ impl Frame {
     }
 }
 
+/// The plot as plotters holds it: the chart's area with its two ticked axes.
+type Plot<'a, 'b> = plotters::chart::ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    plotters::coord::cartesian::Cartesian2d<TickedAxis, TickedAxis>,
+>;
+
+/// Draws the chart in layers, bottom to top: the verdict text (header), the frame, the
+/// warm-up and dump shading, the axes, the event lines, the series, the trend, the judged
+/// points with their values, the event words. Returns the plot's pixel range.
 #[allow(clippy::too_many_arguments)]
 fn draw(
     root: &DrawingArea<BitMapBackend<'_>, Shift>,
@@ -837,8 +847,33 @@ fn draw(
     root.fill(&WHITE)?;
     let legend = legend_items(rec, series, analysis, marks);
     let header_height = draw_header(root, layout, header, analysis.verdict, &legend)?;
-    let (_, body) = root.split_vertically(header_height);
+    let (mut chart, decimals) = draw_frame(root, header_height, layout, frame)?;
+    debug_assert_eq!(
+        chart.plotting_area().dim_in_pixel().0 as usize,
+        series[0].columns.len(),
+        "one downsampling column per pixel"
+    );
+    // Shading first, so that the grid stays visible on it.
+    draw_shading(&mut chart, frame, analysis)?;
+    draw_axes(&mut chart, layout, frame, decimals)?;
+    let events = draw_event_lines(&mut chart, layout, frame, rec)?;
+    draw_series(&mut chart, layout, frame, rec, series)?;
+    draw_trend(&mut chart, layout, frame, analysis)?;
+    draw_marks(&mut chart, layout, frame, marks)?;
+    // Event words last, on top of everything, at the top of their lines.
+    draw_event_words(&mut chart, layout, frame, &events)?;
+    Ok(chart.plotting_area().get_pixel_range())
+}
 
+/// The plot under the header, its axes ticked at round values; with the decimals each
+/// axis's labels need.
+fn draw_frame<'a, 'b>(
+    root: &'a DrawingArea<BitMapBackend<'b>, Shift>,
+    header_height: u32,
+    layout: &Layout,
+    frame: &Frame,
+) -> Result<(Plot<'a, 'b>, (usize, usize)), ChartError> {
+    let (_, body) = root.split_vertically(header_height);
     let (width, height) = root.dim_in_pixel();
     let plot_width = layout.plot_width(width) as f64;
     let plot_height =
@@ -847,9 +882,7 @@ fn draw(
     let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
     let (x_ticks, x_step) = nice_ticks(x_lo, x_hi, (plot_width / (95.0 * layout.scale)) as usize);
     let (y_ticks, y_step) = nice_ticks(y_lo, y_hi, (plot_height / (55.0 * layout.scale)) as usize);
-    let (x_decimals, y_decimals) = (decimals_for_step(x_step), decimals_for_step(y_step));
-
-    let mut chart = ChartBuilder::on(&body)
+    let chart = ChartBuilder::on(&body)
         .margin_left(layout.margin)
         .margin_right(layout.margin)
         .margin_top(layout.margin / 2)
@@ -860,15 +893,21 @@ fn draw(
             TickedAxis::new(x_lo, x_hi, x_ticks),
             TickedAxis::new(y_lo, y_hi, y_ticks),
         )?;
-    debug_assert_eq!(
-        chart.plotting_area().dim_in_pixel().0 as usize,
-        series[0].columns.len(),
-        "one downsampling column per pixel"
-    );
+    Ok((
+        chart,
+        (decimals_for_step(x_step), decimals_for_step(y_step)),
+    ))
+}
 
-    // Shading first, so that the grid stays visible on it.
-    // The analysed window starts where the judged series' warm-up ends (the settled
-    // series starts with the first settled sample, not with the run).
+/// The warm-up and the excluded (heap-dump) periods, shaded. The analysed window starts
+/// where the judged series' warm-up ends (the settled series starts with the first settled
+/// sample, not with the run).
+fn draw_shading(
+    chart: &mut Plot<'_, '_>,
+    frame: &Frame,
+    analysis: &Analysis,
+) -> Result<(), ChartError> {
+    let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
     let warmup_end = analysis.window_start_s;
     let warmup = (analysis.warmup_s > 0.0)
         .then(|| frame.x_span(f64::NEG_INFINITY, warmup_end))
@@ -884,7 +923,16 @@ fn draw(
     chart.draw_series(
         shades.map(|((x0, x1), color)| Rectangle::new([(x0, y_lo), (x1, y_hi)], color.filled())),
     )?;
+    Ok(())
+}
 
+/// The grid, the axes and their labels.
+fn draw_axes(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    (x_decimals, y_decimals): (usize, usize),
+) -> Result<(), ChartError> {
     let label_style = layout
         .font(layout.label_font, FontStyle::Normal)
         .color(&TEXT_COLOR);
@@ -903,10 +951,18 @@ fn draw(
         .x_label_formatter(&x_formatter)
         .y_label_formatter(&y_formatter)
         .draw()?;
+    Ok(())
+}
 
-    // Event lines, each with its words at the top (settled samples are dots, below).
-    // Signals under dumps; a label that would overlap the previous one is left out (the
-    // legend names every kind).
+/// A line for each event in the time range (settled samples are dots, drawn later),
+/// signals under dumps; returns the events drawn, for their words.
+fn draw_event_lines<'r>(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    rec: &'r Recording,
+) -> Result<Vec<&'r Event>, ChartError> {
+    let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
     let mut events: Vec<&Event> = rec
         .events
         .iter()
@@ -920,9 +976,19 @@ fn draw(
         let width = layout.px(f64::from(width)).max(1) as u32;
         PathElement::new(vec![(x, y_lo), (x, y_hi)], color.stroke_width(width))
     }))?;
-    // Reverse, so that the chosen metric is drawn last, on top. Values outside the y
-    // range are clipped at its edges.
-    let clip = |points: &[(f64, f64)]| clip_y(points, y_lo, y_hi);
+    Ok(events)
+}
+
+/// The series, the chosen metric last (on top); values outside the y range are clipped
+/// at its edges.
+fn draw_series(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    rec: &Recording,
+    series: &[Series<'_>],
+) -> Result<(), ChartError> {
+    let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
     for s in series.iter().rev() {
         let style = s.color.stroke_width(layout.px(1.5).max(1) as u32);
         let columns = s.columns.len();
@@ -944,7 +1010,7 @@ fn draw(
                 })
                 .collect();
             chart.draw_series(
-                clip(&points)
+                clip_y(&points, y_lo, y_hi)
                     .into_iter()
                     .map(|p| PathElement::new(p, style)),
             )?;
@@ -961,21 +1027,42 @@ fn draw(
             chart.draw_series(dots)?;
         }
     }
+    Ok(())
+}
 
-    if let Some(line) = analysis.trend {
-        let (color, width) = trend_style(analysis.verdict);
-        let style = color.stroke_width(layout.px(width).max(1) as u32);
-        for (a, b) in trend_segments(&line, &analysis.steps) {
-            let points = [(frame.x(a.0), frame.y(a.1)), (frame.x(b.0), frame.y(b.1))];
-            chart.draw_series(
-                clip(&points)
-                    .into_iter()
-                    .map(|p| PathElement::new(p, style)),
-            )?;
-        }
+/// The fitted trend, coloured by the verdict.
+fn draw_trend(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    analysis: &Analysis,
+) -> Result<(), ChartError> {
+    let Some(line) = analysis.trend else {
+        return Ok(());
+    };
+    let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
+    let (color, width) = trend_style(analysis.verdict);
+    let style = color.stroke_width(layout.px(width).max(1) as u32);
+    for (a, b) in trend_segments(&line, &analysis.steps) {
+        let points = [(frame.x(a.0), frame.y(a.1)), (frame.x(b.0), frame.y(b.1))];
+        chart.draw_series(
+            clip_y(&points, y_lo, y_hi)
+                .into_iter()
+                .map(|p| PathElement::new(p, style)),
+        )?;
     }
+    Ok(())
+}
 
-    // The settled samples (hollow) and the judged points (filled), with values.
+/// The settled samples (hollow) and the judged points (filled), with values: the first
+/// and the last point, and those between with room around them.
+fn draw_marks(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    marks: &Marks<'_>,
+) -> Result<(), ChartError> {
+    let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
     let in_range = |&&(t, v): &&(f64, f64)| {
         (frame.t.0..=frame.t.1).contains(&t) && (y_lo..=y_hi).contains(&frame.y(v))
     };
@@ -998,7 +1085,6 @@ fn draw(
     let value_font = layout
         .font(layout.label_font * 0.9, FontStyle::Bold)
         .color(&JUDGED_COLOR);
-    // Values: the first and the last point, and those between with room around them.
     let value_spacing = layout.px(85.0);
     let pixel_x: Vec<i32> = judged
         .iter()
@@ -1026,15 +1112,25 @@ fn draw(
             );
         chart.plotting_area().draw(&label)?;
     }
+    Ok(())
+}
 
-    // Event words last, on top of everything, at the top of their lines.
+/// The events' words at the top of their lines. Events closer than a label's width share
+/// one label ("SIGUSR2 · dump start"), in the colour of the most important; the same words
+/// repeated (a signal every few seconds) are written again only after some room, or they
+/// would hide the data; a label that would overlap the previous one is left out (the legend
+/// names every kind).
+fn draw_event_words(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    events: &[&Event],
+) -> Result<(), ChartError> {
+    let y_hi = frame.y(frame.v.1);
     let event_font = layout
         .font(layout.label_font * 0.9, FontStyle::Normal)
         .transform(FontTransform::Rotate90);
-    // Events closer than a label's width share one label ("SIGUSR2 · dump start"), in
-    // the colour of the most important; the same words repeated (a signal every few
-    // seconds) are written again only after some room, or they would hide the data.
-    let mut by_time = events.clone();
+    let mut by_time = events.to_vec();
     by_time.sort_by(|a, b| {
         a.elapsed_s
             .total_cmp(&b.elapsed_s)
@@ -1108,8 +1204,7 @@ fn draw(
         chart.plotting_area().draw(&label)?;
         last_label = Some((px, text));
     }
-
-    Ok(chart.plotting_area().get_pixel_range())
+    Ok(())
 }
 
 /// The fitted trend as drawn over the recorded values: one segment, or one per stretch

@@ -4,7 +4,7 @@
 //! from `native.folded`.
 
 use crate::analyze::Analysis;
-use crate::native::{NativeData, NativeReport, Window};
+use crate::native::{NativeData, NativeReport, NativeRun, Window};
 use crate::recording::Recording;
 use crate::report::output::{Dest, Outputs, write_atomic};
 use crate::sample::Metric;
@@ -28,25 +28,22 @@ pub fn folder(outputs: &Outputs) -> Option<PathBuf> {
 
 /// The end of a `--native` run: the report over the analysed window (or why there is
 /// none), its files written into `folder`.
-#[allow(clippy::too_many_arguments)]
 pub fn conclude(
-    data: Option<&NativeData>,
-    problem: Option<String>,
-    origin: Instant,
+    run: &NativeRun,
     rec: &Recording,
     analysis: &Analysis,
     managed_judged: bool,
     folder: Option<&Path>,
     title: &str,
 ) -> NativeReport {
-    let mut report = match data {
-        Some(d) => live_report(d, origin, rec, analysis, managed_judged),
+    let mut report = match &run.data {
+        Some(d) => live_report(d, run.origin, rec, analysis, managed_judged),
         None => NativeReport::default(),
     };
-    if problem.is_some() {
-        report.problem = problem;
+    if run.problem.is_some() {
+        report.problem = run.problem.clone();
     }
-    if data.is_some() {
+    if run.data.is_some() {
         match folder {
             Some(dir) => {
                 if let Err(e) = write_files(&mut report, dir, title) {

@@ -66,6 +66,24 @@ pub struct Summary {
     /// `--native`: the stacks that faulted in the pages held at the end (docs/native.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub native: Option<crate::native::NativeReport>,
+    /// What only the end-of-run text says (report/text.rs).
+    #[serde(skip)]
+    pub story: Story,
+}
+
+/// What the end-of-run text tells people beside the fields above.
+#[derive(Debug, Default)]
+pub struct Story {
+    /// Said while the run stopped: a process the target started that holds much of the
+    /// memory, what else memwatch stopped.
+    pub notes: Vec<String>,
+    /// `memwatch report`: what reading the recording warned about.
+    pub warnings: Vec<String>,
+    /// How sampling stopped and the target ended, in words: "duration reached; target
+    /// exited with code 0 after memwatch stopped it".
+    pub how: Option<String>,
+    /// The spawned command failed on its own (exit code 4).
+    pub command_failed: bool,
 }
 
 /// Another series' verdict, beside the judged one.
@@ -343,6 +361,7 @@ impl Summary {
             files: Files::default(),
             gate: None,
             native: None,
+            story: Story::default(),
         }
     }
 

@@ -52,6 +52,13 @@ impl RuntimeKind {
             RuntimeKind::Jvm => "jvm",
         }
     }
+
+    /// The kind `name` names (summary.json's `runtime.kind`).
+    pub fn from_name(name: &str) -> Option<RuntimeKind> {
+        [RuntimeKind::Node, RuntimeKind::Jvm]
+            .into_iter()
+            .find(|k| k.name() == name)
+    }
 }
 
 impl fmt::Display for RuntimeKind {
