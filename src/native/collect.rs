@@ -268,6 +268,38 @@ fn kept_at(page: u64, bits: u32) -> bool {
     h & ((1u64 << bits) - 1) == 0
 }
 
+/// For each page (sorted), whether `/proc/PID/pagemap` says it is present or swapped. Reads
+/// runs of neighbouring pages at once. A page that cannot be read counts as held.
+pub fn held_pages(pagemap: &std::fs::File, pages: &[PageFault]) -> Vec<bool> {
+    const PRESENT: u64 = 1 << 63;
+    const SWAPPED: u64 = 1 << 62;
+    const RUN: u64 = 512;
+    let mut held = Vec::with_capacity(pages.len());
+    let mut buf = vec![0u8; (RUN * 8) as usize];
+    let mut i = 0;
+    while i < pages.len() {
+        let first = pages[i].page;
+        let mut j = i + 1;
+        while j < pages.len() && pages[j].page >= first && pages[j].page < first + RUN {
+            j += 1;
+        }
+        let span = (pages[j - 1].page - first + 1) as usize;
+        let got = pagemap
+            .read_at(&mut buf[..span * 8], first * 8)
+            .unwrap_or(0);
+        for p in &pages[i..j] {
+            let at = ((p.page - first) * 8) as usize;
+            let entry = buf
+                .get(at..at + 8)
+                .filter(|_| at + 8 <= got)
+                .map(|b| u64::from_ne_bytes(b.try_into().unwrap_or_default()));
+            held.push(entry.is_none_or(|e| e & (PRESENT | SWAPPED) != 0));
+        }
+        i = j;
+    }
+    held
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -305,36 +337,4 @@ mod tests {
         ];
         assert_eq!(held_pages(&file, &faults), [true, false]);
     }
-}
-
-/// For each page (sorted), whether `/proc/PID/pagemap` says it is present or swapped. Reads
-/// runs of neighbouring pages at once. A page that cannot be read counts as held.
-pub fn held_pages(pagemap: &std::fs::File, pages: &[PageFault]) -> Vec<bool> {
-    const PRESENT: u64 = 1 << 63;
-    const SWAPPED: u64 = 1 << 62;
-    const RUN: u64 = 512;
-    let mut held = Vec::with_capacity(pages.len());
-    let mut buf = vec![0u8; (RUN * 8) as usize];
-    let mut i = 0;
-    while i < pages.len() {
-        let first = pages[i].page;
-        let mut j = i + 1;
-        while j < pages.len() && pages[j].page >= first && pages[j].page < first + RUN {
-            j += 1;
-        }
-        let span = (pages[j - 1].page - first + 1) as usize;
-        let got = pagemap
-            .read_at(&mut buf[..span * 8], first * 8)
-            .unwrap_or(0);
-        for p in &pages[i..j] {
-            let at = ((p.page - first) * 8) as usize;
-            let entry = buf
-                .get(at..at + 8)
-                .filter(|_| at + 8 <= got)
-                .map(|b| u64::from_ne_bytes(b.try_into().unwrap_or_default()));
-            held.push(entry.is_none_or(|e| e & (PRESENT | SWAPPED) != 0));
-        }
-        i = j;
-    }
-    held
 }
