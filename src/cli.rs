@@ -54,14 +54,29 @@ pub enum Command {
     #[command(after_help = exit::REPORT_TABLE)]
     Report(ReportArgs),
     /// Read V8 heap snapshots: what grew between them and what holds it.
+    #[command(subcommand_required = true, arg_required_else_help = false)]
     Heap(HeapArgs),
     /// Print a shell completion script: `memwatch completions bash > /etc/bash_completion.d/memwatch`.
     Completions {
         #[arg(value_enum)]
         shell: Shell,
     },
-    /// Print the man page (roff): `memwatch man > /usr/local/share/man/man1/memwatch.1`.
-    Man,
+    /// Print a man page (roff): `memwatch man > memwatch.1`, `memwatch man run` for
+    /// memwatch-run(1); `--dir DIR` writes every page into DIR.
+    Man(ManArgs),
+}
+
+/// `memwatch man`: which page, or every page into a folder.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print: nothing for memwatch(1), `run`, `report`, `heap`,
+    /// `heap diff`, ...
+    #[arg(value_name = "COMMAND")]
+    pub command: Vec<String>,
+
+    /// Write every page (memwatch.1, memwatch-run.1, ...) into this folder instead
+    #[arg(long, value_name = "DIR", conflicts_with = "command")]
+    pub dir: Option<PathBuf>,
 }
 
 /// The shells `memwatch completions` writes for.
@@ -147,6 +162,10 @@ pub struct ReportArgs {
     #[arg(long, value_name = "PATH", help_heading = "Output")]
     pub png: Option<PathBuf>,
 
+    /// Draw no chart
+    #[arg(long, conflicts_with = "png", help_heading = "Output")]
+    pub no_png: bool,
+
     /// Chart size in pixels
     #[arg(
         long,
@@ -220,7 +239,7 @@ pub struct RuntimeArgs {
     /// `auto` (Node.js or a HotSpot JVM when detected), `node`, `jvm` or `none` [default:
     /// auto with `run`; none with --pid, since it opens a debugging port on 127.0.0.1 or the
     /// JVM's attach listener in a live process while memwatch runs]
-    #[arg(long, value_name = "KIND")]
+    #[arg(long, value_name = "KIND", value_parser = crate::options::runtime_parser())]
     pub runtime: Option<RuntimeChoice>,
 
     /// Force a GC this often [default: every 5s in the first minute, 10s up to 5 minutes,
@@ -287,18 +306,28 @@ pub struct SignalArgs {
 
     /// Stop signalling when the dump folder's disk would have less than SIZE free after the
     /// next dump (estimated as the largest so far)
-    #[arg(long, value_name = "SIZE", default_value = "1GiB")]
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "1GiB",
+        allow_hyphen_values = true
+    )]
     pub min_free: Size,
 }
 
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Analysis")]
 pub struct AnalysisArgs {
-    /// Memory column to judge: rss, anon, vsz, file, shmem, swap, hwm, pss, uss,
-    /// heap-after-gc, or `settled` (RSS of the samples taken --settle after each signal).
-    /// The managed heap after GC (with --runtime) and the settled samples are judged
-    /// instead of the default rss when there are enough of them
-    #[arg(long, value_name = "NAME", default_value = "rss")]
+    /// The series judged: a column of samples.csv (pss and uss need --pss; heap-after-gc,
+    /// heap-used and external need --runtime), or `settled` (RSS of the samples taken
+    /// --settle after each signal). The managed heap after GC (with --runtime) and the
+    /// settled samples are judged instead of the default rss when there are enough of them
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "rss",
+        value_parser = crate::options::metric_parser()
+    )]
     pub metric: MetricChoice,
 
     /// Start of the run left out of the verdict [default: auto, see docs/verdict.md]
@@ -355,6 +384,16 @@ pub struct LoadArgs {
     #[arg(long, value_name = "PORT", requires = "load", value_parser = clap::value_parser!(u16).range(1..))]
     pub ready_port: Option<u16>,
 
+    /// With --ready-port: give up (exit 2) when nothing listens there after this long
+    #[arg(
+        long,
+        value_name = "DUR",
+        requires = "ready_port",
+        default_value = "5m",
+        allow_hyphen_values = true
+    )]
+    pub ready_timeout: Dur,
+
     /// The target is ready this long after the start (without --ready-port)
     #[arg(
         long,
@@ -380,7 +419,7 @@ pub struct LoadArgs {
 #[command(next_help_heading = "Gate (CI)")]
 pub struct GateArgs {
     /// Fail (exit 1) if the peak of the judged metric is above SIZE (`512MiB`).
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub max_rss: Option<Size>,
 
     /// Fail if the growth over the analysed window is above SIZE or PCT (`64MiB`, `10%`).

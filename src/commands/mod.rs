@@ -3,6 +3,7 @@
 //! at the end is `report::text`, written from the Summary.
 
 pub mod heap;
+pub mod man;
 pub mod report;
 pub mod watch;
 
@@ -31,7 +32,8 @@ pub struct Finished<'a> {
     /// Files already written (the samples CSV).
     pub written: Vec<PathBuf>,
     pub json: &'a Dest,
-    pub png: &'a Dest,
+    /// `None`: no chart (`report --no-png`).
+    pub png: Option<&'a Dest>,
     pub png_size: (u32, u32),
     pub junit: Option<&'a Path>,
     pub limits: &'a Limits,
@@ -77,6 +79,10 @@ pub fn conclude(run: Finished<'_>) -> Exit {
             Ok(Written::File(path)) => files.written.push(path),
             Ok(Written::Elsewhere) => {}
             Ok(Written::Skipped(why)) => files.skipped.push(why),
+            // The report's name already says which file: the cause alone after it.
+            Err(crate::Error::Output { source, .. }) => files
+                .failed
+                .push(format!("cannot write {}: {source}", report.name())),
             Err(e) => files
                 .failed
                 .push(format!("cannot write {}: {e}", report.name())),

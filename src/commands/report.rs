@@ -15,13 +15,15 @@ use crate::report::summary::{Files, SourceSummary, Summary};
 pub fn report(config: &ReportConfig) -> Result<Exit> {
     let file = &config.file;
     // Every output is checked before the recording is even read.
-    let (json, png) = report_dests(
+    let dests = report_dests(
         file,
         config.json.as_deref(),
         config.png.as_deref(),
+        !config.no_png,
         config.junit.as_deref(),
         config.force,
     )?;
+    let (json, png) = (&dests.json, dests.png.as_ref());
     // Only the columns the analysis and the chart use: a big recording stays small in memory.
     let metric = config.analysis.metric;
     let keep = ReadOptions::to_judge(metric);
@@ -42,9 +44,10 @@ pub fn report(config: &ReportConfig) -> Result<Exit> {
     summary.files = Files {
         csv: None,
         json: json.file().map(|p| p.display().to_string()),
-        png: png.file().map(|p| p.display().to_string()),
+        png: png.and_then(Dest::file).map(|p| p.display().to_string()),
     };
     summary.story.warnings = loaded.warnings.clone();
+    summary.story.warnings.extend(dests.warning.clone());
     // A run with --native: its stacks again, from native.folded beside the recording.
     summary.native = crate::report::native::from_recording(file, rec, &judged.analysis);
     Ok(conclude(Finished {
@@ -54,8 +57,8 @@ pub fn report(config: &ReportConfig) -> Result<Exit> {
         summary,
         base_exit,
         written: Vec::new(),
-        json: &json,
-        png: &png,
+        json,
+        png,
         png_size: config.png_size,
         junit: config.junit.as_deref(),
         limits: &config.limits,

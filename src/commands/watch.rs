@@ -80,7 +80,7 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
             .into_iter()
             .collect(),
         json: &outputs.json,
-        png: &outputs.png,
+        png: Some(&outputs.png),
         png_size: config.outputs.png_size,
         junit: outputs.junit.as_deref(),
         limits: &config.limits,
@@ -125,6 +125,14 @@ fn start(config: &WatchConfig) -> Result<Started> {
     target.check_first_read(&first)?;
     check_signals(&target, &mut reader, &config.signals)?;
     let runtime = runtime_of(&target, config)?;
+    let metric = config.analysis.metric;
+    if metric.is_managed_heap() && runtime.is_none() {
+        return Err(Error::Usage(format!(
+            "--metric {metric} is read from the program's runtime, and PID {} ({}) runs \
+             neither Node.js nor a JVM: judge rss, or watch the node or java process",
+            target.pid, target.name
+        )));
+    }
     Ok(Started {
         target,
         reader,
@@ -297,9 +305,15 @@ fn stop(
 /// watch it instead.
 fn wrapper_note(target: &Target) -> Option<String> {
     let (child, rss, own) = crate::tree::notable_descendant(target.pid)?;
+    // A spawned command's processes are stopped with it: --pid would name a process gone.
+    let how = if target.is_child() {
+        format!("run {} directly", child.name)
+    } else {
+        format!("use --pid {}", child.pid)
+    };
     Some(format!(
         "note: PID {} ({}, {}) started PID {} ({}, {}); memwatch watched {} only: \
-         to watch {}, run it directly or use --pid {}; --tree judges their sum",
+         to watch {}, {how}; --tree judges their sum",
         target.pid,
         target.name,
         Bytes(own as f64),
@@ -308,7 +322,6 @@ fn wrapper_note(target: &Target) -> Option<String> {
         Bytes(rss as f64),
         target.name,
         child.name,
-        child.pid
     ))
 }
 
@@ -501,6 +514,13 @@ fn runtime_of(target: &Target, config: &WatchConfig) -> Result<Option<RuntimeKin
     };
     match (wanted, detected) {
         (Some(w), Some(d)) if w == d => Ok(Some(w)),
+        (Some(w), _) if target.is_child() => Err(Error::Usage(format!(
+            "--runtime {}: the command ({}, PID {}) is not a {w} program: leave --runtime out, \
+             or run the {w} program itself (not a wrapper that starts it)",
+            w.name(),
+            target.name,
+            target.pid
+        ))),
         (Some(w), _) => Err(Error::Usage(format!(
             "--runtime {}: PID {} ({}) is not a {w} process: leave --runtime out, or give the \
              PID of the {w} process",

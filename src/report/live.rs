@@ -185,7 +185,7 @@ impl LiveView {
             return;
         }
         self.finish();
-        eprintln!("memwatch: {message}");
+        eprintln!("memwatch: {}", crate::units::Printable(message));
         self.last_draw = None;
     }
 

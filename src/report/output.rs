@@ -221,13 +221,24 @@ pub fn normalize(path: &Path) -> PathBuf {
 /// a live run's summary.json, whose place is then kept: `report.json` and `report.png`.
 /// Never FILE itself, never over a samples CSV, and never over a live run's summary.json
 /// unless `force`.
+/// Where `report` writes: the summary, the chart (none with --no-png, or when only the
+/// summary on stdout was asked and the default chart's folder cannot be written: then a
+/// warning says so).
+#[derive(Debug)]
+pub struct ReportDests {
+    pub json: Dest,
+    pub png: Option<Dest>,
+    pub warning: Option<String>,
+}
+
 pub fn report_dests(
     file: &Path,
     json: Option<&Path>,
     png: Option<&Path>,
+    draw: bool,
     junit: Option<&Path>,
     force: bool,
-) -> Result<(Dest, Dest)> {
+) -> Result<ReportDests> {
     let folder = parent_of(file);
     let live_here = is_live_summary(&folder.join("summary.json"));
     let (json_name, png_name) = if live_here {
@@ -236,8 +247,22 @@ pub fn report_dests(
         ("summary.json", "memory.png")
     };
     let json = json.map_or_else(|| Dest::File(folder.join(json_name)), Dest::from_arg);
-    let png = png.map_or_else(|| Dest::File(folder.join(png_name)), Dest::from_arg);
-    let mut named = vec![("--json", json.clone()), ("--png", png.clone())];
+    let mut warning = None;
+    let png = match png {
+        _ if !draw => None,
+        Some(p) => Some(Dest::from_arg(p)),
+        // Only the summary on stdout was asked: a default chart is a courtesy.
+        None if json == Dest::Stdout && probe_writable(&folder).is_err() => {
+            warning = Some(format!(
+                "no chart: '{}' cannot be written (give --png PATH, or --no-png)",
+                folder.display()
+            ));
+            None
+        }
+        None => Some(Dest::File(folder.join(png_name))),
+    };
+    let mut named = vec![("--json", json.clone())];
+    named.extend(png.clone().map(|p| ("--png", p)));
     if let Some(j) = junit {
         named.push(("--junit", Dest::File(j.to_path_buf())));
     }
@@ -253,19 +278,19 @@ pub fn report_dests(
         }
         if is_samples_csv(path) {
             return Err(usage(format!(
-                "{flag} '{}' is a recording of samples: memwatch never writes over one; give                  another path",
+                "{flag} '{}' is a recording of samples: memwatch never writes over one; give another path",
                 path.display()
             )));
         }
         if *flag == "--json" && !force && is_live_summary(path) {
             return Err(usage(format!(
-                "--json '{}' is the summary of a live run, which 'report' cannot recreate                  (target, missed samples, how it ended): give another path, or --force to                  replace it",
+                "--json '{}' is the summary of a live run, which 'report' cannot recreate (target, missed samples, how it ended): give another path, or --force to replace it",
                 path.display()
             )));
         }
         probe_writable(&parent_of(path))?;
     }
-    Ok((json, png))
+    Ok(ReportDests { json, png, warning })
 }
 
 /// A memwatch summary.json written by a live run (it names its target).

@@ -11,7 +11,7 @@ use crate::report::end::RunEnd;
 use crate::report::summary::Summary;
 use crate::runtime::RuntimeKind;
 use crate::sample::Metric;
-use crate::units::{Bytes, Count, Delta, Elapsed};
+use crate::units::{Bytes, Count, Delta, Elapsed, Printable};
 use std::path::PathBuf;
 
 /// A line for people before the run starts (a hint).
@@ -24,10 +24,10 @@ pub fn notice(message: &str) {
 pub fn story(end: &RunEnd<'_>) {
     let s = end.summary;
     for note in &s.story.notes {
-        eprintln!("memwatch: {note}");
+        eprintln!("memwatch: {}", Printable(note));
     }
     for warning in &s.story.warnings {
-        eprintln!("memwatch: warning: {warning}");
+        eprintln!("memwatch: warning: {}", Printable(warning));
     }
     if let (Some(t), Some(how)) = (&s.target, &s.story.how) {
         eprintln!("memwatch: pid {} ({}): {how}", t.pid, t.name);
@@ -88,16 +88,21 @@ fn figures(rec: &Recording, missed: Option<u64>) {
 /// runtime, and what grew between heap snapshots or class histograms.
 fn collected(s: &Summary) {
     if let Some(tree) = s.target.as_ref().and_then(|t| t.tree.as_ref()) {
-        // Which process of the tree the growth came from.
+        // Which process of the tree the growth came from (those that grew at all).
         let most: Vec<String> = tree
             .iter()
+            .filter(|p| p.growth_bytes() > 0)
             .take(3)
             .map(|p| format!("{} ({}) {}", p.pid, p.name, Delta(p.growth_bytes() as f64)))
             .collect();
+        let grew = if most.is_empty() {
+            "no process's RSS grew".to_string()
+        } else {
+            format!("RSS grew most in {}", most.join(", "))
+        };
         eprintln!(
-            "memwatch: the tree had {}; RSS grew most in {}",
+            "memwatch: the tree had {}; {grew}",
             Count(tree.len() as u64, "process"),
-            most.join(", ")
         );
     }
     for d in &s.dumps {
@@ -225,7 +230,7 @@ pub fn outcome(end: &RunEnd<'_>, files: &Files, quiet: bool, color: bool) {
         }
     }
     for failure in &files.failed {
-        eprintln!("memwatch: error: {failure}");
+        eprintln!("memwatch: error: {}", Printable(failure));
     }
 }
 

@@ -25,13 +25,14 @@ impl TickPart for Load {
     fn tick(&mut self, t: &mut TickIn<'_, '_>) -> Result<Flow> {
         if !self.done {
             let elapsed_s = t.elapsed_s();
-            self.done = self
+            let tick = self
                 .runner
                 .tick(t.now, elapsed_s, t.events)
-                .map_err(|e| Error::Io {
-                    context: "cannot start the --load command".into(),
-                    source: e,
-                })?;
+                .map_err(|e| Error::Usage(e.to_string()))?;
+            if let Some(note) = tick.note {
+                t.note(&note);
+            }
+            self.done = tick.over;
         }
         t.shared.load_pid = self.runner.pid();
         Ok(if self.done {

@@ -4,6 +4,7 @@
 mod bad_input;
 mod gate;
 mod heap;
+mod honest;
 mod managed_heap;
 mod native;
 mod node;

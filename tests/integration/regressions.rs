@@ -78,7 +78,8 @@ fn two_outputs_on_one_path_are_refused_before_anything_runs() {
         ("-", "-"),
     ] {
         let out = memwatch(dir.path())
-            .args(["run", "--duration", "1s", "--csv", a, "--json", b, "--"])
+            .args(["run", "--duration", "1s", "--interval", "50ms"])
+            .args(["--csv", a, "--json", b, "--"])
             .args(["touch", marker.to_str().unwrap()])
             .output()
             .unwrap();
@@ -117,7 +118,16 @@ fn an_output_that_is_a_folder_is_refused_before_the_run() {
     std::fs::create_dir(dir.path().join("d")).unwrap();
     for flag in ["--json", "--png", "--junit", "--csv"] {
         let out = memwatch(dir.path())
-            .args(["run", "--duration", "5s", flag, "d", "--"])
+            .args([
+                "run",
+                "--duration",
+                "5s",
+                "--interval",
+                "100ms",
+                flag,
+                "d",
+                "--",
+            ])
             .args(["touch", marker.to_str().unwrap()])
             .output()
             .unwrap();
@@ -241,7 +251,7 @@ fn a_signal_memwatch_may_not_send_is_refused_before_anything_is_written() {
     .unwrap();
     let out = memwatch(dir.path())
         .args(["--pid", &target.pid().to_string(), "--signal-every", "1s"])
-        .args(["--duration", "3s"])
+        .args(["--duration", "3s", "--interval", "100ms"])
         .uid(65534)
         .gid(65534)
         .output()
@@ -286,9 +296,9 @@ fn the_first_sample_of_run_is_of_the_command_not_of_its_loader() {
             &[
                 "run",
                 "--interval",
-                "50ms",
+                "20ms",
                 "--duration",
-                "300ms",
+                "400ms",
                 "--csv",
                 "s.csv",
             ],
