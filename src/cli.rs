@@ -23,6 +23,8 @@ use std::path::PathBuf;
         memwatch report memwatch-4242-20261124-101500/samples.csv\n  \
         memwatch heap diff Heap.1.heapsnapshot Heap.2.heapsnapshot",
     after_help = exit::TABLE,
+    override_usage = "memwatch [OPTIONS] --pid <PID>\n       memwatch run [OPTIONS] -- <CMD>...\n       \
+        memwatch <report|heap|completions|man> ...",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -179,8 +181,9 @@ pub struct ReportArgs {
     #[arg(long, help_heading = "Output")]
     pub force: bool,
 
-    #[command(flatten)]
-    pub display: DisplayArgs,
+    /// No summary on stderr, only errors
+    #[arg(short, long, help_heading = "Display")]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -205,7 +208,8 @@ pub struct SamplingArgs {
     pub pss: bool,
 
     /// Watch the target and every process it starts (found again every second), and judge
-    /// their sum, the `total` series; samples.csv gets a row per process and a `total` row
+    /// their sum, the `total` series; samples.csv gets a row per process and a `total` row.
+    /// Not with --runtime
     #[arg(long)]
     pub tree: bool,
 
@@ -351,7 +355,8 @@ pub struct AnalysisArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Output")]
 pub struct OutputArgs {
-    /// Folder for samples.csv, summary.json and memory.png [default: ./memwatch-<pid>-<YYYYmmdd-HHMMSS>]
+    /// Folder for samples.csv, summary.json and memory.png: made by the run, or one of your own
+    /// holding no earlier run [default: ./memwatch-<pid>-<YYYYmmdd-HHMMSS>, always new: -2, -3...]
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
@@ -471,6 +476,82 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    /// Every command with its options, depth first.
+    fn every_command() -> Vec<clap::Command> {
+        fn walk(cmd: &clap::Command, out: &mut Vec<clap::Command>) {
+            out.push(cmd.clone());
+            for sub in cmd.get_subcommands() {
+                walk(sub, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&Cli::command(), &mut out);
+        out
+    }
+
+    /// Issue 20 item 12: the README, --help, the man pages and the completions say the same.
+    /// The man pages and completions are generated from this definition; the README is held
+    /// to it here: every option is in the README, every option a README table names exists,
+    /// and a default the table gives as a value is clap's default.
+    #[test]
+    fn regression_item12_the_readme_names_every_option_with_its_default() {
+        #[allow(clippy::unwrap_used)]
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let commands = every_command();
+        let args: Vec<&clap::Arg> = commands.iter().flat_map(|c| c.get_arguments()).collect();
+        for arg in &args {
+            let Some(long) = arg.get_long() else { continue };
+            if ["help", "version"].contains(&long) {
+                continue;
+            }
+            assert!(
+                readme.contains(&format!("--{long}")),
+                "README.md does not mention --{long}"
+            );
+        }
+        let code = |cell: &str| -> Option<String> {
+            let cell = cell.trim();
+            (cell.len() > 2
+                && cell.starts_with('`')
+                && cell.ends_with('`')
+                && cell.matches('`').count() == 2)
+                .then(|| cell.trim_matches('`').to_string())
+        };
+        for row in readme.lines().filter(|l| l.starts_with("| `-")) {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            let names: Vec<&str> = cells[0]
+                .split(['`', ',', ' '])
+                .filter(|w| w.starts_with("--"))
+                .collect();
+            for name in &names {
+                let long = name.trim_start_matches("--");
+                let found: Vec<&&clap::Arg> =
+                    args.iter().filter(|a| a.get_long() == Some(long)).collect();
+                assert!(
+                    !found.is_empty(),
+                    "README.md's table names {name}, which does not exist"
+                );
+                if let (Some(default), 1) = (cells.get(1).and_then(|c| code(c)), names.len()) {
+                    for arg in found {
+                        let clap_default: Vec<String> = arg
+                            .get_default_values()
+                            .iter()
+                            .map(|v| v.to_string_lossy().into_owned())
+                            .collect();
+                        if !clap_default.is_empty() {
+                            assert_eq!(
+                                clap_default.join(","),
+                                default,
+                                "{name}: README.md's default is not --help's"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

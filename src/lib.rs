@@ -23,6 +23,7 @@ pub mod options;
 pub mod recording;
 pub mod report;
 pub mod runtime;
+pub mod safe_fs;
 pub mod sample;
 pub mod sampler;
 pub mod series;

@@ -15,7 +15,7 @@ use crate::options::RuntimeChoice;
 use crate::recording::Kept;
 use crate::report::csv::CsvWriter;
 use crate::report::live::{LiveMode, LiveSink};
-use crate::report::output::{Dest, Outputs, local_stamp};
+use crate::report::output::{CsvOut, Dest, Outputs, local_stamp};
 use crate::report::summary::{Files, RuntimeSummary, Summary, TargetSummary};
 use crate::report::text;
 use crate::runtime::{DumpGuard, Plan, Probe, ProbeEvent, RuntimeKind, node};
@@ -41,8 +41,8 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         inspector_ours,
     } = start(config)?;
     // Outputs were checked with the configuration, before anything was spawned.
-    let outputs = config.outputs.resolve(target.pid, &local_stamp());
-    let csv = outputs.create_csv().and_then(|out| {
+    let mut outputs = config.outputs.resolve(target.pid, &local_stamp());
+    let mut csv = outputs.create_csv().and_then(|out| {
         CsvWriter::new(out, runtime.is_some()).map_err(|source| Error::Output {
             path: outputs.csv.display().into(),
             source,
@@ -50,7 +50,8 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
     })?;
     let mut probe = start_probe(config, &target, runtime, inspector_ours, &outputs)?;
     let live_mode = LiveMode::detect(config.quiet);
-    let sinks = (csv, LiveSink::new(live_mode, config.analysis.clone()));
+    let live = LiveSink::new(live_mode, config.analysis.clone());
+    let sinks = (&mut csv, live);
     let sampled = match first {
         Ok(first) => sample(
             config,
@@ -66,7 +67,13 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
     };
     let stopped = stop(config, &mut target, probe, sampled)?;
     let judged = judge(&stopped.result.recording, &config.analysis)?;
-    let (summary, base_exit) = summarize(config, &target, runtime, &stopped, &judged, &outputs);
+    let (mut summary, mut base_exit) =
+        summarize(config, &target, runtime, &stopped, &judged, &outputs);
+    // A CSV that stopped (a full disk) said so when it did; the run still ends in words.
+    if csv.stopped().is_some() {
+        base_exit = Exit::Trouble;
+        summary.exit_code = base_exit.code();
+    }
     Ok(conclude(Finished {
         recording: &stopped.result.recording,
         analysis: &judged.analysis,
@@ -185,7 +192,7 @@ fn sample(
     first: MemStatus,
     probe: Option<&mut Probe>,
     interrupts: &Interrupts,
-    (mut csv, mut live): (CsvWriter<Box<dyn std::io::Write>>, LiveSink),
+    (csv, mut live): (&mut CsvWriter<CsvOut>, LiveSink),
 ) -> Result<WatchResult> {
     // Exactly what may be judged (RSS for the live line); to draw, the rest.
     let mut exact = vec![Metric::Rss, config.analysis.metric];
@@ -206,7 +213,7 @@ fn sample(
         keep: Kept::new(&exact, drawn),
         native: config.native.as_ref(),
     };
-    let mut sinks: [&mut dyn SampleSink; 2] = [&mut csv, &mut live];
+    let mut sinks: [&mut dyn SampleSink; 2] = [csv, &mut live];
     let result = sampler::watch(target, reader, first, &plan, probe, interrupts, &mut sinks);
     for sink in sinks.iter_mut() {
         sink.finish();

@@ -169,7 +169,7 @@ fn watch(target: TargetSpec, load: Option<LoadPlan>, args: &WatchArgs) -> Result
     let sampling = sampling(&args.sampling)?;
     let analysis = analysis(&args.analysis);
     let spawned = matches!(target, TargetSpec::Spawn { .. });
-    let config = WatchConfig {
+    let mut config = WatchConfig {
         runtime: runtime(
             &args.runtime,
             spawned && !sampling.tree,
@@ -228,7 +228,7 @@ fn report_config(args: ReportArgs) -> Result<ReportConfig> {
         png_size: (args.png_size.0, args.png_size.1),
         junit: args.gate.junit,
         force: args.force,
-        quiet: args.display.quiet,
+        quiet: args.quiet,
     })
 }
 
@@ -595,5 +595,6 @@ fn outputs(args: &OutputArgs, gate: &GateArgs) -> Result<OutputPlan> {
         png: args.png.clone(),
         junit: gate.junit.clone(),
         png_size: (args.png_size.0, args.png_size.1),
+        dir_existed: false,
     })
 }

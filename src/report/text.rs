@@ -74,11 +74,12 @@ fn figures(rec: &Recording, missed: Option<u64>) {
     };
     let peak = known().fold(0.0, f64::max);
     eprintln!(
-        "memwatch: RSS start {}  end {}  peak {}  growth {}  |  {} over {}{missed_words}",
+        "memwatch: RSS first {}  last {} ({}, start-up and peaks included)  peak {}  |  {} over \
+         {}{missed_words}",
         Bytes(start),
         Bytes(last),
-        Bytes(peak),
         Delta(last - start),
+        Bytes(peak),
         Count(rec.len() as u64, "sample"),
         Elapsed(rec.duration_s()),
     );

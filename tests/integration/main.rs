@@ -11,6 +11,7 @@ mod node;
 mod regressions;
 mod report_input;
 mod runtime;
+mod security;
 mod shape;
 mod spine;
 mod util;

@@ -139,31 +139,6 @@ fn an_output_that_is_a_folder_is_refused_before_the_run() {
     }
 }
 
-/// A tmpfs of `kib` KiB, unmounted on drop.
-struct SmallDisk(tempfile::TempDir);
-
-impl SmallDisk {
-    fn new(kib: u32) -> SmallDisk {
-        let dir = tempfile::tempdir().unwrap();
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .unwrap();
-        assert!(
-            ok.success(),
-            "mounting a tmpfs needs root (CI runs as root)"
-        );
-        SmallDisk(dir)
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.0.path()).status();
-    }
-}
-
 #[test]
 fn a_full_disk_for_the_chart_still_leaves_the_summary_and_the_verdict() {
     let disk = SmallDisk::new(32);
@@ -323,7 +298,7 @@ fn no_samples_says_so_instead_of_rss_zero() {
         .output()
         .unwrap();
     let err = stderr(&out);
-    assert!(!err.contains("RSS start 0 B"), "{err}");
+    assert!(!err.contains("RSS first 0 B"), "{err}");
     assert!(err.contains("no samples"), "{err}");
     assert!(!err.contains("target exited; target exited"), "{err}");
 }
@@ -374,6 +349,11 @@ fn completions_and_man_page_come_from_the_binary() {
             text.contains("memwatch") && text.contains("interval"),
             "{shell}"
         );
+        // Issue 20 item 14: the values of --metric and --runtime, not file names.
+        assert!(
+            text.contains("heap-after-gc") && text.contains("settled") && text.contains("jvm"),
+            "{shell} completes the values of --metric and --runtime"
+        );
     }
     let out = memwatch(dir.path()).arg("man").output().unwrap();
     assert_eq!(out.status.code(), Some(0));
@@ -383,9 +363,30 @@ fn completions_and_man_page_come_from_the_binary() {
         "{page}"
     );
     assert!(
-        page.contains("Exit codes"),
-        "the man page lists the exit codes"
+        page.contains(".SH \"EXIT STATUS\"") && !page.contains("EXTRA"),
+        "the man page lists the exit codes in their own section"
     );
+    // Issue 20 item 13: a page for each command its SUBCOMMANDS section names.
+    let out = memwatch(dir.path()).args(["man", "run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let run_page = String::from_utf8_lossy(&out.stdout);
+    assert!(run_page.contains("memwatch\\-run") && run_page.contains("\\-\\-grace"));
+    let pages = dir.path().join("man1");
+    std::fs::create_dir(&pages).unwrap();
+    let out = memwatch(dir.path())
+        .args(["man", "--dir", "man1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for name in [
+        "memwatch",
+        "memwatch-run",
+        "memwatch-report",
+        "memwatch-heap",
+        "memwatch-heap-diff",
+    ] {
+        assert!(pages.join(format!("{name}.1")).is_file(), "{name}.1");
+    }
     // The man page is valid roff: man renders it without warnings.
     if Path::new("/usr/bin/man").exists() {
         let file = dir.path().join("memwatch.1");

@@ -267,6 +267,8 @@ fn sigkill_keeps_every_finished_row() {
 fn command_exit_codes() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
+        // A live run never writes over an earlier one: each run gets the folder afresh.
+        let _ = std::fs::remove_dir_all(dir.path().join("o"));
         let started = Instant::now();
         let out = run_fixture(
             dir.path(),
