@@ -4,8 +4,8 @@
 
 use crate::exit;
 use crate::options::{
-    ByteRate, CgroupSpec, Dur, DurList, MetricChoice, PValue, Pct, Pid, PngSize, RuntimeChoice,
-    Signal, Size, SizeOrPct, Slope, TreeTotalChoice,
+    ByteRate, CgroupSpec, Dur, DurList, FaultPeriod, MetricChoice, PValue, Pct, Pid, PngSize,
+    RuntimeChoice, Signal, Size, SizeOrPct, Slope, TreeTotalChoice,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
@@ -275,6 +275,19 @@ pub struct SamplingArgs {
         allow_hyphen_values = true
     )]
     pub pss_interval: Dur,
+
+    /// Find where native memory grows from: sample the target's page faults (one in N; `--native`
+    /// alone: every fault) with their user stacks, and report the stacks that faulted in the
+    /// pages still held, over the analysed window (native.folded, native.svg, summary.json
+    /// `native`; docs/native.md). Needs root or CAP_PERFMON
+    #[arg(
+        long,
+        value_name = "N",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "1"
+    )]
+    pub native: Option<FaultPeriod>,
 }
 
 #[derive(Debug, Args)]

@@ -522,6 +522,7 @@ fn sample(
         follow,
         with_smaps: config.sampling.pss_interval.is_some() || services.spread.is_some(),
         mark,
+        native: config.native.as_ref(),
     };
     let mut sinks: [&mut dyn SampleSink; 2] = [csv, &mut live];
     let result = sampler::watch(target, reader, first, &plan, probe, interrupts, &mut sinks);
@@ -932,6 +933,16 @@ fn summarize(
         json: outputs.json.file().map(|p| p.display().to_string()),
         png: outputs.png.file().map(|p| p.display().to_string()),
     };
+    summary.native = result.native.as_ref().map(|n| {
+        crate::report::native::conclude(
+            n,
+            rec,
+            &judged.analysis,
+            judged.series == MANAGED,
+            crate::report::native::folder(outputs).as_deref(),
+            &format!("New resident pages of PID {} ({})", target.pid, target.name),
+        )
+    });
     summary.story.notes = notes.clone();
     summary.story.how = Some(stop_words(result.stop, end));
     summary.story.command_failed = command_failed;

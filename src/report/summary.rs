@@ -72,6 +72,9 @@ pub struct Summary {
     /// `--cgroup`: the memory cgroup against its limit; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<crate::report::services::CgroupSummary>,
+    /// `--native`: the stacks that faulted in the pages held at the end (docs/native.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub native: Option<crate::native::NativeReport>,
     /// What only the end-of-run text says (report/text.rs).
     #[serde(skip)]
     pub story: Story,
@@ -370,6 +373,7 @@ impl Summary {
             tree_total: None,
             follow: None,
             cgroup: None,
+            native: None,
             story: Story::default(),
         }
     }

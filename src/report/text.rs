@@ -49,6 +49,12 @@ pub fn story(end: &RunEnd<'_>) {
     );
     collected(s);
     judged_series(end);
+    if let Some(native) = &s.native {
+        let runtime = s.runtime.as_ref().map(|r| r.kind.as_str());
+        for line in crate::report::native::lines(native, runtime) {
+            eprintln!("memwatch: {line}");
+        }
+    }
     if s.story.command_failed
         && let Some(t) = &s.target
     {

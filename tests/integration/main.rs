@@ -6,6 +6,7 @@ mod gate;
 mod heap;
 mod honest;
 mod managed_heap;
+mod native;
 mod node;
 mod regressions;
 mod report_input;
