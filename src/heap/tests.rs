@@ -148,7 +148,11 @@ fn meta_with_extra_and_reordered_fields() {
     assert_eq!(s.node_id, vec![1, 5, 7]);
     assert_eq!(s.node_self, vec![0, 48, 12]);
     assert_eq!(s.class_name(s.class_key(1)), "Leaky");
-    assert_eq!(s.class_name(s.class_key(2)), "(closure)");
+    assert_eq!(
+        s.class_name(s.class_key(2)),
+        "Function",
+        "DevTools' name for closures"
+    );
     assert_eq!(s.display_name(2), "foo()");
     assert_eq!(s.edge_to, vec![2, 1, 1]);
     assert_eq!(s.edge_label(0), "[2]");
@@ -224,7 +228,7 @@ fn diff_matches_objects_by_id() {
         Snapshot::open(a.path(), Need::Nodes).unwrap(),
         Snapshot::open(b.path(), Need::NodesAndEdges).unwrap(),
     ];
-    let d = diff_snapshots(&snaps, &DiffOptions::default());
+    let d = diff_snapshots(snaps, &DiffOptions::default());
     let foo = d.rows.iter().find(|r| r.class == "Foo").unwrap();
     assert_eq!(
         (foo.new_count, foo.deleted_count, foo.delta_count),
@@ -242,8 +246,21 @@ fn diff_matches_objects_by_id() {
     assert_eq!(d.rows[0].class, "Foo", "largest size delta first");
     assert_eq!(d.classes_changed, 2);
     assert_eq!(d.common_count, 4, "global, Array, its elements, Foo 21");
+    // The leak roots: the two new Foo objects (the array that holds them is old), then the
+    // new Bar, whose class was only replaced (churn) and comes after.
+    let roots: Vec<(&str, u64, u64)> = d
+        .leak_roots
+        .iter()
+        .map(|g| (g.class.as_str(), g.count, g.retained_size))
+        .collect();
+    assert_eq!(roots, vec![("Foo", 2, 200), ("Bar", 1, 24)]);
+    assert_eq!(d.leak_roots[0].held_by.as_deref(), Some("list"));
+    assert_eq!(d.leak_roots[1].deleted_count, 1);
+    assert_eq!(
+        d.headline.as_deref(),
+        Some("+2 Foo retaining 200 B, held by list")
+    );
     // the path to the two new Foo objects, indexes differ
-    assert_eq!(d.paths.len(), 1);
     let p = &d.paths[0];
     assert_eq!(
         (p.class.as_str(), p.new_objects, p.unreachable),
@@ -253,20 +270,35 @@ fn diff_matches_objects_by_id() {
     assert_eq!(p.groups[0].count, 2);
     assert_eq!(p.groups[0].text, "global -> list -> elements -> […] (Foo)");
     assert!(d.grew_every_step.is_none());
+    // the text starts with the headline
+    let text = d.to_string();
+    assert!(
+        text.starts_with("+2 Foo retaining 200 B, held by list\n\nHeap diff of 2 snapshots"),
+        "{text}"
+    );
     // the short forms for a live run's summary and a CI step summary
     let brief = d.brief(5);
-    assert!(brief.starts_with("Class  # New  # Deleted  # Delta  Size Delta\nFoo        2          1       +1      +100 B\n"), "{brief}");
     assert!(
-        brief.contains("2 of 2 new Foo: global -> list -> elements -> […] (Foo)"),
+        brief.starts_with(
+            "+2 Foo retaining 200 B, held by list\n2 of 2 Foo roots: global -> list -> elements -> […] (Foo)\n"
+        ),
+        "{brief}"
+    );
+    assert!(
+        brief.contains("Class  # New  # Deleted  # Delta  Size Delta\nFoo        2          1       +1      +100 B\n"),
         "{brief}"
     );
     let md = d.markdown(5);
+    assert!(
+        md.starts_with("**+2 Foo retaining 200 B, held by list**"),
+        "{md}"
+    );
     assert!(
         md.contains("| `Foo` | 2 | 1 | +1 | 200 B | 100 B | +100 B |"),
         "{md}"
     );
     assert!(
-        md.contains("2 of 2 new `Foo` held by: `global -> list -> elements -> […] (Foo)`"),
+        md.contains("2 of 2 `Foo` roots held by: `global -> list -> elements -> […] (Foo)`"),
         "{md}"
     );
 }
@@ -304,7 +336,7 @@ fn three_snapshots_flag_steady_growth_and_survivors() {
         Snapshot::open(b.path(), Need::Nodes).unwrap(),
         Snapshot::open(c.path(), Need::NodesAndEdges).unwrap(),
     ];
-    let d = diff_snapshots(&snaps, &DiffOptions::default());
+    let d = diff_snapshots(snaps, &DiffOptions::default());
     let grew = d.grew_every_step.unwrap();
     assert_eq!(grew.len(), 1);
     assert_eq!(grew[0].class, "Foo");
@@ -584,7 +616,7 @@ fn every_truncation_and_many_corruptions_are_errors_not_panics() {
         if let Ok(s) = s {
             let _ = summarize(&s, &SummaryOptions::default());
             let (_g, older) = open(&good, Need::Nodes);
-            let _ = diff_snapshots(&[older.unwrap(), s], &DiffOptions::default());
+            let _ = diff_snapshots(vec![older.unwrap(), s], &DiffOptions::default());
         }
     }
 }
