@@ -375,7 +375,8 @@ struct FirstLast {
     embedder_last: FxMap<usize, (u64, u64)>,
     /// Objects in both.
     common: u64,
-    /// Objects only in the last whose ids are below the first's newest.
+    /// Objects only in the last, and those of them whose ids are below the first's newest.
+    only_last: u64,
     older_new: u64,
     /// Common objects compared by type and size, and those that differ.
     compared: u64,
@@ -390,6 +391,7 @@ fn first_last(snaps: &[Snapshot], ids: &[IdSet], classes: &mut Classes) -> First
         embedder_first: FxMap::default(),
         embedder_last: FxMap::default(),
         common: 0,
+        only_last: 0,
         older_new: 0,
         compared: 0,
         differ: 0,
@@ -436,6 +438,7 @@ fn first_last(snaps: &[Snapshot], ids: &[IdSet], classes: &mut Classes) -> First
             let t = &mut f.overall[classes.of(last, key)];
             t.new += 1;
             t.alloc += sb.node_self[n] as u64;
+            f.only_last += 1;
             f.older_new += (id < first_max) as u64;
         }
     }
@@ -688,7 +691,7 @@ fn order_warnings(first: &Snapshot, last: &Snapshot, fl: &FirstLast, deleted: u6
              the same id differ in type or size (ids match objects only within one process)",
             fl.differ, fl.compared
         ));
-    } else if fl.older_new > 0 && fl.older_new * 2 > last.node_count().min(1000) as u64 {
+    } else if fl.older_new >= 10 && fl.older_new * 2 > fl.only_last {
         out.push(format!(
             "the snapshots look reversed: {} objects only in '{b}' have ids older than the \
              newest in '{a}'; give them oldest first",
@@ -876,8 +879,8 @@ fn group_roots(
         if let Some(t) = tracer.as_mut()
             && i < opts.path_classes
         {
-            let (paths, other) = t.trace(&nodes, opts.paths_per_class);
-            group.held_by = paths.first().and_then(|p| held_by(&p.steps));
+            let (paths, other, held) = t.trace(&nodes, opts.paths_per_class);
+            group.held_by = held;
             group.paths = paths;
             group.other_paths = other;
         }
@@ -969,7 +972,9 @@ impl<'a> Tracer<'a> {
     }
 
     /// The main paths of `nodes` (at most `per_group`) and how many are on other paths.
-    fn trace(&mut self, nodes: &[u32], per_group: usize) -> (Vec<PathGroup>, u64) {
+    /// The main paths of `nodes` (at most `per_group`), how many are on other paths, and
+    /// where the main path holds them (`held_by`).
+    fn trace(&mut self, nodes: &[u32], per_group: usize) -> (Vec<PathGroup>, u64, Option<String>) {
         let mut trie = Trie::new();
         self.memo.fill(NONE);
         let mut counts: FxMap<u32, u64> = FxMap::default();
@@ -990,7 +995,90 @@ impl<'a> Tracer<'a> {
             .map(|&(id, count)| path_group(self.s, &trie, id, count))
             .collect();
         let listed: u64 = shown.iter().map(|g| g.count).sum();
-        (shown, traced - listed)
+        let held = match (groups.first(), shown.first()) {
+            (Some(&(id, _)), Some(g)) => self.held_by(&trie, id, &g.steps),
+            _ => None,
+        };
+        (shown, traced - listed, held)
+    }
+
+    /// Where a path holds its objects, in words: the last named property or variable before
+    /// them (`clients`), the function whose scope holds that variable, or else the nearest
+    /// function above it (`via cleanup()`), and when that function is an event listener, its
+    /// event (`(SIGINT listener)`). Of the functions that share a scope, a listener is named
+    /// first: it is what keeps the scope alive for good.
+    fn held_by(&self, trie: &Trie, id: u32, steps: &[PathStep]) -> Option<String> {
+        let s = self.s;
+        let mut chain: Vec<u32> = Vec::new();
+        let mut x = id;
+        while x != EMPTY_PATH {
+            chain.push(trie.node[x as usize]);
+            x = trie.parent[x as usize];
+        }
+        chain.reverse(); // node ordinals, as `steps`
+        let named = |st: &PathStep| {
+            matches!(st.edge_type.as_deref(), Some("property" | "context"))
+                && !st.index_varies
+                && st.edge.as_deref().is_some_and(|e| !e.is_empty())
+        };
+        let h = (1..steps.len()).rev().find(|&i| named(&steps[i]))?;
+        let mut text = steps[h].edge.clone()?;
+        let on_path = (1..h)
+            .rev()
+            .find(|&i| steps[i].node_type == "closure")
+            .map(|i| chain[i]);
+        let scope_functions: Vec<u32> = if steps[h].edge_type.as_deref() == Some("context") {
+            self.functions_of_scope(chain[h - 1])
+        } else {
+            Vec::new()
+        };
+        let listener = scope_functions
+            .iter()
+            .chain(on_path.iter())
+            .find_map(|&f| self.listener_event(f).map(|ev| (f, ev)));
+        let via = listener.as_ref().map(|(f, _)| *f).or(on_path);
+        if let Some(f) = via {
+            text.push_str(" via ");
+            text.push_str(&s.display_name(f));
+            if let Some((_, event)) = &listener {
+                text.push_str(&format!(" ({event} listener)"));
+            }
+        }
+        Some(text)
+    }
+
+    /// The functions whose scope is the context node `context` (their `context` edge).
+    fn functions_of_scope(&self, context: u32) -> Vec<u32> {
+        let s = self.s;
+        let closure = s.meta.t_closure;
+        (0..s.node_count() as u32)
+            .filter(|&f| s.node_type[f as usize] == closure)
+            .filter(|&f| s.edges(f).any(|e| s.edge_to[e] == context))
+            .take(256)
+            .collect()
+    }
+
+    /// The event a function listens to, when the shortest path reaches it through an
+    /// emitter's `_events` (`_events -> SIGINT`, or `_events -> SIGINT -> [1]`).
+    fn listener_event(&self, f: u32) -> Option<String> {
+        let s = self.s;
+        let r = self.reach;
+        let m = &s.meta;
+        let mut x = f;
+        let mut e = r.parent_edge[x as usize];
+        while e != NONE && s.edge_type[e as usize] == m.e_element {
+            x = r.parent_node[x as usize];
+            e = r.parent_edge[x as usize];
+        }
+        if e == NONE || s.edge_type[e as usize] != m.e_property {
+            return None;
+        }
+        let events = r.parent_node[x as usize];
+        let into = r.parent_edge[events as usize];
+        (into != NONE
+            && s.edge_type[into as usize] == m.e_property
+            && s.string_is(s.edge_name[into as usize], b"_events"))
+        .then(|| s.string(s.edge_name[e as usize]))
     }
 
     fn is_dictionary(&mut self, u: u32) -> bool {
@@ -1142,35 +1230,4 @@ fn path_group(s: &Snapshot, trie: &Trie, id: u32, count: u64) -> PathGroup {
         text: parts.join(" -> "),
         steps,
     }
-}
-
-/// Where a path holds its objects, in words: the last named property or variable before
-/// them (`clients`), the nearest function above it (`via cleanup()`), and when that function
-/// is an event listener, its event (`(SIGINT listener)`).
-fn held_by(steps: &[PathStep]) -> Option<String> {
-    let named = |st: &PathStep| {
-        matches!(st.edge_type.as_deref(), Some("property" | "context"))
-            && !st.index_varies
-            && st.edge.as_deref().is_some_and(|e| !e.is_empty())
-    };
-    let h = (1..steps.len()).rev().find(|&i| named(&steps[i]))?;
-    let mut text = steps[h].edge.clone()?;
-    let f = (1..h).rev().find(|&i| steps[i].node_type == "closure");
-    if let Some(f) = f {
-        text.push_str(" via ");
-        text.push_str(&steps[f].node);
-        // `_events -> SIGINT (cleanup())` or `_events -> SIGINT -> [1] (cleanup())`
-        let mut k = f;
-        while k > 1 && steps[k].edge_type.as_deref() == Some("element") {
-            k -= 1;
-        }
-        if k >= 2
-            && steps[k].edge_type.as_deref() == Some("property")
-            && steps[k - 1].edge.as_deref() == Some("_events")
-            && let Some(event) = steps[k].edge.as_deref()
-        {
-            text.push_str(&format!(" ({event} listener)"));
-        }
-    }
-    Some(text)
 }

@@ -445,8 +445,12 @@ impl fmt::Display for HeapSummary {
             grouped(self.classes)
         );
         out.push('\n');
-        let rows: Vec<Vec<String>> = self
-            .rows
+        let shown = if self.top == 0 {
+            self.rows.len()
+        } else {
+            self.top.min(self.rows.len())
+        };
+        let rows: Vec<Vec<String>> = self.rows[..shown]
             .iter()
             .map(|r| {
                 vec![
@@ -462,7 +466,7 @@ impl fmt::Display for HeapSummary {
             &["Class", "Count", "Self Size", "Retained Size"],
             &rows,
         );
-        let more = self.classes.saturating_sub(self.rows.len() as u64);
+        let more = self.classes.saturating_sub(shown as u64);
         if more > 0 {
             let _ = writeln!(out, "… {} more classes (--top 0 lists all)", grouped(more));
         }

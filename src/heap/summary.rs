@@ -10,7 +10,7 @@ use std::path::Path;
 
 #[derive(Debug, Clone)]
 pub struct SummaryOptions {
-    /// Rows kept (largest retained size first); 0 keeps all.
+    /// Rows the text shows (largest retained size first); 0 shows all. The JSON has all.
     pub top: usize,
 }
 
@@ -45,7 +45,11 @@ pub struct HeapSummary {
     /// Retained size of the root: everything reachable.
     pub total_size: u64,
     pub classes: u64,
+    /// Every class, the largest retained size first.
     pub rows: Vec<ClassSummary>,
+    /// Rows the text shows (`--top`; 0: all).
+    #[serde(skip)]
+    pub top: usize,
 }
 
 pub fn summarize_file(path: &Path, opts: &SummaryOptions) -> Result<HeapSummary> {
@@ -92,10 +96,8 @@ pub fn summarize(s: &Snapshot, opts: &SummaryOptions) -> HeapSummary {
             .then(a.class.cmp(&b.class))
     });
     let classes = rows.len() as u64;
-    if opts.top > 0 {
-        rows.truncate(opts.top);
-    }
     HeapSummary {
+        top: opts.top,
         file: s.path.display().to_string(),
         file_bytes: s.file_bytes,
         nodes: n as u64,
