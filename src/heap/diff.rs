@@ -286,49 +286,63 @@ struct Classes {
 }
 
 impl Classes {
+    /// No class yet: they are met as the snapshots are gone through (`of`).
     fn new(snaps: &[Snapshot]) -> Classes {
-        let mut c = Classes {
+        Classes {
             keys: Vec::new(),
             names: Vec::new(),
             locations: Vec::new(),
             by_key: HashMap::new(),
-            per: Vec::new(),
-        };
-        for s in snaps {
-            let mut slots = ClassSlots::new(s);
-            for key in s.class_keys() {
-                slots.slot(key);
-            }
-            let global = slots
-                .keys
+            per: snaps
                 .iter()
-                .map(|&k| {
-                    let key = (s.class_name(k), s.class_location(k));
-                    let next = c.keys.len();
-                    *c.by_key.entry(key.clone()).or_insert_with(|| {
-                        c.keys.push(key);
-                        next
-                    })
-                })
-                .collect();
-            c.per.push((slots, global));
+                .map(|s| (ClassSlots::new(s), Vec::new()))
+                .collect(),
         }
-        c.name_split_classes(snaps.last());
-        c
     }
 
+    /// Names every class met (after all were met).
     fn name_split_classes(&mut self, last: Option<&Snapshot>) {
         let (names, locations) = split_names(&self.keys, last);
         self.names = names;
         self.locations = locations;
     }
 
-    /// The global class of a key of snapshot `snap` (every key was met in `new`).
-    #[inline]
-    fn of(&mut self, snap: usize, key: ClassKey) -> usize {
-        let (slots, global) = &mut self.per[snap];
-        global[slots.slot(key)]
+    /// What the text calls global class `c`.
+    fn name(&self, c: usize) -> String {
+        match (self.names.get(c), self.keys.get(c)) {
+            (Some(name), _) => name.clone(),
+            // met after the naming (not in the comparison): its plain name
+            (None, Some((name, _))) => name.clone(),
+            (None, None) => String::new(),
+        }
     }
+
+    /// The global class of key `key` of snapshot `snap` (`s`).
+    #[inline]
+    fn of(&mut self, s: &Snapshot, snap: usize, key: ClassKey) -> usize {
+        let (slots, global) = &mut self.per[snap];
+        let slot = slots.slot(key);
+        if let Some(&g) = global.get(slot) {
+            return g;
+        }
+        let name = (s.class_name(key), s.class_location(key));
+        let keys = &mut self.keys;
+        let g = *self.by_key.entry(name).or_insert_with_key(|name| {
+            keys.push(name.clone());
+            keys.len() - 1
+        });
+        global.push(g);
+        g
+    }
+}
+
+/// The tally of class `c`, the vector grown as classes are met.
+#[inline]
+fn tally(t: &mut Vec<Tally>, c: usize) -> &mut Tally {
+    if c >= t.len() {
+        t.resize(c + 1, Tally::default());
+    }
+    &mut t[c]
 }
 
 #[derive(Clone, Copy, Default)]
@@ -348,20 +362,20 @@ fn compare(
     a: usize,
     b: usize,
 ) -> Vec<Tally> {
-    let mut t = vec![Tally::default(); classes.keys.len()];
+    let mut t = Vec::new();
     let (sa, sb) = (&snaps[a], &snaps[b]);
     for (n, key) in sb.class_keys().enumerate() {
         if sb.counted(n) && !sb.id_is_per_snapshot(n) && !ids[a].contains(sb.node_id[n]) {
-            let c = classes.of(b, key);
-            t[c].new += 1;
-            t[c].alloc += sb.node_self[n] as u64;
+            let c = tally(&mut t, classes.of(sb, b, key));
+            c.new += 1;
+            c.alloc += sb.node_self[n] as u64;
         }
     }
     for (n, key) in sa.class_keys().enumerate() {
         if sa.counted(n) && !sa.id_is_per_snapshot(n) && !ids[b].contains(sa.node_id[n]) {
-            let c = classes.of(a, key);
-            t[c].deleted += 1;
-            t[c].freed += sa.node_self[n] as u64;
+            let c = tally(&mut t, classes.of(sa, a, key));
+            c.deleted += 1;
+            c.freed += sa.node_self[n] as u64;
         }
     }
     t
@@ -387,7 +401,7 @@ fn first_last(snaps: &[Snapshot], ids: &[IdSet], classes: &mut Classes) -> First
     let last = snaps.len() - 1;
     let (sa, sb) = (&snaps[0], &snaps[last]);
     let mut f = FirstLast {
-        overall: vec![Tally::default(); classes.keys.len()],
+        overall: Vec::new(),
         embedder_first: FxMap::default(),
         embedder_last: FxMap::default(),
         common: 0,
@@ -404,7 +418,7 @@ fn first_last(snaps: &[Snapshot], ids: &[IdSet], classes: &mut Classes) -> First
         }
         let id = sa.node_id[n];
         if sa.id_is_per_snapshot(n) {
-            let e = f.embedder_first.entry(classes.of(0, key)).or_default();
+            let e = f.embedder_first.entry(classes.of(sa, 0, key)).or_default();
             e.0 += 1;
             e.1 += sa.node_self[n] as u64;
             continue;
@@ -412,7 +426,7 @@ fn first_last(snaps: &[Snapshot], ids: &[IdSet], classes: &mut Classes) -> First
         first_max = first_max.max(id);
         marks.set(id, Marks::mark(sa, n));
         if !ids[last].contains(id) {
-            let t = &mut f.overall[classes.of(0, key)];
+            let t = tally(&mut f.overall, classes.of(sa, 0, key));
             t.deleted += 1;
             t.freed += sa.node_self[n] as u64;
         }
@@ -423,7 +437,10 @@ fn first_last(snaps: &[Snapshot], ids: &[IdSet], classes: &mut Classes) -> First
         }
         let id = sb.node_id[n];
         if sb.id_is_per_snapshot(n) {
-            let e = f.embedder_last.entry(classes.of(last, key)).or_default();
+            let e = f
+                .embedder_last
+                .entry(classes.of(sb, last, key))
+                .or_default();
             e.0 += 1;
             e.1 += sb.node_self[n] as u64;
             continue;
@@ -435,7 +452,7 @@ fn first_last(snaps: &[Snapshot], ids: &[IdSet], classes: &mut Classes) -> First
                 f.differ += (m != Marks::mark(sb, n)) as u64;
             }
         } else {
-            let t = &mut f.overall[classes.of(last, key)];
+            let t = tally(&mut f.overall, classes.of(sb, last, key));
             t.new += 1;
             t.alloc += sb.node_self[n] as u64;
             f.only_last += 1;
@@ -566,13 +583,24 @@ fn by_class(snaps: &[Snapshot], ids: &[IdSet]) -> ByClass {
     let last = snaps.len() - 1;
     let mut classes = Classes::new(snaps);
     let fl = first_last(snaps, ids, &mut classes);
+    // 3+ snapshots: each step, and the objects new in a middle one still in the last
+    let (steps, alive) = if snaps.len() >= 3 {
+        let steps: Vec<Vec<Tally>> = (0..last)
+            .map(|k| compare(snaps, ids, &mut classes, k, k + 1))
+            .collect();
+        (Some(steps), Some(survivors(snaps, ids, &mut classes)))
+    } else {
+        (None, None)
+    };
+    // every class has been met: they can be named
+    classes.name_split_classes(snaps.last());
     let overall = &fl.overall;
     let mut rows: Vec<ClassDiff> = overall
         .iter()
         .enumerate()
         .filter(|(_, t)| t.new > 0 || t.deleted > 0)
         .map(|(c, t)| ClassDiff {
-            class: classes.names[c].clone(),
+            class: classes.name(c),
             new_count: t.new,
             deleted_count: t.deleted,
             delta_count: t.new as i64 - t.deleted as i64,
@@ -604,7 +632,7 @@ fn by_class(snaps: &[Snapshot], ids: &[IdSet]) -> ByClass {
                 let (fc, fs) = first.get(&c).copied().unwrap_or_default();
                 let (lc, ls) = lastt.get(&c).copied().unwrap_or_default();
                 EmbedderClass {
-                    class: classes.names[c].clone(),
+                    class: classes.name(c),
                     first_count: fc,
                     last_count: lc,
                     first_size: fs,
@@ -624,10 +652,7 @@ fn by_class(snaps: &[Snapshot], ids: &[IdSet]) -> ByClass {
         out
     };
 
-    let (grew_every_step, still_alive) = if snaps.len() >= 3 {
-        let steps: Vec<Vec<Tally>> = (0..last)
-            .map(|k| compare(snaps, ids, &mut classes, k, k + 1))
-            .collect();
+    let grew_every_step = steps.map(|steps| {
         let mut grew: Vec<GrowingClass> = (0..classes.keys.len())
             .filter(|&c| {
                 steps
@@ -635,7 +660,7 @@ fn by_class(snaps: &[Snapshot], ids: &[IdSet]) -> ByClass {
                     .all(|t| t.get(c).is_some_and(|t| t.new > t.deleted))
             })
             .map(|c| GrowingClass {
-                class: classes.names[c].clone(),
+                class: classes.name(c),
                 delta_counts: steps
                     .iter()
                     .map(|t| t[c].new as i64 - t[c].deleted as i64)
@@ -647,10 +672,20 @@ fn by_class(snaps: &[Snapshot], ids: &[IdSet]) -> ByClass {
             })
             .collect();
         grew.sort_by_key(|g| std::cmp::Reverse(g.size_deltas.iter().sum::<i64>()));
-        (Some(grew), Some(survivors(snaps, ids, &mut classes)))
-    } else {
-        (None, None)
-    };
+        grew
+    });
+    let still_alive = alive.map(|by_class| {
+        let mut out: Vec<Survivors> = by_class
+            .into_iter()
+            .map(|(c, (count, self_size))| Survivors {
+                class: classes.name(c),
+                count,
+                self_size,
+            })
+            .collect();
+        out.sort_by(|a, b| b.self_size.cmp(&a.self_size).then(a.class.cmp(&b.class)));
+        out
+    });
 
     let snapshots: Vec<SnapshotInfo> = snaps
         .iter()
@@ -753,8 +788,13 @@ impl Marks {
     }
 }
 
-/// Objects whose id is not in the first snapshot, is in a middle one, and is in the last.
-fn survivors(snaps: &[Snapshot], ids: &[IdSet], classes: &mut Classes) -> Vec<Survivors> {
+/// Objects whose id is not in the first snapshot, is in a middle one, and is in the last:
+/// count and self size by class.
+fn survivors(
+    snaps: &[Snapshot],
+    ids: &[IdSet],
+    classes: &mut Classes,
+) -> HashMap<usize, (u64, u64)> {
     let last = snaps.len() - 1;
     let mut found: Vec<(u32, usize, u32)> = Vec::new();
     for (k, s) in snaps.iter().enumerate().take(last).skip(1) {
@@ -765,7 +805,7 @@ fn survivors(snaps: &[Snapshot], ids: &[IdSet], classes: &mut Classes) -> Vec<Su
                 && !ids[0].contains(id)
                 && ids[last].contains(id)
             {
-                found.push((id, classes.of(k, key), s.node_self[n]));
+                found.push((id, classes.of(s, k, key), s.node_self[n]));
             }
         }
     }
@@ -777,16 +817,7 @@ fn survivors(snaps: &[Snapshot], ids: &[IdSet], classes: &mut Classes) -> Vec<Su
         e.0 += 1;
         e.1 += size as u64;
     }
-    let mut out: Vec<Survivors> = by_class
-        .into_iter()
-        .map(|(c, (count, self_size))| Survivors {
-            class: classes.names[c].clone(),
-            count,
-            self_size,
-        })
-        .collect();
-    out.sort_by(|a, b| b.self_size.cmp(&a.self_size).then(a.class.cmp(&b.class)));
-    out
+    by_class
 }
 
 #[derive(Default)]
@@ -813,7 +844,7 @@ fn group_roots(
     let mut by_group: FxMap<(usize, u64), (Vec<u32>, u64, u64)> = FxMap::default();
     for &(n, retained) in &lr.roots {
         let key = s.class_key(n as usize);
-        let c = classes.of(last, key);
+        let c = classes.of(s, last, key);
         let shape = if Some(s.node_name[n as usize]) == object_name
             && s.node_type[n as usize] == m.t_object
         {
@@ -862,9 +893,9 @@ fn group_roots(
             nodes
                 .first()
                 .and_then(|&n| s.plain_object_name(n))
-                .unwrap_or_else(|| classes.names[c].clone())
+                .unwrap_or_else(|| classes.name(c))
         } else {
-            classes.names[c].clone()
+            classes.name(c)
         };
         let mut group = LeakRootGroup {
             class,
