@@ -38,11 +38,27 @@ impl FromStr for Dur {
 }
 
 impl fmt::Display for Dur {
+    /// As people write durations: `0.5ms`, `1.5s`, `2m 30s`; parses back to the same value.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_zero() {
-            return f.write_str("0s");
+        let d = self.0;
+        let decimal = |f: &mut fmt::Formatter<'_>, value: f64, unit: &str| {
+            let text = format!("{value:.3}");
+            let text = text.trim_end_matches('0').trim_end_matches('.');
+            write!(f, "{text}{unit}")
+        };
+        if d.is_zero() {
+            f.write_str("0s")
+        } else if d < Duration::from_micros(1) {
+            write!(f, "{}ns", d.as_nanos())
+        } else if d < Duration::from_micros(100) && d.subsec_nanos() % 1000 == 0 {
+            write!(f, "{}us", d.as_micros())
+        } else if d < Duration::from_secs(1) && d.subsec_nanos() % 1000 == 0 {
+            decimal(f, d.as_secs_f64() * 1e3, "ms")
+        } else if d < Duration::from_secs(60) && d.subsec_nanos() % 1_000_000 == 0 {
+            decimal(f, d.as_secs_f64(), "s")
+        } else {
+            write!(f, "{}", humantime::format_duration(d))
         }
-        write!(f, "{}", humantime::format_duration(self.0))
     }
 }
 
@@ -357,6 +373,73 @@ impl fmt::Display for MetricChoice {
     }
 }
 
+impl MetricChoice {
+    /// Every name `--metric` takes, in the order `--help` and completions list them.
+    pub fn names() -> Vec<&'static str> {
+        Metric::ALL
+            .iter()
+            .map(|m| m.name())
+            .chain(["settled"])
+            .collect()
+    }
+}
+
+/// A value parsed by its type's `FromStr` (its own messages), whose possible values are
+/// known: `--help` lists them and the shell completions offer them.
+#[derive(Clone)]
+pub struct Named<T> {
+    names: Vec<&'static str>,
+    parse: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Named<T> {
+    pub fn new(names: Vec<&'static str>) -> Named<T> {
+        Named {
+            names,
+            parse: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T> clap::builder::TypedValueParser for Named<T>
+where
+    T: FromStr<Err = String> + Clone + Send + Sync + 'static,
+{
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        clap::builder::TypedValueParser::try_map(clap::builder::StringValueParser::new(), |s| {
+            s.parse::<T>()
+        })
+        .parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            self.names
+                .iter()
+                .map(|n| clap::builder::PossibleValue::new(*n)),
+        ))
+    }
+}
+
+/// `--metric`'s parser.
+pub fn metric_parser() -> Named<MetricChoice> {
+    Named::new(MetricChoice::names())
+}
+
+/// `--runtime`'s parser.
+pub fn runtime_parser() -> Named<RuntimeChoice> {
+    Named::new(vec!["auto", "node", "jvm", "none"])
+}
+
 /// `--runtime`: which managed runtime to ask for its heap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RuntimeChoice {
@@ -442,6 +525,12 @@ mod tests {
         good("1m", Dur::secs(60));
         good("1h30m", Dur::secs(5400));
         good("1.5", Dur(Duration::from_millis(1500)));
+        good("0.5ms", Dur(Duration::from_micros(500)));
+        good("111.111ms", Dur(Duration::from_micros(111_111)));
+        good("2m30s", Dur::secs(150));
+        assert_eq!(Dur(Duration::from_micros(500)).to_string(), "0.5ms");
+        assert_eq!(Dur(Duration::from_millis(1500)).to_string(), "1.5s");
+        assert_eq!(Dur(Duration::from_millis(250)).to_string(), "250ms");
         good(" 0 ", Dur(Duration::ZERO));
         bad::<Dur>("-5s", "negative");
         bad::<Dur>("fast", "is not a duration");

@@ -120,10 +120,7 @@ impl Target {
             });
         }
         crate::tree::become_subreaper();
-        let child = cmd.spawn().map_err(|source| Error::Spawn {
-            program: program.to_string_lossy().into_owned(),
-            source,
-        })?;
+        let child = cmd.spawn().map_err(|source| spawn_error(program, source))?;
         let pid = child.id() as i32;
         // Our unreaped child cannot be recycled, so this pidfd is race-free.
         let pidfd = pidfd_open(pid).map_err(|e| Error::Io {
@@ -468,4 +465,20 @@ fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     }
     // SAFETY: fd is a fresh, valid descriptor.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Why a command could not be started, in words: the OS says only "Permission denied"
+/// for a folder.
+fn spawn_error(program: &std::ffi::OsStr, source: io::Error) -> Error {
+    let path = Path::new(program);
+    if path.components().count() > 1 && path.is_dir() {
+        return Error::Usage(format!(
+            "cannot run '{}': it is a folder, not a program",
+            path.display()
+        ));
+    }
+    Error::Spawn {
+        program: program.to_string_lossy().into_owned(),
+        source,
+    }
 }

@@ -1,6 +1,6 @@
 //! Sizes, durations and rates, in (parsing user input) and out (human-readable text).
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 /// Bytes for people: `48.3 MiB`, `-512 KiB`, `0 B`; unknown (NaN, e.g. no samples, where
 /// summary.json says null) is `n/a`. Writes without allocating.
@@ -159,6 +159,24 @@ impl fmt::Display for Count {
             (_, false) => "s",
         };
         write!(f, "{} {}{plural}", self.0, self.1)
+    }
+}
+
+/// Text from outside (a file name, a CSV cell, a command line) as it may be shown on a
+/// terminal: control characters are written as escapes (`\u{1b}`, `\n`, `\u{0}`), so a
+/// quoted value can neither change the terminal nor break a message's one line.
+pub struct Printable<'a>(pub &'a str);
+
+impl fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
     }
 }
 

@@ -1,7 +1,7 @@
 //! `memwatch report FILE`: re-analyse and re-plot a recording, with the same judge as a
 //! live run.
 
-use crate::commands::{Finished, conclude, print_figures};
+use crate::commands::{Finished, conclude};
 use crate::config::ReportConfig;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
@@ -11,29 +11,25 @@ use crate::report::input::{ReadOptions, read_recording_with};
 use crate::report::live::LiveMode;
 use crate::report::output::{Dest, report_dests};
 use crate::report::summary::{Files, SourceSummary, Summary};
-use crate::units::{Count, Elapsed};
 
 pub fn report(config: &ReportConfig) -> Result<Exit> {
     let file = &config.file;
     // Every output is checked before the recording is even read.
-    let (json, png) = report_dests(
+    let dests = report_dests(
         file,
         config.json.as_deref(),
         config.png.as_deref(),
+        !config.no_png,
         config.junit.as_deref(),
         config.force,
     )?;
+    let (json, png) = (&dests.json, dests.png.as_ref());
     // Only the columns the analysis and the chart use: a big recording stays small in memory.
     let metric = config.analysis.metric;
     let keep = ReadOptions::to_judge(metric);
     let loaded = read_recording_with(file, &keep).map_err(|e| Error::Usage(e.to_string()))?;
     if let Some(problem) = loaded.metric_problem(metric) {
         return Err(Error::Usage(format!("--metric {metric}: {problem}")));
-    }
-    if !config.quiet {
-        for warning in &loaded.warnings {
-            eprintln!("memwatch: warning: {warning}");
-        }
     }
     let rec = &loaded.recording;
     let judged = judge(rec, &config.analysis)?;
@@ -48,18 +44,10 @@ pub fn report(config: &ReportConfig) -> Result<Exit> {
     summary.files = Files {
         csv: None,
         json: json.file().map(|p| p.display().to_string()),
-        png: png.file().map(|p| p.display().to_string()),
+        png: png.and_then(Dest::file).map(|p| p.display().to_string()),
     };
-    if !config.quiet {
-        eprintln!(
-            "memwatch: {} ({}): {} over {}",
-            file.display(),
-            loaded.format,
-            Count(rec.len() as u64, "sample"),
-            Elapsed(rec.duration_s())
-        );
-        print_figures(rec, 0);
-    }
+    summary.story.warnings = loaded.warnings.clone();
+    summary.story.warnings.extend(dests.warning.clone());
     Ok(conclude(Finished {
         recording: rec,
         analysis,
@@ -67,8 +55,8 @@ pub fn report(config: &ReportConfig) -> Result<Exit> {
         summary,
         base_exit,
         written: Vec::new(),
-        json: &json,
-        png: &png,
+        json,
+        png,
         png_size: config.png_size,
         junit: config.junit.as_deref(),
         limits: &config.limits,

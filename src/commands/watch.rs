@@ -1,43 +1,119 @@
-//! `memwatch --pid N` and `memwatch run -- CMD`: attach or spawn, check everything that can
-//! be checked, sample until the end, then judge and report.
+//! `memwatch --pid N` and `memwatch run -- CMD`, as the phases of a run: start the target
+//! (attach or spawn, everything checked that can be), open the outputs and start the
+//! runtime probe, sample, stop (the probe, then the target and what it started), judge,
+//! summarize, report.
 
-use crate::analyze::Verdict;
-use crate::commands::{Finished, conclude, print_figures};
+use crate::commands::{Finished, conclude};
 use crate::config::{TargetSpec, WatchConfig};
 use crate::dump::free_bytes;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::gate::verdict_exit;
 use crate::interrupt::Interrupts;
-use crate::judge::MANAGED;
-use crate::judge::judge;
+use crate::judge::{Judged, MANAGED, judge};
 use crate::options::RuntimeChoice;
-use crate::recording::{Kept, Recording};
+use crate::recording::Kept;
 use crate::report::csv::CsvWriter;
 use crate::report::live::{LiveMode, LiveSink};
-use crate::report::output::{Dest, local_stamp};
-use crate::report::summary::RuntimeSummary;
-use crate::report::summary::{Files, Summary, TargetSummary};
+use crate::report::output::{CsvOut, Dest, Outputs, local_stamp};
+use crate::report::summary::{Files, RuntimeSummary, Summary, TargetSummary};
+use crate::report::text;
 use crate::runtime::{DumpGuard, Plan, Probe, ProbeEvent, RuntimeKind, node};
-use crate::sample::{Metric, ProcReader};
+use crate::sample::{MemStatus, Metric, ProcReader};
 use crate::sampler::{self, SampleSink, StopReason, WatchResult};
 use crate::signal::{SignalPlan, signal_name};
 use crate::target::{Ending, Target, TargetEnd};
-use crate::units::{Bytes, Count, Delta, Elapsed};
+use crate::units::Bytes;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub fn watch(config: &WatchConfig) -> Result<Exit> {
-    let proc_root = Path::new("/proc");
-    let with_pss = config.sampling.pss_interval.is_some();
     // Before any thread or child exists: SIGINT, SIGTERM and SIGHUP end the run cleanly.
     let interrupts = Interrupts::install().map_err(|e| Error::Io {
         context: "cannot set up signal handling".into(),
         source: e,
     })?;
-    // Outputs were checked with the configuration, before anything is spawned.
+    let Started {
+        mut target,
+        mut reader,
+        first,
+        runtime,
+        inspector_ours,
+    } = start(config)?;
+    // Outputs were checked with the configuration, before anything was spawned.
+    let mut outputs = config.outputs.resolve(target.pid, &local_stamp());
+    let mut csv = outputs.create_csv().and_then(|out| {
+        CsvWriter::new(out, runtime.is_some()).map_err(|source| Error::Output {
+            path: outputs.csv.display().into(),
+            source,
+        })
+    })?;
+    let mut probe = start_probe(config, &target, runtime, inspector_ours, &outputs)?;
+    let live_mode = LiveMode::detect(config.quiet);
+    let live = LiveSink::new(live_mode, config.analysis.clone());
+    let sinks = (&mut csv, live);
+    let sampled = match first {
+        Ok(first) => sample(
+            config,
+            &target,
+            &mut reader,
+            first,
+            probe.as_mut(),
+            &interrupts,
+            sinks,
+        ),
+        // A spawned command that is already gone: nothing to sample.
+        Err(_) => Ok(WatchResult::default()),
+    };
+    let stopped = stop(config, &mut target, probe, sampled)?;
+    let judged = judge(&stopped.result.recording, &config.analysis)?;
+    let (mut summary, mut base_exit) =
+        summarize(config, &target, runtime, &stopped, &judged, &outputs);
+    // A CSV that stopped (a full disk) said so when it did; the run still ends in words.
+    if csv.stopped().is_some() {
+        base_exit = Exit::Trouble;
+        summary.exit_code = base_exit.code();
+    }
+    Ok(conclude(Finished {
+        recording: &stopped.result.recording,
+        analysis: &judged.analysis,
+        metric: config.analysis.metric,
+        summary,
+        base_exit,
+        written: outputs
+            .csv
+            .file()
+            .map(Path::to_path_buf)
+            .into_iter()
+            .collect(),
+        json: &outputs.json,
+        png: Some(&outputs.png),
+        png_size: config.outputs.png_size,
+        junit: outputs.junit.as_deref(),
+        limits: &config.limits,
+        stdout_busy: matches!(outputs.json, Dest::Stdout) || matches!(outputs.csv, Dest::Stdout),
+        quiet: config.quiet,
+        color: live_mode.color(),
+    }))
+}
+
+/// The target, held and checked, with its first reading and the runtime to ask.
+struct Started {
+    target: Target,
+    reader: ProcReader,
+    first: std::result::Result<MemStatus, crate::sample::reader::ReadError>,
+    runtime: Option<RuntimeKind>,
+    /// memwatch gave the spawned command its inspector (and closes it at the end).
+    inspector_ours: bool,
+}
+
+/// Attaches to the process or spawns the command, and checks what can be checked before
+/// anything is written: it can be read, signalled if asked, and asked about its runtime.
+fn start(config: &WatchConfig) -> Result<Started> {
+    let proc_root = Path::new("/proc");
+    let with_pss = config.sampling.pss_interval.is_some();
     let mut inspector_ours = false;
-    let (mut target, mut reader) = match &config.target {
+    let (target, mut reader) = match &config.target {
         TargetSpec::Attach { pid } => Target::attach(proc_root, *pid, with_pss)?,
         TargetSpec::Spawn { command, .. } => {
             // A Node.js command opens its inspector on a free loopback port from the start,
@@ -55,133 +131,141 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
     let first = reader.read_status();
     target.check_first_read(&first)?;
     check_signals(&target, &mut reader, &config.signals)?;
-    let runtime_kind = runtime_of(&target, config)?;
+    let runtime = runtime_of(&target, config)?;
+    let metric = config.analysis.metric;
+    if metric.is_managed_heap() && runtime.is_none() {
+        return Err(Error::Usage(format!(
+            "--metric {metric} is read from the program's runtime, and PID {} ({}) runs \
+             neither Node.js nor a JVM: judge rss, or watch the node or java process",
+            target.pid, target.name
+        )));
+    }
+    Ok(Started {
+        target,
+        reader,
+        first,
+        runtime,
+        inspector_ours,
+    })
+}
 
-    let outputs = config.outputs.resolve(target.pid, &local_stamp());
-    let csv = outputs.create_csv().and_then(|out| {
-        CsvWriter::new(out, runtime_kind.is_some()).map_err(|source| Error::Output {
-            path: outputs.csv.display().into(),
-            source,
+/// Starts asking the target's runtime (`--runtime`), its snapshots going to the output
+/// folder.
+fn start_probe(
+    config: &WatchConfig,
+    target: &Target,
+    runtime: Option<RuntimeKind>,
+    inspector_ours: bool,
+    outputs: &Outputs,
+) -> Result<Option<Probe>> {
+    let Some(kind) = runtime else {
+        return Ok(None);
+    };
+    let dump_dir = outputs
+        .dir
+        .clone()
+        .or_else(|| {
+            outputs
+                .csv
+                .file()
+                .and_then(Path::parent)
+                .map(Path::to_path_buf)
         })
-    })?;
-    let mut probe = match runtime_kind {
-        Some(kind) => {
-            let dump_dir = outputs
-                .dir
-                .clone()
-                .or_else(|| {
-                    outputs
-                        .csv
-                        .file()
-                        .and_then(Path::parent)
-                        .map(Path::to_path_buf)
-                })
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or_else(|| ".".into());
-            let plan = probe_plan(config, dump_dir, inspector_ours, target.pid);
-            Some(
-                Probe::start(kind, target.pid, target.pidfd(), plan).map_err(|e| {
-                    Error::Usage(format!(
-                        "cannot ask the {kind} runtime of PID {}: {e}",
-                        target.pid
-                    ))
-                })?,
-            )
-        }
-        None => None,
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or_else(|| ".".into());
+    let plan = probe_plan(config, dump_dir, inspector_ours, target.pid);
+    Probe::start(kind, target.pid, target.pidfd(), plan)
+        .map(Some)
+        .map_err(|e| {
+            Error::Usage(format!(
+                "cannot ask the {kind} runtime of PID {}: {e}",
+                target.pid
+            ))
+        })
+}
+
+/// Samples until the end, handing each tick to the CSV and the live line.
+fn sample(
+    config: &WatchConfig,
+    target: &Target,
+    reader: &mut ProcReader,
+    first: MemStatus,
+    probe: Option<&mut Probe>,
+    interrupts: &Interrupts,
+    (csv, mut live): (&mut CsvWriter<CsvOut>, LiveSink),
+) -> Result<WatchResult> {
+    // Exactly what may be judged (RSS for the live line); to draw, the rest.
+    let mut exact = vec![Metric::Rss, config.analysis.metric];
+    if probe.is_some() {
+        exact.extend([Metric::HeapAfterGc, Metric::External]);
+    }
+    let drawn = if config.sampling.pss_interval.is_some() {
+        &[Metric::Anon, Metric::Pss, Metric::Uss][..]
+    } else {
+        &[Metric::Anon][..]
     };
-    let live_mode = LiveMode::detect(config.quiet);
-    let mut csv = csv;
-    let mut live = LiveSink::new(live_mode, config.analysis.clone());
-    let result = {
-        let mut sinks: [&mut dyn SampleSink; 2] = [&mut csv, &mut live];
-        let result = match first {
-            Ok(first) => {
-                // Exactly what may be judged (RSS for the live line); to draw, the rest.
-                let mut exact = vec![Metric::Rss, config.analysis.metric];
-                if runtime_kind.is_some() {
-                    exact.extend([Metric::HeapAfterGc, Metric::External]);
-                }
-                let drawn = if with_pss {
-                    &[Metric::Anon, Metric::Pss, Metric::Uss][..]
-                } else {
-                    &[Metric::Anon][..]
-                };
-                let keep = Kept::new(&exact, drawn);
-                // Start-up is over: its code need not stay resident while sampling.
-                crate::footprint::release_startup_pages();
-                let plan = sampler::Plan {
-                    sampling: &config.sampling,
-                    signals: &config.signals,
-                    load: config.load.as_ref(),
-                    keep,
-                };
-                sampler::watch(
-                    &target,
-                    &mut reader,
-                    first,
-                    &plan,
-                    probe.as_mut(),
-                    &interrupts,
-                    &mut sinks,
-                )
-            }
-            // A spawned command that is already gone: nothing to sample.
-            Err(_) => Ok(WatchResult {
-                recording: Recording::default(),
-                missed: 0,
-                stop: StopReason::TargetExited,
-                dumps: Vec::new(),
-                load: None,
-                runtime: Vec::new(),
-                tree: None,
-            }),
-        };
-        for sink in sinks.iter_mut() {
-            sink.finish();
-        }
-        result
+    // Start-up is over: its code need not stay resident while sampling.
+    crate::footprint::release_startup_pages();
+    let plan = sampler::Plan {
+        sampling: &config.sampling,
+        signals: &config.signals,
+        load: config.load.as_ref(),
+        keep: Kept::new(&exact, drawn),
     };
+    let mut sinks: [&mut dyn SampleSink; 2] = [csv, &mut live];
+    let result = sampler::watch(target, reader, first, &plan, probe, interrupts, &mut sinks);
+    for sink in sinks.iter_mut() {
+        sink.finish();
+    }
+    result
+}
+
+/// A run whose sampling is over and whose target is stopped or left to run.
+struct Stopped {
+    result: WatchResult,
+    end: TargetEnd,
+    /// Every runtime event: those seen while sampling, then those of the probe's stop.
+    runtime_events: Vec<ProbeEvent>,
+    runtime_problem: Option<String>,
+    /// Said while stopping (report/text.rs prints them first).
+    notes: Vec<String>,
+}
+
+/// Stops the runtime probe (closing what memwatch opened while the target still runs),
+/// then a spawned command and what it started; an attached process is left to run.
+fn stop(
+    config: &WatchConfig,
+    target: &mut Target,
+    probe: Option<Probe>,
+    sampled: Result<WatchResult>,
+) -> Result<Stopped> {
+    let mut notes = Vec::new();
     // memwatch watches one process. A wrapper (`npm start`, a shell script) is seldom what
     // leaks, nor is a master the workers it forks: say so while both still run.
     if !config.quiet
         && !config.sampling.tree
         && !target.has_exited()
-        && let Some((child, rss, own)) = crate::tree::notable_descendant(target.pid)
+        && let Some(note) = wrapper_note(target)
     {
-        eprintln!(
-            "memwatch: note: PID {} ({}, {}) started PID {} ({}, {}); memwatch watched {} only: \
-             to watch {}, run it directly or use --pid {}; --tree judges their sum",
-            target.pid,
-            target.name,
-            Bytes(own as f64),
-            child.pid,
-            child.name,
-            Bytes(rss as f64),
-            target.name,
-            child.name,
-            child.pid
-        );
+        notes.push(note);
     }
-    // The runtime first, while the target still runs: the inspector is closed (if memwatch
-    // opened it) before the target is stopped or left to run on.
     let mut runtime_events: Vec<ProbeEvent> = Vec::new();
     let mut runtime_problem = None;
-    if let Some(p) = probe.take() {
+    if let Some(p) = probe {
         runtime_problem = p.failure();
         for r in p.stop() {
             runtime_events.extend(r.events);
         }
     }
-    let spawned_grace = match &config.target {
+    let grace = match &config.target {
         TargetSpec::Spawn { grace, .. } => Some(*grace),
         TargetSpec::Attach { .. } => None,
     };
-    let result = match result {
+    let result = match sampled {
         Ok(result) => result,
         Err(e) => {
             // The samples so far are in the CSV; a spawned command is not left running.
-            if let Some(grace) = spawned_grace {
+            if let Some(grace) = grace {
                 target.mark_stopped_by_memwatch();
                 target.stop(grace);
                 target.end();
@@ -193,10 +277,9 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
     // exiting when its /proc files say it has gone: it must not be counted as stopped).
     // What the command started goes with it (a wrapper such as `npm start` may not pass
     // SIGTERM on, or may have exited and left its server running).
-    let mut also_stopped = Vec::new();
-    if let Some(grace) = spawned_grace {
-        if result.stop == StopReason::TargetExited {
-            also_stopped = target.stop_leftovers(grace);
+    if let Some(grace) = grace {
+        let also_stopped = if result.stop == StopReason::TargetExited {
+            target.stop_leftovers(grace)
         } else {
             if matches!(
                 result.stop,
@@ -204,50 +287,80 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
             ) {
                 target.mark_stopped_by_memwatch();
             }
-            also_stopped = target.stop(grace);
+            target.stop(grace)
+        };
+        if !also_stopped.is_empty() && !config.quiet {
+            notes.push(format!(
+                "also stopped what the command started: {}",
+                also_stopped.join(", ")
+            ));
         }
     }
-    if !also_stopped.is_empty() && !config.quiet {
-        eprintln!(
-            "memwatch: also stopped what the command started: {}",
-            also_stopped.join(", ")
-        );
-    }
     let end = target.end();
-    let rec = &result.recording;
     runtime_events.splice(0..0, result.runtime.iter().map(|(_, e)| e.clone()));
+    Ok(Stopped {
+        result,
+        end,
+        runtime_events,
+        runtime_problem,
+        notes,
+    })
+}
 
-    let judged = judge(rec, &config.analysis)?;
-    let analysis = &judged.analysis;
-    let series_note = match (&judged.note, runtime_kind, judged.series.as_str()) {
-        (Some(note), _, _) => Some(note.clone()),
-        // A runtime was asked and gave no series to judge: say why, in words (the probe's
-        // own reason already starts "no managed-heap series: ..." or "the managed-heap
-        // series ended ...").
-        (None, Some(kind), series) if series != MANAGED => Some(match &runtime_problem {
-            Some(problem) => format!("judged on {series}: {problem}"),
-            None => {
-                format!("judged on {series}: the {kind} runtime gave no reading after a forced GC")
-            }
-        }),
-        _ => None,
+/// A process the target started that holds a good part of the memory, named with how to
+/// watch it instead.
+fn wrapper_note(target: &Target) -> Option<String> {
+    let (child, rss, own) = crate::tree::notable_descendant(target.pid)?;
+    // A spawned command's processes are stopped with it: --pid would name a process gone.
+    let how = if target.is_child() {
+        format!("run {} directly", child.name)
+    } else {
+        format!("use --pid {}", child.pid)
     };
-    let command_failed = spawned_grace.is_some() && end.command_failed();
+    Some(format!(
+        "note: PID {} ({}, {}) started PID {} ({}, {}); memwatch watched {} only: \
+         to watch {}, {how}; --tree judges their sum",
+        target.pid,
+        target.name,
+        Bytes(own as f64),
+        child.pid,
+        child.name,
+        Bytes(rss as f64),
+        target.name,
+        child.name,
+    ))
+}
+
+/// Everything the run found, as summary.json and the end-of-run text say it.
+fn summarize(
+    config: &WatchConfig,
+    target: &Target,
+    runtime: Option<RuntimeKind>,
+    stopped: &Stopped,
+    judged: &Judged,
+    outputs: &Outputs,
+) -> (Summary, Exit) {
+    let Stopped {
+        result, end, notes, ..
+    } = stopped;
+    let rec = &result.recording;
+    let spawned = matches!(config.target, TargetSpec::Spawn { .. });
+    let command_failed = spawned && end.command_failed();
     let load_failed = result.load.as_ref().is_some_and(|l| l.failed);
     let base_exit = if command_failed || load_failed {
         Exit::CommandFailed
     } else {
-        verdict_exit(analysis.verdict)
+        verdict_exit(judged.analysis.verdict)
     };
-
-    let mut summary = Summary::of_judged(&judged, config.analysis.metric, base_exit);
+    let mut summary = Summary::of_judged(judged, config.analysis.metric, base_exit);
     summary.missed_samples = Some(result.missed);
-    summary.target = Some(target_summary(&target, &end, &result));
+    summary.target = Some(target_summary(target, end, result));
     summary.events = rec.events.iter().map(Into::into).collect();
     summary.dumps = result.dumps.iter().map(Into::into).collect();
     summary.load = result.load.clone();
-    summary.series_note = series_note.clone();
-    let snapshots = complete_snapshots(&result, &runtime_events[result.runtime.len()..]);
+    summary.series_note = series_note(judged, runtime, stopped.runtime_problem.as_deref());
+    let late = &stopped.runtime_events[result.runtime.len()..];
+    let snapshots = complete_snapshots(result, late);
     if snapshots.len() >= 2 {
         let pair = [snapshots[0].clone(), snapshots[snapshots.len() - 1].clone()];
         match crate::heap::diff_files(&pair, &crate::heap::DiffOptions::default()) {
@@ -255,11 +368,11 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
             Err(e) => summary.heap_diff_error = Some(e.to_string()),
         }
     }
-    summary.histogram_diff = histogram_diff(&runtime_events);
-    summary.runtime = runtime_kind.map(|kind| {
-        let mut s = RuntimeSummary::new(kind, &runtime_events);
+    summary.histogram_diff = histogram_diff(&stopped.runtime_events);
+    summary.runtime = runtime.map(|kind| {
+        let mut s = RuntimeSummary::new(kind, &stopped.runtime_events);
         if s.problem.is_none() {
-            s.problem = runtime_problem.clone();
+            s.problem = stopped.runtime_problem.clone();
         }
         s
     });
@@ -268,129 +381,44 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         json: outputs.json.file().map(|p| p.display().to_string()),
         png: outputs.png.file().map(|p| p.display().to_string()),
     };
+    summary.story.notes = notes.clone();
+    summary.story.how = Some(stop_words(result.stop, end));
+    summary.story.command_failed = command_failed;
+    (summary, base_exit)
+}
 
-    if !config.quiet {
-        let how = if result.stop == StopReason::TargetExited {
-            // "target exited with code 3", "target exited: killed by SIGKILL"
-            let ending = end.describe();
-            if ending.starts_with("exited") {
-                format!("target {ending}")
-            } else {
-                format!("target exited: {ending}")
+/// Why a preferred series was not judged, in words.
+fn series_note(
+    judged: &Judged,
+    runtime: Option<RuntimeKind>,
+    problem: Option<&str>,
+) -> Option<String> {
+    match (&judged.note, runtime, judged.series.as_str()) {
+        (Some(note), _, _) => Some(note.clone()),
+        // A runtime was asked and gave no series to judge: say why, in words (the probe's
+        // own reason already starts "no managed-heap series: ..." or "the managed-heap
+        // series ended ...").
+        (None, Some(kind), series) if series != MANAGED => Some(match problem {
+            Some(problem) => format!("judged on {series}: {problem}"),
+            None => {
+                format!("judged on {series}: the {kind} runtime gave no reading after a forced GC")
             }
-        } else {
-            format!("{}; target {}", result.stop.describe(), end.describe())
-        };
-        eprintln!("memwatch: pid {} ({}): {how}", target.pid, target.name);
-        print_figures(rec, result.missed);
-        if let Some(tree) = &result.tree {
-            // Which process of the tree the growth came from.
-            let most: Vec<String> = tree
-                .iter()
-                .take(3)
-                .map(|p| format!("{} ({}) {}", p.pid, p.name, Delta(p.growth_bytes() as f64)))
-                .collect();
-            eprintln!(
-                "memwatch: the tree had {}; RSS grew most in {}",
-                Count(tree.len() as u64, "process"),
-                most.join(", ")
-            );
-        }
-        for d in &result.dumps {
-            let state = d.completed_s.map_or_else(
-                || "INCOMPLETE".to_string(),
-                |t| format!("complete at {}", Elapsed(t)),
-            );
-            eprintln!(
-                "memwatch: heap dump {} ({}, {state})",
-                d.path.display(),
-                Bytes(d.bytes as f64)
-            );
-        }
-        if let Some(l) = &result.load {
-            eprintln!("memwatch: load '{}': {}", l.command, l.outcome);
-        }
-        for e in &runtime_events {
-            if let ProbeEvent::Closed { message } = e {
-                eprintln!("memwatch: runtime: {message}");
-            }
-        }
-        if let Some(diff) = &summary.heap_diff {
-            let names: Vec<String> = diff.snapshots.iter().map(|s| s.file.clone()).collect();
-            eprintln!("memwatch: what grew on the heap ({}):", names.join(" -> "));
-            for line in diff.brief(5).lines() {
-                eprintln!("memwatch:   {line}");
-            }
-        }
-        if let Some(rows) = &summary.histogram_diff {
-            eprintln!("memwatch: what grew on the JVM heap (first and last class histogram):");
-            eprintln!(
-                "memwatch:   {:<40} {:>12} {:>12}",
-                "Class", "# Delta", "Size Delta"
-            );
-            for r in rows.iter().take(5) {
-                eprintln!(
-                    "memwatch:   {:<40} {:>+12} {:>12}",
-                    r.class,
-                    r.instances_delta,
-                    crate::units::Delta(r.bytes_delta as f64).to_string()
-                );
-            }
-        }
-        if let Some(e) = &summary.heap_diff_error {
-            eprintln!("memwatch: the heap snapshots could not be compared: {e}");
-        }
-        if let Some(note) = &series_note {
-            eprintln!("memwatch: {note}");
-        }
-        if let (MANAGED, Some(kind)) = (judged.series.as_str(), runtime_kind) {
-            eprintln!("memwatch: {}", managed_words(kind, analysis.samples));
-        }
-        if let Some(beside) = &judged.beside {
-            eprintln!(
-                "memwatch: {} beside it: {} ({}): {}{}",
-                config.analysis.metric.name(),
-                beside.verdict.as_str(),
-                beside.pattern,
-                beside.reason,
-                finding(
-                    analysis.verdict,
-                    beside.verdict,
-                    config.analysis.metric.name()
-                )
-            );
-        }
-        if command_failed {
-            eprintln!(
-                "memwatch: the command failed ({}): exit code 4",
-                end.describe()
-            );
-        }
-        if load_failed {
-            eprintln!("memwatch: the load failed: exit code 4");
-        }
+        }),
+        _ => None,
     }
-    Ok(conclude(Finished {
-        recording: rec,
-        analysis,
-        metric: config.analysis.metric,
-        summary,
-        base_exit,
-        written: outputs
-            .csv
-            .file()
-            .map(Path::to_path_buf)
-            .into_iter()
-            .collect(),
-        json: &outputs.json,
-        png: &outputs.png,
-        png_size: config.outputs.png_size,
-        junit: outputs.junit.as_deref(),
-        limits: &config.limits,
-        stdout_busy: matches!(outputs.json, Dest::Stdout) || matches!(outputs.csv, Dest::Stdout),
-        quiet: config.quiet,
-        color: live_mode.color(),
-    }))
+}
+
+/// "target exited with code 3", "target exited: killed by SIGKILL", "duration reached;
+/// target exited with code 0 after memwatch stopped it".
+fn stop_words(stop: StopReason, end: &TargetEnd) -> String {
+    let ending = end.describe();
+    if stop != StopReason::TargetExited {
+        format!("{}; target {ending}", stop.describe())
+    } else if ending.starts_with("exited") {
+        format!("target {ending}")
+    } else {
+        format!("target exited: {ending}")
+    }
 }
 
 /// The complete V8 heap snapshots of the run, oldest first: the dumps a signal asked for
@@ -469,19 +497,26 @@ fn runtime_of(target: &Target, config: &WatchConfig) -> Result<Option<RuntimeKin
                 && config.runtime.hint
                 && !config.quiet
             {
-                eprintln!(
-                    "memwatch: hint: PID {} is a {kind} process: add '--runtime {}' to judge its \
+                text::notice(&format!(
+                    "hint: PID {} is a {kind} process: add '--runtime {}' to judge its \
                      managed heap after forced GCs (memwatch then opens a debugging port on \
                      127.0.0.1 or the JVM's attach listener while it runs, see docs/runtime.md)",
                     target.pid,
                     kind.name()
-                );
+                ));
             }
             return Ok(None);
         }
     };
     match (wanted, detected) {
         (Some(w), Some(d)) if w == d => Ok(Some(w)),
+        (Some(w), _) if target.is_child() => Err(Error::Usage(format!(
+            "--runtime {}: the command ({}, PID {}) is not a {w} program: leave --runtime out, \
+             or run the {w} program itself (not a wrapper that starts it)",
+            w.name(),
+            target.name,
+            target.pid
+        ))),
         (Some(w), _) => Err(Error::Usage(format!(
             "--runtime {}: PID {} ({}) is not a {w} process: leave --runtime out, or give the \
              PID of the {w} process",
@@ -530,35 +565,9 @@ fn probe_plan(config: &WatchConfig, dump_dir: PathBuf, inspector_ours: bool, pid
     }
 }
 
-/// Which series was judged and why, in words, when it is the managed heap.
-fn managed_words(kind: RuntimeKind, readings: usize) -> String {
-    let what = match kind {
-        RuntimeKind::Node => "the used JS heap plus external (Buffers)",
-        RuntimeKind::Jvm => "the used Java heap",
-    };
-    format!(
-        "judged on the managed heap: {readings} readings of {what} right after a forced full \
-         GC, asked of the {kind} runtime; only a leak makes it rise, a lazy GC does not"
-    )
-}
-
-/// What two verdicts on two series say together.
-fn finding(judged: Verdict, beside: Verdict, metric: &str) -> &'static str {
-    match (judged, beside, metric) {
-        (Verdict::Stable, Verdict::Growing, _) => {
-            ". The managed heap after GC is flat while this grows: the runtime grows its heap \
-             lazily, or memory outside the managed heap grows (a native leak)"
-        }
-        (Verdict::Growing, Verdict::Stable, _) => {
-            ". The managed heap grows while this does not yet: the leak is real, RSS lags behind"
-        }
-        _ => "",
-    }
-}
-
 /// Before anything is written: memwatch may signal the target at all, and an attached
 /// process already catches the signal (a spawned command gets a few seconds to install its
-/// handler; see sampler.rs).
+/// handler; see sampler/signals.rs).
 fn check_signals(target: &Target, reader: &mut ProcReader, plan: &SignalPlan) -> Result<()> {
     if !plan.sends() {
         return Ok(());

@@ -5,6 +5,7 @@
 
 pub mod file;
 
+use crate::analyze::MIN_SAMPLES;
 use crate::analyze::{Thresholds, Warmup};
 use crate::cli::{
     AnalysisArgs, Cli, Command as CliCommand, GateArgs, HeapArgs, LoadArgs, OutputArgs, ReportArgs,
@@ -14,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::gate::{Baseline, Limits};
 use crate::judge::{AnalysisConfig, SettledUse};
 use crate::load::LoadPlan;
-use crate::options::{MetricChoice, RuntimeChoice, Slope};
+use crate::options::{Dur, MetricChoice, RuntimeChoice, Slope};
 use crate::report::output::OutputPlan;
 use crate::runtime::{GcSchedule, Settings as RuntimeSettings};
 use crate::sample::{Metric, Sampling};
@@ -35,7 +36,7 @@ pub enum Command {
     /// `memwatch heap`: reads files only; its options need no checks beyond clap's.
     Heap(HeapArgs),
     Completions(Shell),
-    Man,
+    Man(crate::cli::ManArgs),
 }
 
 /// The process to watch.
@@ -72,6 +73,8 @@ pub struct ReportConfig {
     /// `None`: beside FILE (see `report::output::report_dests`).
     pub json: Option<PathBuf>,
     pub png: Option<PathBuf>,
+    /// `--no-png`: no chart at all.
+    pub no_png: bool,
     pub png_size: (u32, u32),
     pub junit: Option<PathBuf>,
     /// `--force`: an explicit --json may replace a live run's summary.json.
@@ -147,7 +150,7 @@ fn from_cli(cli: Cli) -> Result<Command> {
         Some(CliCommand::Report(report)) => report_config(report).map(Command::Report),
         Some(CliCommand::Heap(args)) => Ok(Command::Heap(args)),
         Some(CliCommand::Completions { shell }) => Ok(Command::Completions(shell)),
-        Some(CliCommand::Man) => Ok(Command::Man),
+        Some(CliCommand::Man(args)) => Ok(Command::Man(args)),
         None => {
             let pid = cli.pid.ok_or_else(|| {
                 usage(
@@ -164,7 +167,7 @@ fn watch(target: TargetSpec, load: Option<LoadPlan>, args: &WatchArgs) -> Result
     let sampling = sampling(&args.sampling)?;
     let analysis = analysis(&args.analysis);
     let spawned = matches!(target, TargetSpec::Spawn { .. });
-    let config = WatchConfig {
+    let mut config = WatchConfig {
         runtime: runtime(
             &args.runtime,
             spawned && !sampling.tree,
@@ -177,17 +180,12 @@ fn watch(target: TargetSpec, load: Option<LoadPlan>, args: &WatchArgs) -> Result
         signals: signals(&args.signals, sampling.duration)?,
         analysis,
         limits: limits(&args.gate)?,
-        outputs: outputs(&args.output, &args.gate),
+        outputs: outputs(&args.output, &args.gate)?,
         sampling,
         quiet: args.display.quiet,
     };
-    let needs_pss = matches!(config.analysis.metric, Metric::Pss | Metric::Uss);
-    if needs_pss && config.sampling.pss_interval.is_none() {
-        return Err(usage(format!(
-            "--metric {} needs --pss, which records it",
-            config.analysis.metric
-        )));
-    }
+    check_metric(&config)?;
+    check_timing(&config.sampling, &config.analysis)?;
     check_baseline_metric(&config.limits, &config.analysis)?;
     config.outputs.check()?;
     Ok(config)
@@ -197,16 +195,20 @@ fn report_config(args: ReportArgs) -> Result<ReportConfig> {
     let analysis = analysis(&args.analysis);
     let limits = limits(&args.gate)?;
     check_baseline_metric(&limits, &analysis)?;
+    if args.png.as_deref().is_some_and(|p| p.as_os_str() == "-") {
+        return Err(png_to_stdout());
+    }
     Ok(ReportConfig {
         file: args.file,
         analysis,
         limits,
         json: args.json,
         png: args.png,
+        no_png: args.no_png,
         png_size: (args.png_size.0, args.png_size.1),
         junit: args.gate.junit,
         force: args.force,
-        quiet: args.display.quiet,
+        quiet: args.quiet,
     })
 }
 
@@ -219,9 +221,15 @@ fn load_plan(args: &LoadArgs) -> Result<Option<LoadPlan>> {
             "--load needs a command, e.g. --load 'node load.js --port 8080'".into(),
         ));
     }
+    if args.ready_timeout.0.is_zero() {
+        return Err(usage(
+            "--ready-timeout must be longer than 0: it is how long to wait for --ready-port".into(),
+        ));
+    }
     Ok(Some(LoadPlan {
         command: command.clone(),
         ready_port: args.ready_port,
+        ready_timeout: args.ready_timeout.0,
         ready_delay: args.ready_delay.0,
         cooldown: args.cooldown.0,
     }))
@@ -242,6 +250,95 @@ fn limits(args: &GateArgs) -> Result<Limits> {
         baseline,
         baseline_tolerance_pct: args.baseline_tolerance.0,
     })
+}
+
+/// The series to judge is one the run will record: every mistake found before the run
+/// starts, not after it.
+fn check_metric(config: &WatchConfig) -> Result<()> {
+    let metric = config.analysis.metric;
+    if config.analysis.settled == SettledUse::Always && config.signals.settle.is_none() {
+        return Err(usage(
+            "--metric settled judges the samples taken --settle after each signal: add --signal-every DUR --settle DUR (e.g. --signal-every 10s --settle 2s)"
+                .into(),
+        ));
+    }
+    if matches!(metric, Metric::Pss | Metric::Uss) && config.sampling.pss_interval.is_none() {
+        return Err(usage(format!(
+            "--metric {metric} needs --pss, which records it"
+        )));
+    }
+    if metric.is_managed_heap() && config.runtime.choice == RuntimeChoice::None {
+        return Err(usage(format!(
+            "--metric {metric} is read from the program's runtime: add --runtime node, jvm or auto{}",
+            if config.sampling.tree {
+                " (not with --tree, which judges a sum over processes)"
+            } else {
+                ""
+            }
+        )));
+    }
+    if metric == Metric::Hwm && config.sampling.tree {
+        return Err(usage(
+            "--metric hwm with --tree: the total of peaks reached at different times is no peak, so the tree's total has none; judge rss (or hwm without --tree)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The most memwatch waits between samples, and the longest run it plans.
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// A run planned with --duration takes at least `MIN_SAMPLES` samples after its warm-up,
+/// or it could never give a verdict: refused at the start, saying what would.
+fn check_timing(sampling: &Sampling, analysis: &AnalysisConfig) -> Result<()> {
+    let Some(duration) = sampling.duration else {
+        return Ok(());
+    };
+    let (d, i) = (duration.as_secs_f64(), sampling.interval.as_secs_f64());
+    let warmup = |d: f64| match analysis.thresholds.warmup {
+        Warmup::Auto => crate::analyze::auto_warmup_s(d),
+        Warmup::Fixed(w) => w,
+    };
+    let w = warmup(d);
+    let need = MIN_SAMPLES as f64;
+    if let Warmup::Fixed(_) = analysis.thresholds.warmup
+        && w >= d
+    {
+        return Err(usage(format!(
+            "--warmup {} leaves nothing of --duration {} to judge: give a --warmup shorter than the run, e.g. '{}', or leave it out (automatic)",
+            Dur(Duration::from_secs_f64(w)),
+            Dur(duration),
+            Dur(Duration::from_secs_f64(d / 5.0)),
+        )));
+    }
+    // The samples after the warm-up: one at its end, then one per interval.
+    let after = ((d - w) / i).floor() + 1.0;
+    if after >= need {
+        return Ok(());
+    }
+    // The shortest run that would be judged at this interval, to the second.
+    let mut enough = d.max(i).ceil();
+    while ((enough - warmup(enough)) / i).floor() + 1.0 < need {
+        enough += (enough / 8.0).ceil();
+    }
+    if enough >= 600.0 {
+        enough = (enough / 60.0).ceil() * 60.0; // whole minutes read better
+    }
+    Err(usage(format!(
+        "--duration {} at --interval {} gives {} after the {} warm-up, and memwatch needs at least {MIN_SAMPLES} there to judge: give --duration {} or more, or an --interval of at most {}",
+        Dur(duration),
+        Dur(sampling.interval),
+        crate::units::Count(after.max(0.0) as u64, "sample"),
+        Dur(Duration::from_secs_f64(w)),
+        Dur(Duration::from_secs_f64(enough)),
+        // To the millisecond below, so that it is enough.
+        Dur(
+            Duration::from_millis(((d - w) / (need - 1.0) * 1e3).floor().max(1.0) as u64)
+                .min(sampling.interval)
+        ),
+    )))
 }
 
 /// A baseline is only comparable when it judged the same series. With the default
@@ -346,11 +443,23 @@ fn sampling(args: &SamplingArgs) -> Result<Sampling> {
             args.interval
         )));
     }
+    if interval > MAX_INTERVAL {
+        return Err(usage(format!(
+            "--interval '{}' is too long: the most is 24h",
+            args.interval
+        )));
+    }
     let duration = args.duration.map(|d| d.0);
     if duration.is_some_and(|d| d.is_zero()) {
         return Err(usage(
             "--duration '0' would take no samples: give e.g. '30s' or leave it out".into(),
         ));
+    }
+    if let Some(d) = args.duration.filter(|d| d.0 > MAX_DURATION) {
+        return Err(usage(format!(
+            "--duration '{d}' is too long: the most is 366 days; leave it out to watch until \
+             the target exits or Ctrl-C"
+        )));
     }
     Ok(Sampling {
         interval,
@@ -447,13 +556,25 @@ fn analysis(args: &AnalysisArgs) -> AnalysisConfig {
     }
 }
 
-fn outputs(args: &OutputArgs, gate: &GateArgs) -> OutputPlan {
-    OutputPlan {
+fn png_to_stdout() -> Error {
+    usage(
+        "--png '-': the chart is a binary PNG and is not written to stdout ('-' is for --csv \
+         and --json); give a file name"
+            .into(),
+    )
+}
+
+fn outputs(args: &OutputArgs, gate: &GateArgs) -> Result<OutputPlan> {
+    if args.png.as_deref().is_some_and(|p| p.as_os_str() == "-") {
+        return Err(png_to_stdout());
+    }
+    Ok(OutputPlan {
         dir: args.out.clone(),
         csv: args.csv.clone(),
         json: args.json.clone(),
         png: args.png.clone(),
         junit: gate.junit.clone(),
         png_size: (args.png_size.0, args.png_size.1),
-    }
+        dir_existed: false,
+    })
 }

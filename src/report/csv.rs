@@ -27,16 +27,61 @@ pub const HEADER: [&str; 14] = [
 /// With `--runtime`: the managed-heap columns, before `event`.
 pub const HEAP_COLUMNS: [&str; 3] = ["heap_after_gc_bytes", "heap_used_bytes", "external_bytes"];
 
-pub struct CsvWriter<W: Write> {
+/// Where rows go: anything written to, which a file can also cut back to a length.
+pub trait RowOut: Write {
+    /// Cuts the output back to its first `len` bytes (the whole rows), where it can be.
+    fn cut_to(&mut self, _len: u64) -> io::Result<()> {
+        Ok(())
+    }
+    /// How the output is named in messages.
+    fn label(&self) -> String {
+        "the samples CSV".into()
+    }
+}
+
+impl RowOut for Vec<u8> {
+    fn cut_to(&mut self, len: u64) -> io::Result<()> {
+        self.truncate(len as usize);
+        Ok(())
+    }
+}
+
+impl RowOut for io::Sink {}
+
+impl RowOut for std::fs::File {
+    /// A regular file is cut back; a device or FIFO cannot be.
+    fn cut_to(&mut self, len: u64) -> io::Result<()> {
+        if self.metadata()?.is_file() {
+            self.set_len(len)?;
+        }
+        Ok(())
+    }
+}
+
+impl<T: RowOut + ?Sized> RowOut for &mut T {
+    fn cut_to(&mut self, len: u64) -> io::Result<()> {
+        (**self).cut_to(len)
+    }
+    fn label(&self) -> String {
+        (**self).label()
+    }
+}
+
+pub struct CsvWriter<W: RowOut> {
     out: W,
     /// The row being formatted, reused: one `write` per row, no allocation.
     row: Vec<u8>,
     /// The managed-heap columns are written (a runtime is asked): without one, the CSV is
     /// the same as a single process's always was.
     heap: bool,
+    /// Bytes of whole rows written so far (the header included).
+    written: u64,
+    rows: u64,
+    /// Why writing stopped (a full disk): the run goes on without the CSV.
+    stopped: Option<String>,
 }
 
-impl<W: Write> CsvWriter<W> {
+impl<W: RowOut> CsvWriter<W> {
     /// Writes and flushes the header at once, so an unwritable output fails before sampling.
     pub fn new(mut out: W, heap: bool) -> io::Result<Self> {
         let mut row = Vec::with_capacity(256);
@@ -55,7 +100,55 @@ impl<W: Write> CsvWriter<W> {
         row.push(b'\n');
         out.write_all(&row)?;
         out.flush()?;
-        Ok(CsvWriter { out, row, heap })
+        Ok(CsvWriter {
+            out,
+            written: row.len() as u64,
+            row,
+            heap,
+            rows: 0,
+            stopped: None,
+        })
+    }
+
+    /// Why the CSV stopped before the end of the run (`None`: every row is in it).
+    pub fn stopped(&self) -> Option<&str> {
+        self.stopped.as_deref()
+    }
+
+    /// Writes the formatted row whole. When the output fails (a full disk), it is cut back
+    /// to its last whole row, one line says so, and nothing more is written: the run goes
+    /// on, judged from memory. A closed reader (`BrokenPipe`) is returned: it ends the run.
+    fn put_row(&mut self) -> io::Result<()> {
+        if self.stopped.is_some() {
+            return Ok(());
+        }
+        match self
+            .out
+            .write_all(&self.row)
+            .and_then(|()| self.out.flush())
+        {
+            Ok(()) => {
+                self.written += self.row.len() as u64;
+                self.rows += 1;
+                Ok(())
+            }
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Err(e),
+            Err(e) => {
+                let cut = match self.out.cut_to(self.written) {
+                    Ok(()) => format!("it ends on row {}, the last whole one", self.rows),
+                    Err(c) => format!("it could not be cut back to its last whole row: {c}"),
+                };
+                let why = format!(
+                    "cannot write the samples CSV {}: {e}; {cut}",
+                    self.out.label()
+                );
+                eprintln!(
+                    "memwatch: error: {why}. Sampling goes on; the verdict and the other                      outputs come at the end (exit code 2)"
+                );
+                self.stopped = Some(why);
+                Ok(())
+            }
+        }
     }
 
     /// Writes one row and flushes it. `events` are the events of this tick, joined by `;`.
@@ -132,12 +225,11 @@ impl<W: Write> CsvWriter<W> {
             row.push(b'"');
         }
         row.push(b'\n');
-        self.out.write_all(row)?;
-        self.out.flush()
+        self.put_row()
     }
 }
 
-impl<W: Write> SampleSink for CsvWriter<W> {
+impl<W: RowOut> SampleSink for CsvWriter<W> {
     /// One row per sample of the tick, then the `total` row with `--tree`; the tick's events
     /// go on its first row.
     fn tick(&mut self, tick: &Tick<'_>) -> io::Result<()> {
@@ -317,6 +409,70 @@ mod tests {
             String::from_utf8(ours).expect("utf8"),
             String::from_utf8(theirs).expect("utf8")
         );
+    }
+
+    /// A file on a disk that fills up after `room` bytes: the last write is cut short, as
+    /// the kernel does, then ENOSPC.
+    struct FullDisk {
+        data: Vec<u8>,
+        room: usize,
+    }
+
+    impl Write for FullDisk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.room - self.data.len());
+            if n == 0 {
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            self.data.extend_from_slice(&buf[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl RowOut for FullDisk {
+        fn cut_to(&mut self, len: u64) -> io::Result<()> {
+            self.data.truncate(len as usize);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_full_disk_stops_the_csv_on_a_whole_row() {
+        let s = Sample {
+            elapsed_s: 1.0,
+            unix_ms: 1_700_000_000_000,
+            pid: 42,
+            mem: MemStatus {
+                rss: 4096,
+                vsz: 8192,
+                ..MemStatus::default()
+            },
+            pss: None,
+            uss: None,
+            heap: crate::sample::ManagedHeap::default(),
+        };
+        let mut w = CsvWriter::new(
+            FullDisk {
+                data: Vec::new(),
+                room: 400,
+            },
+            false,
+        )
+        .expect("header");
+        for _ in 0..20 {
+            w.write(&s, &[])
+                .expect("a full disk is not an error of the run");
+        }
+        let why = w.stopped().expect("stopped").to_string();
+        assert!(why.contains("No space left on device"), "{why}");
+        let text = String::from_utf8(w.out.data.clone()).expect("utf8");
+        assert!(text.ends_with('\n'));
+        let rows = text.lines().count() - 1;
+        assert!(why.contains(&format!("row {rows},")), "{why}");
+        assert!(text.lines().all(|l| l.split(',').count() == HEADER.len()));
     }
 
     #[test]

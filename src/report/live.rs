@@ -143,6 +143,8 @@ impl LiveView {
         if self.processes > 1 {
             let _ = write!(self.line, " + {} it started", self.processes - 1);
         }
+        // RSS as it moves (start-up and GC peaks included), then the verdict on the floor:
+        // two different things, each named.
         let _ = write!(
             self.line,
             "  RSS {}  {} since start",
@@ -150,18 +152,18 @@ impl LiveView {
             Delta(rss as f64 - start as f64)
         );
         if let Some(rate) = self.rate_last_minute(s.elapsed_s, rss as f64) {
-            let _ = write!(self.line, "  {} (last min)", Rate(rate));
+            let _ = write!(self.line, ", {} in the last min", Rate(rate));
         }
         if let Some(t) = &self.trend {
             let colour = match t.headline.verdict {
                 Verdict::Growing => "\x1b[31m",
                 _ => "\x1b[32m",
             };
-            self.line.push_str("  so far");
+            self.line.push_str("  ");
             if let Some(series) = &t.series {
-                let _ = write!(self.line, " ({series})");
+                let _ = write!(self.line, "{series} ");
             }
-            self.line.push_str(": ");
+            self.line.push_str("floor so far: ");
             if self.mode.color() {
                 let _ = write!(self.line, "{colour}{}\x1b[0m", t.headline);
             } else {
@@ -185,7 +187,7 @@ impl LiveView {
             return;
         }
         self.finish();
-        eprintln!("memwatch: {message}");
+        eprintln!("memwatch: {}", crate::units::Printable(message));
         self.last_draw = None;
     }
 
@@ -334,7 +336,7 @@ mod tests {
         v.compose(&s, 601, 0);
         assert!(
             v.line.contains(&format!(
-                "so far: stable ({})  601 samples  10 min",
+                "floor so far: stable ({})  601 samples  10 min",
                 a.pattern
             )),
             "{}",
@@ -348,7 +350,7 @@ mod tests {
         v.compose(&s, 601, 2);
         assert!(
             v.line.ends_with(
-                "so far: growing (linear): floor +586 KiB/min, p < 0.001  601 samples  10 min  2 missed"
+                "floor so far: growing (linear): floor +586 KiB/min, p < 0.001  601 samples  10 min  2 missed"
             ),
             "{}",
             v.line
@@ -389,7 +391,11 @@ mod tests {
         let mut v = LiveView::new(LiveMode::Off);
         v.set_trend(Some(pss));
         v.compose(&sample(599.0, 106_000_000), 600, 0);
-        assert!(v.line.contains("so far (pss): stable (flat)"), "{}", v.line);
+        assert!(
+            v.line.contains("pss floor so far: stable (flat)"),
+            "{}",
+            v.line
+        );
     }
 
     #[test]

@@ -63,6 +63,24 @@ pub struct Summary {
     /// The CI gate's limits and baseline, when any was configured (see docs/ci.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateResult>,
+    /// What only the end-of-run text says (report/text.rs).
+    #[serde(skip)]
+    pub story: Story,
+}
+
+/// What the end-of-run text tells people beside the fields above.
+#[derive(Debug, Default)]
+pub struct Story {
+    /// Said while the run stopped: a process the target started that holds much of the
+    /// memory, what else memwatch stopped.
+    pub notes: Vec<String>,
+    /// `memwatch report`: what reading the recording warned about.
+    pub warnings: Vec<String>,
+    /// How sampling stopped and the target ended, in words: "duration reached; target
+    /// exited with code 0 after memwatch stopped it".
+    pub how: Option<String>,
+    /// The spawned command failed on its own (exit code 4).
+    pub command_failed: bool,
 }
 
 /// Another series' verdict, beside the judged one.
@@ -339,6 +357,7 @@ impl Summary {
             exit_code: exit.code(),
             files: Files::default(),
             gate: None,
+            story: Story::default(),
         }
     }
 

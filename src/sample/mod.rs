@@ -125,6 +125,14 @@ impl Metric {
         self as usize
     }
 
+    /// Read from the program's runtime (`--runtime`), not from /proc.
+    pub fn is_managed_heap(self) -> bool {
+        matches!(
+            self,
+            Metric::HeapAfterGc | Metric::HeapUsed | Metric::External
+        )
+    }
+
     pub fn from_name(name: &str) -> Option<Metric> {
         Self::ALL.into_iter().find(|m| m.name() == name)
     }
