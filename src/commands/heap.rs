@@ -6,7 +6,6 @@ use crate::exit::Exit;
 use crate::heap::{DiffOptions, SummaryOptions, diff_files, summarize_file, to_json};
 use crate::report::output::{Dest, check_distinct, normalize, write_atomic};
 use std::io::Write;
-use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 pub fn heap(args: &HeapArgs) -> Result<Exit> {
@@ -51,15 +50,6 @@ fn json_dest(json: Option<&Path>, inputs: &[PathBuf]) -> Result<Option<Dest>> {
                 file.display()
             )));
         }
-        if let Ok(m) = std::fs::metadata(file) {
-            let t = m.file_type();
-            if !(t.is_file() || t.is_char_device() || t.is_fifo()) {
-                return Err(Error::Usage(format!(
-                    "--json '{}' is not a file: give a file path",
-                    file.display()
-                )));
-            }
-        }
         let folder = match file.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
@@ -75,24 +65,11 @@ fn json_dest(json: Option<&Path>, inputs: &[PathBuf]) -> Result<Option<Dest>> {
     Ok(Some(dest))
 }
 
-/// The JSON to its destination; the text on stdout unless the JSON went there. A device or
-/// a FIFO (`/dev/stdout`, a pipe) is written in place, never renamed over (DESIGN.md §12).
+/// The JSON to its destination (a device or a FIFO such as `/dev/stdout` is written where it
+/// is, see `write_atomic`); the text on stdout unless the JSON went there.
 fn emit(json: &Option<Dest>, body: String, text: impl FnOnce() -> String) -> Result<()> {
     if let Some(dest) = json {
-        match dest.file().map(std::fs::metadata) {
-            Some(Ok(m)) if m.file_type().is_char_device() || m.file_type().is_fifo() => {
-                let path = dest.file().unwrap_or(Path::new("-"));
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .and_then(|mut f| f.write_all(body.as_bytes()))
-                    .map_err(|source| Error::Output {
-                        path: path.to_path_buf(),
-                        source,
-                    })?;
-            }
-            _ => write_atomic(dest, body.as_bytes())?,
-        }
+        write_atomic(dest, body.as_bytes())?;
         if matches!(dest, Dest::Stdout) {
             return Ok(());
         }

@@ -1036,8 +1036,9 @@ impl<'a> Tracer<'a> {
     /// Where a path holds its objects, in words: the last named property or variable before
     /// them (`clients`), the function whose scope holds that variable, or else the nearest
     /// function above it (`via cleanup()`), and when that function is an event listener, its
-    /// event (`(SIGINT listener)`). Of the functions that share a scope, a listener is named
-    /// first: it is what keeps the scope alive for good.
+    /// event (`(SIGINT listener)`; `via a SIGTERM listener` when it has no name). A listener
+    /// is named first (the one on the path, else one of the functions that share the
+    /// variable's scope): it is what keeps the scope alive for good.
     fn held_by(&self, trie: &Trie, id: u32, steps: &[PathStep]) -> Option<String> {
         let s = self.s;
         let mut chain: Vec<u32> = Vec::new();
@@ -1063,17 +1064,22 @@ impl<'a> Tracer<'a> {
         } else {
             Vec::new()
         };
-        let listener = scope_functions
+        let listener = on_path
             .iter()
-            .chain(on_path.iter())
+            .chain(scope_functions.iter())
             .find_map(|&f| self.listener_event(f).map(|ev| (f, ev)));
         let via = listener.as_ref().map(|(f, _)| *f).or(on_path);
-        if let Some(f) = via {
-            text.push_str(" via ");
-            text.push_str(&s.display_name(f));
-            if let Some((_, event)) = &listener {
-                text.push_str(&format!(" ({event} listener)"));
+        let anonymous = |f: u32| s.string(s.node_name[f as usize]).is_empty();
+        match (via, &listener) {
+            (Some(f), Some((_, event))) if anonymous(f) => {
+                text.push_str(&format!(" via a {event} listener"));
             }
+            (Some(f), Some((_, event))) => {
+                text.push_str(&format!(" via {} ({event} listener)", s.display_name(f)));
+            }
+            (Some(f), None) if anonymous(f) => text.push_str(" via an anonymous function"),
+            (Some(f), None) => text.push_str(&format!(" via {}", s.display_name(f))),
+            (None, _) => {}
         }
         Some(text)
     }

@@ -337,13 +337,11 @@ impl HeapDiff {
         }
     }
 
-    /// A few lines for the end of a live run: the headline, the first leak-root groups with
-    /// their main path, and the top `rows` classes (first to last).
+    /// A few lines for the end of a live run (whose first line is already the headline): the
+    /// first leak-root groups with their main path, and the top `rows` classes (first to
+    /// last).
     pub fn brief(&self, rows: usize) -> String {
         let mut out = String::new();
-        if let Some(h) = &self.headline {
-            let _ = writeln!(out, "{h}");
-        }
         for g in self.leak_roots.iter().take(3) {
             if let Some(p) = g.paths.first() {
                 let _ = writeln!(

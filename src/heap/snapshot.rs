@@ -1097,7 +1097,12 @@ impl Snapshot {
                 format!("{name}()")
             }
         } else {
-            self.string(self.node_name[n])
+            // V8 names a global object `global / <url>`: without a URL, just `global`
+            let name = self.string(self.node_name[n]);
+            match name.trim_end().strip_suffix(" /") {
+                Some(bare) if !bare.is_empty() => bare.to_string(),
+                _ => name,
+            }
         }
     }
 

@@ -100,7 +100,10 @@ fn a_weakmap_value_is_kept_by_its_key_as_in_devtools() {
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
     let key = row(&s["rows"], "Key");
     let meta = row(&s["rows"], "Meta");
-    assert_eq!((key["count"].as_u64(), meta["count"].as_u64()), (Some(400), Some(400)));
+    assert_eq!(
+        (key["count"].as_u64(), meta["count"].as_u64()),
+        (Some(400), Some(400))
+    );
     // DevTools leaves out the table's edge to a value: each key dominates its value.
     assert_eq!(
         key["retained_size"].as_u64().unwrap(),
@@ -146,7 +149,9 @@ fn the_connection_that_holds_a_native_buffer_is_the_leak_not_its_buffer() {
     let dir = tempfile::tempdir().unwrap();
     let files = cases(
         dir.path(),
-        &["--conns", "30", "--buffer", "262144", "--map", "500", "--churn", "300"],
+        &[
+            "--conns", "30", "--buffer", "262144", "--map", "500", "--churn", "300",
+        ],
     );
     let d = diff(dir.path(), &files, &[]);
     // By self size the buffers' backing stores come first: the biggest leaf.
@@ -155,10 +160,16 @@ fn the_connection_that_holds_a_native_buffer_is_the_leak_not_its_buffer() {
     let first = &d["leak_roots"][0];
     assert_eq!(first["class"], "Connection", "{:#}", d["leak_roots"]);
     assert_eq!(first["count"], 30);
-    assert!(first["retained_size"].as_u64().unwrap() >= 30 * 262_144, "{first}");
+    assert!(
+        first["retained_size"].as_u64().unwrap() >= 30 * 262_144,
+        "{first}"
+    );
     assert_eq!(first["held_by"], "clients via cleanup() (SIGINT listener)");
     let headline = d["headline"].as_str().unwrap();
-    assert!(headline.starts_with("+30 Connection retaining "), "{headline}");
+    assert!(
+        headline.starts_with("+30 Connection retaining "),
+        "{headline}"
+    );
     assert!(
         headline.ends_with(", held by clients via cleanup() (SIGINT listener)"),
         "{headline}"
@@ -189,7 +200,18 @@ fn a_churned_class_is_in_the_default_top() {
     let dir = tempfile::tempdir().unwrap();
     let files = cases(
         dir.path(),
-        &["--churn", "8000", "--map", "1000", "--conns", "5", "--twins", "100", "--weakmap", "100"],
+        &[
+            "--churn",
+            "8000",
+            "--map",
+            "1000",
+            "--conns",
+            "5",
+            "--twins",
+            "100",
+            "--weakmap",
+            "100",
+        ],
     );
     let mut args = vec!["diff"];
     args.extend(files.iter().map(|f| f.to_str().unwrap()));
@@ -235,22 +257,41 @@ fn two_classes_of_one_name_are_two_rows_named_by_their_files() {
         "{files_named:?}"
     );
     let names: Vec<&str> = twins.iter().map(|r| r["class"].as_str().unwrap()).collect();
-    assert!(names.iter().any(|n| n.starts_with("Client (heap-cases-twin.js:")), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("Client (heap-cases-twin.js:")),
+        "{names:?}"
+    );
 }
 
 #[test]
 fn json_goes_to_a_file_or_stdout_and_holds_every_class() {
     let dir = tempfile::tempdir().unwrap();
-    let files = cases(dir.path(), &["--map", "300", "--twins", "50", "--churn", "100"]);
+    let files = cases(
+        dir.path(),
+        &["--map", "300", "--twins", "50", "--churn", "100"],
+    );
     let (a, b) = (files[0].to_str().unwrap(), files[1].to_str().unwrap());
     let out_json = dir.path().join("diff.json");
     let out = heap(
         dir.path(),
-        &["diff", a, b, "--top", "3", "--json", out_json.to_str().unwrap()],
+        &[
+            "diff",
+            a,
+            b,
+            "--top",
+            "3",
+            "--json",
+            out_json.to_str().unwrap(),
+        ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(text.contains("By class"), "the text still goes to stdout: {text}");
+    assert!(
+        text.contains("By class"),
+        "the text still goes to stdout: {text}"
+    );
     let d: Value = serde_json::from_slice(&std::fs::read(&out_json).unwrap()).unwrap();
     let rows = d["rows"].as_array().unwrap().len() as u64;
     assert!(rows > 3, "every class, not --top 3");
@@ -264,7 +305,11 @@ fn json_goes_to_a_file_or_stdout_and_holds_every_class() {
     let before = std::fs::read(&files[1]).unwrap();
     let out = heap(dir.path(), &["diff", a, b, "--json", b]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("is one of the snapshots"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is one of the snapshots"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(std::fs::read(&files[1]).unwrap(), before);
     let out = heap(dir.path(), &["diff", a, b, "--json", "no/such/diff.json"]);
     assert_eq!(out.status.code(), Some(2));
@@ -291,7 +336,10 @@ fn the_same_file_twice_reversed_order_and_two_programs_each_get_a_warning() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let other = [other_dir.join("heap-0.heapsnapshot"), other_dir.join("heap-1.heapsnapshot")];
+    let other = [
+        other_dir.join("heap-0.heapsnapshot"),
+        other_dir.join("heap-1.heapsnapshot"),
+    ];
     let (a, b) = (files[0].to_str().unwrap(), files[1].to_str().unwrap());
     let o = other[1].to_str().unwrap();
     let warning = |args: &[&str]| {
@@ -349,4 +397,100 @@ fn a_byte_order_mark_is_read_a_folder_is_named_and_a_bad_digit_is_pointed_at() {
         "{err}"
     );
     let _ = b;
+}
+
+/// `memwatch run` of the leaky session service under load with `--heap-snapshots N`.
+fn run_service(dir: &Path, duration: &str, snapshots: &str, load_s: &str) -> (String, Value) {
+    require_node();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+        .to_string();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/node");
+    let load = format!(
+        "node {} --port {port} --rate 20 --duration {load_s}",
+        fixtures.join("load.js").display()
+    );
+    let child = memwatch(dir)
+        .args(["run", "--interval", "200ms", "--duration", duration])
+        .args(["--heap-snapshots", snapshots, "--ready-port", &port])
+        .args(["--load", &load, "--out", "o", "--"])
+        .arg("node")
+        .arg(fixtures.join("session-service.js"))
+        .args(["--port", &port])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_output(child, Duration::from_secs(150));
+    let err = stderr(&out);
+    let summary = std::fs::read(dir.join("o/summary.json"))
+        .unwrap_or_else(|e| panic!("no summary.json ({e}): {err}"));
+    (err, serde_json::from_slice(&summary).unwrap())
+}
+
+#[test]
+fn the_end_of_a_leaky_service_run_names_the_leak_and_its_holder_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (err, summary) = run_service(dir.path(), "24s", "2", "22");
+    let diff = &summary["heap_diff"];
+    let headline = diff["headline"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a heap diff with a headline: {summary:#}\n{err}"));
+    // Each connection's session, a plain object, is the leak root; the sessions array in the
+    // scope of the service's signal listeners holds it.
+    assert!(
+        headline.contains(" {socket, started, log} retaining ")
+            && headline.contains(", held by sessions via "),
+        "{headline}"
+    );
+    assert!(headline.ends_with(" listener"), "{headline}");
+    // The end-of-run text starts with it, before how the run ended.
+    let lines: Vec<&str> = err.lines().collect();
+    let how = lines
+        .iter()
+        .position(|l| l.starts_with("memwatch: pid ") && l.contains("(node): "))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(lines[how - 1], format!("memwatch: {headline}"), "{err}");
+    // The snapshots, their sizes, times and cost are in summary.json.
+    let dumps = summary["dumps"].as_array().unwrap();
+    assert_eq!(dumps.len(), 2, "{dumps:#?}");
+    for d in dumps {
+        assert_eq!(d["via"], "inspector");
+        assert!(d["bytes"].as_u64().unwrap() > 100_000, "{d}");
+        assert!(d["completed_s"].as_f64().unwrap() >= d["started_s"].as_f64().unwrap());
+        let (before, peak) = (d["rss_before_bytes"].as_u64(), d["rss_peak_bytes"].as_u64());
+        assert!(before.is_some() && peak >= before, "{d}");
+    }
+}
+
+#[test]
+fn heap_snapshots_the_run_ended_before_are_said_in_words_events_and_the_diff_error() {
+    let dir = tempfile::tempdir().unwrap();
+    // The load ends at 12 s, long before the 40 s the snapshots are spread over.
+    let (err, summary) = run_service(dir.path(), "40s", "3", "12");
+    let warning = err
+        .lines()
+        .find(|l| l.contains("heap snapshots asked for (--heap-snapshots)"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        warning.contains("of the 3 heap snapshots")
+            && warning.contains("not taken: the run ended at"),
+        "{warning}"
+    );
+    let events: Vec<&str> = summary["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert!(events.contains(&"heap-snapshots-not-taken"), "{events:?}");
+    let taken = summary["dumps"].as_array().unwrap().len();
+    assert!(taken < 3, "{:#}", summary["dumps"]);
+    if taken < 2 {
+        let e = summary["heap_diff_error"].as_str().unwrap();
+        assert!(e.contains(&format!("only {taken} of the 3")), "{e}");
+    }
 }
