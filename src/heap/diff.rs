@@ -1011,7 +1011,7 @@ impl<'a> Tracer<'a> {
         let mut counts: FxMap<u32, u64> = FxMap::default();
         let mut traced = 0u64;
         for &n in nodes {
-            if self.reach.distance[n as usize] == NONE {
+            if !self.reach.reached(n) {
                 continue;
             }
             traced += 1;

@@ -17,13 +17,11 @@ pub struct Reach {
     pub parent_node: Vec<u32>,
     /// Edge ordinal of that step.
     pub parent_edge: Vec<u32>,
-    pub distance: Vec<u32>,
 }
 
 impl Reach {
     pub fn compute(s: &Snapshot) -> Reach {
         let n = s.node_count();
-        let mut distance = vec![NONE; n];
         let mut parent_node = vec![NONE; n];
         let mut parent_edge = vec![NONE; n];
         let mut queue: Vec<u32> = Vec::with_capacity(n);
@@ -65,8 +63,7 @@ impl Reach {
         let root = s.root as usize;
         for e in s.edges(s.root) {
             let to = s.edge_to[e] as usize;
-            if s.node_type[to] != m.t_synthetic && distance[to] == NONE && to != root {
-                distance[to] = 1;
+            if s.node_type[to] != m.t_synthetic && parent_node[to] == NONE && to != root {
                 parent_node[to] = s.root;
                 parent_edge[to] = e as u32;
                 queue.push(to as u32);
@@ -76,26 +73,20 @@ impl Reach {
         let mut head = 0usize;
         for phase in 0..2 {
             if phase == 1 {
-                if distance[root] != NONE {
-                    break;
-                }
-                distance[root] = 0;
                 queue.push(s.root);
             }
             while head < queue.len() {
                 let v = queue[head] as usize;
                 head += 1;
-                let d = distance[v] + 1;
                 for e in s.edges(v as u32) {
                     if s.edge_type[e] == m.e_weak {
                         continue;
                     }
                     let to = s.edge_to[e] as usize;
                     // the root keeps no parent, so every path ends there
-                    if distance[to] != NONE || to == root || skip(v, e) {
+                    if parent_node[to] != NONE || to == root || skip(v, e) {
                         continue;
                     }
-                    distance[to] = d;
                     parent_node[to] = v as u32;
                     parent_edge[to] = e as u32;
                     queue.push(to as u32);
@@ -105,8 +96,31 @@ impl Reach {
         Reach {
             parent_node,
             parent_edge,
-            distance,
         }
+    }
+
+    /// Whether a path without weak edges from the root reaches node `v` (not the root
+    /// itself, which has no path).
+    #[inline]
+    pub fn reached(&self, v: u32) -> bool {
+        self.parent_node[v as usize] != NONE
+    }
+
+    /// DevTools' distance of `v`: the steps of its path, `None` when no path reaches it.
+    pub fn distance(&self, root: u32, v: u32) -> Option<u32> {
+        if v == root {
+            return Some(0);
+        }
+        let mut d = 0;
+        let mut x = v;
+        while x != root {
+            x = self.parent_node[x as usize];
+            if x == NONE {
+                return None;
+            }
+            d += 1;
+        }
+        Some(d)
     }
 }
 
@@ -485,20 +499,35 @@ impl LeakRoots {
         let unreachable = (0..n)
             .filter(|&v| essential.flags[v] & SEEN == 0 && candidate(v))
             .count() as u64;
+        // The subgraph as successor lists in local numbers, the edges tested once.
         let mut local = vec![NONE; n];
         for (i, &v) in nodes.iter().enumerate() {
             local[v as usize] = i as u32 + 1;
         }
+        let mut first = Vec::with_capacity(nodes.len() + 2);
+        let mut succ: Vec<u32> = (1..=frontier.len() as u32).collect();
+        first.push(0);
+        for &u in &nodes {
+            first.push(succ.len() as u32);
+            for e in s.edges(u) {
+                let to = s.edge_to[e];
+                let l = local[to as usize];
+                if l != NONE && essential.test(u, e, to) {
+                    succ.push(l);
+                }
+            }
+        }
+        first.push(succ.len() as u32);
+        drop(local);
+        drop(essential);
         let sub = Behind {
             s,
-            essential,
             nodes: &nodes,
-            frontier: frontier.len(),
-            local: &local,
+            first,
+            succ,
         };
         let t = dominator_tree(&sub);
         drop(sub);
-        drop(local);
         // A new object is a root when no new object is among its dominators.
         let mut covered = vec![false; nodes.len() + 1];
         let mut roots = Vec::new();
@@ -516,14 +545,14 @@ impl LeakRoots {
     }
 }
 
-/// The graph behind the leak frontier: local node 0 is a root with an edge to every frontier
-/// node (locals `1..=frontier`), the others are the objects only new ones reach.
+/// The graph behind the leak frontier, as successor lists: local node 0 is a root with an
+/// edge to every frontier node (locals `1..=frontier`), the others are the objects only new
+/// ones reach (local `i` is `nodes[i - 1]`).
 struct Behind<'a> {
     s: &'a Snapshot,
-    essential: Essential<'a>,
     nodes: &'a [u32],
-    frontier: usize,
-    local: &'a [u32],
+    first: Vec<u32>,
+    succ: Vec<u32>,
 }
 
 impl DomGraph for Behind<'_> {
@@ -535,21 +564,11 @@ impl DomGraph for Behind<'_> {
     }
     #[inline]
     fn slots(&self, v: u32) -> std::ops::Range<usize> {
-        if v == 0 {
-            0..self.frontier
-        } else {
-            self.s.edges(self.nodes[v as usize - 1])
-        }
+        self.first[v as usize] as usize..self.first[v as usize + 1] as usize
     }
     #[inline]
-    fn target(&self, v: u32, slot: usize) -> Option<u32> {
-        if v == 0 {
-            return Some(slot as u32 + 1);
-        }
-        let u = self.nodes[v as usize - 1];
-        let to = self.s.edge_to[slot];
-        let l = self.local[to as usize];
-        (l != NONE && self.essential.test(u, slot, to)).then_some(l)
+    fn target(&self, _v: u32, slot: usize) -> Option<u32> {
+        Some(self.succ[slot])
     }
     fn self_size(&self, v: u32) -> u64 {
         if v == 0 {

@@ -434,7 +434,8 @@ fn run_service(dir: &Path, duration: &str, snapshots: &str, load_s: &str) -> (St
 #[test]
 fn the_end_of_a_leaky_service_run_names_the_leak_and_its_holder_first() {
     let dir = tempfile::tempdir().unwrap();
-    let (err, summary) = run_service(dir.path(), "24s", "2", "22");
+    // The second snapshot is due at 22 s; the load keeps the run going until about 23.5 s.
+    let (err, summary) = run_service(dir.path(), "24s", "2", "23");
     let diff = &summary["heap_diff"];
     let headline = diff["headline"]
         .as_str()
@@ -447,13 +448,28 @@ fn the_end_of_a_leaky_service_run_names_the_leak_and_its_holder_first() {
         "{headline}"
     );
     assert!(headline.ends_with(" listener"), "{headline}");
-    // The end-of-run text starts with it, before how the run ended.
+    // The end-of-run text starts with it: only warnings come between it and how the run
+    // ended, and every live line is before it.
     let lines: Vec<&str> = err.lines().collect();
     let how = lines
         .iter()
         .position(|l| l.starts_with("memwatch: pid ") && l.contains("(node): "))
         .unwrap_or_else(|| panic!("{err}"));
-    assert_eq!(lines[how - 1], format!("memwatch: {headline}"), "{err}");
+    let first = lines
+        .iter()
+        .position(|l| *l == format!("memwatch: {headline}"))
+        .unwrap_or_else(|| panic!("the headline is printed: {err}"));
+    assert!(first < how, "{err}");
+    assert!(
+        lines[first + 1..how]
+            .iter()
+            .all(|l| l.starts_with("memwatch: warning: ") || l.starts_with("memwatch: note")),
+        "{err}"
+    );
+    assert!(
+        lines[first..].iter().all(|l| !l.contains(" since start")),
+        "no live line after it: {err}"
+    );
     // The snapshots, their sizes, times and cost are in summary.json.
     let dumps = summary["dumps"].as_array().unwrap();
     assert_eq!(dumps.len(), 2, "{dumps:#?}");
