@@ -189,6 +189,23 @@ fn three_snapshots_flag_the_class_that_grew_in_every_step() {
     );
     assert_eq!(d["rows"][0]["class"], "Client");
     assert_eq!(d["rows"][0]["new_count"], 2000);
+    // The text: one column a step, aligned.
+    let out = heap(dir.path(), &args[..args.len() - 2]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let table: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Grew in every step"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(
+        table[0].starts_with("Class ")
+            && table[0].ends_with("# Delta 1  # Delta 2  Size Delta 1  Size Delta 2"),
+        "{text}"
+    );
+    let client = table.iter().find(|l| l.starts_with("Client ")).unwrap();
+    assert_eq!(client.len(), table[0].len(), "{text}");
+    assert!(client.contains("+1,000     +1,000"), "{client}");
 }
 
 #[test]
