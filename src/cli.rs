@@ -4,8 +4,8 @@
 
 use crate::exit;
 use crate::options::{
-    ByteRate, Dur, DurList, MetricChoice, PValue, Pct, Pid, PngSize, RuntimeChoice, Signal, Size,
-    SizeOrPct, Slope,
+    ByteRate, CgroupSpec, Dur, DurList, MetricChoice, PValue, Pct, Pid, PngSize, RuntimeChoice,
+    Signal, Size, SizeOrPct, Slope, TreeTotalChoice,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
@@ -43,7 +43,36 @@ pub struct Cli {
     pub pid: Option<Pid>,
 
     #[command(flatten)]
+    pub find: FindArgs,
+
+    #[command(flatten)]
     pub watch: WatchArgs,
+}
+
+/// Attach mode without a PID: the target found by name or command line, and followed.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Target")]
+pub struct FindArgs {
+    /// Watch the process whose name (/proc/PID/comm, 15 characters at most) matches REGEX,
+    /// anywhere in it as pgrep does (`^node$` for exactly node); several matches are an error
+    /// that lists them
+    #[arg(long, value_name = "REGEX", conflicts_with_all = ["pid", "cmdline"])]
+    pub name: Option<String>,
+
+    /// Watch the process whose command line (its arguments joined by spaces) matches REGEX
+    #[arg(long, value_name = "REGEX", conflicts_with = "pid")]
+    pub cmdline: Option<String>,
+
+    /// With --name or --cmdline: watch every process that matches (and those that start
+    /// later), judged on their sum as --tree judges a tree
+    #[arg(long)]
+    pub all_matches: bool,
+
+    /// With --name or --cmdline: when the target exits, wait for a new process that matches
+    /// and watch it (a restart, left absent in between); with no match at the start, wait for
+    /// one. Each life is judged, and the whole with the lives joined
+    #[arg(long)]
+    pub follow: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,6 +137,31 @@ pub struct WatchArgs {
     pub display: DisplayArgs,
     #[command(flatten)]
     pub config: ConfigArgs,
+    #[command(flatten)]
+    pub services: ServiceArgs,
+}
+
+/// Whole services: a process tree's total, and the memory cgroup the service runs in.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Services (trees, cgroups)")]
+pub struct ServiceArgs {
+    /// Also read a memory cgroup on every tick: the target's own (no PATH, or `target`), or
+    /// PATH (its folder, or its path as /proc/PID/cgroup shows it). The summary gives the
+    /// headroom under its limit and when the limit is reached at the current slope;
+    /// `--metric cgroup` judges it
+    #[arg(
+        long,
+        value_name = "PATH",
+        num_args = 0..=1,
+        default_missing_value = "target"
+    )]
+    pub cgroup: Option<CgroupSpec>,
+
+    /// With --tree: what the tree's judged total is: `auto` (a cgroup memwatch makes for `run`
+    /// as root, else the sum of PSS), `cgroup`, `pss`, or `rss` (the sum of RSS, which counts
+    /// a page shared by several processes once for each)
+    #[arg(long, value_name = "KIND", default_value = "auto")]
+    pub tree_total: TreeTotalChoice,
 }
 
 #[derive(Debug, Args)]
@@ -310,9 +364,10 @@ pub struct SignalArgs {
 #[command(next_help_heading = "Analysis")]
 pub struct AnalysisArgs {
     /// The series judged: a column of samples.csv (pss and uss need --pss; heap-after-gc,
-    /// heap-used and external need --runtime), or `settled` (RSS of the samples taken
-    /// --settle after each signal). The managed heap after GC (with --runtime) and the
-    /// settled samples are judged instead of the default rss when there are enough of them
+    /// heap-used and external need --runtime), `settled` (RSS of the samples taken --settle
+    /// after each signal), or `cgroup` (the --cgroup's memory). The managed heap after GC
+    /// (with --runtime) and the settled samples are judged instead of the default rss when
+    /// there are enough of them
     #[arg(
         long,
         value_name = "NAME",
@@ -425,6 +480,11 @@ pub struct GateArgs {
     /// Fail (exit 1) rather than exit 3 when the verdict is inconclusive.
     #[arg(long)]
     pub fail_on_inconclusive: bool,
+
+    /// With --cgroup: fail if, at the cgroup's slope, its memory reaches its limit sooner than
+    /// DUR (`6h`)
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
+    pub min_time_to_limit: Option<Dur>,
 
     /// A summary.json from an earlier run: fail if slope or peak is worse by more than the tolerance.
     #[arg(long, value_name = "FILE")]

@@ -344,6 +344,8 @@ impl fmt::Display for DurList {
 pub enum MetricChoice {
     Metric(Metric),
     Settled,
+    /// The watched memory cgroup's memory (`--cgroup`).
+    Cgroup,
 }
 
 impl FromStr for MetricChoice {
@@ -352,12 +354,15 @@ impl FromStr for MetricChoice {
         if text == "settled" {
             return Ok(MetricChoice::Settled);
         }
+        if text == "cgroup" {
+            return Ok(MetricChoice::Cgroup);
+        }
         Metric::from_name(text)
             .map(MetricChoice::Metric)
             .ok_or_else(|| {
                 let names: Vec<_> = Metric::ALL.iter().map(|m| m.name()).collect();
                 format!(
-                    "'{text}' is not a metric: use one of {}, settled",
+                    "'{text}' is not a metric: use one of {}, settled, cgroup",
                     names.join(", ")
                 )
             })
@@ -369,6 +374,7 @@ impl fmt::Display for MetricChoice {
         match self {
             MetricChoice::Metric(m) => m.fmt(f),
             MetricChoice::Settled => f.write_str("settled"),
+            MetricChoice::Cgroup => f.write_str("cgroup"),
         }
     }
 }
@@ -379,7 +385,7 @@ impl MetricChoice {
         Metric::ALL
             .iter()
             .map(|m| m.name())
-            .chain(["settled"])
+            .chain(["settled", "cgroup"])
             .collect()
     }
 }
@@ -397,6 +403,28 @@ impl<T> Named<T> {
         Named {
             names,
             parse: std::marker::PhantomData,
+        }
+    }
+}
+/// `--cgroup [PATH]`: the target's own memory cgroup (`target`, also what `--cgroup` alone
+/// means), or one named by its absolute path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CgroupSpec {
+    Target,
+    Path(std::path::PathBuf),
+}
+
+impl FromStr for CgroupSpec {
+    type Err = String;
+    fn from_str(text: &str) -> Result<CgroupSpec, String> {
+        match text.trim() {
+            "" | "target" => Ok(CgroupSpec::Target),
+            t if t.starts_with('/') => Ok(CgroupSpec::Path(t.into())),
+            _ => Err(format!(
+                "'{text}' is not a cgroup: give 'target' (the target's own), an absolute folder \
+                 such as '/sys/fs/cgroup/memory/app', or a path as /proc/PID/cgroup shows it \
+                 ('/app')"
+            )),
         }
     }
 }
@@ -438,6 +466,54 @@ pub fn metric_parser() -> Named<MetricChoice> {
 /// `--runtime`'s parser.
 pub fn runtime_parser() -> Named<RuntimeChoice> {
     Named::new(vec!["auto", "node", "jvm", "none"])
+}
+
+impl fmt::Display for CgroupSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CgroupSpec::Target => f.write_str("target"),
+            CgroupSpec::Path(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// `--tree-total`: what a process tree's total is made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TreeTotalChoice {
+    /// The cheapest exact one that can be had (chosen by measurement, see README).
+    Auto,
+    /// A memory cgroup memwatch makes for the command (`run`, as root).
+    Cgroup,
+    /// The sum of PSS (smaps_rollup), a shared page split between the processes mapping it.
+    Pss,
+    /// The sum of RSS, which counts a shared page once per process mapping it.
+    Rss,
+}
+
+impl FromStr for TreeTotalChoice {
+    type Err = String;
+    fn from_str(text: &str) -> Result<TreeTotalChoice, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(TreeTotalChoice::Auto),
+            "cgroup" => Ok(TreeTotalChoice::Cgroup),
+            "pss" => Ok(TreeTotalChoice::Pss),
+            "rss" => Ok(TreeTotalChoice::Rss),
+            _ => Err(format!(
+                "'{text}' is not a tree total: use auto, cgroup, pss or rss"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for TreeTotalChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TreeTotalChoice::Auto => "auto",
+            TreeTotalChoice::Cgroup => "cgroup",
+            TreeTotalChoice::Pss => "pss",
+            TreeTotalChoice::Rss => "rss",
+        })
+    }
 }
 
 /// `--runtime`: which managed runtime to ask for its heap.
@@ -609,5 +685,14 @@ mod tests {
         good("none", RuntimeChoice::None);
         good("jvm", RuntimeChoice::Jvm);
         bad::<RuntimeChoice>("python", "is not a runtime");
+        good("cgroup", MetricChoice::Cgroup);
+        good("auto", TreeTotalChoice::Auto);
+        good("cgroup", TreeTotalChoice::Cgroup);
+        good("pss", TreeTotalChoice::Pss);
+        good("rss", TreeTotalChoice::Rss);
+        bad::<TreeTotalChoice>("uss", "is not a tree total");
+        good("target", CgroupSpec::Target);
+        good("/app.service", CgroupSpec::Path("/app.service".into()));
+        bad::<CgroupSpec>("app", "is not a cgroup");
     }
 }

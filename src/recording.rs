@@ -31,6 +31,51 @@ pub enum EventKind {
 /// `dump-failed:<file>`, `<file>` as in its `dump-start:`.
 pub const DUMP_FAILED: &str = "dump-failed:";
 
+/// `--follow`: the target has gone (`gone:<pid>`, on the first tick without it) and a new
+/// process matching it was found (`restart:<pid>`, on its first tick). `Other` events, so
+/// older readers keep them as text.
+const GONE: &str = "gone:";
+const RESTART: &str = "restart:";
+/// What a tree's total was judged on (`judged:pss-sum`, `judged:cgroup`), on the first tick,
+/// so that `report` judges what the live run judged. A mark, not something that happened:
+/// the chart draws no line for it.
+const JUDGED: &str = "judged:";
+
+impl EventKind {
+    pub fn gone(pid: i32) -> EventKind {
+        EventKind::Other(format!("{GONE}{pid}"))
+    }
+
+    pub fn restart(pid: i32) -> EventKind {
+        EventKind::Other(format!("{RESTART}{pid}"))
+    }
+
+    /// The PID of a `restart:` event.
+    pub fn restarted(&self) -> Option<i32> {
+        match self {
+            EventKind::Other(text) => text.strip_prefix(RESTART)?.parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn judged(series: &str) -> EventKind {
+        EventKind::Other(format!("{JUDGED}{series}"))
+    }
+
+    /// The series a `judged:` mark names.
+    pub fn judged_series(&self) -> Option<&str> {
+        match self {
+            EventKind::Other(text) => text.strip_prefix(JUDGED),
+            _ => None,
+        }
+    }
+
+    /// A mark about the recording rather than something that happened at a time.
+    pub fn is_mark(&self) -> bool {
+        self.judged_series().is_some()
+    }
+}
+
 impl EventKind {
     pub fn parse(text: &str) -> EventKind {
         if text == "settled" {

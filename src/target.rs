@@ -270,6 +270,22 @@ impl Target {
         unsafe { libc::poll(&mut fd, 1, 0) > 0 }
     }
 
+    /// The process's name now (`comm`), read through its /proc folder: a wrapper that has
+    /// exec'd its program (a shell script, `pyenv`'s shim) is named for the program. `None`
+    /// once it has been reaped.
+    pub fn current_name(&self) -> Option<String> {
+        self.proc_dir.stat().ok().map(|s| s.comm)
+    }
+
+    /// The process's command line now (as `command_line` was read), after an exec.
+    pub fn current_command_line(&self) -> Option<String> {
+        self.proc_dir
+            .cmdline()
+            .ok()
+            .filter(|argv| !argv.is_empty())
+            .map(|argv| argv.join(" "))
+    }
+
     /// The process's working directory, where runtimes write heap dumps by default.
     pub fn cwd(&self) -> std::result::Result<PathBuf, String> {
         self.proc_dir.cwd().map_err(|e| e.to_string())

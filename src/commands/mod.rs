@@ -41,6 +41,10 @@ pub struct Finished<'a> {
     pub stdout_busy: bool,
     pub quiet: bool,
     pub color: bool,
+    /// What the chart draws beside the samples and the analysis (a tree's top processes, a
+    /// cgroup's limit, a followed target's lives); its words about the run come from the
+    /// summary.
+    pub chart: ChartContext,
 }
 
 /// The gate beside the verdict, then every end report, each written on its own. The
@@ -50,15 +54,21 @@ pub fn conclude(run: Finished<'_>) -> Exit {
     let Finished {
         mut summary,
         written,
+        chart,
         ..
     } = run;
-    let gate = gate::evaluate(&Figures::of(run.analysis, &summary.metric), run.limits);
+    let mut figures = Figures::of(run.analysis, &summary.metric);
+    figures.limit = summary
+        .cgroup
+        .as_ref()
+        .map(crate::report::services::CgroupSummary::figures);
+    let gate = gate::evaluate(&figures, run.limits);
     let exit = gate.exit_code(run.base_exit);
     summary.exit_code = exit.code();
     if run.limits.is_set() {
         summary.gate = Some(gate.clone());
     }
-    let chart = chart_context(&summary);
+    let chart = chart_context(&summary, chart);
     let end = RunEnd {
         recording: run.recording,
         analysis: run.analysis,
@@ -96,17 +106,25 @@ pub fn conclude(run: Finished<'_>) -> Exit {
     }
 }
 
-/// What the chart says about the run beside the samples.
-fn chart_context(summary: &Summary) -> ChartContext {
+/// What the chart says about the run beside the samples, added to what it draws (`base`).
+fn chart_context(summary: &Summary, base: ChartContext) -> ChartContext {
     ChartContext {
         run: match (&summary.target, &summary.source) {
             (Some(t), _) => {
                 let run =
                     ChartContext::describe_run(t.pid, &t.command, summary.duration_s, &t.ended);
-                match t.tree_processes {
+                let total = summary.tree_total.as_ref().map(|t| t.judged);
+                match (t.tree_processes, total) {
+                    (Some(n), Some(crate::report::services::TotalKind::Cgroup)) => format!(
+                        "{run} · {} in memwatch's cgroup",
+                        Count(n as u64, "process")
+                    ),
+                    (Some(n), Some(crate::report::services::TotalKind::PssSum)) => {
+                        format!("{run} · the PSS sum over {}", Count(n as u64, "process"))
+                    }
                     // --tree: say that the figures are the sum over the tree.
-                    Some(n) => format!("{run} · the sum over {}", Count(n as u64, "process")),
-                    None => run,
+                    (Some(n), _) => format!("{run} · the sum over {}", Count(n as u64, "process")),
+                    (None, _) => run,
                 }
             }
             (None, Some(src)) => format!("{} · {}", src.file, Elapsed(summary.duration_s)),
@@ -118,5 +136,6 @@ fn chart_context(summary: &Summary) -> ChartContext {
             .as_ref()
             .map(BesideSummary::words)
             .unwrap_or_default(),
+        ..base
     }
 }

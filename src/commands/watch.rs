@@ -3,27 +3,37 @@
 //! runtime probe, sample, stop (the probe, then the target and what it started), judge,
 //! summarize, report.
 
+use crate::analyze::{self, MIN_SAMPLES};
+use crate::cgroup::own::OwnCgroup;
+use crate::cgroup::series::{CgroupReader, Location};
 use crate::commands::{Finished, conclude};
-use crate::config::{TargetSpec, WatchConfig};
+use crate::config::{CgroupChoice, FindSpec, TargetSpec, WatchConfig};
 use crate::dump::free_bytes;
 use crate::error::{Error, Result};
 use crate::exit::Exit;
 use crate::gate::verdict_exit;
 use crate::interrupt::Interrupts;
-use crate::judge::{Judged, MANAGED, judge};
-use crate::options::RuntimeChoice;
-use crate::recording::Kept;
+use crate::judge::{AnalysisConfig, Judged, MANAGED, judge};
+use crate::options::{RuntimeChoice, TreeTotalChoice};
+use crate::recording::{EventKind, Kept, Recording};
+use crate::report::chart::{ChartContext, LimitLine};
 use crate::report::csv::CsvWriter;
 use crate::report::live::{LiveMode, LiveSink};
 use crate::report::output::{CsvOut, Dest, Outputs, local_stamp};
+use crate::report::services::{
+    CgroupSummary, FollowSummary, OwnVerdict, TotalKind, TreeProcess, TreeTotalSummary,
+};
 use crate::report::summary::{Files, RuntimeSummary, Summary, TargetSummary};
 use crate::report::text;
 use crate::runtime::{DumpGuard, Plan, Probe, ProbeEvent, RuntimeKind, node};
+use crate::sample::members::{PssSpread, Scope};
 use crate::sample::{MemStatus, Metric, ProcReader};
-use crate::sampler::{self, SampleSink, StopReason, WatchResult};
+use crate::sampler::{self, JudgedSeries, SampleSink, StopReason, WatchResult};
+use crate::segments::{self, Followed};
 use crate::signal::{SignalPlan, signal_name};
 use crate::target::{Ending, Target, TargetEnd};
 use crate::units::Bytes;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -39,22 +49,31 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         first,
         runtime,
         inspector_ours,
-    } = start(config)?;
+        mut services,
+    } = start(config, &interrupts)?;
     // Outputs were checked with the configuration, before anything was spawned.
     let mut outputs = config.outputs.resolve(target.pid, &local_stamp());
     let mut csv = outputs.create_csv().and_then(|out| {
-        CsvWriter::new(out, runtime.is_some()).map_err(|source| Error::Output {
-            path: outputs.csv.display().into(),
-            source,
-        })
+        CsvWriter::with_columns(out, runtime.is_some(), services.cgroup.is_some()).map_err(
+            |source| Error::Output {
+                path: outputs.csv.display().into(),
+                source,
+            },
+        )
     })?;
     let mut probe = start_probe(config, &target, runtime, inspector_ours, &outputs)?;
     let live_mode = LiveMode::detect(config.quiet);
-    let live = LiveSink::new(live_mode, config.analysis.clone());
+    let mut live = LiveSink::new(live_mode, services.analysis.clone());
+    if services.total.is_some() {
+        live = live.showing("total", services.judged);
+    } else if services.judged == JudgedSeries::Cgroup {
+        live = live.showing("cgroup", services.judged);
+    }
     let sinks = (&mut csv, live);
     let sampled = match first {
         Ok(first) => sample(
             config,
+            &services,
             &target,
             &mut reader,
             first,
@@ -65,8 +84,14 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         // A spawned command that is already gone: nothing to sample.
         Err(_) => Ok(WatchResult::default()),
     };
-    let stopped = stop(config, &mut target, probe, sampled)?;
-    let judged = judge(&stopped.result.recording, &config.analysis)?;
+    let mut stopped = stop(config, &mut target, probe, sampled)?;
+    // The command and what it started are gone: the cgroup memwatch made for them goes too.
+    if let Some(own) = services.own.as_mut()
+        && let Err(e) = own.remove()
+    {
+        stopped.notes.push(e);
+    }
+    let judged = judge_run(config, &services, &stopped.result)?;
     let (mut summary, mut base_exit) =
         summarize(config, &target, runtime, &stopped, &judged, &outputs);
     // A CSV that stopped (a full disk) said so when it did; the run still ends in words.
@@ -76,8 +101,8 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
     }
     Ok(conclude(Finished {
         recording: &stopped.result.recording,
-        analysis: &judged.analysis,
-        metric: config.analysis.metric,
+        analysis: &judged.judged.analysis,
+        metric: services.analysis.metric,
         summary,
         base_exit,
         written: outputs
@@ -94,7 +119,25 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         stdout_busy: matches!(outputs.json, Dest::Stdout) || matches!(outputs.csv, Dest::Stdout),
         quiet: config.quiet,
         color: live_mode.color(),
+        chart: judged.chart,
     }))
+}
+
+/// What a whole service is watched as: a tree's total (what, and why), the memory cgroup
+/// read on every tick, and what is judged.
+struct Services {
+    /// `--tree` (or `--all-matches`) with the default metric: what the total is, and why.
+    total: Option<(TotalKind, String)>,
+    /// The memory cgroup read on every tick (`--cgroup`, or memwatch's own for the tree).
+    cgroup: Option<Location>,
+    /// The cgroup whose limit is the tightest when the run started.
+    limit_set_by: Option<String>,
+    /// The cgroup memwatch made for the command (removed at the end).
+    own: Option<OwnCgroup>,
+    judged: JudgedSeries,
+    /// The analysis as run: with a PSS total, `pss` is the metric.
+    analysis: AnalysisConfig,
+    spread: Option<PssSpread>,
 }
 
 /// The target, held and checked, with its first reading and the runtime to ask.
@@ -105,16 +148,32 @@ struct Started {
     runtime: Option<RuntimeKind>,
     /// memwatch gave the spawned command its inspector (and closes it at the end).
     inspector_ours: bool,
+    services: Services,
 }
 
-/// Attaches to the process or spawns the command, and checks what can be checked before
-/// anything is written: it can be read, signalled if asked, and asked about its runtime.
-fn start(config: &WatchConfig) -> Result<Started> {
+/// Attaches to the process (by PID, or found by name) or spawns the command, and checks what
+/// can be checked before anything is written: it can be read, signalled if asked, and asked
+/// about its runtime; the cgroup to read and the tree's total are settled.
+fn start(config: &WatchConfig, interrupts: &Interrupts) -> Result<Started> {
     let proc_root = Path::new("/proc");
-    let with_pss = config.sampling.pss_interval.is_some();
+    let summed =
+        config.sampling.tree || matches!(&config.target, TargetSpec::Find(f) if f.all_matches);
+    let pss_asked = config.sampling.pss_interval.is_some();
     let mut inspector_ours = false;
+    let mut own: Option<std::result::Result<OwnCgroup, String>> = None;
+    // A tree's processes are read with smaps_rollup open when it can be (a PSS total).
+    let attach = |pid: i32| {
+        Target::attach(proc_root, pid, pss_asked || summed).or_else(|e| {
+            if summed && !pss_asked {
+                Target::attach(proc_root, pid, false)
+            } else {
+                Err(e)
+            }
+        })
+    };
     let (target, mut reader) = match &config.target {
-        TargetSpec::Attach { pid } => Target::attach(proc_root, *pid, with_pss)?,
+        TargetSpec::Attach { pid } => attach(*pid)?,
+        TargetSpec::Find(spec) => attach(found(spec, config, interrupts)?)?,
         TargetSpec::Spawn { command, .. } => {
             // A Node.js command opens its inspector on a free loopback port from the start,
             // so parallel runs never collide on 9229; memwatch closes it at the end.
@@ -124,7 +183,22 @@ fn start(config: &WatchConfig) -> Result<Started> {
             } else {
                 Vec::new()
             };
-            Target::spawn(proc_root, command, &env, with_pss)?
+            if summed
+                && config.services.cgroup.is_none()
+                && matches!(
+                    config.services.tree_total,
+                    TreeTotalChoice::Auto | TreeTotalChoice::Cgroup
+                )
+            {
+                own = Some(OwnCgroup::create());
+            }
+            let spawned = Target::spawn(proc_root, command, &env, pss_asked || summed)?;
+            if let Some(Ok(cgroup)) = &own
+                && let Err(e) = cgroup.adopt_tree(spawned.0.pid)
+            {
+                own = Some(Err(e));
+            }
+            spawned
         }
     };
     target.wait_until_loaded(&mut reader);
@@ -140,12 +214,218 @@ fn start(config: &WatchConfig) -> Result<Started> {
             target.pid, target.name
         )));
     }
+    let smaps_ok = reader.read_smaps().is_ok_and(|r| r.is_some());
+    let services = services_of(config, &target, summed, smaps_ok, own)?;
     Ok(Started {
         target,
         reader,
         first,
         runtime,
         inspector_ours,
+        services,
+    })
+}
+
+/// The process `--name`/`--cmdline` finds: the one match (the oldest with --all-matches).
+/// None: an error, or with --follow, waited for (until --duration or a stop request).
+fn found(spec: &FindSpec, config: &WatchConfig, interrupts: &Interrupts) -> Result<i32> {
+    let what = spec.pattern.option();
+    let give_up = config
+        .sampling
+        .duration
+        .map(|d| std::time::Instant::now() + d);
+    let mut told = false;
+    loop {
+        let matches = crate::find::find(&spec.pattern);
+        match matches.as_slice() {
+            [] if !spec.follow => {
+                return Err(Error::Usage(format!(
+                    "no process matches {what} (memwatch and what runs it are left out): check \
+                     it with 'pgrep -a', or add --follow to wait for one"
+                )));
+            }
+            [] => {}
+            [one] => return Ok(one.pid),
+            [first, ..] if spec.all_matches => return Ok(first.pid),
+            several => {
+                return Err(Error::Usage(format!(
+                    "{} processes match {what}: {}; give one with --pid, a narrower pattern, or \
+                     --all-matches to judge their sum",
+                    several.len(),
+                    crate::find::list(several)
+                )));
+            }
+        }
+        if !told && !config.quiet {
+            text::notice(&format!("waiting for a process matching {what}"));
+            told = true;
+        }
+        let now = std::time::Instant::now();
+        if give_up.is_some_and(|g| now >= g) {
+            return Err(Error::Usage(format!(
+                "no process matched {what} within --duration: nothing was watched"
+            )));
+        }
+        let next = now + Duration::from_millis(250);
+        let wake_at = give_up.map_or(next, |g| next.min(g));
+        let wake =
+            crate::interrupt::wait_until(wake_at, interrupts, interrupts.as_fd()).map_err(|e| {
+                Error::Io {
+                    context: "waiting for a process to match".into(),
+                    source: e,
+                }
+            })?;
+        if wake == crate::interrupt::Wake::Interrupt {
+            return Err(Error::Usage(format!(
+                "stopped while waiting for a process matching {what}: nothing was watched"
+            )));
+        }
+    }
+}
+
+/// Settles the services: the cgroup to read (`--cgroup`), the tree's total (`--tree`) and
+/// what is judged. `own` is the cgroup made for a spawned tree, or why it could not be.
+fn services_of(
+    config: &WatchConfig,
+    target: &Target,
+    summed: bool,
+    smaps_ok: bool,
+    own: Option<std::result::Result<OwnCgroup, String>>,
+) -> Result<Services> {
+    let mut analysis = config.analysis.clone();
+    let mut judged = if config.services.judge_cgroup {
+        JudgedSeries::Cgroup
+    } else {
+        JudgedSeries::Target
+    };
+    let mut cgroup = match &config.services.cgroup {
+        None => None,
+        Some(CgroupChoice::Target) => Some(Location::of_process(target.pid)),
+        Some(CgroupChoice::Path(p)) => Some(Location::at(p)),
+    }
+    .transpose()
+    .map_err(|e| Error::Usage(format!("--cgroup: {e}")))?;
+    let (own, own_problem) = match own {
+        Some(Ok(o)) => (Some(o), None),
+        Some(Err(e)) => (None, Some(e)),
+        None => (None, None),
+    };
+    let total = if summed && analysis.metric == Metric::Rss && !config.services.judge_cgroup {
+        Some(tree_total(
+            config,
+            target,
+            smaps_ok,
+            own.is_some(),
+            own_problem,
+        )?)
+    } else {
+        None
+    };
+    let mut spread = None;
+    match total.as_ref().map(|t| t.0) {
+        Some(TotalKind::Cgroup) => {
+            cgroup = own.as_ref().map(|o| o.location.clone());
+            judged = JudgedSeries::Cgroup;
+        }
+        Some(TotalKind::PssSum) => {
+            analysis.metric = Metric::Pss;
+            spread = Some(PssSpread {
+                every: config.sampling.tree_pss_interval,
+                budget: (config.sampling.interval / 20).max(Duration::from_millis(1)),
+            });
+        }
+        _ => {}
+    }
+    if let Some(location) = &cgroup {
+        // Read once now: a cgroup that cannot be read fails before anything is written.
+        CgroupReader::open(location.clone())
+            .and_then(|mut r| r.read())
+            .map_err(|e| {
+                Error::Usage(format!(
+                    "--cgroup: cannot read the memory cgroup {} in {} ({e})",
+                    location.path,
+                    location.dir.display()
+                ))
+            })?;
+    }
+    let limit_set_by = cgroup
+        .as_ref()
+        .and_then(Location::tightest_limit)
+        .map(|(path, _)| path);
+    Ok(Services {
+        total,
+        cgroup,
+        limit_set_by,
+        own,
+        judged,
+        analysis,
+        spread,
+    })
+}
+
+/// What a tree's total is (`--tree-total`), and why, in words.
+fn tree_total(
+    config: &WatchConfig,
+    target: &Target,
+    smaps_ok: bool,
+    own: bool,
+    own_problem: Option<String>,
+) -> Result<(TotalKind, String)> {
+    let unreadable = || {
+        format!(
+            "/proc/{}/smaps_rollup cannot be read: run memwatch as root or as the processes' user",
+            target.pid
+        )
+    };
+    Ok(match (config.services.tree_total, own) {
+        (TreeTotalChoice::Rss, _) => (TotalKind::RssSum, "asked with --tree-total rss".into()),
+        (TreeTotalChoice::Cgroup, true) => {
+            (TotalKind::Cgroup, "asked with --tree-total cgroup".into())
+        }
+        (TreeTotalChoice::Cgroup, false) => {
+            return Err(Error::Usage(format!(
+                "--tree-total cgroup: {}; use --tree-total pss",
+                own_problem.unwrap_or_else(|| "no cgroup could be made".into())
+            )));
+        }
+        (TreeTotalChoice::Pss, _) if !smaps_ok => {
+            return Err(Error::Usage(format!("--tree-total pss: {}", unreadable())));
+        }
+        (TreeTotalChoice::Pss, _) => (TotalKind::PssSum, "asked with --tree-total pss".into()),
+        (TreeTotalChoice::Auto, true) => (
+            TotalKind::Cgroup,
+            "memwatch started the command in a cgroup of its own: one file read a tick counts \
+             every page once, exactly (measured cheaper and fresher than reading every \
+             process's PSS, see README)"
+                .into(),
+        ),
+        (TreeTotalChoice::Auto, false) => {
+            let why = match (&config.target, own_problem) {
+                (TargetSpec::Spawn { .. }, Some(problem)) => {
+                    format!("memwatch could make no cgroup for the command ({problem})")
+                }
+                (TargetSpec::Spawn { .. }, None) => {
+                    "memwatch makes no cgroup of its own when --cgroup names one to read".into()
+                }
+                _ => "attached to running processes, which memwatch does not move into a \
+                      cgroup of its own (their pages would stay charged where they are)"
+                    .into(),
+            };
+            if smaps_ok {
+                (
+                    TotalKind::PssSum,
+                    format!("{why}; each process's PSS is read in turn"),
+                )
+            } else {
+                (
+                    TotalKind::RssSum,
+                    format!(
+                        "{why}; PSS cannot be read ({}), so a shared page counts once per process",
+                        unreadable()
+                    ),
+                )
+            }
+        }
     })
 }
 
@@ -185,8 +465,10 @@ fn start_probe(
 }
 
 /// Samples until the end, handing each tick to the CSV and the live line.
+#[allow(clippy::too_many_arguments)]
 fn sample(
     config: &WatchConfig,
+    services: &Services,
     target: &Target,
     reader: &mut ProcReader,
     first: MemStatus,
@@ -195,22 +477,51 @@ fn sample(
     (csv, mut live): (&mut CsvWriter<CsvOut>, LiveSink),
 ) -> Result<WatchResult> {
     // Exactly what may be judged (RSS for the live line); to draw, the rest.
-    let mut exact = vec![Metric::Rss, config.analysis.metric];
+    let mut exact = vec![Metric::Rss, services.analysis.metric];
     if probe.is_some() {
         exact.extend([Metric::HeapAfterGc, Metric::External]);
     }
-    let drawn = if config.sampling.pss_interval.is_some() {
+    let drawn = if config.sampling.pss_interval.is_some() || services.spread.is_some() {
         &[Metric::Anon, Metric::Pss, Metric::Uss][..]
     } else {
         &[Metric::Anon][..]
     };
     // Start-up is over: its code need not stay resident while sampling.
     crate::footprint::release_startup_pages();
+    let (matches, follow) = match &config.target {
+        TargetSpec::Find(f) => (
+            f.all_matches.then(|| f.pattern.clone()),
+            f.follow.then_some(&f.pattern),
+        ),
+        _ => (None, None),
+    };
+    // The series beside the judged one: the cgroup's, or the target's (a tree's total) when
+    // the cgroup is judged. RSS exactly (its own verdict, the figures), anon to draw.
+    let keep_other = services
+        .cgroup
+        .is_some()
+        .then(|| Kept::new(&[Metric::Rss], &[Metric::Anon]));
+    let mark = match (services.total.as_ref().map(|t| t.0), services.judged) {
+        (Some(TotalKind::PssSum), _) => Some(EventKind::judged(TotalKind::PssSum.key())),
+        (_, JudgedSeries::Cgroup) => Some(EventKind::judged("cgroup")),
+        _ => None,
+    };
     let plan = sampler::Plan {
         sampling: &config.sampling,
         signals: &config.signals,
         load: config.load.as_ref(),
         keep: Kept::new(&exact, drawn),
+        scope: Scope {
+            descendants: config.sampling.tree,
+            matches,
+        },
+        tree_pss: services.spread,
+        cgroup: services.cgroup.as_ref(),
+        judged: services.judged,
+        keep_other,
+        follow,
+        with_smaps: config.sampling.pss_interval.is_some() || services.spread.is_some(),
+        mark,
     };
     let mut sinks: [&mut dyn SampleSink; 2] = [csv, &mut live];
     let result = sampler::watch(target, reader, first, &plan, probe, interrupts, &mut sinks);
@@ -259,9 +570,9 @@ fn stop(
     }
     let grace = match &config.target {
         TargetSpec::Spawn { grace, .. } => Some(*grace),
-        TargetSpec::Attach { .. } => None,
+        TargetSpec::Attach { .. } | TargetSpec::Find(_) => None,
     };
-    let result = match sampled {
+    let mut result = match sampled {
         Ok(result) => result,
         Err(e) => {
             // The samples so far are in the CSV; a spawned command is not left running.
@@ -296,7 +607,11 @@ fn stop(
             ));
         }
     }
-    let end = target.end();
+    // --follow: how the process watched last ended (the first one is long gone).
+    let end = match result.last_target.as_mut() {
+        Some(last) => last.end(),
+        None => target.end(),
+    };
     runtime_events.splice(0..0, result.runtime.iter().map(|(_, e)| e.clone()));
     Ok(Stopped {
         result,
@@ -304,6 +619,224 @@ fn stop(
         runtime_events,
         runtime_problem,
         notes,
+    })
+}
+
+/// The run judged: the judged series (each life on its own and the whole, with --follow),
+/// each process of a tree on its own, the cgroup against its limit, and what the chart draws
+/// beside them.
+struct RunJudged {
+    judged: Judged,
+    followed: Option<Followed>,
+    tree: Option<Vec<TreeProcess>>,
+    tree_total: Option<TreeTotalSummary>,
+    cgroup: Option<CgroupSummary>,
+    chart: ChartContext,
+}
+
+fn judge_run(config: &WatchConfig, services: &Services, result: &WatchResult) -> Result<RunJudged> {
+    let rec = &result.recording;
+    let analysis = &services.analysis;
+    let following = matches!(&config.target, TargetSpec::Find(f) if f.follow);
+    let mut followed = None;
+    let mut judged = if following && services.judged == JudgedSeries::Target {
+        let first_pid = result.lives.first().map(|l| l.pid);
+        match judge_lives(rec, analysis, first_pid) {
+            Some((j, f)) => {
+                followed = Some(f);
+                j
+            }
+            None => judge(rec, analysis)?,
+        }
+    } else {
+        judge(rec, analysis)?
+    };
+    if services.judged == JudgedSeries::Cgroup {
+        judged.series = "cgroup".into();
+    }
+    // The cgroup's own analysis: the judged one, or its series judged beside.
+    let cgroup = match (&services.cgroup, services.judged) {
+        (None, _) => None,
+        (Some(location), judged_series) => {
+            let (series, own) = match judged_series {
+                JudgedSeries::Cgroup => (rec, judged.analysis.clone()),
+                JudgedSeries::Target => {
+                    let other = result.other.as_ref();
+                    let series = other.unwrap_or(rec);
+                    let cfg = AnalysisConfig {
+                        metric: Metric::Rss,
+                        ..analysis.clone()
+                    };
+                    (series, judge(series, &cfg)?.analysis)
+                }
+            };
+            let reading = result.cgroup_last.as_ref();
+            let limit = reading
+                .and_then(|r| r.limit)
+                .map(|l| (l as f64, services.limit_set_by.clone()));
+            let mut c = CgroupSummary::new(
+                &location.path,
+                &own,
+                last_known(series, Metric::Rss),
+                reading,
+                limit,
+            );
+            c.version = Some(match location.version {
+                crate::cgroup::Version::V1 => "v1",
+                crate::cgroup::Version::V2 => "v2",
+            });
+            c.lost = result.cgroup_lost.clone();
+            Some(c)
+        }
+    };
+    let tree = result.tree.as_ref().map(|processes| {
+        processes
+            .iter()
+            .map(|(growth, series)| {
+                let (t, v) = series.points();
+                let a = analyze::analyze(&t, &v, &[], &analysis.thresholds);
+                TreeProcess {
+                    growth: growth.clone(),
+                    verdict: (a.samples_analysed >= MIN_SAMPLES)
+                        .then(|| OwnVerdict::of(&a))
+                        .flatten(),
+                }
+            })
+            .collect::<Vec<_>>()
+    });
+    let tree_total = services.total.as_ref().map(|(kind, why)| {
+        // The sum of RSS over the same ticks: the total series (or, with the cgroup judged,
+        // the one kept beside it).
+        let sums = match services.judged {
+            JudgedSeries::Cgroup => result.other.as_ref(),
+            JudgedSeries::Target => Some(rec),
+        };
+        let rss: Vec<f64> = sums
+            .and_then(|r| r.line(Metric::Rss))
+            .map(|l| l.iter().filter(|v| v.is_finite()).collect())
+            .unwrap_or_default();
+        TreeTotalSummary {
+            judged: *kind,
+            why: why.clone(),
+            cgroup: (*kind == TotalKind::Cgroup)
+                .then(|| services.cgroup.as_ref().map(|c| c.path.clone()))
+                .flatten(),
+            rss_sum_start_bytes: rss.first().copied(),
+            rss_sum_end_bytes: rss.last().copied(),
+            rss_sum_peak_bytes: rss.iter().copied().reduce(f64::max),
+        }
+    });
+    let chart = chart_of(
+        services,
+        followed.as_ref(),
+        tree.as_deref(),
+        result,
+        &cgroup,
+        &tree_total,
+    );
+    Ok(RunJudged {
+        judged,
+        followed,
+        tree,
+        tree_total,
+        cgroup,
+        chart,
+    })
+}
+
+/// A followed target's lives judged one by one and joined; `None` when it had one life.
+fn judge_lives(
+    rec: &Recording,
+    analysis: &AnalysisConfig,
+    first_pid: Option<i32>,
+) -> Option<(Judged, Followed)> {
+    let values = rec.metric(analysis.metric)?;
+    let lives = segments::lives(rec, values, first_pid);
+    if lives.len() < 2 {
+        return None;
+    }
+    let followed = segments::judge(
+        &rec.time_s,
+        values,
+        &rec.dump_periods(),
+        &lives,
+        &analysis.thresholds,
+    );
+    let judged = Judged {
+        analysis: followed.whole.clone(),
+        series: analysis.metric.name().into(),
+        note: None,
+        beside: None,
+    };
+    Some((judged, followed))
+}
+
+/// The last known value of a metric in a recording.
+fn last_known(rec: &Recording, metric: Metric) -> Option<f64> {
+    rec.line(metric)?.iter().rev().find(|v| v.is_finite())
+}
+
+/// What the chart draws beside the judged series: the tree's top processes, the limit, the
+/// lives, and lines of words about the total and the cgroup.
+fn chart_of(
+    services: &Services,
+    followed: Option<&Followed>,
+    tree: Option<&[TreeProcess]>,
+    result: &WatchResult,
+    cgroup: &Option<CgroupSummary>,
+    tree_total: &Option<TreeTotalSummary>,
+) -> ChartContext {
+    let mut chart = ChartContext::default();
+    if services.judged == JudgedSeries::Cgroup {
+        chart.label = "cgroup".into();
+    } else if let Some((kind, _)) = &services.total {
+        chart.label = match kind {
+            TotalKind::PssSum => "total pss",
+            _ => "total rss",
+        }
+        .into();
+    }
+    if let Some(total) = tree_total {
+        chart.notes.push(format!(
+            "Total: {}, because {}.",
+            total.judged.words(),
+            total.why
+        ));
+    }
+    if let Some(c) = cgroup {
+        chart.notes.push(format!("{}.", upper_first(&c.words)));
+        chart.limit = c.limit_bytes.map(|bytes| LimitLine {
+            bytes,
+            in_range: services.judged == JudgedSeries::Cgroup,
+        });
+    }
+    if let Some(f) = followed {
+        chart.lives = crate::report::services::life_marks(f);
+    }
+    // The processes whose RSS grew most, when there are several.
+    if let (Some(tree), Some(series)) = (tree, result.tree.as_ref())
+        && tree.len() > 1
+    {
+        chart.members = tree
+            .iter()
+            .take(3)
+            .filter_map(|p| {
+                let (_, s) = series.iter().find(|(g, _)| g.pid == p.growth.pid)?;
+                let (t, v) = s.points();
+                Some((
+                    format!("{} ({})", p.growth.pid, p.growth.name),
+                    t.into_iter().zip(v).collect(),
+                ))
+            })
+            .collect();
+    }
+    chart
+}
+
+fn upper_first(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |c| {
+        c.to_uppercase().collect::<String>() + chars.as_str()
     })
 }
 
@@ -337,9 +870,10 @@ fn summarize(
     target: &Target,
     runtime: Option<RuntimeKind>,
     stopped: &Stopped,
-    judged: &Judged,
+    run: &RunJudged,
     outputs: &Outputs,
 ) -> (Summary, Exit) {
+    let judged = &run.judged;
     let Stopped {
         result, end, notes, ..
     } = stopped;
@@ -354,7 +888,24 @@ fn summarize(
     };
     let mut summary = Summary::of_judged(judged, config.analysis.metric, base_exit);
     summary.missed_samples = Some(result.missed);
-    summary.target = Some(target_summary(target, end, result));
+    let last = result.last_target.as_ref().unwrap_or(target);
+    let mut described = target_summary(last, end, result);
+    described.tree = run.tree.clone();
+    summary.target = Some(described);
+    summary.tree_total = run.tree_total.clone();
+    summary.cgroup = run.cgroup.clone();
+    summary.follow = run.followed.as_ref().map(|f| {
+        let names: Vec<(i32, String)> = result
+            .lives
+            .iter()
+            .map(|l| (l.pid, l.name.clone()))
+            .collect();
+        let pattern = match &config.target {
+            TargetSpec::Find(spec) => Some(spec.pattern.option()),
+            _ => None,
+        };
+        FollowSummary::new(f, pattern, &names)
+    });
     summary.events = rec.events.iter().map(Into::into).collect();
     let late = &stopped.runtime_events[result.runtime.len()..];
     summary.dumps = dumps_and_snapshots(result, late);
@@ -712,8 +1263,15 @@ fn check_signals(target: &Target, reader: &mut ProcReader, plan: &SignalPlan) ->
 fn target_summary(target: &Target, end: &TargetEnd, result: &WatchResult) -> TargetSummary {
     TargetSummary {
         pid: target.pid,
-        name: target.name.clone(),
-        command: target.command_line.clone(),
+        // A wrapper that exec'd its program is named for the program.
+        name: result
+            .name_now
+            .clone()
+            .unwrap_or_else(|| target.name.clone()),
+        command: result
+            .command_now
+            .clone()
+            .unwrap_or_else(|| target.command_line.clone()),
         start_time_ticks: target.start_time,
         ended: end.describe(),
         exit_code: match end.ending {
@@ -727,6 +1285,6 @@ fn target_summary(target: &Target, end: &TargetEnd, result: &WatchResult) -> Tar
         stopped_by_memwatch: end.stopped_by_memwatch,
         stop: result.stop.key().to_string(),
         tree_processes: result.tree.as_ref().map(Vec::len),
-        tree: result.tree.clone(),
+        tree: None,
     }
 }

@@ -8,14 +8,15 @@ pub mod file;
 use crate::analyze::MIN_SAMPLES;
 use crate::analyze::{Thresholds, Warmup};
 use crate::cli::{
-    AnalysisArgs, Cli, Command as CliCommand, GateArgs, HeapArgs, LoadArgs, OutputArgs, ReportArgs,
-    RuntimeArgs, SamplingArgs, Shell, SignalArgs, WatchArgs,
+    AnalysisArgs, Cli, Command as CliCommand, FindArgs, GateArgs, HeapArgs, LoadArgs, OutputArgs,
+    ReportArgs, RuntimeArgs, SamplingArgs, ServiceArgs, Shell, SignalArgs, WatchArgs,
 };
 use crate::error::{Error, Result};
+use crate::find::{Field, Pattern};
 use crate::gate::{Baseline, Limits};
 use crate::judge::{AnalysisConfig, SettledUse};
 use crate::load::LoadPlan;
-use crate::options::{Dur, MetricChoice, RuntimeChoice, Slope};
+use crate::options::{CgroupSpec, Dur, MetricChoice, RuntimeChoice, Slope, TreeTotalChoice};
 use crate::report::output::OutputPlan;
 use crate::runtime::{GcSchedule, Settings as RuntimeSettings};
 use crate::sample::{Metric, Sampling};
@@ -49,6 +50,35 @@ pub enum TargetSpec {
         command: Vec<OsString>,
         grace: Duration,
     },
+    /// `--name` / `--cmdline`: the process found by a pattern.
+    Find(FindSpec),
+}
+
+/// A target found by name or command line.
+#[derive(Debug)]
+pub struct FindSpec {
+    pub pattern: Pattern,
+    /// `--all-matches`: every match, judged on their sum.
+    pub all_matches: bool,
+    /// `--follow`: a new match after the target exits is watched on (a restart).
+    pub follow: bool,
+}
+
+/// Whole services: the tree's total and the memory cgroup watched.
+#[derive(Debug)]
+pub struct Services {
+    pub cgroup: Option<CgroupChoice>,
+    pub tree_total: TreeTotalChoice,
+    /// `--metric cgroup`: the cgroup's memory is the series judged.
+    pub judge_cgroup: bool,
+}
+
+/// `--cgroup [PATH]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CgroupChoice {
+    /// The target's own memory cgroup.
+    Target,
+    Path(PathBuf),
 }
 
 #[derive(Debug)]
@@ -63,12 +93,15 @@ pub struct WatchConfig {
     pub limits: Limits,
     pub outputs: OutputPlan,
     pub quiet: bool,
+    pub services: Services,
 }
 
 #[derive(Debug)]
 pub struct ReportConfig {
     pub file: PathBuf,
     pub analysis: AnalysisConfig,
+    /// `--metric cgroup`: judge the recording's cgroup rows.
+    pub judge_cgroup: bool,
     pub limits: Limits,
     /// `None`: beside FILE (see `report::output::report_dests`).
     pub json: Option<PathBuf>,
@@ -152,13 +185,18 @@ fn from_cli(cli: Cli) -> Result<Command> {
         Some(CliCommand::Completions { shell }) => Ok(Command::Completions(shell)),
         Some(CliCommand::Man(args)) => Ok(Command::Man(args)),
         None => {
-            let pid = cli.pid.ok_or_else(|| {
-                usage(
-                    "nothing to watch: give '--pid PID' or 'run -- CMD' (see 'memwatch --help')"
-                        .into(),
-                )
-            })?;
-            watch(TargetSpec::Attach { pid: pid.0 }, None, &cli.watch).map(Command::Watch)
+            let target = match (find_spec(&cli.find)?, cli.pid) {
+                (Some(find), _) => TargetSpec::Find(find),
+                (None, Some(pid)) => TargetSpec::Attach { pid: pid.0 },
+                (None, None) => {
+                    return Err(usage(
+                        "nothing to watch: give '--pid PID', '--name REGEX' or 'run -- CMD' \
+                         (see 'memwatch --help')"
+                            .into(),
+                    ));
+                }
+            };
+            watch(target, None, &cli.watch).map(Command::Watch)
         }
     }
 }
@@ -167,11 +205,23 @@ fn watch(target: TargetSpec, load: Option<LoadPlan>, args: &WatchArgs) -> Result
     let sampling = sampling(&args.sampling)?;
     let analysis = analysis(&args.analysis);
     let spawned = matches!(target, TargetSpec::Spawn { .. });
+    let (all_matches, follow) = match &target {
+        TargetSpec::Find(f) => (f.all_matches, f.follow),
+        _ => (false, false),
+    };
+    let summed = sampling.tree || all_matches;
+    let services = services(
+        &args.services,
+        &args.analysis,
+        &sampling,
+        spawned,
+        all_matches,
+    )?;
     let mut config = WatchConfig {
         runtime: runtime(
             &args.runtime,
-            spawned && !sampling.tree,
-            sampling.tree,
+            spawned && !summed,
+            summed,
             sampling.duration,
             &analysis,
         )?,
@@ -183,24 +233,148 @@ fn watch(target: TargetSpec, load: Option<LoadPlan>, args: &WatchArgs) -> Result
         outputs: outputs(&args.output, &args.gate)?,
         sampling,
         quiet: args.display.quiet,
+        services,
     };
-    check_metric(&config)?;
+    if follow {
+        check_follow(&config)?;
+    }
+    if config.limits.min_time_to_limit_s.is_some() && config.services.cgroup.is_none() {
+        return Err(usage(
+            "--min-time-to-limit is about a cgroup's limit: add --cgroup (the target's own) or \
+             --cgroup PATH"
+                .into(),
+        ));
+    }
+    check_metric(&config, summed)?;
     check_timing(&config.sampling, &config.analysis)?;
-    check_baseline_metric(&config.limits, &config.analysis)?;
+    if config.services.judge_cgroup {
+        if let Some(baseline) = &config.limits.baseline {
+            baseline.check_metric("cgroup").map_err(usage)?;
+        }
+    } else {
+        check_baseline_metric(&config.limits, &config.analysis)?;
+    }
     config.outputs.check()?;
     Ok(config)
+}
+
+/// `--name`/`--cmdline` and what goes with them; `None` without a pattern.
+fn find_spec(args: &FindArgs) -> Result<Option<FindSpec>> {
+    let pattern = match (&args.name, &args.cmdline) {
+        (Some(name), _) => Pattern::new(Field::Name, name),
+        (None, Some(line)) => Pattern::new(Field::Cmdline, line),
+        (None, None) => {
+            for (given, flag) in [
+                (args.follow, "--follow"),
+                (args.all_matches, "--all-matches"),
+            ] {
+                if given {
+                    return Err(usage(format!(
+                        "{flag} finds processes by a pattern: give --name REGEX or --cmdline REGEX"
+                    )));
+                }
+            }
+            return Ok(None);
+        }
+    }
+    .map_err(usage)?;
+    Ok(Some(FindSpec {
+        pattern,
+        all_matches: args.all_matches,
+        follow: args.follow,
+    }))
+}
+
+/// `--follow` watches one process after another: what is bound to one process is refused.
+fn check_follow(config: &WatchConfig) -> Result<()> {
+    if config.signals.sends() {
+        return Err(usage(
+            "--follow watches each new process that matches, and signals go to one process: \
+             leave out --signal-every, --signal-at and --signal-at-end"
+                .into(),
+        ));
+    }
+    if matches!(
+        config.runtime.choice,
+        RuntimeChoice::Node | RuntimeChoice::Jvm
+    ) {
+        return Err(usage(
+            "--follow watches each new process that matches, and --runtime asks one process's \
+             runtime: leave one of them out"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `--cgroup`, `--tree-total` and `--metric cgroup`, checked together.
+fn services(
+    args: &ServiceArgs,
+    analysis: &AnalysisArgs,
+    sampling: &Sampling,
+    spawned: bool,
+    all_matches: bool,
+) -> Result<Services> {
+    let cgroup = args.cgroup.as_ref().map(|c| match c {
+        CgroupSpec::Target => CgroupChoice::Target,
+        CgroupSpec::Path(p) => CgroupChoice::Path(p.clone()),
+    });
+    let judge_cgroup = analysis.metric == MetricChoice::Cgroup;
+    if judge_cgroup && cgroup.is_none() {
+        return Err(usage(
+            "--metric cgroup judges the memory cgroup memwatch reads: add --cgroup (the \
+             target's own) or --cgroup PATH"
+                .into(),
+        ));
+    }
+    let summed = sampling.tree || all_matches;
+    if args.tree_total != TreeTotalChoice::Auto && !summed {
+        return Err(usage(format!(
+            "--tree-total {} says what a tree's total is: add --tree",
+            args.tree_total
+        )));
+    }
+    if args.tree_total == TreeTotalChoice::Cgroup {
+        if !spawned || all_matches {
+            return Err(usage(
+                "--tree-total cgroup: memwatch can only put a command it starts into a cgroup of \
+                 its own: use 'run --tree', or --tree-total pss"
+                    .into(),
+            ));
+        }
+        if cgroup.is_some() {
+            return Err(usage(
+                "--tree-total cgroup and --cgroup: memwatch reads one cgroup; leave out \
+                 --cgroup, or use --tree-total pss"
+                    .into(),
+            ));
+        }
+    }
+    Ok(Services {
+        cgroup,
+        tree_total: args.tree_total,
+        judge_cgroup,
+    })
 }
 
 fn report_config(args: ReportArgs) -> Result<ReportConfig> {
     let analysis = analysis(&args.analysis);
     let limits = limits(&args.gate)?;
-    check_baseline_metric(&limits, &analysis)?;
+    let judge_cgroup = args.analysis.metric == MetricChoice::Cgroup;
+    if judge_cgroup {
+        if let Some(baseline) = &limits.baseline {
+            baseline.check_metric("cgroup").map_err(usage)?;
+        }
+    } else {
+        check_baseline_metric(&limits, &analysis)?;
+    }
     if args.png.as_deref().is_some_and(|p| p.as_os_str() == "-") {
         return Err(png_to_stdout());
     }
     Ok(ReportConfig {
         file: args.file,
         analysis,
+        judge_cgroup,
         limits,
         json: args.json,
         png: args.png,
@@ -249,12 +423,14 @@ fn limits(args: &GateArgs) -> Result<Limits> {
         fail_on_inconclusive: args.fail_on_inconclusive,
         baseline,
         baseline_tolerance_pct: args.baseline_tolerance.0,
+        min_time_to_limit_s: args.min_time_to_limit.map(|d| d.0.as_secs_f64()),
     })
 }
 
 /// The series to judge is one the run will record: every mistake found before the run
 /// starts, not after it.
-fn check_metric(config: &WatchConfig) -> Result<()> {
+/// `summed`: a sum over processes is judged (`--tree`, `--all-matches`).
+fn check_metric(config: &WatchConfig, summed: bool) -> Result<()> {
     let metric = config.analysis.metric;
     if config.analysis.settled == SettledUse::Always && config.signals.settle.is_none() {
         return Err(usage(
@@ -270,16 +446,16 @@ fn check_metric(config: &WatchConfig) -> Result<()> {
     if metric.is_managed_heap() && config.runtime.choice == RuntimeChoice::None {
         return Err(usage(format!(
             "--metric {metric} is read from the program's runtime: add --runtime node, jvm or auto{}",
-            if config.sampling.tree {
-                " (not with --tree, which judges a sum over processes)"
+            if summed {
+                " (not with --tree or --all-matches, which judge a sum over processes)"
             } else {
                 ""
             }
         )));
     }
-    if metric == Metric::Hwm && config.sampling.tree {
+    if metric == Metric::Hwm && summed {
         return Err(usage(
-            "--metric hwm with --tree: the total of peaks reached at different times is no peak, so the tree's total has none; judge rss (or hwm without --tree)"
+            "--metric hwm with --tree or --all-matches: the total of peaks reached at different times is no peak, so the total has none; judge rss (or hwm of one process)"
                 .into(),
         ));
     }
@@ -466,6 +642,7 @@ fn sampling(args: &SamplingArgs) -> Result<Sampling> {
         duration,
         pss_interval: args.pss.then(|| args.pss_interval.0.max(interval)),
         tree: args.tree,
+        tree_pss_interval: args.pss_interval.0.max(interval),
     })
 }
 
@@ -532,6 +709,8 @@ fn analysis(args: &AnalysisArgs) -> AnalysisConfig {
     let (metric, settled) = match args.metric {
         MetricChoice::Settled => (Metric::Rss, SettledUse::Always),
         MetricChoice::Metric(m) => (m, SettledUse::Auto),
+        // The cgroup's rows, their working set in the rss column.
+        MetricChoice::Cgroup => (Metric::Rss, SettledUse::Auto),
     };
     let mut t = Thresholds::default();
     if let Some(w) = args.warmup {

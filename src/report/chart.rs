@@ -70,6 +70,36 @@ pub struct ChartContext {
     /// The metric's own verdict when another series was judged, e.g. `rss on its own:
     /// growing (linear): floor +1.20 MiB/min, p < 0.001`. Empty: none.
     pub beside: String,
+    /// The judged series' name in the legend (`cgroup`, `total pss`). Empty: the metric's.
+    pub label: String,
+    /// More lines under the title: which total a tree was judged on and why, the cgroup
+    /// against its limit.
+    pub notes: Vec<String>,
+    /// A memory limit drawn across the plot (a cgroup's).
+    pub limit: Option<LimitLine>,
+    /// `--follow`: each joined life, its warm-up shaded and the whole's trend drawn over it
+    /// (one line across the lives would cross the gaps).
+    pub lives: Vec<LifeMarks>,
+    /// `--tree`: the processes that grew most, each one's RSS drawn thin under the total.
+    pub members: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+/// A limit to draw: bytes, and whether the y axis reaches up to it (the cgroup is judged:
+/// the room left is the point) or it is drawn only when the judged data's scale holds it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LimitLine {
+    pub bytes: f64,
+    pub in_range: bool,
+}
+
+/// One life of a followed target on the chart.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LifeMarks {
+    pub start_s: f64,
+    /// Its warm-up ends here.
+    pub window_start_s: f64,
+    /// The whole's fitted floor over this life, on the run's clock and values.
+    pub trend: TrendLine,
 }
 
 impl ChartContext {
@@ -339,6 +369,14 @@ const AXIS_COLOR: RGBColor = RGBColor(80, 80, 80);
 const TEXT_COLOR: RGBColor = RGBColor(25, 25, 25);
 const GROWING_TITLE_COLOR: RGBColor = RGBColor(185, 20, 20);
 const SWATCH_BORDER: RGBColor = RGBColor(170, 170, 170);
+/// A cgroup's memory limit.
+const LIMIT_COLOR: RGBColor = RGBColor(150, 20, 60);
+/// The tree's top processes, light, under the total.
+const MEMBER_COLORS: [RGBColor; 3] = [
+    RGBColor(158, 202, 225),
+    RGBColor(253, 174, 107),
+    RGBColor(188, 189, 220),
+];
 
 /// Series with at most this many samples also get a dot per sample, so that one or two
 /// samples still show.
@@ -346,7 +384,7 @@ const MARKER_LIMIT: usize = 100;
 
 /// One line of the chart, reduced to pixel columns.
 struct Series<'a> {
-    label: &'static str,
+    label: String,
     color: RGBColor,
     values: Line<'a>,
     columns: Vec<Option<Column>>,
@@ -498,11 +536,17 @@ fn header_lines(
     } else {
         context.judged.as_str()
     };
+    let judged_line = if context.lives.is_empty() {
+        judged_text(analysis, judged, Some(axis_from))
+    } else {
+        lives_text(analysis, judged, context.lives.len())
+    };
     let mut lines = vec![
         analysis.headline().to_string(),
         context.run.clone(),
-        judged_text(analysis, judged, Some(axis_from)),
+        judged_line,
     ];
+    lines.extend(context.notes.iter().cloned());
     if !context.beside.is_empty() {
         lines.push(format!("{}.", context.beside));
     }
@@ -551,6 +595,21 @@ fn judged_text(analysis: &Analysis, judged: &str, axis_from: Option<f64>) -> Str
     text
 }
 
+/// The sentence under the title for a followed target: what was judged, over its lives.
+fn lives_text(analysis: &Analysis, judged: &str, lives: usize) -> String {
+    if analysis.trend.is_none() {
+        return format!("Not judged: {}.", analysis.reason);
+    }
+    format!(
+        "Judged: the {judged} floor of {} joined end to end (each life's warm-up, and the drop \
+         and the gap at each restart, left out; black dots), its trend drawn over each life: \
+         {} over {} of life.",
+        crate::segments::lives_word(lives),
+        Delta(analysis.growth_bytes),
+        Elapsed(analysis.trend.map_or(0.0, |t| t.t1 - t.t0))
+    )
+}
+
 /// The words on an event's line: `SIGUSR2`, `load start`, `dump start`, `dump written`.
 fn event_text(kind: &EventKind) -> String {
     match kind {
@@ -558,7 +617,11 @@ fn event_text(kind: &EventKind) -> String {
         EventKind::Settled => "settled".to_string(),
         EventKind::DumpStart(_) => "dump start".to_string(),
         EventKind::Dump(_) => "dump written".to_string(),
-        EventKind::Other(text) => text.replace(['-', '_'], " "),
+        EventKind::Other(text) => match (text.split_once(':'), kind.restarted()) {
+            (_, Some(pid)) => format!("restart: pid {pid}"),
+            (Some(("gone", pid)), _) => format!("pid {pid} gone"),
+            _ => text.replace(['-', '_'], " "),
+        },
     }
 }
 
@@ -701,20 +764,27 @@ fn render_rgb<'a>(
 
     let layout = Layout::new(size);
     let columns = layout.plot_width(width) as usize;
-    let reduce = |label, color, values: Line<'a>| Series {
+    let reduce = |label: String, color, values: Line<'a>| Series {
         label,
         color,
         values,
         columns: downsample(&rec.time_s, values.iter(), t_lo, t_hi, columns),
     };
-    let mut series = vec![reduce(metric.name(), METRIC_COLOR, Line::Exact(values))];
+    let label = if context.label.is_empty() {
+        metric.name().to_string()
+    } else {
+        context.label.clone()
+    };
+    let mut series = vec![reduce(label, METRIC_COLOR, Line::Exact(values))];
     if metric == Metric::Rss
+        && context.label.is_empty()
         && let Some(anon) = rec.line(Metric::Anon)
     {
-        series.push(reduce(Metric::Anon.name(), ANON_COLOR, anon));
+        series.push(reduce(Metric::Anon.name().to_string(), ANON_COLOR, anon));
     }
     let points = Points::of(rec, values, analysis, &context.judged);
-    let (v_lo, v_hi) = y_range(&series, &points, analysis).ok_or(ChartError::NoValues(metric))?;
+    let (v_lo, v_hi) =
+        y_range(&series, &points, analysis, context).ok_or(ChartError::NoValues(metric))?;
 
     let mut rgb = vec![0u8; width as usize * height as usize * 3];
     let plot = {
@@ -727,7 +797,7 @@ fn render_rgb<'a>(
         };
         let header = header_lines(analysis, context, metric, v_lo);
         let plot = draw(
-            &root, &layout, &frame, rec, &series, analysis, &header, &points,
+            &root, &layout, &frame, rec, &series, analysis, &header, &points, context,
         )?;
         root.present()?;
         plot
@@ -736,13 +806,22 @@ fn render_rgb<'a>(
 }
 
 /// The y range shown, padded: everything drawn (see `shown_extent`).
-fn y_range(series: &[Series<'_>], points: &Points, analysis: &Analysis) -> Option<(f64, f64)> {
+fn y_range(
+    series: &[Series<'_>],
+    points: &Points,
+    analysis: &Analysis,
+    context: &ChartContext,
+) -> Option<(f64, f64)> {
     let lines = series.iter().flat_map(|s| s.values.iter());
-    let trend = analysis
-        .trend
+    // A followed target's trend is drawn over each life, not as one line; a limit is
+    // in range when its series is the one judged.
+    let whole = analysis.trend.filter(|_| context.lives.is_empty());
+    let trend = whole
         .iter()
         .flat_map(|l| trend_segments(l, &analysis.steps))
-        .flat_map(|(a, b)| [a.1, b.1]);
+        .flat_map(|(a, b)| [a.1, b.1])
+        .chain(context.lives.iter().flat_map(|l| [l.trend.v0, l.trend.v1]))
+        .chain(context.limit.filter(|l| l.in_range).map(|l| l.bytes));
     let dots = points
         .judged
         .iter()
@@ -815,8 +894,9 @@ type Plot<'a, 'b> = plotters::chart::ChartContext<
 >;
 
 /// Draws the chart in layers, bottom to top: the verdict text (header), the frame, the
-/// warm-up and dump shading, the axes, the event lines, the series, the trend, the judged
-/// points with their values, the event words. Returns the plot's pixel range.
+/// warm-up and dump shading (and each later life's warm-up), the axes, the event lines, the
+/// tree's top processes, the series, the limit, the trend (or its piece over each life), the
+/// judged points with their values, the event words. Returns the plot's pixel range.
 #[allow(clippy::too_many_arguments)]
 fn draw(
     root: &DrawingArea<BitMapBackend<'_>, Shift>,
@@ -827,9 +907,11 @@ fn draw(
     analysis: &Analysis,
     header: &[String],
     marks: &Points,
+    context: &ChartContext,
 ) -> Result<(std::ops::Range<i32>, std::ops::Range<i32>), ChartError> {
     root.fill(&WHITE)?;
-    let legend = legend_items(rec, series, analysis, marks, frame.t);
+    let mut legend = legend_items(rec, series, analysis, marks, frame.t);
+    legend.extend(service_legend(context, frame));
     let header_height = draw_header(root, layout, header, analysis.verdict, &legend)?;
     let (mut chart, decimals) = draw_frame(root, header_height, layout, frame)?;
     debug_assert_eq!(
@@ -839,14 +921,21 @@ fn draw(
     );
     // Shading first, so that the grid stays visible on it.
     draw_shading(&mut chart, frame, analysis)?;
+    draw_life_warmups(&mut chart, frame, &context.lives)?;
     draw_axes(&mut chart, layout, frame, decimals)?;
     if frame.v.0 > 0.0 {
         draw_axis_break(root, &chart, layout)?;
     }
     let events = draw_event_lines(&mut chart, layout, frame, rec)?;
+    draw_members(&mut chart, layout, frame, &context.members)?;
     draw_series(&mut chart, layout, frame, rec, series)?;
     draw_heap(&mut chart, layout, frame, &marks.heap)?;
-    draw_trend(&mut chart, layout, frame, analysis)?;
+    draw_limit(&mut chart, layout, frame, context.limit)?;
+    if context.lives.is_empty() {
+        draw_trend(&mut chart, layout, frame, analysis)?;
+    } else {
+        draw_life_trends(&mut chart, layout, frame, analysis.verdict, &context.lives)?;
+    }
     draw_marks(&mut chart, layout, frame, marks)?;
     // Event words last, on top of everything, at the top of their lines.
     draw_event_words(&mut chart, layout, frame, &events)?;
@@ -983,7 +1072,7 @@ fn draw_event_lines<'r>(
     let mut events: Vec<&Event> = rec
         .events
         .iter()
-        .filter(|e| e.kind != EventKind::Settled)
+        .filter(|e| e.kind != EventKind::Settled && !e.kind.is_mark())
         .filter(|e| (frame.t.0..=frame.t.1).contains(&e.elapsed_s))
         .collect();
     events.sort_by_key(|e| event_layer(&e.kind));
@@ -1088,10 +1177,25 @@ fn draw_trend(
     let Some(line) = analysis.trend else {
         return Ok(());
     };
+    let segments = trend_segments(&line, &analysis.steps);
+    draw_trend_segments(chart, layout, frame, analysis.verdict, &segments)
+}
+
+/// A straight piece of a trend: (seconds, bytes) at each end.
+type Piece = ((f64, f64), (f64, f64));
+
+/// Straight pieces of a fitted trend, coloured by the verdict, clipped to the plot.
+fn draw_trend_segments(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    verdict: Verdict,
+    segments: &[Piece],
+) -> Result<(), ChartError> {
     let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
-    let (color, width) = trend_style(analysis.verdict);
+    let (color, width) = trend_style(verdict);
     let style = color.stroke_width(layout.px(width).max(1) as u32);
-    for (a, b) in trend_segments(&line, &analysis.steps) {
+    for (a, b) in segments {
         let points = [(frame.x(a.0), frame.y(a.1)), (frame.x(b.0), frame.y(b.1))];
         chart.draw_series(
             clip_y(&points, y_lo, y_hi)
@@ -1264,6 +1368,119 @@ fn draw_event_words(
     Ok(())
 }
 
+/// Each later life's warm-up of a followed target, shaded as the first one's is.
+fn draw_life_warmups(
+    chart: &mut Plot<'_, '_>,
+    frame: &Frame,
+    lives: &[LifeMarks],
+) -> Result<(), ChartError> {
+    let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
+    chart.draw_series(
+        lives
+            .iter()
+            .skip(1)
+            .filter_map(|l| frame.x_span(l.start_s, l.window_start_s))
+            .map(|(x0, x1)| Rectangle::new([(x0, y_lo), (x1, y_hi)], WARMUP_FILL.filled())),
+    )?;
+    Ok(())
+}
+
+/// The tree's processes that grew most, thin, under the total.
+fn draw_members(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    members: &[(String, Vec<(f64, f64)>)],
+) -> Result<(), ChartError> {
+    let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
+    for (i, (_, points)) in members.iter().enumerate() {
+        let color = MEMBER_COLORS[i % MEMBER_COLORS.len()];
+        let style = color.stroke_width(layout.px(1.0).max(1) as u32);
+        let points: Vec<(f64, f64)> = points
+            .iter()
+            .filter(|p| (frame.t.0..=frame.t.1).contains(&p.0) && p.1.is_finite())
+            .map(|&(t, v)| (frame.x(t), frame.y(v)))
+            .collect();
+        chart.draw_series(
+            clip_y(&points, y_lo, y_hi)
+                .into_iter()
+                .map(|p| PathElement::new(p, style)),
+        )?;
+    }
+    Ok(())
+}
+
+/// A memory limit as a dashed line across the plot, when it is inside the y range.
+fn draw_limit(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    limit: Option<LimitLine>,
+) -> Result<(), ChartError> {
+    let Some(limit) = limit else {
+        return Ok(());
+    };
+    let y = frame.y(limit.bytes);
+    if !(frame.y(frame.v.0)..=frame.y(frame.v.1)).contains(&y) {
+        return Ok(());
+    }
+    let (x0, x1) = (frame.x(frame.t.0), frame.x(frame.t.1));
+    let dash = (x1 - x0) / 80.0;
+    let style = LIMIT_COLOR.stroke_width(layout.px(2.0).max(1) as u32);
+    chart.draw_series((0..80).step_by(2).map(|k| {
+        let a = x0 + dash * f64::from(k);
+        PathElement::new(vec![(a, y), ((a + dash).min(x1), y)], style)
+    }))?;
+    let font = layout
+        .font(layout.label_font * 0.9, FontStyle::Bold)
+        .color(&LIMIT_COLOR);
+    let label = EmptyElement::at((x0, y))
+        + Text::new(
+            format!("limit {}", Bytes(limit.bytes)),
+            (layout.px(6.0), -layout.px(18.0)),
+            font,
+        );
+    chart.plotting_area().draw(&label)?;
+    Ok(())
+}
+
+/// A followed target's fitted floor drawn over each life it joined, coloured by the verdict.
+fn draw_life_trends(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    verdict: Verdict,
+    lives: &[LifeMarks],
+) -> Result<(), ChartError> {
+    let segments: Vec<Piece> = lives
+        .iter()
+        .map(|l| ((l.trend.t0, l.trend.v0), (l.trend.t1, l.trend.v1)))
+        .collect();
+    draw_trend_segments(chart, layout, frame, verdict, &segments)
+}
+
+/// The legend entries of the service layers: the top processes and the limit.
+fn service_legend(context: &ChartContext, frame: &Frame) -> Vec<LegendItem> {
+    let mut items: Vec<LegendItem> = context
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| LegendItem {
+            swatch: Swatch::Line(MEMBER_COLORS[i % MEMBER_COLORS.len()]),
+            label: name.clone(),
+        })
+        .collect();
+    if let Some(l) = context.limit
+        && (frame.v.0..=frame.v.1).contains(&l.bytes)
+    {
+        items.push(LegendItem {
+            swatch: Swatch::Line(LIMIT_COLOR),
+            label: "memory limit".to_string(),
+        });
+    }
+    items
+}
+
 /// The fitted trend as drawn over the recorded values: one segment, or one per stretch
 /// between heap-dump steps, each lifted by the steps the analyser took out before it.
 fn trend_segments(line: &TrendLine, steps: &[(f64, f64)]) -> Vec<((f64, f64), (f64, f64))> {
@@ -1345,6 +1562,7 @@ fn event_label(kind: &EventKind) -> &'static str {
         EventKind::Settled => "settled",
         EventKind::DumpStart(_) | EventKind::Dump(_) => "heap dump",
         EventKind::Other(_) if is_load(kind) => "load",
+        EventKind::Other(t) if kind.restarted().is_some() || t.starts_with("gone:") => "restart",
         EventKind::Other(_) => "event",
     }
 }
@@ -1373,7 +1591,7 @@ fn legend_items(
         .iter()
         .map(|s| LegendItem {
             swatch: Swatch::Line(s.color),
-            label: s.label.to_string(),
+            label: s.label.clone(),
         })
         .collect();
     if !marks.heap.is_empty() {
@@ -1417,6 +1635,7 @@ fn legend_items(
     let mut labels: Vec<&'static str> = Vec::new();
     let shown = |e: &&Event| {
         e.kind != EventKind::Settled
+            && !e.kind.is_mark()
             && (t.0..=t.1).contains(&e.elapsed_s)
             && !hidden_under_another(e, &rec.events, t)
     };
@@ -1918,6 +2137,72 @@ mod tests {
         }
     }
 
+    fn render_with(rec: &Recording, a: &Analysis, context: &ChartContext) -> Decoded {
+        let bytes = render_png(rec, Metric::Rss, a, DEFAULT_SIZE, context).unwrap();
+        let plot = render_rgb(rec, Metric::Rss, a, DEFAULT_SIZE, context)
+            .unwrap()
+            .plot;
+        decode(&bytes, plot)
+    }
+
+    /// A cgroup's limit is a dashed line across the plot: the y axis reaches it when the
+    /// cgroup is judged; otherwise it is drawn only when the judged data's scale holds it.
+    /// The tree's top processes are thin lines under the judged series.
+    #[test]
+    fn the_limit_and_the_top_processes_are_drawn() {
+        let (rec, a) = growing();
+        let peak = a.peak_bytes;
+        let context = |in_range: bool, bytes: f64| ChartContext {
+            label: "cgroup".into(),
+            limit: Some(LimitLine { bytes, in_range }),
+            ..ChartContext::default()
+        };
+        let png = render_with(&rec, &a, &context(true, 4.0 * peak));
+        assert!(png.count_in_plot(LIMIT_COLOR, 0.0..1.0) > 300);
+        let png = render_with(&rec, &a, &context(false, 4.0 * peak));
+        assert_eq!(png.count_in_plot(LIMIT_COLOR, 0.0..1.0), 0, "off the scale");
+        let middle = rec.metric(Metric::Rss).unwrap()[rec.len() / 2];
+        let members = ChartContext {
+            members: vec![(
+                "7 (worker)".into(),
+                rec.time_s.iter().map(|&t| (t, middle)).collect(),
+            )],
+            ..ChartContext::default()
+        };
+        let png = render_with(&rec, &a, &members);
+        assert!(png.count_in_plot(MEMBER_COLORS[0], 0.0..1.0) > 300);
+    }
+
+    /// A followed target's trend is drawn over each life, not across the gaps; the later
+    /// lives' warm-ups are shaded.
+    #[test]
+    fn a_followed_targets_trend_is_drawn_over_each_life() {
+        let (rec, a) = growing();
+        let (t0, t1) = (rec.time_s[0], *rec.time_s.last().unwrap());
+        let third = (t1 - t0) / 3.0;
+        let v = a.peak_bytes * 0.9;
+        let life = |k: f64| LifeMarks {
+            start_s: t0 + k * third,
+            window_start_s: t0 + k * third + 0.2 * third,
+            trend: TrendLine {
+                t0: t0 + k * third + 0.2 * third,
+                v0: v * 0.95,
+                t1: t0 + (k + 0.8) * third,
+                v1: v,
+            },
+        };
+        let context = ChartContext {
+            lives: vec![life(0.0), life(2.0)],
+            ..ChartContext::default()
+        };
+        let png = render_with(&rec, &a, &context);
+        // Red over the first and the last third; none over the middle one, which no life holds.
+        assert!(png.count_in_plot(TREND_GROWING_COLOR, 0.1..0.3) > 100);
+        assert!(png.count_in_plot(TREND_GROWING_COLOR, 0.75..0.95) > 100);
+        assert_eq!(png.count_in_plot(TREND_GROWING_COLOR, 0.36..0.64), 0);
+        assert!(png.count_in_plot(WARMUP_FILL, 0.68..0.72) > 1000);
+    }
+
     #[test]
     fn growing_chart_has_a_red_trend_and_shading() {
         let (rec, a) = growing();
@@ -2145,6 +2430,7 @@ mod tests {
             run: ChartContext::describe_run(4242, "node server.js", 125.0, "duration reached"),
             judged: "settled".into(),
             beside: String::new(),
+            ..ChartContext::default()
         };
         let lines = header_lines(&a, &context, Metric::Rss, 300.0 * MIB);
         assert_eq!(
@@ -2355,6 +2641,7 @@ mod tests {
             ),
             judged: "settled".into(),
             beside: String::new(),
+            ..ChartContext::default()
         };
         for size in [MIN_SIZE, (640, 360), DEFAULT_SIZE] {
             let plot = render_rgb(&rec, Metric::Rss, &a, size, &context)

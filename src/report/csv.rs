@@ -67,6 +67,10 @@ impl<T: RowOut + ?Sized> RowOut for &mut T {
     }
 }
 
+/// With a memory cgroup read (`--cgroup`, or memwatch's own for `run --tree`): the limit on
+/// the `cgroup` rows, before `event`.
+pub const LIMIT_COLUMN: &str = "limit_bytes";
+
 pub struct CsvWriter<W: RowOut> {
     out: W,
     /// The row being formatted, reused: one `write` per row, no allocation.
@@ -79,11 +83,18 @@ pub struct CsvWriter<W: RowOut> {
     rows: u64,
     /// Why writing stopped (a full disk): the run goes on without the CSV.
     stopped: Option<String>,
+    /// The `limit_bytes` column is written (a cgroup is read).
+    limit: bool,
 }
 
 impl<W: RowOut> CsvWriter<W> {
     /// Writes and flushes the header at once, so an unwritable output fails before sampling.
-    pub fn new(mut out: W, heap: bool) -> io::Result<Self> {
+    pub fn new(out: W, heap: bool) -> io::Result<Self> {
+        Self::with_columns(out, heap, false)
+    }
+
+    /// `new`, with the `limit_bytes` column when `limit` (a cgroup is read).
+    pub fn with_columns(mut out: W, heap: bool, limit: bool) -> io::Result<Self> {
         let mut row = Vec::with_capacity(256);
         let (common, event) = HEADER.split_at(HEADER.len() - 1);
         for name in common {
@@ -96,6 +107,10 @@ impl<W: RowOut> CsvWriter<W> {
                 row.push(b',');
             }
         }
+        if limit {
+            row.extend_from_slice(LIMIT_COLUMN.as_bytes());
+            row.push(b',');
+        }
         row.extend_from_slice(event[0].as_bytes());
         row.push(b'\n');
         out.write_all(&row)?;
@@ -107,6 +122,7 @@ impl<W: RowOut> CsvWriter<W> {
             heap,
             rows: 0,
             stopped: None,
+            limit,
         })
     }
 
@@ -143,7 +159,7 @@ impl<W: RowOut> CsvWriter<W> {
                     self.out.label()
                 );
                 eprintln!(
-                    "memwatch: error: {why}. Sampling goes on; the verdict and the other                      outputs come at the end (exit code 2)"
+                    "memwatch: error: {why}. Sampling goes on; the verdict and the other outputs come at the end (exit code 2)"
                 );
                 self.stopped = Some(why);
                 Ok(())
@@ -165,6 +181,54 @@ impl<W: RowOut> CsvWriter<W> {
         key: &SeriesKey,
         events: &[Event],
     ) -> io::Result<()> {
+        self.write_row(s, key, None, events)
+    }
+
+    /// Writes a `cgroup` row: its reading (working set in `rss_bytes`, no VSZ) and its limit.
+    pub fn write_cgroup(
+        &mut self,
+        s: &Sample,
+        limit: Option<u64>,
+        events: &[Event],
+    ) -> io::Result<()> {
+        self.write_row(s, &SeriesKey::Cgroup(String::new()), limit, events)
+    }
+
+    /// Writes a row of series `key` with every size empty: absent at this time (a followed
+    /// target between two processes), not 0.
+    pub fn write_absent(
+        &mut self,
+        elapsed_s: f64,
+        unix_ms: u64,
+        key: &SeriesKey,
+        events: &[Event],
+    ) -> io::Result<()> {
+        let mut num = itoa::Buffer::new();
+        let row = &mut self.row;
+        row.clear();
+        row.extend_from_slice(millis_as_seconds(elapsed_s).as_bytes());
+        row.push(b',');
+        row.extend_from_slice(num.format(unix_ms).as_bytes());
+        row.push(b',');
+        if let Some(cell) = key.pid_cell(&mut num) {
+            row.extend_from_slice(cell.as_bytes());
+        }
+        let empty = HEADER.len() - 4
+            + if self.heap { HEAP_COLUMNS.len() } else { 0 }
+            + usize::from(self.limit);
+        for _ in 0..empty {
+            row.push(b',');
+        }
+        self.finish_row(events)
+    }
+
+    fn write_row(
+        &mut self,
+        s: &Sample,
+        key: &SeriesKey,
+        limit: Option<u64>,
+        events: &[Event],
+    ) -> io::Result<()> {
         let mut num = itoa::Buffer::new();
         let row = &mut self.row;
         row.clear();
@@ -175,9 +239,12 @@ impl<W: RowOut> CsvWriter<W> {
         if let Some(cell) = key.pid_cell(&mut num) {
             row.extend_from_slice(cell.as_bytes());
         }
-        for v in [s.mem.rss, s.mem.vsz] {
-            row.push(b',');
-            row.extend_from_slice(num.format(v).as_bytes());
+        let cgroup = matches!(key, SeriesKey::Cgroup(_));
+        row.push(b',');
+        row.extend_from_slice(num.format(s.mem.rss).as_bytes());
+        row.push(b',');
+        if !cgroup {
+            row.extend_from_slice(num.format(s.mem.vsz).as_bytes());
         }
         for v in [
             s.mem.anon,
@@ -202,6 +269,18 @@ impl<W: RowOut> CsvWriter<W> {
                 }
             }
         }
+        if self.limit {
+            row.push(b',');
+            if let Some(v) = limit {
+                row.extend_from_slice(num.format(v).as_bytes());
+            }
+        }
+        self.finish_row(events)
+    }
+
+    /// The event cell (quoted when it must be), the line end, one write and a flush.
+    fn finish_row(&mut self, events: &[Event]) -> io::Result<()> {
+        let row = &mut self.row;
         row.push(b',');
         let field = row.len();
         for (i, e) in events.iter().enumerate() {
@@ -230,8 +309,9 @@ impl<W: RowOut> CsvWriter<W> {
 }
 
 impl<W: RowOut> SampleSink for CsvWriter<W> {
-    /// One row per sample of the tick, then the `total` row with `--tree`; the tick's events
-    /// go on its first row.
+    /// One row per sample of the tick, then the `total` row with `--tree` (or `--follow`;
+    /// written empty while the target is absent), then the `cgroup` row; the tick's events go
+    /// on its first row.
     fn tick(&mut self, tick: &Tick<'_>) -> io::Result<()> {
         let mut events = tick.events;
         for s in tick.samples {
@@ -240,6 +320,13 @@ impl<W: RowOut> SampleSink for CsvWriter<W> {
         }
         if let Some(total) = tick.total {
             self.write_series(total, &SeriesKey::Total, events)?;
+            events = &[];
+        } else if tick.absent {
+            self.write_absent(tick.elapsed_s, tick.unix_ms, &SeriesKey::Total, events)?;
+            events = &[];
+        }
+        if let Some(c) = tick.cgroup {
+            self.write_cgroup(&c.as_sample(tick.elapsed_s, tick.unix_ms), c.limit, events)?;
         }
         Ok(())
     }
@@ -473,6 +560,48 @@ mod tests {
         let rows = text.lines().count() - 1;
         assert!(why.contains(&format!("row {rows},")), "{why}");
         assert!(text.lines().all(|l| l.split(',').count() == HEADER.len()));
+    }
+
+    /// A cgroup's row has no VSZ or threads, its limit in `limit_bytes`; an absent row has
+    /// every size empty; both have the header's width, as the csv crate reads them.
+    #[test]
+    fn cgroup_and_absent_rows() {
+        let mut buf = Vec::new();
+        {
+            let mut w = CsvWriter::with_columns(&mut buf, false, true).expect("header");
+            let reading = crate::cgroup::series::CgroupReading {
+                usage: 300,
+                working_set: 200,
+                anon: Some(150),
+                file: Some(100),
+                shmem: Some(0),
+                peak: Some(400),
+                limit: Some(1000),
+                ..Default::default()
+            };
+            w.write_cgroup(&reading.as_sample(2.0, 9), reading.limit, &[])
+                .expect("row");
+            let gone = [Event {
+                elapsed_s: 3.0,
+                kind: EventKind::gone(77),
+            }];
+            w.write_absent(3.0, 10, &SeriesKey::Total, &gone)
+                .expect("row");
+        }
+        let text = String::from_utf8(buf).expect("utf8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(
+            lines[0].ends_with(",threads,limit_bytes,event"),
+            "{}",
+            lines[0]
+        );
+        assert_eq!(lines[1], "2.000,9,cgroup,200,,150,100,0,,400,,,,1000,");
+        assert_eq!(lines[2], "3.000,10,total,,,,,,,,,,,,gone:77");
+        let mut reader = csv::Reader::from_reader(text.as_bytes());
+        let width = reader.headers().expect("header").len();
+        for r in reader.records() {
+            assert_eq!(r.expect("row").len(), width);
+        }
     }
 
     #[test]

@@ -11,5 +11,6 @@ pub mod end;
 pub mod input;
 pub mod live;
 pub mod output;
+pub mod services;
 pub mod summary;
 pub mod text;

@@ -63,6 +63,15 @@ pub struct Summary {
     /// The CI gate's limits and baseline, when any was configured (see docs/ci.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateResult>,
+    /// `--tree`: which total was judged, and why; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree_total: Option<crate::report::services::TreeTotalSummary>,
+    /// `--follow`: the target's lives, each judged; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow: Option<crate::report::services::FollowSummary>,
+    /// `--cgroup`: the memory cgroup against its limit; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<crate::report::services::CgroupSummary>,
     /// What only the end-of-run text says (report/text.rs).
     #[serde(skip)]
     pub story: Story,
@@ -215,9 +224,10 @@ pub struct TargetSummary {
     /// series judged is their sum (`total` in samples.csv). `null` without `--tree`.
     pub tree_processes: Option<usize>,
     /// With `--tree`: each process of the tree (`pid`, `name`, `first_s`, `last_s`,
-    /// `first_bytes`, `last_bytes`: its RSS when first and last read, start-up included),
-    /// those whose RSS grew most first. `null` without `--tree`.
-    pub tree: Option<Vec<crate::sample::members::ProcessGrowth>>,
+    /// `first_bytes`, `last_bytes`: its RSS when first and last read, start-up included; and
+    /// `verdict`, its own RSS judged when it had enough samples), those whose RSS grew most
+    /// first. `null` without `--tree`.
+    pub tree: Option<Vec<crate::report::services::TreeProcess>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -367,6 +377,9 @@ impl Summary {
             exit_code: exit.code(),
             files: Files::default(),
             gate: None,
+            tree_total: None,
+            follow: None,
+            cgroup: None,
             story: Story::default(),
         }
     }

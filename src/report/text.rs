@@ -45,7 +45,12 @@ pub fn story(end: &RunEnd<'_>) {
             Elapsed(end.recording.duration_s())
         );
     }
-    figures(end.recording, s.missed_samples);
+    figures(
+        end.recording,
+        end.metric,
+        &figures_label(s),
+        s.missed_samples,
+    );
     collected(s);
     judged_series(end);
     if s.story.command_failed
@@ -58,9 +63,21 @@ pub fn story(end: &RunEnd<'_>) {
     }
 }
 
-/// The run's figures on RSS, one line; says so plainly when there is nothing to show.
-fn figures(rec: &Recording, missed: Option<u64>) {
-    let rss = rec.line(Metric::Rss);
+/// What the figures line is about: RSS, or the series judged when it is another (a tree's
+/// total, a cgroup).
+fn figures_label(s: &Summary) -> String {
+    match (&s.tree_total, s.metric.as_str()) {
+        (Some(t), _) => format!("total ({})", t.judged.key()),
+        (None, "cgroup") => "cgroup".to_string(),
+        (None, _) => "RSS".to_string(),
+    }
+}
+
+/// The run's figures on RSS (or the judged total), one line; says so plainly when there is
+/// nothing to show.
+fn figures(rec: &Recording, metric: Metric, label: &str, missed: Option<u64>) {
+    let shown = if label == "RSS" { Metric::Rss } else { metric };
+    let rss = rec.line(shown).or_else(|| rec.line(Metric::Rss));
     let known = || rss.iter().flat_map(|l| l.iter()).filter(|v| v.is_finite());
     let missed_words = missed.map(|m| format!(", {m} missed")).unwrap_or_default();
     let (Some(start), Some(last)) = (known().next(), known().next_back()) else {
@@ -72,8 +89,8 @@ fn figures(rec: &Recording, missed: Option<u64>) {
     };
     let peak = known().fold(0.0, f64::max);
     eprintln!(
-        "memwatch: RSS first {}  last {} ({}, start-up and peaks included)  peak {}  |  {} over \
-         {}{missed_words}",
+        "memwatch: {label} first {}  last {} ({}, start-up and peaks included)  peak {}  |  {} \
+         over {}{missed_words}",
         Bytes(start),
         Bytes(last),
         Delta(last - start),
@@ -86,13 +103,23 @@ fn figures(rec: &Recording, missed: Option<u64>) {
 /// What the run collected: the tree's growth by process, heap dumps, the load, the
 /// runtime, and what grew between heap snapshots or class histograms.
 fn collected(s: &Summary) {
+    if let Some(total) = &s.tree_total {
+        eprintln!(
+            "memwatch: the tree's total judged is {}: {}",
+            total.judged.words(),
+            total.why
+        );
+    }
     if let Some(tree) = s.target.as_ref().and_then(|t| t.tree.as_ref()) {
         // Which process of the tree the growth came from (those that grew at all).
         let most: Vec<String> = tree
             .iter()
-            .filter(|p| p.growth_bytes() > 0)
+            .filter(|p| p.growth.growth_bytes() > 0)
             .take(3)
-            .map(|p| format!("{} ({}) {}", p.pid, p.name, Delta(p.growth_bytes() as f64)))
+            .map(|p| {
+                let g = &p.growth;
+                format!("{} ({}) {}", g.pid, g.name, Delta(g.growth_bytes() as f64))
+            })
             .collect();
         let grew = if most.is_empty() {
             "no process's RSS grew".to_string()
@@ -103,6 +130,55 @@ fn collected(s: &Summary) {
             "memwatch: the tree had {}; {grew}",
             Count(tree.len() as u64, "process"),
         );
+        let judged = tree.iter().filter(|p| p.verdict.is_some()).count();
+        let of = if judged == tree.len() {
+            format!("all {judged} judged on their own")
+        } else {
+            format!(
+                "{judged} of {} judged on their own, the others too short-lived",
+                tree.len()
+            )
+        };
+        match crate::report::services::grew_most(tree) {
+            Some((p, v)) => eprintln!(
+                "memwatch: grows on its own: {} ({}), {} ({}): {} ({of})",
+                p.growth.pid, p.growth.name, v.verdict, v.pattern, v.reason
+            ),
+            None if judged > 0 => {
+                eprintln!("memwatch: no process of the tree grows on its own ({of})")
+            }
+            None => {}
+        }
+    }
+    if let Some(f) = &s.follow {
+        eprintln!(
+            "memwatch: followed {} over {} ({}):",
+            f.pattern.as_deref().unwrap_or("the target"),
+            crate::segments::lives_word(f.lives.len()),
+            Count(f.restarts as u64, "restart")
+        );
+        for (i, l) in f.lives.iter().enumerate() {
+            let who = match (l.pid, &l.name) {
+                (Some(pid), Some(name)) => format!("pid {pid} ({name})"),
+                (Some(pid), None) => format!("pid {pid}"),
+                _ => "the target".to_string(),
+            };
+            eprintln!(
+                "memwatch:   life {}: {who}, {} to {}: {} ({}): {}",
+                i + 1,
+                Elapsed(l.start_s),
+                Elapsed(l.end_s),
+                l.verdict,
+                l.pattern,
+                l.reason
+            );
+        }
+    }
+    if let Some(c) = &s.cgroup {
+        eprintln!("memwatch: {}", c.words);
+        if let Some(lost) = &c.lost {
+            eprintln!("memwatch: {lost}");
+        }
     }
     for d in &s.dumps {
         let state = d.completed_s.map_or_else(

@@ -10,6 +10,7 @@
 //!
 //! The sampler knows no reporter: consumers implement `SampleSink`.
 
+mod cgroup;
 mod dumps;
 mod load;
 pub mod part;
@@ -19,19 +20,23 @@ mod runtime;
 mod signals;
 mod tree;
 
+use crate::cgroup::series::{CgroupReading, Location};
 use crate::dump::Dump;
 use crate::error::{Error, Result};
+use crate::find::Pattern;
 use crate::interrupt::{Interrupts, Wake, wait_until};
 use crate::load::{LoadPlan, LoadSummary};
-use crate::recording::{Event, Kept, Recording};
+use crate::recording::{Event, EventKind, Kept, Recording};
 use crate::runtime::{Probe, ProbeEvent};
-use crate::sample::members;
+use crate::sample::members::{self, FloorSeries, PssSpread, Scope};
 use crate::sample::reader::ReadError;
-use crate::sample::{ManagedHeap, MemStatus, ProcReader, Sample, Sampling, Schedule};
+use crate::sample::{ManagedHeap, MemStatus, Metric, ProcReader, Sample, Sampling, Schedule};
 use crate::signal::{SignalPlan, signal_name};
 use crate::target::Target;
-use part::{Flow, Shared, TickIn, TickPart};
+use part::{AbsentIn, Flow, Shared, TickIn, TickPart};
 use std::io;
+use std::os::fd::AsFd;
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// One tick of the sampler, as every consumer sees it.
@@ -48,6 +53,15 @@ pub struct Tick<'a> {
     pub taken: u64,
     pub missed: u64,
     pub now: Instant,
+    /// This tick's time, also when it has no samples: seconds since the first sample, and
+    /// the wall clock in ms since the Unix epoch.
+    pub elapsed_s: f64,
+    pub unix_ms: u64,
+    /// The memory cgroup read at this tick (`--cgroup`, or memwatch's own for `run --tree`).
+    pub cgroup: Option<&'a CgroupReading>,
+    /// `--follow`, between two processes: the target is absent at this tick (no samples; its
+    /// `total` row is written empty, never 0).
+    pub absent: bool,
 }
 
 /// What consumes samples as they come: the CSV, the live line (later a Prometheus file).
@@ -117,8 +131,55 @@ pub struct WatchResult {
     /// What the runtime probe did (`--runtime`), with the time it was seen.
     pub runtime: Vec<(f64, ProbeEvent)>,
     /// With `--tree`: every process the tree had over the run, the target included, with its
-    /// RSS when first and last read; those that grew most first.
-    pub tree: Option<Vec<members::ProcessGrowth>>,
+    /// RSS when first and last read (those that grew most first) and its RSS series.
+    pub tree: Option<Vec<(members::ProcessGrowth, FloorSeries)>>,
+    /// The series kept beside the judged one (`Plan::keep_other`): the cgroup's when the
+    /// target's is judged, the target's (or the tree's total) when the cgroup's is.
+    pub other: Option<Recording>,
+    /// The cgroup's last reading, and why it could no longer be read.
+    pub cgroup_last: Option<CgroupReading>,
+    pub cgroup_lost: Option<String>,
+    /// Each process watched in turn (more than one with `--follow`), the first first.
+    pub lives: Vec<LifeInfo>,
+    /// `--follow`: the process watched last, when it is not the first.
+    pub last_target: Option<Target>,
+    /// The target's name and command line when last seen: a wrapper that exec'd is named
+    /// for its program.
+    pub name_now: Option<String>,
+    pub command_now: Option<String>,
+}
+
+/// One process a followed target was, and when it was watched.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LifeInfo {
+    pub pid: i32,
+    pub start_time_ticks: u64,
+    pub name: String,
+    pub command: String,
+    pub first_s: f64,
+    pub last_s: f64,
+}
+
+impl LifeInfo {
+    fn of(target: &Target, at: f64) -> LifeInfo {
+        LifeInfo {
+            pid: target.pid,
+            start_time_ticks: target.start_time,
+            name: target.name.clone(),
+            command: target.command_line.clone(),
+            first_s: at,
+            last_s: at,
+        }
+    }
+}
+
+/// Which series of a tick the recording holds for the verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JudgedSeries {
+    /// The target's sample, or the tree's total.
+    Target,
+    /// The memory cgroup's reading.
+    Cgroup,
 }
 
 impl Default for StopReason {
@@ -138,6 +199,23 @@ pub struct Plan<'a> {
     pub load: Option<&'a LoadPlan>,
     /// The metrics kept in memory for the analysis, the chart and the end summary.
     pub keep: Kept,
+    /// The processes summed with the target (`--tree`, `--all-matches`).
+    pub scope: Scope,
+    /// A tree's total judged on its PSS: every process's read in turn.
+    pub tree_pss: Option<PssSpread>,
+    /// The memory cgroup read on every tick.
+    pub cgroup: Option<&'a Location>,
+    /// The series the recording holds for the verdict.
+    pub judged: JudgedSeries,
+    /// The other series (the cgroup's, or the target's when the cgroup's is judged), kept so.
+    pub keep_other: Option<Kept>,
+    /// `--follow`: the target is found again with this after it exits.
+    pub follow: Option<&'a Pattern>,
+    /// A process found again is read with smaps_rollup open (PSS).
+    pub with_smaps: bool,
+    /// Written on the first tick: what the judged series is (`judged:pss-sum`), so that
+    /// `report` judges the same.
+    pub mark: Option<EventKind>,
 }
 
 /// The run's end once it is reached: why, and when to stop waiting for the parts that
@@ -150,8 +228,12 @@ type Finishing = Option<(StopReason, Instant)>;
 struct TickBuffers {
     samples: Vec<Sample>,
     total: Option<Sample>,
+    cgroup: Option<CgroupReading>,
     events: Vec<Event>,
 }
+
+/// How often a followed target is looked for while it is absent.
+const FIND_EVERY: Duration = Duration::from_millis(250);
 
 pub fn watch(
     target: &Target,
@@ -168,6 +250,7 @@ pub fn watch(
         (d.as_secs_f64() / sampling.interval.as_secs_f64()).min(1e7) as usize + 2
     });
     let mut rec = Recording::keeping(capacity, run.keep);
+    let mut other = run.keep_other.map(|k| Recording::keeping(capacity, k));
     let mut schedule = Schedule::new(t0, sampling.interval);
     let end = sampling.duration.map(|d| t0 + d);
     let mut shared = Shared::default();
@@ -175,22 +258,74 @@ pub fn watch(
     let mut buf = TickBuffers::default();
     let mut taken: u64 = 0;
     let mut finishing: Finishing = None;
+    // --follow: the process watched now when it is not the first, and the lives so far.
+    let mut later: Option<(Target, ProcReader)> = None;
+    let mut lives = vec![LifeInfo::of(target, 0.0)];
+    let mut news: Option<EventKind> = run.mark.clone();
+    let mut next_find = t0;
     // The first reading was taken to check the target, a while ago: take the first sample
-    // now, at t0.
-    let mut mem = reader.read_status().unwrap_or(first);
+    // now, at t0. `None` while a followed target is absent.
+    let mut here = Some(reader.read_status().unwrap_or(first));
     let mut now = t0;
     let mut regular = true;
     let stop = loop {
         let elapsed = now.duration_since(t0);
-        let mut t = TickIn::new(now, elapsed, target, reader, &mut buf, &mut shared, sinks);
-        t.samples.push(first_sample(target.pid, elapsed, mem));
-        let over = match ask_parts(&mut parts, &mut t)? {
-            Ok(over) => over,
-            Err(stop) => break stop,
+        let unix = unix_ms();
+        let over = if let Some(mem) = here {
+            let (current, current_reader): (&Target, &mut ProcReader) = match &mut later {
+                Some((t, r)) => (t, r),
+                None => (target, &mut *reader),
+            };
+            let mut t = TickIn::new(
+                now,
+                elapsed,
+                current,
+                current_reader,
+                &mut buf,
+                &mut shared,
+                sinks,
+            );
+            t.samples
+                .push(first_sample(current.pid, elapsed, unix, mem));
+            t.events.extend(news.take().map(|kind| Event {
+                elapsed_s: elapsed.as_secs_f64(),
+                kind,
+            }));
+            let over = match ask_parts(&mut parts, &mut t)? {
+                Ok(over) => over,
+                Err(stop) => break stop,
+            };
+            if run.follow.is_some() && buf.total.is_none() {
+                // Followed, the `total` series is the target across its lives.
+                buf.total = Some(buf.samples[0]);
+            }
+            if let Some(life) = lives.last_mut() {
+                life.last_s = elapsed.as_secs_f64();
+            }
+            taken += 1;
+            over
+        } else {
+            buf.samples.clear();
+            buf.total = None;
+            buf.cgroup = None;
+            buf.events.clear();
+            buf.events.extend(news.take().map(|kind| Event {
+                elapsed_s: elapsed.as_secs_f64(),
+                kind,
+            }));
+            let mut t = AbsentIn {
+                now,
+                elapsed,
+                cgroup: &mut buf.cgroup,
+                sinks,
+            };
+            for p in parts.iter_mut() {
+                p.absent_tick(&mut t)?;
+            }
+            None
         };
-        rec.push(buf.total.as_ref().unwrap_or(&buf.samples[0]));
+        record(&mut rec, other.as_mut(), &buf, run.judged, elapsed, unix);
         rec.events.extend(buf.events.iter().cloned());
-        taken += 1;
         let tick = Tick {
             samples: &buf.samples,
             total: buf.total.as_ref(),
@@ -199,6 +334,10 @@ pub fn watch(
             taken,
             missed: schedule.missed(),
             now,
+            elapsed_s: elapsed.as_secs_f64(),
+            unix_ms: unix,
+            cgroup: buf.cgroup.as_ref(),
+            absent: here.is_none(),
         };
         if let Some(reason) = hand_to_sinks(&tick, sinks)? {
             break reason;
@@ -223,13 +362,20 @@ pub fn watch(
         }
         let wake_at;
         (wake_at, regular) = next_wake(&schedule, &parts, end.filter(|_| finishing.is_none()));
-        let wake = wait_until(wake_at, interrupts, target.pidfd()).map_err(|e| Error::Io {
+        // While the target is absent only a stop request ends the wait early.
+        let exit_fd = match (here, &later) {
+            (None, _) => interrupts.as_fd(),
+            (Some(_), Some((t, _))) => t.pidfd(),
+            (Some(_), None) => target.pidfd(),
+        };
+        let wake = wait_until(wake_at, interrupts, exit_fd).map_err(|e| Error::Io {
             context: "waiting for the next sample".into(),
             source: e,
         })?;
         now = Instant::now();
+        let mut gone = matches!(wake, Wake::TargetExited);
         match wake {
-            Wake::TargetExited => break StopReason::TargetExited,
+            Wake::TargetExited if run.follow.is_none() => break StopReason::TargetExited,
             Wake::Interrupt => {
                 let signal = interrupts.take().unwrap_or(libc::SIGINT);
                 if let Some((reason, _)) = finishing {
@@ -241,18 +387,82 @@ pub fn watch(
                 finishing = Some((StopReason::Interrupted { signal }, now + END_WAIT_MAX));
                 regular = false;
             }
-            Wake::Deadline => {}
+            Wake::TargetExited | Wake::Deadline => {}
         }
-        mem = match read_status(reader, target.pid)? {
-            Some(m) => m,
-            None => break StopReason::TargetExited,
-        };
+        if here.is_some() && !gone {
+            let (pid, current_reader) = match &mut later {
+                Some((t, r)) => (t.pid, r),
+                None => (target.pid, &mut *reader),
+            };
+            match read_status(current_reader, pid)? {
+                Some(m) => here = Some(m),
+                None if run.follow.is_none() => break StopReason::TargetExited,
+                None => gone = true,
+            }
+        }
+        if gone {
+            // --follow: this tick is the first without it; look for its successor from now.
+            let current = later.as_ref().map_or(target, |(t, _)| t);
+            here = None;
+            news = Some(EventKind::gone(current.pid));
+            if matches!(wake, Wake::TargetExited) {
+                regular = false; // seen between deadlines: a row of its own
+            }
+            next_find = now;
+            if let Some(pattern) = run.follow {
+                note(
+                    sinks,
+                    &format!(
+                        "PID {} ({}) has exited: waiting for a new process matching {}",
+                        current.pid,
+                        current.name,
+                        pattern.option()
+                    ),
+                );
+            }
+            continue;
+        }
+        if here.is_none()
+            && now >= next_find
+            && let Some(pattern) = run.follow
+        {
+            next_find = now + FIND_EVERY;
+            let found = find_again(pattern, run.with_smaps);
+            now = Instant::now(); // the scan of /proc takes a while: the tick is after it
+            if let Some((found, found_reader, mem)) = found {
+                let n = lives.len();
+                note(
+                    sinks,
+                    &format!(
+                        "PID {} ({}) matches {}: watching it (restart {n})",
+                        found.pid,
+                        found.name,
+                        pattern.option()
+                    ),
+                );
+                let at = now.duration_since(t0).as_secs_f64();
+                lives.push(LifeInfo::of(&found, at));
+                news = Some(EventKind::restart(found.pid));
+                here = Some(mem);
+                later = Some((found, found_reader));
+            }
+        }
     };
     rec.finish();
+    if let Some(o) = other.as_mut() {
+        o.finish();
+    }
+    let last = later.as_ref().map_or(target, |(t, _)| t);
+    let (name_now, command_now) = (last.current_name(), last.current_command_line());
     let mut result = WatchResult {
         recording: rec,
+        other,
         missed: schedule.missed(),
         stop,
+        lives,
+        last_target: later.map(|(t, _)| t),
+        name_now,
+        command_now,
         ..WatchResult::default()
     };
     for p in parts {
@@ -261,11 +471,54 @@ pub fn watch(
     Ok(result)
 }
 
+/// Records a tick: the judged series (the target's sample, the tree's total, or the cgroup's
+/// reading) in `rec`, the other one in `other`; an absent value is a NaN row, never 0.
+fn record(
+    rec: &mut Recording,
+    other: Option<&mut Recording>,
+    buf: &TickBuffers,
+    judged: JudgedSeries,
+    elapsed: Duration,
+    unix: u64,
+) {
+    let at = elapsed.as_secs_f64();
+    let target = buf.total.as_ref().or(buf.samples.first()).copied();
+    let cgroup = buf.cgroup.map(|c| c.as_sample(at, unix));
+    let (main, beside) = match judged {
+        JudgedSeries::Target => (target, cgroup),
+        JudgedSeries::Cgroup => (cgroup, target),
+    };
+    let push = |r: &mut Recording, s: Option<Sample>| match s {
+        Some(s) => r.push(&s),
+        None => r.push_row(at, &[f64::NAN; Metric::COUNT]),
+    };
+    push(rec, main);
+    if let Some(o) = other {
+        push(o, beside);
+    }
+}
+
+/// The oldest process matching `pattern` now, attached and read once.
+fn find_again(pattern: &Pattern, with_smaps: bool) -> Option<(Target, ProcReader, MemStatus)> {
+    for c in crate::find::find(pattern) {
+        let Ok((target, mut reader)) = Target::attach(Path::new("/proc"), c.pid, with_smaps) else {
+            continue;
+        };
+        if target.start_time != c.start_time {
+            continue; // a recycled PID since the scan
+        }
+        if let Ok(mem) = reader.read_status() {
+            return Some((target, reader, mem));
+        }
+    }
+    None
+}
+
 /// The target's sample of this tick, from its status; the parts fill in the rest.
-fn first_sample(pid: i32, elapsed: Duration, mem: MemStatus) -> Sample {
+fn first_sample(pid: i32, elapsed: Duration, unix_ms: u64, mem: MemStatus) -> Sample {
     Sample {
         elapsed_s: elapsed.as_secs_f64(),
-        unix_ms: unix_ms(),
+        unix_ms,
         pid,
         mem,
         pss: None,

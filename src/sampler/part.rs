@@ -3,6 +3,7 @@
 //! of the machine) is a new file implementing `TickPart` and one line in `parts`.
 
 use super::{Plan, Sinks, WatchResult};
+use crate::cgroup::series::CgroupReading;
 use crate::error::Result;
 use crate::recording::Event;
 use crate::runtime::Probe;
@@ -30,6 +31,19 @@ pub trait TickPart {
     }
     /// The run is over: what this part saw, into the result.
     fn finish(self: Box<Self>, _result: &mut WatchResult) {}
+    /// A tick without a target (`--follow`, between two processes): only a part that reads
+    /// something else (the cgroup) has anything to do.
+    fn absent_tick(&mut self, _t: &mut AbsentIn<'_, '_>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A tick while a followed target is absent.
+pub struct AbsentIn<'t, 's> {
+    pub now: Instant,
+    pub elapsed: Duration,
+    pub cgroup: &'t mut Option<CgroupReading>,
+    pub sinks: &'t mut Sinks<'s>,
 }
 
 /// What a part's tick says about the run.
@@ -53,6 +67,8 @@ pub struct TickIn<'t, 's> {
     pub samples: &'t mut Vec<Sample>,
     /// The sum of `samples`, judged instead of the target's (`--tree`).
     pub total: &'t mut Option<Sample>,
+    /// The memory cgroup read at this tick (`--cgroup`, or memwatch's own for `run --tree`).
+    pub cgroup: &'t mut Option<CgroupReading>,
     pub events: &'t mut Vec<Event>,
     pub shared: &'t mut Shared,
     pub sinks: &'t mut Sinks<'s>,
@@ -71,6 +87,7 @@ impl<'t, 's> TickIn<'t, 's> {
     ) -> TickIn<'t, 's> {
         buf.samples.clear();
         buf.total = None;
+        buf.cgroup = None;
         buf.events.clear();
         TickIn {
             now,
@@ -79,6 +96,7 @@ impl<'t, 's> TickIn<'t, 's> {
             reader,
             samples: &mut buf.samples,
             total: &mut buf.total,
+            cgroup: &mut buf.cgroup,
             events: &mut buf.events,
             shared,
             sinks,
@@ -132,15 +150,22 @@ pub fn parts<'a>(
     sinks: &mut Sinks<'_>,
 ) -> Vec<Box<dyn TickPart + 'a>> {
     let mut parts: Vec<Box<dyn TickPart + 'a>> = Vec::new();
-    if let Some(every) = run.sampling.pss_interval {
+    if let Some(every) = run.sampling.pss_interval
+        && run.tree_pss.is_none()
+    {
         parts.push(Box::new(super::pss::Pss::new(every, t0)));
     }
-    if run.sampling.tree {
+    if run.scope.descendants || run.scope.matches.is_some() {
         parts.push(Box::new(super::tree::Tree::new(
             target,
+            run.scope.clone(),
             run.sampling.pss_interval.is_some(),
+            run.tree_pss,
             t0,
         )));
+    }
+    if let Some(location) = run.cgroup {
+        parts.push(Box::new(super::cgroup::Cgroup::new(location, sinks)));
     }
     if run.signals.sends() {
         parts.push(Box::new(super::signals::Signals::new(run.signals, target)));

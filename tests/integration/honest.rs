@@ -240,7 +240,7 @@ fn item9_end_notes_say_only_what_is_true() {
     let err = stderr(&out);
     let figures = err
         .lines()
-        .find(|l| l.contains("RSS first"))
+        .find(|l| l.contains(" first ") && l.contains("samples over"))
         .unwrap_or_else(|| panic!("{err}"));
     assert!(!figures.contains("missed"), "{figures}");
 }

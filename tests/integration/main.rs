@@ -12,6 +12,7 @@ mod regressions;
 mod report_input;
 mod runtime;
 mod security;
+mod services;
 mod shape;
 mod spine;
 mod util;

@@ -749,7 +749,17 @@ fn a_process_tree_is_judged_on_its_sum() {
     );
     let out = memwatch(dir.path())
         .args(["run", "--tree", "--interval", "200ms", "--duration", "8s"])
-        .args(["--out", "o", "--", "sh", "-c", &script])
+        // The sum of RSS, as judged before a tree's total counted each page once (issue 18).
+        .args([
+            "--tree-total",
+            "rss",
+            "--out",
+            "o",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
         .output()
         .unwrap();
     let err = stderr(&out);
