@@ -19,6 +19,7 @@ pub mod heap;
 pub mod interrupt;
 pub mod judge;
 pub mod load;
+pub mod native;
 pub mod options;
 pub mod recording;
 pub mod report;

@@ -223,6 +223,29 @@ impl fmt::Display for Pct {
     }
 }
 
+/// `--native[=N]`: sample one page fault in N (1: every fault).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultPeriod(pub u64);
+
+impl FromStr for FaultPeriod {
+    type Err = String;
+    fn from_str(text: &str) -> Result<FaultPeriod, String> {
+        match text.trim().parse::<u64>() {
+            Ok(n) if (1..=1_000_000).contains(&n) => Ok(FaultPeriod(n)),
+            _ => Err(format!(
+                "'{text}' is not a sampling period: give how many page faults per sample, \
+                 from 1 (every fault) to 1000000"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for FaultPeriod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// A significance level, strictly between 0 and 1.
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
 pub struct PValue(pub f64);
@@ -694,5 +717,9 @@ mod tests {
         good("target", CgroupSpec::Target);
         good("/app.service", CgroupSpec::Path("/app.service".into()));
         bad::<CgroupSpec>("app", "is not a cgroup");
+        good("1", FaultPeriod(1));
+        good("16", FaultPeriod(16));
+        bad::<FaultPeriod>("0", "is not a sampling period");
+        bad::<FaultPeriod>("often", "is not a sampling period");
     }
 }

@@ -91,26 +91,15 @@ pub fn report(config: &ReportConfig) -> Result<Exit> {
     summary.story.warnings.extend(dests.warning.clone());
     let mut chart = ChartContext::default();
     if let Some(c) = cgroup_rec {
-        let own = if judge_cgroup {
-            judged.analysis.clone()
-        } else {
-            let cfg = AnalysisConfig {
-                metric: Metric::Rss,
-                ..analysis.clone()
-            };
-            judge(c, &cfg)?.analysis
-        };
-        let last = c
-            .line(Metric::Rss)
-            .and_then(|l| l.iter().rev().find(|v| v.is_finite()));
-        let limit = loaded.limit_bytes.map(|l| (l, None));
-        let cgroup = CgroupSummary::new("", &own, last, None, limit);
-        chart.notes.push(format!("{}.", cgroup.words));
-        chart.limit = cgroup.limit_bytes.map(|bytes| LimitLine {
-            bytes,
-            in_range: judge_cgroup,
-        });
-        summary.cgroup = Some(cgroup);
+        cgroup_beside(
+            c,
+            &loaded,
+            &judged,
+            &analysis,
+            judge_cgroup,
+            &mut summary,
+            &mut chart,
+        )?;
     }
     if judge_cgroup {
         chart.label = "cgroup".into();
@@ -121,6 +110,8 @@ pub fn report(config: &ReportConfig) -> Result<Exit> {
         chart.lives = crate::report::services::life_marks(f);
         summary.follow = Some(FollowSummary::new(f, None, &[]));
     }
+    // A run with --native: its stacks again, from native.folded beside the recording.
+    summary.native = crate::report::native::from_recording(file, rec, &judged.analysis);
     Ok(conclude(Finished {
         recording: rec,
         analysis: &judged.analysis,
@@ -178,4 +169,38 @@ fn judge_recording(
         }
     }
     Ok((judge(rec, analysis)?, None))
+}
+
+/// The recording's memory cgroup against its limit, in the summary and on the chart: its own
+/// verdict (the judged one when it is judged).
+fn cgroup_beside(
+    c: &Recording,
+    loaded: &crate::report::input::Loaded,
+    judged: &crate::judge::Judged,
+    analysis: &AnalysisConfig,
+    judge_cgroup: bool,
+    summary: &mut Summary,
+    chart: &mut ChartContext,
+) -> Result<()> {
+    let own = if judge_cgroup {
+        judged.analysis.clone()
+    } else {
+        let cfg = AnalysisConfig {
+            metric: Metric::Rss,
+            ..analysis.clone()
+        };
+        judge(c, &cfg)?.analysis
+    };
+    let last = c
+        .line(Metric::Rss)
+        .and_then(|l| l.iter().rev().find(|v| v.is_finite()));
+    let limit = loaded.limit_bytes.map(|l| (l, None));
+    let cgroup = CgroupSummary::new("", &own, last, None, limit);
+    chart.notes.push(format!("{}.", cgroup.words));
+    chart.limit = cgroup.limit_bytes.map(|bytes| LimitLine {
+        bytes,
+        in_range: judge_cgroup,
+    });
+    summary.cgroup = Some(cgroup);
+    Ok(())
 }

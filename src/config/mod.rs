@@ -94,6 +94,8 @@ pub struct WatchConfig {
     pub outputs: OutputPlan,
     pub quiet: bool,
     pub services: Services,
+    /// `--native`: how the target's page faults are sampled; `None` without it.
+    pub native: Option<crate::native::NativeOptions>,
 }
 
 #[derive(Debug)]
@@ -231,6 +233,7 @@ fn watch(target: TargetSpec, load: Option<LoadPlan>, args: &WatchArgs) -> Result
         analysis,
         limits: limits(&args.gate)?,
         outputs: outputs(&args.output, &args.gate)?,
+        native: native(&args.sampling, summed)?,
         sampling,
         quiet: args.display.quiet,
         services,
@@ -291,6 +294,13 @@ fn check_follow(config: &WatchConfig) -> Result<()> {
         return Err(usage(
             "--follow watches each new process that matches, and signals go to one process: \
              leave out --signal-every, --signal-at and --signal-at-end"
+                .into(),
+        ));
+    }
+    if config.native.is_some() {
+        return Err(usage(
+            "--follow watches each new process that matches, and --native samples one \
+             process's page faults: leave one of them out"
                 .into(),
         ));
     }
@@ -355,6 +365,24 @@ fn services(
         tree_total: args.tree_total,
         judge_cgroup,
     })
+}
+
+/// `--native`; `summed`: a sum over processes is judged (`--tree`, `--all-matches`).
+fn native(args: &SamplingArgs, summed: bool) -> Result<Option<crate::native::NativeOptions>> {
+    let Some(period) = args.native else {
+        return Ok(None);
+    };
+    if summed {
+        return Err(usage(
+            "--native samples the page faults of one process, and --tree (or --all-matches) \
+             judges a sum over processes: use one or the other"
+                .into(),
+        ));
+    }
+    Ok(Some(crate::native::NativeOptions {
+        period: period.0,
+        ..Default::default()
+    }))
 }
 
 fn report_config(args: ReportArgs) -> Result<ReportConfig> {

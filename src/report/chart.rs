@@ -821,7 +821,14 @@ fn y_range(
         .flat_map(|l| trend_segments(l, &analysis.steps))
         .flat_map(|(a, b)| [a.1, b.1])
         .chain(context.lives.iter().flat_map(|l| [l.trend.v0, l.trend.v1]))
-        .chain(context.limit.filter(|l| l.in_range).map(|l| l.bytes));
+        .chain(context.limit.filter(|l| l.in_range).map(|l| l.bytes))
+        // --tree: the processes drawn thin under the total.
+        .chain(
+            context
+                .members
+                .iter()
+                .flat_map(|(_, p)| p.iter().map(|p| p.1)),
+        );
     let dots = points
         .judged
         .iter()

@@ -10,6 +10,7 @@ pub mod csv;
 pub mod end;
 pub mod input;
 pub mod live;
+pub mod native;
 pub mod output;
 pub mod services;
 pub mod summary;

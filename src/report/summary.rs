@@ -72,6 +72,9 @@ pub struct Summary {
     /// `--cgroup`: the memory cgroup against its limit; absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<crate::report::services::CgroupSummary>,
+    /// `--native`: the stacks that faulted in the pages held at the end (docs/native.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub native: Option<crate::native::NativeReport>,
     /// What only the end-of-run text says (report/text.rs).
     #[serde(skip)]
     pub story: Story,
@@ -279,6 +282,13 @@ pub struct DumpSummary {
     pub bytes: u64,
     pub started_s: f64,
     pub completed_s: Option<f64>,
+    /// How it was taken: `signal` (a file the target wrote on a signal) or `runtime`
+    /// (`--heap-snapshots`: memwatch's Node agent, or a JVM class histogram).
+    pub via: &'static str,
+    /// What it cost the target: its RSS in the last sample before the dump started, and the
+    /// highest RSS while it was written (`null` without samples there).
+    pub rss_before_bytes: Option<u64>,
+    pub rss_peak_bytes: Option<u64>,
 }
 
 impl From<&crate::dump::Dump> for DumpSummary {
@@ -288,6 +298,9 @@ impl From<&crate::dump::Dump> for DumpSummary {
             bytes: d.bytes,
             started_s: d.started_s,
             completed_s: d.completed_s,
+            via: "signal",
+            rss_before_bytes: None,
+            rss_peak_bytes: None,
         }
     }
 }
@@ -386,6 +399,7 @@ impl Summary {
             tree_total: None,
             follow: None,
             cgroup: None,
+            native: None,
             story: Story::default(),
         }
     }

@@ -23,6 +23,10 @@ pub fn notice(message: &str) {
 /// says, up to the verdict.
 pub fn story(end: &RunEnd<'_>) {
     let s = end.summary;
+    // What leaks and what holds it, when heap snapshots say it: the first line.
+    if let Some(headline) = s.heap_diff.as_ref().and_then(|d| d.headline.as_ref()) {
+        eprintln!("memwatch: {}", Printable(headline));
+    }
     for note in &s.story.notes {
         eprintln!("memwatch: {}", Printable(note));
     }
@@ -49,6 +53,12 @@ pub fn story(end: &RunEnd<'_>) {
     );
     collected(s);
     judged_series(end);
+    if let Some(native) = &s.native {
+        let runtime = s.runtime.as_ref().map(|r| r.kind.as_str());
+        for line in crate::report::native::lines(native, runtime) {
+            eprintln!("memwatch: {line}");
+        }
+    }
     if s.story.command_failed
         && let Some(t) = &s.target
     {

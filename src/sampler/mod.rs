@@ -12,7 +12,9 @@
 
 mod cgroup;
 mod dumps;
+mod follow;
 mod load;
+mod native;
 pub mod part;
 mod pss;
 mod reaper;
@@ -33,10 +35,9 @@ use crate::sample::reader::ReadError;
 use crate::sample::{ManagedHeap, MemStatus, Metric, ProcReader, Sample, Sampling, Schedule};
 use crate::signal::{SignalPlan, signal_name};
 use crate::target::Target;
+use follow::{After, Watched};
 use part::{AbsentIn, Flow, Shared, TickIn, TickPart};
 use std::io;
-use std::os::fd::AsFd;
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// One tick of the sampler, as every consumer sees it.
@@ -147,6 +148,8 @@ pub struct WatchResult {
     /// for its program.
     pub name_now: Option<String>,
     pub command_now: Option<String>,
+    /// With `--native`: what was sampled (stopped while the target still ran), or why not.
+    pub native: Option<crate::native::NativeRun>,
 }
 
 /// One process a followed target was, and when it was watched.
@@ -216,6 +219,8 @@ pub struct Plan<'a> {
     /// Written on the first tick: what the judged series is (`judged:pss-sum`), so that
     /// `report` judges the same.
     pub mark: Option<EventKind>,
+    /// `--native`: how the target's page faults are sampled.
+    pub native: Option<&'a crate::native::NativeOptions>,
 }
 
 /// The run's end once it is reached: why, and when to stop waiting for the parts that
@@ -258,88 +263,26 @@ pub fn watch(
     let mut buf = TickBuffers::default();
     let mut taken: u64 = 0;
     let mut finishing: Finishing = None;
-    // --follow: the process watched now when it is not the first, and the lives so far.
-    let mut later: Option<(Target, ProcReader)> = None;
-    let mut lives = vec![LifeInfo::of(target, 0.0)];
-    let mut news: Option<EventKind> = run.mark.clone();
-    let mut next_find = t0;
     // The first reading was taken to check the target, a while ago: take the first sample
-    // now, at t0. `None` while a followed target is absent.
-    let mut here = Some(reader.read_status().unwrap_or(first));
+    // now, at t0.
+    let mem = reader.read_status().unwrap_or(first);
+    let mut watched = Watched::new(target, reader, mem, run, t0);
     let mut now = t0;
     let mut regular = true;
     let stop = loop {
         let elapsed = now.duration_since(t0);
         let unix = unix_ms();
-        let over = if let Some(mem) = here {
-            let (current, current_reader): (&Target, &mut ProcReader) = match &mut later {
-                Some((t, r)) => (t, r),
-                None => (target, &mut *reader),
-            };
-            let mut t = TickIn::new(
-                now,
-                elapsed,
-                current,
-                current_reader,
-                &mut buf,
-                &mut shared,
-                sinks,
-            );
-            t.samples
-                .push(first_sample(current.pid, elapsed, unix, mem));
-            t.events.extend(news.take().map(|kind| Event {
-                elapsed_s: elapsed.as_secs_f64(),
-                kind,
-            }));
-            let over = match ask_parts(&mut parts, &mut t)? {
-                Ok(over) => over,
-                Err(stop) => break stop,
-            };
-            if run.follow.is_some() && buf.total.is_none() {
-                // Followed, the `total` series is the target across its lives.
-                buf.total = Some(buf.samples[0]);
-            }
-            if let Some(life) = lives.last_mut() {
-                life.last_s = elapsed.as_secs_f64();
-            }
-            taken += 1;
-            over
-        } else {
-            buf.samples.clear();
-            buf.total = None;
-            buf.cgroup = None;
-            buf.events.clear();
-            buf.events.extend(news.take().map(|kind| Event {
-                elapsed_s: elapsed.as_secs_f64(),
-                kind,
-            }));
-            let mut t = AbsentIn {
-                now,
-                elapsed,
-                cgroup: &mut buf.cgroup,
-                sinks,
-            };
-            for p in parts.iter_mut() {
-                p.absent_tick(&mut t)?;
-            }
-            None
+        let at = TickAt { now, elapsed, unix };
+        let over = match one_tick(&mut parts, &mut watched, &mut buf, &mut shared, sinks, at)? {
+            Ok(over) => over,
+            Err(stop) => break stop,
         };
+        taken += u64::from(watched.here.is_some());
         record(&mut rec, other.as_mut(), &buf, run.judged, elapsed, unix);
         rec.events.extend(buf.events.iter().cloned());
-        let tick = Tick {
-            samples: &buf.samples,
-            total: buf.total.as_ref(),
-            events: &buf.events,
-            recording: &rec,
-            taken,
-            missed: schedule.missed(),
-            now,
-            elapsed_s: elapsed.as_secs_f64(),
-            unix_ms: unix,
-            cgroup: buf.cgroup.as_ref(),
-            absent: here.is_none(),
-        };
-        if let Some(reason) = hand_to_sinks(&tick, sinks)? {
+        let counts = (taken, schedule.missed());
+        let absent = watched.here.is_none();
+        if let Some(reason) = hand_on(&buf, &rec, at, counts, absent, sinks)? {
             break reason;
         }
         if regular {
@@ -349,126 +292,173 @@ pub fn watch(
             end.filter(|&e| now + Duration::from_micros(500) >= e)
                 .map(|_| StopReason::Duration)
         });
-        if let Some(reason) = over
-            && finishing.is_none()
-        {
-            if !end_begins(&mut parts, now, &shared) {
-                break reason;
-            }
-            finishing = Some((reason, now + END_WAIT_MAX));
-        }
-        if let Some(reason) = still_finishing(finishing, &parts, now, &shared, sinks) {
+        if let Some(reason) = end_reached(&mut parts, over, &mut finishing, now, &shared, sinks) {
             break reason;
         }
         let wake_at;
         (wake_at, regular) = next_wake(&schedule, &parts, end.filter(|_| finishing.is_none()));
-        // While the target is absent only a stop request ends the wait early.
-        let exit_fd = match (here, &later) {
-            (None, _) => interrupts.as_fd(),
-            (Some(_), Some((t, _))) => t.pidfd(),
-            (Some(_), None) => target.pidfd(),
-        };
-        let wake = wait_until(wake_at, interrupts, exit_fd).map_err(|e| Error::Io {
-            context: "waiting for the next sample".into(),
-            source: e,
+        let wake = wait_until(wake_at, interrupts, watched.exit_fd(interrupts)).map_err(|e| {
+            Error::Io {
+                context: "waiting for the next sample".into(),
+                source: e,
+            }
         })?;
         now = Instant::now();
-        let mut gone = matches!(wake, Wake::TargetExited);
         match wake {
             Wake::TargetExited if run.follow.is_none() => break StopReason::TargetExited,
             Wake::Interrupt => {
                 let signal = interrupts.take().unwrap_or(libc::SIGINT);
+                let reason = StopReason::Interrupted { signal };
                 if let Some((reason, _)) = finishing {
                     break reason; // a second stop request: stop now
                 }
-                if !end_begins(&mut parts, now, &shared) {
-                    break StopReason::Interrupted { signal };
+                if let Some(reason) = end_reached(
+                    &mut parts,
+                    Some(reason),
+                    &mut finishing,
+                    now,
+                    &shared,
+                    sinks,
+                ) {
+                    break reason;
                 }
-                finishing = Some((StopReason::Interrupted { signal }, now + END_WAIT_MAX));
                 regular = false;
             }
             Wake::TargetExited | Wake::Deadline => {}
         }
-        if here.is_some() && !gone {
-            let (pid, current_reader) = match &mut later {
-                Some((t, r)) => (t.pid, r),
-                None => (target.pid, &mut *reader),
-            };
-            match read_status(current_reader, pid)? {
-                Some(m) => here = Some(m),
-                None if run.follow.is_none() => break StopReason::TargetExited,
-                None => gone = true,
-            }
-        }
-        if gone {
-            // --follow: this tick is the first without it; look for its successor from now.
-            let current = later.as_ref().map_or(target, |(t, _)| t);
-            here = None;
-            news = Some(EventKind::gone(current.pid));
-            if matches!(wake, Wake::TargetExited) {
-                regular = false; // seen between deadlines: a row of its own
-            }
-            next_find = now;
-            if let Some(pattern) = run.follow {
-                note(
-                    sinks,
-                    &format!(
-                        "PID {} ({}) has exited: waiting for a new process matching {}",
-                        current.pid,
-                        current.name,
-                        pattern.option()
-                    ),
-                );
-            }
-            continue;
-        }
-        if here.is_none()
-            && now >= next_find
-            && let Some(pattern) = run.follow
-        {
-            next_find = now + FIND_EVERY;
-            let found = find_again(pattern, run.with_smaps);
-            now = Instant::now(); // the scan of /proc takes a while: the tick is after it
-            if let Some((found, found_reader, mem)) = found {
-                let n = lives.len();
-                note(
-                    sinks,
-                    &format!(
-                        "PID {} ({}) matches {}: watching it (restart {n})",
-                        found.pid,
-                        found.name,
-                        pattern.option()
-                    ),
-                );
-                let at = now.duration_since(t0).as_secs_f64();
-                lives.push(LifeInfo::of(&found, at));
-                news = Some(EventKind::restart(found.pid));
-                here = Some(mem);
-                later = Some((found, found_reader));
-            }
+        let exited = matches!(wake, Wake::TargetExited);
+        match watched.after_wait(exited, &mut now, t0, sinks)? {
+            After::Stop(reason) => break reason,
+            After::Tick { irregular } => regular &= !irregular,
         }
     };
     rec.finish();
     if let Some(o) = other.as_mut() {
         o.finish();
     }
-    let last = later.as_ref().map_or(target, |(t, _)| t);
-    let (name_now, command_now) = (last.current_name(), last.current_command_line());
+    let f = watched.finish();
     let mut result = WatchResult {
         recording: rec,
         other,
         missed: schedule.missed(),
         stop,
-        lives,
-        last_target: later.map(|(t, _)| t),
-        name_now,
-        command_now,
+        lives: f.lives,
+        last_target: f.last_target,
+        name_now: f.name_now,
+        command_now: f.command_now,
         ..WatchResult::default()
     };
     for p in parts {
         p.finish(&mut result);
     }
     Ok(result)
+}
+
+/// The run is over (`over`: why), or its end is waiting for the parts that hold it: why to
+/// stop now, once no part holds it or the wait is too long.
+fn end_reached(
+    parts: &mut [Box<dyn TickPart + '_>],
+    over: Option<StopReason>,
+    finishing: &mut Finishing,
+    now: Instant,
+    shared: &Shared,
+    sinks: &mut Sinks<'_>,
+) -> Option<StopReason> {
+    if let Some(reason) = over
+        && finishing.is_none()
+    {
+        if !end_begins(parts, now, shared) {
+            return Some(reason);
+        }
+        *finishing = Some((reason, now + END_WAIT_MAX));
+    }
+    still_finishing(*finishing, parts, now, shared, sinks)
+}
+
+/// When a tick is: its instant, since the first sample, and the wall clock.
+#[derive(Clone, Copy)]
+struct TickAt {
+    now: Instant,
+    elapsed: Duration,
+    unix: u64,
+}
+
+/// This tick: of the process watched, or without it while a followed target is absent.
+/// `Ok(over)`, or `Err(stop)` when a part stops the run now.
+fn one_tick(
+    parts: &mut [Box<dyn TickPart + '_>],
+    watched: &mut Watched<'_>,
+    buf: &mut TickBuffers,
+    shared: &mut Shared,
+    sinks: &mut Sinks<'_>,
+    at: TickAt,
+) -> Result<std::result::Result<Option<StopReason>, StopReason>> {
+    match watched.here {
+        Some(mem) => tick(parts, watched, buf, shared, sinks, at, mem),
+        None => absent_tick(parts, watched, buf, sinks, at).map(|()| Ok(None)),
+    }
+}
+
+/// A tick of the process watched: its sample from `mem`, the tick's news, every part asked.
+/// `Ok(over)`, or `Err(stop)` when a part stops the run now.
+fn tick(
+    parts: &mut [Box<dyn TickPart + '_>],
+    watched: &mut Watched<'_>,
+    buf: &mut TickBuffers,
+    shared: &mut Shared,
+    sinks: &mut Sinks<'_>,
+    at: TickAt,
+    mem: MemStatus,
+) -> Result<std::result::Result<Option<StopReason>, StopReason>> {
+    let news = watched.news.take();
+    let (current, reader) = watched.current();
+    let mut t = TickIn::new(at.now, at.elapsed, current, reader, buf, shared, sinks);
+    t.samples
+        .push(first_sample(current.pid, at.elapsed, at.unix, mem));
+    t.events.extend(news.map(|kind| Event {
+        elapsed_s: at.elapsed.as_secs_f64(),
+        kind,
+    }));
+    let flow = ask_parts(parts, &mut t)?;
+    if flow.is_ok() {
+        if watched.follows() && buf.total.is_none() {
+            // Followed, the `total` series is the target across its lives.
+            buf.total = Some(buf.samples[0]);
+        }
+        if let Some(life) = watched.lives.last_mut() {
+            life.last_s = at.elapsed.as_secs_f64();
+        }
+    }
+    Ok(flow)
+}
+
+/// A tick while a followed target is absent: its news, and the parts that read something
+/// else (the cgroup).
+fn absent_tick(
+    parts: &mut [Box<dyn TickPart + '_>],
+    watched: &mut Watched<'_>,
+    buf: &mut TickBuffers,
+    sinks: &mut Sinks<'_>,
+    at: TickAt,
+) -> Result<()> {
+    buf.samples.clear();
+    buf.total = None;
+    buf.cgroup = None;
+    buf.events.clear();
+    buf.events.extend(watched.news.take().map(|kind| Event {
+        elapsed_s: at.elapsed.as_secs_f64(),
+        kind,
+    }));
+    let mut t = AbsentIn {
+        now: at.now,
+        elapsed: at.elapsed,
+        cgroup: &mut buf.cgroup,
+        sinks,
+    };
+    for p in parts.iter_mut() {
+        p.absent_tick(&mut t)?;
+    }
+    Ok(())
 }
 
 /// Records a tick: the judged series (the target's sample, the tree's total, or the cgroup's
@@ -496,22 +486,6 @@ fn record(
     if let Some(o) = other {
         push(o, beside);
     }
-}
-
-/// The oldest process matching `pattern` now, attached and read once.
-fn find_again(pattern: &Pattern, with_smaps: bool) -> Option<(Target, ProcReader, MemStatus)> {
-    for c in crate::find::find(pattern) {
-        let Ok((target, mut reader)) = Target::attach(Path::new("/proc"), c.pid, with_smaps) else {
-            continue;
-        };
-        if target.start_time != c.start_time {
-            continue; // a recycled PID since the scan
-        }
-        if let Ok(mem) = reader.read_status() {
-            return Some((target, reader, mem));
-        }
-    }
-    None
 }
 
 /// The target's sample of this tick, from its status; the parts fill in the rest.
@@ -593,6 +567,31 @@ fn end_begins(parts: &mut [Box<dyn TickPart + '_>], now: Instant, shared: &Share
         held |= p.end_begins(now, shared); // every part is told, even after one holds
     }
     held
+}
+
+/// The tick, as the sinks see it, to every sink (`counts`: samples taken, deadlines missed).
+fn hand_on(
+    buf: &TickBuffers,
+    rec: &Recording,
+    at: TickAt,
+    (taken, missed): (u64, u64),
+    absent: bool,
+    sinks: &mut Sinks<'_>,
+) -> Result<Option<StopReason>> {
+    let tick = Tick {
+        samples: &buf.samples,
+        total: buf.total.as_ref(),
+        events: &buf.events,
+        recording: rec,
+        taken,
+        missed,
+        now: at.now,
+        elapsed_s: at.elapsed.as_secs_f64(),
+        unix_ms: at.unix,
+        cgroup: buf.cgroup.as_ref(),
+        absent,
+    };
+    hand_to_sinks(&tick, sinks)
 }
 
 /// Hands the tick to every sink; a reader that went away ends the run quietly.

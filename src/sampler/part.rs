@@ -182,5 +182,10 @@ pub fn parts<'a>(
     if let Some(probe) = probe {
         parts.push(Box::new(super::runtime::Readings::new(probe)));
     }
+    if let Some(options) = run.native {
+        parts.push(Box::new(super::native::Native::start(
+            target, options, t0, sinks,
+        )));
+    }
     parts
 }

@@ -4,8 +4,10 @@
 mod bad_input;
 mod gate;
 mod heap;
+mod heap_leaks;
 mod honest;
 mod managed_heap;
+mod native;
 mod node;
 mod node_security;
 mod regressions;
