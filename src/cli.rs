@@ -4,8 +4,8 @@
 
 use crate::exit;
 use crate::options::{
-    ByteRate, Dur, DurList, MetricChoice, PValue, Pct, Pid, PngSize, RuntimeChoice, Signal, Size,
-    SizeOrPct, Slope,
+    ByteRate, Dur, DurList, GroupByChoice, ListenAddr, MetricChoice, NamePattern, PValue, Pct, Pid,
+    PngSize, RuntimeChoice, Signal, Size, SizeOrPct, Slope, User,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
@@ -20,6 +20,7 @@ use std::path::PathBuf;
         Samples RSS, VSZ and their breakdown from /proc, streams every sample to CSV, \
         and at the end decides whether memory grows.\n\n\
         Examples:\n  memwatch --pid 4242\n  memwatch run --duration 2m -- node server.js\n  \
+        memwatch --all\n  \
         memwatch report memwatch-4242-20261124-101500/samples.csv\n  \
         memwatch heap diff Heap.1.heapsnapshot Heap.2.heapsnapshot",
     after_help = exit::TABLE,
@@ -40,8 +41,36 @@ pub struct Cli {
     )]
     pub pid: Option<Pid>,
 
+    /// Watch every process of the machine (kernel threads left out), each judged on its own:
+    /// the live view ranks those whose memory grows fastest first; `q` or Ctrl-C ends it
+    /// (see docs/machine.md)
+    #[arg(long, conflicts_with = "pid", help_heading = "Target")]
+    pub all: bool,
+
+    #[command(flatten)]
+    pub machine: MachineArgs,
+
     #[command(flatten)]
     pub watch: WatchArgs,
+}
+
+/// What `--all` watches, and how it groups.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Whole machine (--all)")]
+pub struct MachineArgs {
+    /// Only the processes of this user (name or id; the effective user, as `pgrep -u`)
+    #[arg(long, value_name = "USER", requires = "all")]
+    pub user: Option<User>,
+
+    /// Only the processes whose name matches this regular expression (the name `ps -o comm`
+    /// shows, at most 15 characters; anywhere in it unless anchored: '^php-fpm')
+    #[arg(long, value_name = "REGEX", requires = "all")]
+    pub name: Option<NamePattern>,
+
+    /// Judge services rather than processes: the processes of one `name` (all `php-fpm`
+    /// workers) or of one memory `cgroup` (a systemd service, a container) summed as one series
+    #[arg(long, value_name = "KIND", requires = "all")]
+    pub group_by: Option<GroupByChoice>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,7 +119,29 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub display: DisplayArgs,
     #[command(flatten)]
+    pub prometheus: PrometheusArgs,
+    #[command(flatten)]
     pub config: ConfigArgs,
+}
+
+/// Memory figures and verdicts for Prometheus (see docs/prometheus.md).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Prometheus")]
+pub struct PrometheusArgs {
+    /// Rewrite this *.prom file (atomically, at most once a second) for node_exporter's
+    /// textfile collector; removed when the run ends
+    #[arg(long, value_name = "PATH")]
+    pub prometheus_textfile: Option<PathBuf>,
+
+    /// Serve the metrics over HTTP at http://ADDR/metrics (text format, or OpenMetrics when
+    /// asked); anyone who can reach ADDR reads them
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub prometheus_listen: Option<ListenAddr>,
+
+    /// With --all: the top N of the ranking are exported, besides every process judged
+    /// growing and the machine's total (0: every process watched)
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub prometheus_top: u32,
 }
 
 #[derive(Debug, Args)]

@@ -4,9 +4,11 @@
 //! gate -> reporters. `docs/architecture.md` is the map.
 
 pub mod analyze;
+pub mod board;
 pub mod cgroup;
 pub mod cli;
 pub mod commands;
+pub mod compact;
 pub mod config;
 pub mod dump;
 pub mod error;
@@ -17,7 +19,9 @@ pub mod headroom;
 pub mod heap;
 pub mod interrupt;
 pub mod judge;
+pub mod keys;
 pub mod load;
+pub mod machine;
 pub mod options;
 pub mod recording;
 pub mod report;
@@ -42,6 +46,7 @@ use std::io::Write;
 pub fn run(command: Command) -> Result<Exit> {
     match command {
         Command::Watch(config) => commands::watch::watch(&config),
+        Command::Machine(config) => commands::machine::machine(&config),
         Command::Report(config) => commands::report::report(&config),
         Command::Heap(args) => commands::heap::heap(&args),
         Command::Completions(shell) => {

@@ -3,6 +3,7 @@
 //! at the end is `report::text`, written from the Summary.
 
 pub mod heap;
+pub mod machine;
 pub mod report;
 pub mod watch;
 

@@ -16,6 +16,7 @@ use crate::recording::Kept;
 use crate::report::csv::CsvWriter;
 use crate::report::live::{LiveMode, LiveSink};
 use crate::report::output::{Dest, Outputs, local_stamp};
+use crate::report::prometheus::Exporter;
 use crate::report::summary::{Files, RuntimeSummary, Summary, TargetSummary};
 use crate::report::text;
 use crate::runtime::{DumpGuard, Plan, Probe, ProbeEvent, RuntimeKind, node};
@@ -32,6 +33,17 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
     let interrupts = Interrupts::install().map_err(|e| Error::Io {
         context: "cannot set up signal handling".into(),
         source: e,
+    })?;
+    // Bound before the target is touched: a port in use fails the run first.
+    let listener = config.prometheus.start_listener().map_err(|e| {
+        Error::Usage(format!(
+            "--prometheus-listen '{}': cannot listen there: {e}",
+            config
+                .prometheus
+                .listen
+                .map(|a| a.to_string())
+                .unwrap_or_default()
+        ))
     })?;
     let Started {
         mut target,
@@ -50,7 +62,12 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
     })?;
     let mut probe = start_probe(config, &target, runtime, inspector_ours, &outputs)?;
     let live_mode = LiveMode::detect(config.quiet);
-    let sinks = (csv, LiveSink::new(live_mode, config.analysis.clone()));
+    let exporter = exporter(config, &target, listener)?;
+    let sinks = (
+        csv,
+        LiveSink::new(live_mode, config.analysis.clone()),
+        exporter,
+    );
     let sampled = match first {
         Ok(first) => sample(
             config,
@@ -177,7 +194,11 @@ fn sample(
     first: MemStatus,
     probe: Option<&mut Probe>,
     interrupts: &Interrupts,
-    (mut csv, mut live): (CsvWriter<Box<dyn std::io::Write>>, LiveSink),
+    (mut csv, mut live, mut exporter): (
+        CsvWriter<Box<dyn std::io::Write>>,
+        LiveSink,
+        Option<Exporter>,
+    ),
 ) -> Result<WatchResult> {
     // Exactly what may be judged (RSS for the live line); to draw, the rest.
     let mut exact = vec![Metric::Rss, config.analysis.metric];
@@ -197,12 +218,40 @@ fn sample(
         load: config.load.as_ref(),
         keep: Kept::new(&exact, drawn),
     };
-    let mut sinks: [&mut dyn SampleSink; 2] = [&mut csv, &mut live];
+    let mut sinks: Vec<&mut dyn SampleSink> = vec![&mut csv, &mut live];
+    if let Some(e) = exporter.as_mut() {
+        sinks.push(e);
+    }
     let result = sampler::watch(target, reader, first, &plan, probe, interrupts, &mut sinks);
     for sink in sinks.iter_mut() {
         sink.finish();
     }
     result
+}
+
+/// `--prometheus-textfile` and `--prometheus-listen`: the target's figures and verdict for
+/// Prometheus, judged as the end of the run judges.
+fn exporter(
+    config: &WatchConfig,
+    target: &Target,
+    listener: Option<(crate::report::prometheus::Shared, std::net::SocketAddr)>,
+) -> Result<Option<Exporter>> {
+    if !config.prometheus.is_on() {
+        return Ok(None);
+    }
+    let textfile = config.prometheus.open_textfile().map_err(Error::Usage)?;
+    if let Some((_, addr)) = &listener
+        && !config.quiet
+    {
+        text::notice(&format!("serving the metrics at http://{addr}/metrics"));
+    }
+    Ok(Some(Exporter::for_target(
+        textfile,
+        listener.map(|(shared, _)| shared),
+        target.pid,
+        &target.name,
+        config.analysis.clone(),
+    )))
 }
 
 /// A run whose sampling is over and whose target is stopped or left to run.

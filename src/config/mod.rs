@@ -4,11 +4,12 @@
 //! together checked together. Every message names the bad value and what to do.
 
 pub mod file;
+pub mod machine;
 
 use crate::analyze::{Thresholds, Warmup};
 use crate::cli::{
-    AnalysisArgs, Cli, Command as CliCommand, GateArgs, HeapArgs, LoadArgs, OutputArgs, ReportArgs,
-    RuntimeArgs, SamplingArgs, Shell, SignalArgs, WatchArgs,
+    AnalysisArgs, Cli, Command as CliCommand, GateArgs, HeapArgs, LoadArgs, OutputArgs,
+    PrometheusArgs, ReportArgs, RuntimeArgs, SamplingArgs, Shell, SignalArgs, WatchArgs,
 };
 use crate::error::{Error, Result};
 use crate::gate::{Baseline, Limits};
@@ -16,6 +17,7 @@ use crate::judge::{AnalysisConfig, SettledUse};
 use crate::load::LoadPlan;
 use crate::options::{MetricChoice, RuntimeChoice, Slope};
 use crate::report::output::OutputPlan;
+use crate::report::prometheus::PrometheusPlan;
 use crate::runtime::{GcSchedule, Settings as RuntimeSettings};
 use crate::sample::{Metric, Sampling};
 use crate::signal::SignalPlan;
@@ -30,6 +32,8 @@ use std::time::Duration;
 pub enum Command {
     /// Watch a process, attached (`--pid`) or spawned (`run`).
     Watch(WatchConfig),
+    /// Watch every process of the machine (`--all`).
+    Machine(machine::MachineConfig),
     /// Re-analyse a recording (`report`).
     Report(ReportConfig),
     /// `memwatch heap`: reads files only; its options need no checks beyond clap's.
@@ -61,6 +65,8 @@ pub struct WatchConfig {
     pub analysis: AnalysisConfig,
     pub limits: Limits,
     pub outputs: OutputPlan,
+    /// `--prometheus-textfile`, `--prometheus-listen`.
+    pub prometheus: PrometheusPlan,
     pub quiet: bool,
 }
 
@@ -148,10 +154,12 @@ fn from_cli(cli: Cli) -> Result<Command> {
         Some(CliCommand::Heap(args)) => Ok(Command::Heap(args)),
         Some(CliCommand::Completions { shell }) => Ok(Command::Completions(shell)),
         Some(CliCommand::Man) => Ok(Command::Man),
+        None if cli.all => machine::config(&cli.watch, &cli.machine).map(Command::Machine),
         None => {
             let pid = cli.pid.ok_or_else(|| {
                 usage(
-                    "nothing to watch: give '--pid PID' or 'run -- CMD' (see 'memwatch --help')"
+                    "nothing to watch: give '--pid PID', 'run -- CMD' or '--all' (see \
+                     'memwatch --help')"
                         .into(),
                 )
             })?;
@@ -178,6 +186,7 @@ fn watch(target: TargetSpec, load: Option<LoadPlan>, args: &WatchArgs) -> Result
         analysis,
         limits: limits(&args.gate)?,
         outputs: outputs(&args.output, &args.gate),
+        prometheus: PrometheusPlan::default(),
         sampling,
         quiet: args.display.quiet,
     };
@@ -190,7 +199,32 @@ fn watch(target: TargetSpec, load: Option<LoadPlan>, args: &WatchArgs) -> Result
     }
     check_baseline_metric(&config.limits, &config.analysis)?;
     config.outputs.check()?;
-    Ok(config)
+    let prometheus = prometheus(&args.prometheus, &config.outputs)?;
+    Ok(WatchConfig {
+        prometheus,
+        ..config
+    })
+}
+
+/// `--prometheus-*`: the textfile checked (a `.prom` file memwatch may replace, none of the
+/// run's other outputs).
+fn prometheus(args: &PrometheusArgs, outputs: &OutputPlan) -> Result<PrometheusPlan> {
+    let plan = PrometheusPlan {
+        textfile: args.prometheus_textfile.clone(),
+        listen: args.prometheus_listen.map(|l| l.0),
+        top: args.prometheus_top as usize,
+    };
+    let others: Vec<(&str, &std::path::Path)> = [
+        ("--csv", &outputs.csv),
+        ("--json", &outputs.json),
+        ("--png", &outputs.png),
+        ("--junit", &outputs.junit),
+    ]
+    .into_iter()
+    .filter_map(|(flag, p)| p.as_deref().map(|p| (flag, p)))
+    .collect();
+    plan.check(&others).map_err(usage)?;
+    Ok(plan)
 }
 
 fn report_config(args: ReportArgs) -> Result<ReportConfig> {

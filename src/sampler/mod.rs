@@ -12,6 +12,7 @@
 
 mod dumps;
 mod load;
+pub mod machine;
 pub mod part;
 mod pss;
 mod reaper;
@@ -81,6 +82,8 @@ pub enum StopReason {
     LoadFinished,
     /// The CSV reader went away (`--csv -` piped into `head`): not an error.
     OutputClosed,
+    /// `q` was pressed in `--all`'s live view.
+    Quit,
 }
 
 impl StopReason {
@@ -91,6 +94,7 @@ impl StopReason {
             StopReason::Interrupted { signal } => format!("interrupted by {}", signal_name(signal)),
             StopReason::LoadFinished => "load finished".into(),
             StopReason::OutputClosed => "output closed".into(),
+            StopReason::Quit => "q pressed".into(),
         }
     }
 
@@ -102,6 +106,7 @@ impl StopReason {
             StopReason::Interrupted { .. } => "interrupted",
             StopReason::LoadFinished => "load-finished",
             StopReason::OutputClosed => "output-closed",
+            StopReason::Quit => "quit",
         }
     }
 }
