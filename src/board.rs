@@ -89,8 +89,8 @@ pub struct Unit {
     /// When it ended (its last process did), seconds on the run's clock.
     pub ended_s: Option<f64>,
     /// The analysis when it ended, kept for the summary (`None` until then, and for units
-    /// that were never judged).
-    pub last_analysis: Option<Analysis>,
+    /// that were never judged); boxed: most units never end during a run.
+    pub last_analysis: Option<Box<Analysis>>,
     next_judge_s: f64,
     /// This tick's sum, while the tick is being read.
     acc: Option<MemStatus>,
@@ -363,7 +363,7 @@ impl Board {
             if a.verdict != Verdict::Growing {
                 u.series = CompactSeries::new(); // only growers are drawn
             }
-            u.last_analysis = Some(a);
+            u.last_analysis = Some(Box::new(a));
         }
         self.ended += 1;
         if self.ended > ENDED_MAX {
@@ -524,7 +524,7 @@ impl Board {
             let analysis = if u.is_live() {
                 self.analyse(id)
             } else {
-                u.last_analysis.clone()
+                u.last_analysis.as_deref().cloned()
             };
             if let Some(a) = analysis.filter(|a| a.verdict != Verdict::Inconclusive) {
                 if let Some(u) = self.unit_mut(id) {
@@ -704,5 +704,28 @@ mod tests {
             b.judge_due(29.0 + f64::from(tick) * 0.01, Duration::ZERO);
         }
         assert_eq!(b.counts().judged, 50);
+    }
+}
+
+#[cfg(test)]
+mod sizes {
+    use super::*;
+
+    /// docs/machine.md states what `--all` keeps per process, in bytes: this keeps it true.
+    #[test]
+    fn per_process_state_in_bytes() {
+        let proc = std::mem::size_of::<crate::machine::Proc>();
+        let unit = std::mem::size_of::<Option<Unit>>();
+        let point_cap = crate::compact::CAP * 8;
+        eprintln!("Proc {proc} B, Unit {unit} B, series points at most {point_cap} B");
+        assert!(proc <= 80, "Proc is {proc} bytes: update docs/machine.md");
+        assert!(unit <= 448, "Unit is {unit} bytes: update docs/machine.md");
+        assert_eq!(point_cap, 2048);
+        // a series full to the brim holds its points and no more
+        let mut s = CompactSeries::new();
+        for i in 0..100_000u64 {
+            s.push(i as f64, i * 4096);
+        }
+        assert!(s.bytes_held() <= std::mem::size_of::<CompactSeries>() + point_cap);
     }
 }

@@ -20,7 +20,7 @@ use crate::machine::{GroupBy, Machine};
 use crate::recording::Recording;
 use crate::report::batch_csv::BatchCsv;
 use crate::report::chart::ChartContext;
-use crate::report::end::{self, EndReport, RunEnd, Written};
+use crate::report::end::{self, EndReport, RunEnd};
 use crate::report::growers::{GrowerLine, GrowersChart, MAX_LINES};
 use crate::report::live::LiveMode;
 use crate::report::output::{Dest, Outputs, local_stamp};
@@ -31,7 +31,7 @@ use crate::report::summary::{
 use crate::report::table::TableView;
 use crate::report::{ci, text};
 use crate::sampler::machine::{MachinePlan, MachineResult, MachineSink, watch_machine};
-use crate::units::Rate;
+use crate::units::{Delta, Rate};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -100,16 +100,7 @@ fn start(config: &MachineConfig) -> Result<Started> {
             limit.was, limit.now
         ));
     }
-    let listener = config.prometheus.start_listener().map_err(|e| {
-        Error::Usage(format!(
-            "--prometheus-listen '{}': cannot listen there: {e}",
-            config
-                .prometheus
-                .listen
-                .map(|a| a.to_string())
-                .unwrap_or_default()
-        ))
-    })?;
+    let listener = config.prometheus.start_listener()?;
     if let Some((_, addr)) = &listener {
         notes.push(format!("serving the metrics at http://{addr}/metrics"));
     }
@@ -297,6 +288,7 @@ fn summarize(
         processes_seen: counts.processes_seen,
         watched_at_end: counts.live,
         duration_s: result.duration_s,
+        stop: result.stop.key().to_string(),
         judged: judged.units.len(),
         growing: verdicts.iter().filter(|v| v.0 == Verdict::Growing).count(),
         ticks: result.taken,
@@ -309,6 +301,7 @@ fn summarize(
         full_scans: scans.full,
         probes: scans.probes,
         probed_pids: scans.probed_pids,
+        listings: scans.listings,
         total: judged
             .total
             .as_ref()
@@ -386,30 +379,57 @@ fn target_summary(u: &Unit, result: &MachineResult) -> Option<TargetSummary> {
     })
 }
 
-/// The chart's lines: the top judged units that still have their series.
+/// The chart's lines: the top judged units that still have their series, then, while there
+/// is room, the top of the live ranking not judged yet (a short run still shows what grew).
 fn grower_lines(board: &Board, judged: &Judged) -> Vec<GrowerLine> {
     let (mut t, mut v) = (Vec::new(), Vec::new());
-    judged
-        .units
-        .iter()
-        .filter_map(|(id, a, _)| Some((board.unit(*id)?, a)))
-        .filter(|(u, _)| !u.series.is_empty())
-        .take(MAX_LINES)
-        .map(|(u, a)| {
-            u.series.fill(&mut t, &mut v);
-            let slope = if a.verdict == Verdict::Growing {
-                format!(", {}", Rate(a.slope_bytes_per_s))
-            } else {
-                String::new()
-            };
-            GrowerLine {
-                label: format!("{}: {} ({}){slope}", who(u), a.verdict, a.pattern),
-                t: t.clone(),
-                v: v.clone(),
-                growing: a.verdict == Verdict::Growing,
-            }
-        })
-        .collect()
+    let mut line = |u: &Unit, words: String, growing: bool| {
+        u.series.fill(&mut t, &mut v);
+        GrowerLine {
+            label: format!("{}: {words}", who(u)),
+            t: t.clone(),
+            v: v.clone(),
+            growing,
+        }
+    };
+    let mut lines: Vec<GrowerLine> = Vec::new();
+    let mut drawn: Vec<u32> = Vec::new();
+    for (id, a, _) in &judged.units {
+        let Some(u) = board.unit(*id).filter(|u| !u.series.is_empty()) else {
+            continue;
+        };
+        if lines.len() == MAX_LINES {
+            break;
+        }
+        let growing = a.verdict == Verdict::Growing;
+        let slope = if growing {
+            format!(", {}", Rate(a.slope_bytes_per_s))
+        } else {
+            String::new()
+        };
+        lines.push(line(
+            u,
+            format!("{} ({}){slope}", a.verdict, a.pattern),
+            growing,
+        ));
+        drawn.push(*id);
+    }
+    for &id in board.order() {
+        if lines.len() == MAX_LINES {
+            break;
+        }
+        if drawn.contains(&id) {
+            continue;
+        }
+        if let Some(u) = board.unit(id).filter(|u| !u.series.is_empty()) {
+            let words = format!(
+                "not judged yet, {} since first read",
+                Delta(u.growth_bytes() as f64)
+            );
+            lines.push(line(u, words, false));
+        }
+    }
+    lines
 }
 
 /// The end-of-run text and the end reports, each written on its own; a file that could not
@@ -469,16 +489,7 @@ fn conclude(
             .collect(),
         ..text::Files::default()
     };
-    for report in reports {
-        match report.write(&end) {
-            Ok(Written::File(path)) => files.written.push(path),
-            Ok(Written::Elsewhere) => {}
-            Ok(Written::Skipped(why)) => files.skipped.push(why),
-            Err(e) => files
-                .failed
-                .push(format!("cannot write {}: {e}", report.name())),
-        }
-    }
+    super::write_reports(reports, &end, &mut files);
     let color = LiveMode::detect(config.quiet).color();
     text::outcome(&end, &files, config.quiet, color);
     if files.failed.is_empty() {

@@ -35,16 +35,7 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         source: e,
     })?;
     // Bound before the target is touched: a port in use fails the run first.
-    let listener = config.prometheus.start_listener().map_err(|e| {
-        Error::Usage(format!(
-            "--prometheus-listen '{}': cannot listen there: {e}",
-            config
-                .prometheus
-                .listen
-                .map(|a| a.to_string())
-                .unwrap_or_default()
-        ))
-    })?;
+    let listener = config.prometheus.start_listener()?;
     let Started {
         mut target,
         mut reader,

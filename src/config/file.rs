@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_FILE: &str = "memwatch.toml";
 
 /// Options that only make sense on the command line.
-const COMMAND_LINE_ONLY: [&str; 5] = ["pid", "config", "help", "version", "force"];
+const COMMAND_LINE_ONLY: [&str; 6] = ["pid", "all", "config", "help", "version", "force"];
 
 /// One `key = value` of the file, as the arguments it stands for.
 #[derive(Clone, Debug, PartialEq)]

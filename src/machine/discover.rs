@@ -1,13 +1,17 @@
 //! Finding the machine's processes without scanning /proc every tick. The kernel hands out
 //! PIDs in increasing order, and the last one it handed out is the last field of
-//! /proc/loadavg (one pread, kept open). When it has not moved, no process was started; when
-//! it moved by a few, only those PIDs are looked at; a full scan of /proc happens at the
-//! start, when PIDs wrapped around at `pid_max`, and when too many were handed out in one
-//! tick to look at one by one.
+//! /proc/loadavg (one pread, kept open). When it has not moved, no process was started. When
+//! it moved by a few, only those PIDs are looked at (a glance at each one's stat: ~4 µs for
+//! a PID already gone, ~10 µs for one that is there, on this machine's loaded kernel). When
+//! it moved by more (threads take PIDs too: a busy build hands out dozens a second), /proc's
+//! listing is read instead (its names only, one `getdents64` pass, ~0.8 µs a process) and
+//! only the processes listed in that range are looked at: threads are not listed. A full scan
+//! (every process listed looked at) happens at the start and when PIDs wrapped around at
+//! `pid_max`.
 //!
-//! A process is looked at through a descriptor of its /proc directory, so everything read
-//! about it (status, stat, the statm kept open) is about that one process even if its PID is
-//! reused meanwhile.
+//! A process to watch is then held through a descriptor of its /proc directory, checked to
+//! be the process glanced at (its start time), so everything read about it (status, the statm
+//! kept open) is about that one process even if its PID is reused meanwhile.
 
 use crate::sample::stat::StatFields;
 use std::ffi::CString;
@@ -16,17 +20,20 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::FileExt;
 
-/// At most this many new PIDs are looked at one by one; more, and /proc is scanned.
-pub const PROBE_MAX: i32 = 1024;
-
 /// The PIDs handed out since the last look.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fresh {
     None,
-    /// These PIDs (first..=last), a few.
+    /// These PIDs (first..=last).
     Range(i32, i32),
-    /// Too many, or PIDs wrapped around: scan /proc.
+    /// The first look, or PIDs wrapped around: scan /proc.
     Scan,
+}
+
+/// Whether looking at the `new` PIDs handed out one by one costs less than reading /proc's
+/// listing when `listed` processes are there (the costs measured above).
+pub fn probe_one_by_one(new: i32, listed: usize) -> bool {
+    new <= 8 || (new as usize) * 10 <= listed
 }
 
 /// /proc/loadavg, kept open: its last field is the last PID handed out.
@@ -67,7 +74,7 @@ impl PidWatch {
 pub fn fresh(before: Option<i32>, now: Option<i32>) -> Fresh {
     match (before, now) {
         (Some(b), Some(n)) if n == b => Fresh::None,
-        (Some(b), Some(n)) if n > b && n - b <= PROBE_MAX => Fresh::Range(b + 1, n),
+        (Some(b), Some(n)) if n > b => Fresh::Range(b + 1, n),
         _ => Fresh::Scan,
     }
 }
@@ -81,65 +88,130 @@ pub fn parse_last_pid(text: &[u8]) -> Option<i32> {
     std::str::from_utf8(word).ok()?.parse().ok()
 }
 
-/// Every PID listed in /proc now (processes, not threads), in order.
-pub fn listed() -> Vec<i32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut pids: Vec<i32> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|&pid: &i32| pid > 0)
-        .collect();
-    pids.sort_unstable();
-    pids
+/// /proc's listing, kept open: the PIDs of the processes (threads are not listed).
+pub struct Listing {
+    dir: OwnedFd,
+    buf: Vec<u8>,
 }
 
-/// A process as first seen: who it is, read through its /proc directory.
+impl Listing {
+    pub fn open() -> io::Result<Listing> {
+        let dir = open_dir_path(c"/proc").ok_or_else(io::Error::last_os_error)?;
+        Ok(Listing {
+            dir,
+            buf: vec![0; 64 * 1024],
+        })
+    }
+
+    /// Every PID listed now that `want` takes, into `out` (cleared first), in order. Reads
+    /// the names only; no allocation once `out` has room.
+    pub fn pids(&mut self, want: impl Fn(i32) -> bool, out: &mut Vec<i32>) {
+        out.clear();
+        let fd = self.dir.as_raw_fd();
+        // SAFETY: rewinds our own directory descriptor.
+        unsafe { libc::lseek(fd, 0, libc::SEEK_SET) };
+        loop {
+            // SAFETY: getdents64 fills our buffer with records of the directory.
+            let n = unsafe {
+                libc::syscall(
+                    libc::SYS_getdents64,
+                    fd,
+                    self.buf.as_mut_ptr(),
+                    self.buf.len(),
+                )
+            };
+            if n <= 0 {
+                break;
+            }
+            let mut at = 0usize;
+            while at + 19 < n as usize {
+                // struct linux_dirent64: u64 ino, i64 off, u16 reclen, u8 type, name
+                let reclen = u16::from_ne_bytes([self.buf[at + 16], self.buf[at + 17]]) as usize;
+                if reclen == 0 {
+                    break;
+                }
+                let name = &self.buf[at + 19..(at + reclen).min(n as usize)];
+                let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+                if let Some(pid) = pid_name(name)
+                    && want(pid)
+                {
+                    out.push(pid);
+                }
+                at += reclen;
+            }
+        }
+        out.sort_unstable();
+    }
+}
+
+/// A /proc entry's name as a PID: digits only.
+fn pid_name(name: &[u8]) -> Option<i32> {
+    if name.is_empty() || name.len() > 10 || !name.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(name)
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|&p| p > 0)
+}
+
+/// A process as first seen: its stat read by path, whatever it turns out to be.
+#[derive(Debug)]
+pub struct Glimpse {
+    pub pid: i32,
+    pub fields: StatFields,
+    pub name: String,
+}
+
+impl Glimpse {
+    /// A process of its own with an address space: not a thread of another process, a
+    /// kernel thread or a zombie.
+    pub fn is_process(&self) -> bool {
+        !self.fields.is_thread()
+            && !self.fields.is_kernel_thread()
+            && !matches!(self.fields.state, b'Z' | b'X')
+    }
+}
+
+/// Glances at PID `pid`: its stat, by path (one open and read; what most new PIDs, threads
+/// and filtered-out processes, cost).
+pub fn glimpse(pid: i32, buf: &mut [u8]) -> Option<Glimpse> {
+    let text = read_by_path(pid, b"stat", buf)?;
+    Some(Glimpse {
+        pid,
+        fields: StatFields::parse(text)?,
+        name: String::from_utf8_lossy(crate::sample::stat::name(text)?).into_owned(),
+    })
+}
+
+/// A process held: a descriptor of its /proc directory, checked to be the process glimpsed
+/// (the same start time), through which its files are opened.
 #[derive(Debug)]
 pub struct Seen {
     pub pid: i32,
     pub start_time: u64,
     pub name: String,
-    /// Effective user id.
-    pub uid: u32,
     pub dir: OwnedFd,
 }
 
-/// Why a PID is not a process to watch.
-#[derive(Debug, PartialEq, Eq)]
-pub enum NotOne {
-    /// Gone, a thread of another process, a zombie, or not readable.
-    Absent,
-    KernelThread,
-}
-
-/// Looks at PID `pid` through a descriptor of its /proc directory: its status (thread group,
-/// user) and stat (name, start time, kernel thread).
-pub fn examine(pid: i32) -> Result<Seen, NotOne> {
-    let dir = open_dir(pid).ok_or(NotOne::Absent)?;
-    let mut buf = [0u8; 4096];
-    let status = read_at(&dir, c"status", &mut buf).ok_or(NotOne::Absent)?;
-    let (tgid, uid) = status_ids(status).ok_or(NotOne::Absent)?;
-    if tgid != pid {
-        return Err(NotOne::Absent); // a thread: /proc/TID opens, but is not listed
-    }
-    let text = read_at(&dir, c"stat", &mut buf).ok_or(NotOne::Absent)?;
-    let fields = StatFields::parse(text).ok_or(NotOne::Absent)?;
-    if fields.is_kernel_thread() {
-        return Err(NotOne::KernelThread);
-    }
-    if fields.state == b'Z' || fields.state == b'X' {
-        return Err(NotOne::Absent);
-    }
-    let entry =
-        crate::tree::parse_stat(pid, &String::from_utf8_lossy(text)).ok_or(NotOne::Absent)?;
-    Ok(Seen {
-        pid,
-        start_time: fields.start_time,
-        name: entry.name,
-        uid,
+/// Opens the /proc directory of the process `g` glimpsed, if it is still that process.
+pub fn hold(g: &Glimpse) -> Option<Seen> {
+    let dir = open_dir(g.pid)?;
+    let mut buf = [0u8; 1024];
+    let now = StatFields::parse(read_at(&dir, c"stat", &mut buf)?)?;
+    (now.start_time == g.fields.start_time).then(|| Seen {
+        pid: g.pid,
+        start_time: g.fields.start_time,
+        name: g.name.clone(),
         dir,
     })
+}
+
+/// The effective user id of the process held, from its status.
+pub fn uid_of(dir: &OwnedFd) -> Option<u32> {
+    let mut buf = [0u8; 4096];
+    status_ids(read_at(dir, c"status", &mut buf)?).map(|(_, uid)| uid)
 }
 
 /// The process's name now (`comm`), read through its directory: a process found between
@@ -181,6 +253,10 @@ pub fn open_in(dir: &OwnedFd, name: &std::ffi::CStr) -> io::Result<File> {
 
 fn open_dir(pid: i32) -> Option<OwnedFd> {
     let path = CString::new(format!("/proc/{pid}")).ok()?;
+    open_dir_path(&path)
+}
+
+fn open_dir_path(path: &std::ffi::CStr) -> Option<OwnedFd> {
     // SAFETY: a NUL-terminated path; the new descriptor is ours.
     let fd = unsafe {
         libc::open(
@@ -243,10 +319,16 @@ pub fn clock_ticks() -> f64 {
 /// open, one read, one close, no allocation. The caller checks the start time: the PID may
 /// have been reused.
 pub fn read_stat_by_path(pid: i32, buf: &mut [u8]) -> Option<StatFields> {
-    let mut path = [0u8; 32];
+    StatFields::parse(read_by_path(pid, b"stat", buf)?)
+}
+
+/// Reads `/proc/<pid>/<file>` by its path into `buf`: one open, one read, one close, no
+/// allocation.
+fn read_by_path<'b>(pid: i32, file: &[u8], buf: &'b mut [u8]) -> Option<&'b [u8]> {
+    let mut path = [0u8; 48];
     let mut num = itoa::Buffer::new();
     let digits = num.format(pid).as_bytes();
-    let parts: [&[u8]; 3] = [b"/proc/", digits, b"/stat\0"];
+    let parts: [&[u8]; 5] = [b"/proc/", digits, b"/", file, b"\0"];
     let mut at = 0;
     for p in parts {
         path.get_mut(at..at + p.len())?.copy_from_slice(p);
@@ -271,7 +353,7 @@ pub fn read_stat_by_path(pid: i32, buf: &mut [u8]) -> Option<StatFields> {
     if n <= 0 {
         return None;
     }
-    StatFields::parse(&buf[..n as usize])
+    buf.get(..n as usize)
 }
 
 #[cfg(test)]
@@ -284,14 +366,15 @@ mod tests {
         assert_eq!(parse_last_pid(b"6.04 4.63"), None);
         assert_eq!(fresh(Some(100), Some(100)), Fresh::None);
         assert_eq!(fresh(Some(100), Some(103)), Fresh::Range(101, 103));
-        assert_eq!(
-            fresh(Some(100), Some(100 + PROBE_MAX)),
-            Fresh::Range(101, 100 + PROBE_MAX)
-        );
-        assert_eq!(fresh(Some(100), Some(101 + PROBE_MAX)), Fresh::Scan);
+        assert_eq!(fresh(Some(100), Some(5000)), Fresh::Range(101, 5000));
         // wrapped around pid_max
         assert_eq!(fresh(Some(32000), Some(400)), Fresh::Scan);
         assert_eq!(fresh(None, Some(400)), Fresh::Scan);
+        // a few one by one; more, the listing, unless the machine has many processes
+        assert!(probe_one_by_one(8, 0));
+        assert!(!probe_one_by_one(9, 50));
+        assert!(probe_one_by_one(100, 1000));
+        assert!(!probe_one_by_one(101, 1000));
     }
 
     #[test]
@@ -303,40 +386,57 @@ mod tests {
     }
 
     #[test]
-    fn a_child_is_examined_and_a_thread_is_not_a_process() {
+    fn a_child_is_held_and_a_thread_is_not_a_process() {
         let mut child = std::process::Command::new("sleep")
             .arg("30")
             .spawn()
             .expect("sleep");
         let pid = child.id() as i32;
-        let seen = examine(pid).expect("a process");
-        assert_eq!(seen.pid, pid);
+        let mut buf = [0u8; 1024];
+        let g = glimpse(pid, &mut buf).expect("a process");
+        assert!(g.is_process());
+        assert_eq!(g.name, "sleep", "spawn returns once the child has exec'd");
+        let seen = hold(&g).expect("held");
+        assert_eq!((seen.pid, seen.start_time), (pid, g.fields.start_time));
         // SAFETY: geteuid has no preconditions.
-        assert_eq!(seen.uid, unsafe { libc::geteuid() });
-        assert_eq!(
-            seen.name, "sleep",
-            "spawn returns once the child has exec'd"
-        );
-        let by_path = read_stat_by_path(pid, &mut [0u8; 1024]).expect("stat");
+        assert_eq!(uid_of(&seen.dir), Some(unsafe { libc::geteuid() }));
+        assert_eq!(name_now(&seen.dir).as_deref(), Some("sleep"));
+        let by_path = read_stat_by_path(pid, &mut buf).expect("stat");
         assert_eq!(by_path.start_time, seen.start_time);
         // a thread of this test process opens under /proc but is no process of its own
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() };
         if tid != std::process::id() as i32 {
-            assert_eq!(examine(tid).map(|s| s.pid), Err(NotOne::Absent));
+            assert!(!glimpse(tid, &mut buf).expect("a thread").is_process());
         }
         // a kernel thread, where this PID namespace shows any (kthreadd is PID 2 outside
         // containers)
-        let kernel = listed().into_iter().find(|&p| {
+        let mut listing = Listing::open().expect("/proc");
+        let mut all = Vec::new();
+        listing.pids(|_| true, &mut all);
+        let kernel = all.iter().copied().find(|&p| {
             read_stat_by_path(p, &mut [0u8; 1024]).is_some_and(|f| f.is_kernel_thread())
         });
         if let Some(k) = kernel {
-            assert_eq!(examine(k).map(|s| s.pid), Err(NotOne::KernelThread));
+            assert!(!glimpse(k, &mut buf).expect("kernel thread").is_process());
         }
         child.kill().expect("kill");
         child.wait().expect("reap");
-        assert_eq!(examine(pid).map(|s| s.pid), Err(NotOne::Absent));
-        assert!(read_stat_by_path(pid, &mut [0u8; 1024]).is_none());
-        assert!(listed().contains(&(std::process::id() as i32)));
+        assert!(glimpse(pid, &mut buf).is_none());
+        assert!(hold(&g).is_none(), "gone: not held");
+        assert!(read_stat_by_path(pid, &mut buf).is_none());
+        assert!(all.contains(&(std::process::id() as i32)));
+        assert!(
+            !all.contains(&tid) || tid == std::process::id() as i32,
+            "threads unlisted"
+        );
+        assert!(all.windows(2).all(|w| w[0] < w[1]));
+        let mut mine = Vec::new();
+        listing.pids(|p| p == std::process::id() as i32, &mut mine);
+        assert_eq!(mine, [std::process::id() as i32]);
+        assert_eq!(
+            (pid_name(b"123"), pid_name(b"self"), pid_name(b"0")),
+            (Some(123), None, None)
+        );
     }
 }

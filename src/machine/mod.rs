@@ -13,10 +13,9 @@ pub mod discover;
 pub mod fdlimit;
 
 use crate::sample::{MemStatus, statm};
-use discover::{Fresh, NotOne, PidWatch, Seen};
+use discover::{Fresh, Glimpse, Listing, PidWatch, Seen};
 use std::fs::File;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::os::unix::fs::FileExt;
 
 /// Which processes `--all` watches.
@@ -31,7 +30,15 @@ pub struct Filter {
 
 impl Filter {
     pub fn admits(&self, name: &str, uid: u32) -> bool {
-        self.uid.is_none_or(|u| u == uid) && self.name.as_ref().is_none_or(|r| r.is_match(name))
+        self.admits_uid(uid) && self.admits_name(name)
+    }
+
+    pub fn admits_name(&self, name: &str) -> bool {
+        self.name.as_ref().is_none_or(|r| r.is_match(name))
+    }
+
+    pub fn admits_uid(&self, uid: u32) -> bool {
+        self.uid.is_none_or(|u| u == uid)
     }
 }
 
@@ -60,7 +67,8 @@ pub struct Proc {
     /// Clock ticks since boot: with the PID, who the process is.
     pub start_time: u64,
     pub name: String,
-    pub uid: u32,
+    /// Effective user id, read when `--user` asks for it.
+    pub uid: Option<u32>,
     /// With `--group-by`: the group it is summed into.
     pub group: Option<String>,
     /// The series it feeds, set by whoever keeps the series (`Board::add`).
@@ -83,30 +91,32 @@ enum Source {
     Reopened,
 }
 
-/// A process found in its first second: it may exec (and be renamed) right after fork.
+/// A process found right after its fork: it may exec (and be renamed) in a moment.
 struct Young {
     pid: i32,
     start_time: u64,
-    dir: OwnedFd,
     checks_left: u8,
     /// In `procs`; otherwise left out by the filter, for now.
     watched: bool,
 }
 
-/// A process younger than this when found has its name read again on the next ticks.
-const YOUNG_S: f64 = 1.0;
+/// A process younger than this when found has its name read again on the next ticks (start
+/// times count in clock ticks of 10 ms: this is within a few of them).
+const YOUNG_S: f64 = 0.05;
 /// At most this many young processes are followed (a fork storm is not).
 const YOUNG_MAX: usize = 64;
 
 /// How processes were looked for, for the summary.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Scans {
-    /// Full scans of /proc (the first one included).
+    /// Full scans of /proc (the first one included): every process listed looked at.
     pub full: u64,
     /// Ticks that looked at a few new PIDs one by one.
     pub probes: u64,
     /// PIDs looked at one by one.
     pub probed_pids: u64,
+    /// Ticks that read /proc's listing for the processes among many new PIDs.
+    pub listings: u64,
 }
 
 pub struct Machine {
@@ -115,6 +125,9 @@ pub struct Machine {
     pids: Vec<i32>,
     young: Vec<Young>,
     watch: PidWatch,
+    listing: Listing,
+    /// PIDs from the listing, reused.
+    listed: Vec<i32>,
     filter: Filter,
     group_by: Option<GroupBy>,
     /// Descriptors that may be kept open for processes, and those that are.
@@ -123,6 +136,8 @@ pub struct Machine {
     me: i32,
     page: u64,
     boot_hz: f64,
+    /// `--user`: the status of each process found is read for its user.
+    wants_uid: bool,
     buf: [u8; 1024],
     scans: Scans,
     /// Said once, when the first process had to be read by reopening.
@@ -137,6 +152,9 @@ impl Machine {
             pids: Vec::new(),
             young: Vec::new(),
             watch: PidWatch::open()?,
+            listing: Listing::open()?,
+            listed: Vec::new(),
+            wants_uid: filter.uid.is_some(),
             filter,
             group_by,
             budget: fd_budget,
@@ -184,7 +202,9 @@ impl Machine {
         self.recheck_young(renamed);
         match self.watch.since_last() {
             Fresh::None => {}
-            Fresh::Range(first, last) => {
+            Fresh::Range(first, last)
+                if discover::probe_one_by_one(last - first + 1, self.procs.len()) =>
+            {
                 self.scans.probes += 1;
                 self.scans.probed_pids += (last - first + 1) as u64;
                 for pid in first..=last {
@@ -193,42 +213,54 @@ impl Machine {
                     }
                 }
             }
-            Fresh::Scan => self.scan(),
+            Fresh::Range(first, last) => {
+                self.scans.listings += 1;
+                self.look_at_listed(|pid| (first..=last).contains(&pid));
+            }
+            Fresh::Scan => {
+                self.scans.full += 1;
+                self.watch.mark();
+                self.look_at_listed(|_| true);
+            }
         }
         first_new
     }
 
-    /// A full scan of /proc: every listed process not yet watched is looked at.
-    fn scan(&mut self) {
-        self.scans.full += 1;
-        self.watch.mark();
-        for pid in discover::listed() {
-            if self.pids.binary_search(&pid).is_err() {
-                self.consider(pid);
-            }
+    /// Looks at the processes listed in /proc that `want` takes and are not watched yet.
+    fn look_at_listed(&mut self, want: impl Fn(i32) -> bool) {
+        let mut listed = std::mem::take(&mut self.listed);
+        let pids = &self.pids;
+        self.listing.pids(
+            |pid| want(pid) && pids.binary_search(&pid).is_err(),
+            &mut listed,
+        );
+        for &pid in &listed {
+            self.consider(pid);
         }
+        self.listed = listed;
     }
 
+    /// Looks at PID `pid`: a glance at its stat (threads, kernel threads and names
+    /// `--name` leaves out cost no more), then, for a process to watch, its directory held
+    /// and its statm opened.
     fn consider(&mut self, pid: i32) {
         if pid == self.me {
             return;
         }
-        let seen = match discover::examine(pid) {
-            Ok(seen) => seen,
-            Err(NotOne::Absent | NotOne::KernelThread) => return,
+        let Some(g) = discover::glimpse(pid, &mut self.buf) else {
+            return;
         };
-        let admitted = self.filter.admits(&seen.name, seen.uid);
-        let young = self.is_young(seen.start_time) && self.young.len() < YOUNG_MAX;
-        if admitted {
-            self.admit(&seen);
+        if !g.is_process() {
+            return;
         }
+        let young = self.is_young(g.fields.start_time) && self.young.len() < YOUNG_MAX;
+        let watched = self.filter.admits_name(&g.name) && self.admit(&g);
         if young {
             self.young.push(Young {
-                pid: seen.pid,
-                start_time: seen.start_time,
-                dir: seen.dir,
+                pid,
+                start_time: g.fields.start_time,
                 checks_left: 2,
-                watched: admitted,
+                watched,
             });
         }
     }
@@ -237,7 +269,24 @@ impl Machine {
         discover::boot_seconds() - start_time as f64 / self.boot_hz < YOUNG_S
     }
 
-    fn admit(&mut self, seen: &Seen) {
+    /// Holds the process glimpsed and starts watching it, if it is still there (and its
+    /// user is `--user`'s).
+    fn admit(&mut self, g: &Glimpse) -> bool {
+        let Some(seen) = discover::hold(g) else {
+            return false;
+        };
+        let uid = if self.wants_uid {
+            match discover::uid_of(&seen.dir) {
+                Some(uid) if self.filter.admits_uid(uid) => Some(uid),
+                _ => return false,
+            }
+        } else {
+            None
+        };
+        self.watch_held(&seen, uid)
+    }
+
+    fn watch_held(&mut self, seen: &Seen, uid: Option<u32>) -> bool {
         let source = if self.kept < self.budget {
             match discover::open_in(&seen.dir, c"statm") {
                 Ok(file) => {
@@ -248,7 +297,7 @@ impl Machine {
                     self.budget = self.kept; // the limit is lower than it said
                     Source::Reopened
                 }
-                Err(_) => return, // gone, or not ours to read
+                Err(_) => return false, // gone, or not ours to read
             }
         } else {
             Source::Reopened
@@ -275,20 +324,23 @@ impl Machine {
             pid: seen.pid,
             start_time: seen.start_time,
             name: seen.name.clone(),
-            uid: seen.uid,
+            uid,
             group,
             unit: u32::MAX,
             source,
         });
+        true
     }
 
-    /// The names of processes found in their first second, read again: one that exec'd is
-    /// renamed (and regrouped by name), or admitted now that its new name matches `--name`.
+    /// The names of processes found right after their fork, read again: one that exec'd is
+    /// renamed (and regrouped by name), or watched now that its new name matches `--name`.
     fn recheck_young(&mut self, renamed: &mut Vec<usize>) {
         let mut young = std::mem::take(&mut self.young);
         young.retain_mut(|y| {
             y.checks_left = y.checks_left.saturating_sub(1);
-            let Some(name) = discover::name_now(&y.dir) else {
+            let Some(g) = discover::glimpse(y.pid, &mut self.buf)
+                .filter(|g| g.fields.start_time == y.start_time && g.is_process())
+            else {
                 return false; // gone
             };
             if y.watched {
@@ -296,43 +348,20 @@ impl Machine {
                     .procs
                     .iter()
                     .position(|p| p.pid == y.pid && p.start_time == y.start_time)
-                    && self.procs[i].name != name
+                    && self.procs[i].name != g.name
                 {
                     if self.group_by == Some(GroupBy::Name) {
-                        self.procs[i].group = Some(name.clone());
+                        self.procs[i].group = Some(g.name.clone());
                     }
-                    self.procs[i].name = name;
+                    self.procs[i].name = g.name;
                     renamed.push(i);
                 }
-            } else {
-                let uid = self.procs_uid(y);
-                if let Some(uid) = uid
-                    && self.filter.admits(&name, uid)
-                {
-                    let seen = Seen {
-                        pid: y.pid,
-                        start_time: y.start_time,
-                        name,
-                        uid,
-                        dir: match y.dir.try_clone() {
-                            Ok(d) => d,
-                            Err(_) => return false,
-                        },
-                    };
-                    self.admit(&seen);
-                    y.watched = true;
-                }
+            } else if self.filter.admits_name(&g.name) {
+                y.watched = self.admit(&g);
             }
             y.checks_left > 0
         });
         self.young = young;
-    }
-
-    fn procs_uid(&self, y: &Young) -> Option<u32> {
-        let mut buf = [0u8; 4096];
-        let file = discover::open_in(&y.dir, c"status").ok()?;
-        let n = file.read_at(&mut buf, 0).ok()?;
-        discover::status_ids(&buf[..n]).map(|(_, uid)| uid)
     }
 
     /// Reads every process once: `each` gets the live ones with their memory; those that

@@ -288,12 +288,16 @@ impl PrometheusPlan {
 
     /// Binds the listener, if asked (a port in use fails here, before the run starts): the
     /// text it serves, and the address it listens on.
-    pub fn start_listener(&self) -> io::Result<Option<(Shared, std::net::SocketAddr)>> {
+    pub fn start_listener(&self) -> crate::Result<Option<(Shared, std::net::SocketAddr)>> {
         let Some(addr) = self.listen else {
             return Ok(None);
         };
         let shared: Shared = Arc::new(Mutex::new(Snapshot::default()));
-        let bound = crate::report::http::start(addr, shared.clone())?;
+        let bound = crate::report::http::start(addr, shared.clone()).map_err(|e| {
+            crate::Error::Usage(format!(
+                "--prometheus-listen '{addr}': cannot listen there: {e}"
+            ))
+        })?;
         Ok(Some((shared, bound)))
     }
 
@@ -810,8 +814,11 @@ mod tests {
         assert_eq!(named.labels.get("name"), Some(r#"le\"ak\\y\n"#));
         // no timestamps: every sample line is `name{labels} value`
         for line in text.lines().filter(|l| !l.starts_with('#')) {
-            let after_labels = line.rsplit_once('}').map_or(line, |(_, rest)| rest);
-            assert_eq!(after_labels.split_whitespace().count(), 1, "{line}");
+            let words = match line.rsplit_once('}') {
+                Some((_, value)) => value.split_whitespace().count(),
+                None => line.split_whitespace().count() - 1,
+            };
+            assert_eq!(words, 1, "{line}");
         }
         assert!(!text.contains("# EOF"));
     }

@@ -238,6 +238,9 @@ pub struct MachineSummary {
     pub watched_at_end: usize,
     /// How long the run sampled, seconds (the fields at the top are the top unit's).
     pub duration_s: f64,
+    /// Why sampling stopped: `duration`, `interrupted` (Ctrl-C, SIGTERM), `quit` (`q` in the
+    /// live view), `output-closed`.
+    pub stop: String,
     /// Units with a verdict (in `processes`), and those growing.
     pub judged: usize,
     pub growing: usize,
@@ -247,11 +250,13 @@ pub struct MachineSummary {
     /// The most processes read at one tick by reopening /proc/PID/stat (past the open-file
     /// limit): 0 when every process was read through a file kept open.
     pub reopened_max: usize,
-    /// How new processes were looked for: full scans of /proc, ticks that looked at a few
-    /// new PIDs one by one, and how many PIDs those were.
+    /// How new processes were looked for: full scans of /proc (the first one, and after
+    /// PIDs wrapped around), ticks that looked at a few new PIDs one by one (and how many PIDs
+    /// those were), ticks that read /proc's listing for the processes among many new PIDs.
     pub full_scans: u64,
     pub probes: u64,
     pub probed_pids: u64,
+    pub listings: u64,
     /// The sum over every process watched (the CSV's `total` rows), judged: `memwatch
     /// report samples.csv` judges the same.
     pub total: Option<BesideSummary>,

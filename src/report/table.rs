@@ -7,7 +7,7 @@
 use crate::board::{Board, Unit};
 use crate::report::live::LiveMode;
 use crate::sampler::machine::{MachineSink, MachineTick};
-use crate::units::{Bytes, Delta, Elapsed, Rate};
+use crate::units::{Bytes, Count, Delta, Elapsed, Rate};
 use std::fmt::Write as _;
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
@@ -19,6 +19,7 @@ pub struct TableView {
     mode: LiveMode,
     /// Keys are read (the header says `q` quits).
     keys: bool,
+    /// `process` or `group`.
     what: &'static str,
     screen: String,
     cell: String,
@@ -34,7 +35,7 @@ impl TableView {
         TableView {
             mode,
             keys,
-            what: if grouped { "groups" } else { "processes" },
+            what: if grouped { "group" } else { "process" },
             screen: String::with_capacity(16 * 1024),
             cell: String::with_capacity(64),
             last_draw: None,
@@ -49,9 +50,8 @@ impl TableView {
         let c = tick.counts;
         self.screen.clear();
         let mut header = format!(
-            "memwatch --all  {} {}  {} judged  {} growing  machine RSS {}  {}",
-            c.live,
-            self.what,
+            "memwatch --all  {}  {} judged  {} growing  machine RSS {}  {}",
+            Count(c.live as u64, self.what),
             c.judged,
             c.growing,
             Bytes(tick.total.mem.rss as f64),

@@ -257,13 +257,14 @@ pub fn machine_story(s: &Summary) {
         "processes"
     };
     eprintln!(
-        "memwatch: watched {} over {} ({} {units} judged, {} growing); new processes found by \
-         their PIDs on {}, with {} of /proc",
+        "memwatch: watched {} over {} ({} {units} judged, {} growing); new processes found \
+         by their PIDs on {}, by /proc's listing on {}, {} of /proc",
         Count(m.processes_seen, "process"),
         Elapsed(m.duration_s),
         m.judged,
         m.growing,
         Count(m.probes, "tick"),
+        Count(m.listings, "tick"),
         Count(m.full_scans, "full scan"),
     );
     if m.reopened_max > 0 {

@@ -4,8 +4,10 @@
 mod bad_input;
 mod gate;
 mod heap;
+mod machine;
 mod managed_heap;
 mod node;
+mod prometheus;
 mod regressions;
 mod report_input;
 mod runtime;
