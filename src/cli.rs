@@ -360,7 +360,8 @@ pub struct AnalysisArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Output")]
 pub struct OutputArgs {
-    /// Folder for samples.csv, summary.json and memory.png [default: ./memwatch-<pid>-<YYYYmmdd-HHMMSS>]
+    /// Folder for samples.csv, summary.json and memory.png [default: ./memwatch-<pid>-<YYYYmmdd-HHMMSS>;
+    /// ./memwatch-all-<YYYYmmdd-HHMMSS> with --all]
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
