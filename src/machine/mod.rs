@@ -121,8 +121,8 @@ pub struct Scans {
 
 pub struct Machine {
     procs: Vec<Proc>,
-    /// The PIDs of `procs`, sorted.
-    pids: Vec<i32>,
+    /// Who `procs` are (PID, start time), sorted.
+    pids: Vec<(i32, u64)>,
     young: Vec<Young>,
     watch: PidWatch,
     listing: Listing,
@@ -208,9 +208,7 @@ impl Machine {
                 self.scans.probes += 1;
                 self.scans.probed_pids += (last - first + 1) as u64;
                 for pid in first..=last {
-                    if self.pids.binary_search(&pid).is_err() {
-                        self.consider(pid);
-                    }
+                    self.consider(pid);
                 }
             }
             Fresh::Range(first, last) => {
@@ -220,20 +218,18 @@ impl Machine {
             Fresh::Scan => {
                 self.scans.full += 1;
                 self.watch.mark();
+                // every process listed, the watched ones too: after a wrap-around a PID on
+                // the list may have been handed out again
                 self.look_at_listed(|_| true);
             }
         }
         first_new
     }
 
-    /// Looks at the processes listed in /proc that `want` takes and are not watched yet.
+    /// Looks at the processes listed in /proc that `want` takes.
     fn look_at_listed(&mut self, want: impl Fn(i32) -> bool) {
         let mut listed = std::mem::take(&mut self.listed);
-        let pids = &self.pids;
-        self.listing.pids(
-            |pid| want(pid) && pids.binary_search(&pid).is_err(),
-            &mut listed,
-        );
+        self.listing.pids(want, &mut listed);
         for &pid in &listed {
             self.consider(pid);
         }
@@ -250,7 +246,7 @@ impl Machine {
         let Some(g) = discover::glimpse(pid, &mut self.buf) else {
             return;
         };
-        if !g.is_process() {
+        if !g.is_process() || self.is_watched(pid, g.fields.start_time) {
             return;
         }
         let young = self.is_young(g.fields.start_time) && self.young.len() < YOUNG_MAX;
@@ -263,6 +259,12 @@ impl Machine {
                 watched,
             });
         }
+    }
+
+    /// Whether that very process is watched. A PID handed out anew while its old process is
+    /// still on the list (it ended since the last read) is another process: watched too.
+    fn is_watched(&self, pid: i32, start_time: u64) -> bool {
+        self.pids.binary_search(&(pid, start_time)).is_ok()
     }
 
     fn is_young(&self, start_time: u64) -> bool {
@@ -318,8 +320,9 @@ impl Machine {
                 Some(discover::cgroup_of(&seen.dir).unwrap_or_else(|| "/".to_string()))
             }
         };
-        let at = self.pids.partition_point(|&p| p < seen.pid);
-        self.pids.insert(at, seen.pid);
+        let who = (seen.pid, seen.start_time);
+        let at = self.pids.partition_point(|&p| p < who);
+        self.pids.insert(at, who);
         self.procs.push(Proc {
             pid: seen.pid,
             start_time: seen.start_time,
@@ -392,7 +395,7 @@ impl Machine {
                 }
                 None => {
                     let gone = self.procs.swap_remove(i);
-                    if let Ok(at) = self.pids.binary_search(&gone.pid) {
+                    if let Ok(at) = self.pids.binary_search(&(gone.pid, gone.start_time)) {
                         self.pids.remove(at);
                     }
                     if matches!(gone.source, Source::Kept(_)) {
@@ -484,6 +487,57 @@ mod tests {
         assert!(pids(&ended).contains(&pb), "{:?}", pids(&ended));
         assert!(watched(&m, &[pa, pb]).is_empty());
         assert!(m.scans().full >= 1);
+    }
+
+    /// Regression: a PID handed out again while its old process was still on the list (it
+    /// ended after the last read) was skipped as watched, and the new process never read.
+    #[test]
+    fn a_reused_pid_is_a_new_process() {
+        // SAFETY: getuid has no preconditions.
+        assert_eq!(
+            unsafe { libc::getuid() },
+            0,
+            "forcing PID reuse needs root (CI has it)"
+        );
+        let dir = tempfile::tempdir().expect("tmp");
+        let name = format!("mwr-{}", std::process::id() % 100_000);
+        let filter = Filter {
+            uid: None,
+            name: Some(regex::Regex::new(&format!("^{name}$")).expect("regex")),
+        };
+        let mut m = Machine::new(filter, None, 100).expect("machine");
+        let mut old = sleeper(dir.path(), &name);
+        let pid = old.id() as i32;
+        let mut renamed = Vec::new();
+        m.discover(&mut renamed);
+        assert_eq!(m.procs().len(), 1);
+        old.kill().expect("kill");
+        old.wait().expect("reap");
+        // the same PID for a new process (other processes may take it first: try again)
+        let mut new = None;
+        for _ in 0..200 {
+            std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string())
+                .expect("ns_last_pid");
+            let c = sleeper(dir.path(), &name);
+            if c.id() as i32 == pid {
+                new = Some(c);
+                break;
+            }
+            let mut c = c;
+            c.kill().expect("kill");
+            c.wait().expect("reap");
+        }
+        let mut new = new.expect("PID reused");
+        m.discover(&mut renamed);
+        let mut ended = Vec::new();
+        let mut read = Vec::new();
+        m.read(|p, _| read.push((p.pid, p.start_time)), &mut ended);
+        assert_eq!(ended.len(), 1, "the old process ended");
+        assert_eq!(read.len(), 1, "the new one is read");
+        assert_eq!(read[0].0, pid);
+        assert_ne!(read[0].1, ended[0].start_time);
+        new.kill().expect("kill");
+        new.wait().expect("reap");
     }
 
     #[test]
