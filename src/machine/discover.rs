@@ -322,6 +322,22 @@ pub fn read_stat_by_path(pid: i32, buf: &mut [u8]) -> Option<StatFields> {
     StatFields::parse(read_by_path(pid, b"stat", buf)?)
 }
 
+/// The memory of the process `pid` that started at `start_time`, for a process whose files
+/// are not kept open: its statm read by path (stat's resident count is only approximate: a
+/// new process can read 0), then its stat, whose start time says the statm was that
+/// process's (it lived before and after the read, so its PID was not reused in between).
+pub fn read_memory_by_path(
+    pid: i32,
+    start_time: u64,
+    page: u64,
+    buf: &mut [u8],
+) -> Option<crate::sample::MemStatus> {
+    let mem = crate::sample::statm::parse(read_by_path(pid, b"statm", buf)?, page).ok()?;
+    read_stat_by_path(pid, buf)
+        .filter(|f| f.start_time == start_time && f.state != b'Z')
+        .map(|_| mem)
+}
+
 /// Reads `/proc/<pid>/<file>` by its path into `buf`: one open, one read, one close, no
 /// allocation.
 fn read_by_path<'b>(pid: i32, file: &[u8], buf: &'b mut [u8]) -> Option<&'b [u8]> {
@@ -403,6 +419,12 @@ mod tests {
         assert_eq!(name_now(&seen.dir).as_deref(), Some("sleep"));
         let by_path = read_stat_by_path(pid, &mut buf).expect("stat");
         assert_eq!(by_path.start_time, seen.start_time);
+        let mem = read_memory_by_path(pid, seen.start_time, 4096, &mut buf).expect("memory");
+        assert!(mem.rss > 0 && mem.anon.is_some());
+        assert!(
+            read_memory_by_path(pid, seen.start_time + 1, 4096, &mut buf).is_none(),
+            "another process"
+        );
         // a thread of this test process opens under /proc but is no process of its own
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() };

@@ -247,7 +247,7 @@ pub struct MachineSummary {
     pub ticks: u64,
     /// The open-file limit when memwatch started, after it raised it, and the hard limit.
     pub open_files: OpenFiles,
-    /// The most processes read at one tick by reopening /proc/PID/stat (past the open-file
+    /// The most processes read at one tick by reopening /proc/PID/statm (past the open-file
     /// limit): 0 when every process was read through a file kept open.
     pub reopened_max: usize,
     /// How new processes were looked for: full scans of /proc (the first one, and after

@@ -269,7 +269,7 @@ pub fn machine_story(s: &Summary) {
     );
     if m.reopened_max > 0 {
         eprintln!(
-            "memwatch: up to {} read by reopening /proc/PID/stat each tick: the open-file \
+            "memwatch: up to {} read by reopening /proc/PID/statm each tick: the open-file \
              limit ({}) could not keep them all open",
             Count(m.reopened_max as u64, "process"),
             m.open_files.raised_to
