@@ -508,6 +508,9 @@ mod tests {
         let mut renamed = Vec::new();
         m.discover(&mut renamed);
         assert_eq!(m.procs().len(), 1);
+        // a process is known by PID and start time, in clock ticks (10 ms): the new one must
+        // start in a later tick than the old one, as it always does when PIDs wrap around
+        std::thread::sleep(std::time::Duration::from_millis(30));
         old.kill().expect("kill");
         old.wait().expect("reap");
         // the same PID for a new process (other processes may take it first: try again)
