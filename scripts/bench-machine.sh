@@ -36,10 +36,10 @@ cpu_ns() { # CPU time of every thread of PID, nanoseconds
     cat /proc/"$1"/task/*/schedstat | awk '{ s += $1 } END { print s }'
 }
 
-printf '%6s | %12s %12s %9s %10s | %12s | %12s\n' N "µs/proc-smp" "with start" "max RSS" "CPU/s" \
-    "psrecord" "ps loop"
-printf '%6s | %12s %12s %9s %10s | %12s | %12s\n' "" "memwatch" "memwatch" "MiB" "% core" \
-    "µs/proc-smp" "µs/proc-smp"
+printf '%6s | %12s %12s %9s %10s %6s | %12s | %12s\n' N "µs/proc-smp" "with start" "max RSS" \
+    "CPU/s" "scans" "psrecord" "ps loop"
+printf '%6s | %12s %12s %9s %10s %6s | %12s | %12s\n' "" "memwatch" "memwatch" "MiB" "% core" \
+    "full" "µs/proc-smp" "µs/proc-smp"
 for n in "${counts[@]}"; do
     # N sleepers under one parent, in a process group of their own
     setsid bash -c "for i in \$(seq $n); do '$work/mwb-sleep' 3600 & done; wait" &
@@ -87,8 +87,9 @@ for n in "${counts[@]}"; do
     read -r u s <"$work/ps.time"
     loop_us=$(echo "($u + $s) * 1000000 / ($secs * $n)" | bc -l)
 
-    printf '%6d | %12.2f %12.2f %9.1f %9.3f%% | %12s | %12.1f\n' "$n" "$us" "$us_all" \
-        "$(echo "$hwm_kb / 1024" | bc -l)" "$core" "$ps_us" "$loop_us"
+    scans=$(grep -o '"full_scans": [0-9]*' "$out/summary.json" | grep -o '[0-9]*$')
+    printf '%6d | %12.2f %12.2f %9.1f %9.3f%% %6s | %12s | %12.1f\n' "$n" "$us" "$us_all" \
+        "$(echo "$hwm_kb / 1024" | bc -l)" "$core" "$scans" "$ps_us" "$loop_us"
     kill -- "-$sleepers_pgid" 2>/dev/null || true
     wait "$parent" 2>/dev/null || true
     sleepers_pgid=
@@ -98,4 +99,5 @@ for n in "${counts[@]}"; do
     done
 done
 echo "µs/proc-smp: CPU time per process sampled once (memwatch: after its first 5 s; with"
-echo "start: all of it, the first full scan included). psrecord and ps loop: the same sleepers, same run."
+echo "start: all of it, the first full scan included). full scans: of /proc, the first one and one"
+echo "per PID wrap-around. psrecord and ps loop: the same sleepers, same run."
