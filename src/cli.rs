@@ -4,8 +4,9 @@
 
 use crate::exit;
 use crate::options::{
-    ByteRate, CgroupSpec, Dur, DurList, FaultPeriod, MetricChoice, PValue, Pct, Pid, PngSize,
-    RuntimeChoice, Signal, Size, SizeOrPct, Slope, TreeTotalChoice,
+    ByteRate, CgroupSpec, Dur, DurList, FaultPeriod, GroupByChoice, ListenAddr, MetricChoice,
+    PValue, Pct, Pid, PngSize, RuntimeChoice, Signal, Size, SizeOrPct, Slope, TreeTotalChoice,
+    User,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
@@ -20,6 +21,7 @@ use std::path::PathBuf;
         Samples RSS, VSZ and their breakdown from /proc, streams every sample to CSV, \
         and at the end decides whether memory grows.\n\n\
         Examples:\n  memwatch --pid 4242\n  memwatch run --duration 2m -- node server.js\n  \
+        memwatch --all\n  \
         memwatch report memwatch-4242-20261124-101500/samples.csv\n  \
         memwatch heap diff Heap.1.heapsnapshot Heap.2.heapsnapshot",
     after_help = exit::TABLE,
@@ -42,6 +44,15 @@ pub struct Cli {
     )]
     pub pid: Option<Pid>,
 
+    /// Watch every process of the machine (kernel threads left out), each judged on its own:
+    /// the live view ranks those whose memory grows fastest first; `q` or Ctrl-C ends it
+    /// (see docs/machine.md)
+    #[arg(long, conflicts_with = "pid", help_heading = "Target")]
+    pub all: bool,
+
+    #[command(flatten)]
+    pub machine: MachineArgs,
+
     #[command(flatten)]
     pub find: FindArgs,
 
@@ -55,24 +66,38 @@ pub struct Cli {
 pub struct FindArgs {
     /// Watch the process whose name (/proc/PID/comm, 15 characters at most) matches REGEX,
     /// anywhere in it as pgrep does (`^node$` for exactly node); several matches are an error
-    /// that lists them
+    /// that lists them. With --all: only the processes whose name matches
     #[arg(long, value_name = "REGEX", conflicts_with_all = ["pid", "cmdline"])]
     pub name: Option<String>,
 
     /// Watch the process whose command line (its arguments joined by spaces) matches REGEX
-    #[arg(long, value_name = "REGEX", conflicts_with = "pid")]
+    #[arg(long, value_name = "REGEX", conflicts_with_all = ["pid", "all"])]
     pub cmdline: Option<String>,
 
     /// With --name or --cmdline: watch every process that matches (and those that start
     /// later), judged on their sum as --tree judges a tree
-    #[arg(long)]
+    #[arg(long, conflicts_with = "all")]
     pub all_matches: bool,
 
     /// With --name or --cmdline: when the target exits, wait for a new process that matches
     /// and watch it (a restart, left absent in between); with no match at the start, wait for
     /// one. Each life is judged, and the whole with the lives joined
-    #[arg(long)]
+    #[arg(long, conflicts_with = "all")]
     pub follow: bool,
+}
+
+/// What `--all` watches, and how it groups (`--name` filters it too).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Whole machine (--all)")]
+pub struct MachineArgs {
+    /// Only the processes of this user (name or id; the effective user, as `pgrep -u`)
+    #[arg(long, value_name = "USER", requires = "all")]
+    pub user: Option<User>,
+
+    /// Judge services rather than processes: the processes of one `name` (all `php-fpm`
+    /// workers) or of one memory `cgroup` (a systemd service, a container) summed as one series
+    #[arg(long, value_name = "KIND", requires = "all")]
+    pub group_by: Option<GroupByChoice>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +161,8 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub display: DisplayArgs,
     #[command(flatten)]
+    pub prometheus: PrometheusArgs,
+    #[command(flatten)]
     pub config: ConfigArgs,
     #[command(flatten)]
     pub services: ServiceArgs,
@@ -162,6 +189,26 @@ pub struct ServiceArgs {
     /// a page shared by several processes once for each)
     #[arg(long, value_name = "KIND", default_value = "auto")]
     pub tree_total: TreeTotalChoice,
+}
+
+/// Memory figures and verdicts for Prometheus (see docs/prometheus.md).
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Prometheus")]
+pub struct PrometheusArgs {
+    /// Rewrite this *.prom file (atomically, at most once a second) for node_exporter's
+    /// textfile collector; removed when the run ends
+    #[arg(long, value_name = "PATH")]
+    pub prometheus_textfile: Option<PathBuf>,
+
+    /// Serve the metrics over HTTP at http://ADDR/metrics (text format, or OpenMetrics when
+    /// asked); anyone who can reach ADDR reads them
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub prometheus_listen: Option<ListenAddr>,
+
+    /// With --all: the top N of the ranking are exported, besides every process judged
+    /// growing and the machine's total (0: every process watched)
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub prometheus_top: u32,
 }
 
 #[derive(Debug, Args)]
@@ -411,7 +458,8 @@ pub struct AnalysisArgs {
 #[command(next_help_heading = "Output")]
 pub struct OutputArgs {
     /// Folder for samples.csv, summary.json and memory.png: made by the run, or one of your own
-    /// holding no earlier run [default: ./memwatch-<pid>-<YYYYmmdd-HHMMSS>, always new: -2, -3...]
+    /// holding no earlier run [default: ./memwatch-<pid>-<YYYYmmdd-HHMMSS>, always new: -2,
+    /// -3...; ./memwatch-all-<YYYYmmdd-HHMMSS> with --all]
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 

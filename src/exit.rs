@@ -43,7 +43,9 @@ Exit codes:
      a second Ctrl-C (no verdict)
   3  inconclusive: too little data after the warm-up to decide
   4  the spawned command or the --load command failed (non-zero exit, or killed by a signal
-     memwatch did not send); files are still written";
+     memwatch did not send); files are still written
+With --all: 1 when any judged process (or group) grows or breaches a limit (each limit
+applied to each process), 3 when none was watched long enough to be judged, 0 otherwise";
 
 /// `memwatch report` cannot return 4: it runs nothing.
 pub const REPORT_TABLE: &str = "\

@@ -4,9 +4,11 @@
 //! gate -> reporters. `docs/architecture.md` is the map.
 
 pub mod analyze;
+pub mod board;
 pub mod cgroup;
 pub mod cli;
 pub mod commands;
+pub mod compact;
 pub mod config;
 pub mod dump;
 pub mod error;
@@ -18,7 +20,9 @@ pub mod headroom;
 pub mod heap;
 pub mod interrupt;
 pub mod judge;
+pub mod keys;
 pub mod load;
+pub mod machine;
 pub mod native;
 pub mod options;
 pub mod recording;
@@ -44,6 +48,7 @@ use config::Command;
 pub fn run(command: Command) -> Result<Exit> {
     match command {
         Command::Watch(config) => commands::watch::watch(&config),
+        Command::Machine(config) => commands::machine::machine(&config),
         Command::Report(config) => commands::report::report(&config),
         Command::Heap(args) => commands::heap::heap(&args),
         Command::Completions(shell) => commands::man::completions(shell),

@@ -575,6 +575,124 @@ impl fmt::Display for RuntimeChoice {
     }
 }
 
+/// `--user`: a user name or a numeric user id (resolved to an id when the configuration is
+/// checked: `config::machine`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum User {
+    Id(u32),
+    Name(String),
+}
+
+impl FromStr for User {
+    type Err = String;
+    fn from_str(text: &str) -> Result<User, String> {
+        let t = text.trim();
+        if let Ok(id) = t.parse::<u32>() {
+            return Ok(User::Id(id));
+        }
+        let valid = !t.is_empty()
+            && t.len() <= 32
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'$'));
+        if valid {
+            Ok(User::Name(t.to_string()))
+        } else {
+            Err(format!(
+                "'{text}' is not a user: give a user name or id, e.g. --user www-data"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for User {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            User::Id(id) => write!(f, "{id}"),
+            User::Name(name) => f.write_str(name),
+        }
+    }
+}
+
+/// `--name`: a regular expression matched against a process's name (its `comm`, as `ps -o
+/// comm` and `pgrep` show it: at most 15 characters), anywhere unless anchored (`^php-fpm`).
+#[derive(Clone, Debug)]
+pub struct NamePattern(pub regex_lite::Regex);
+
+impl FromStr for NamePattern {
+    type Err = String;
+    fn from_str(text: &str) -> Result<NamePattern, String> {
+        regex_lite::RegexBuilder::new(text)
+            .size_limit(1 << 20)
+            .build()
+            .map(NamePattern)
+            .map_err(|e| {
+                let why = e.to_string();
+                let last = why.lines().last().unwrap_or("invalid").trim();
+                format!("'{text}' is not a regular expression ({last}), e.g. --name '^php-fpm'")
+            })
+    }
+}
+
+impl PartialEq for NamePattern {
+    fn eq(&self, other: &NamePattern) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl fmt::Display for NamePattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0.as_str())
+    }
+}
+
+/// `--group-by`: `name` (every process of one name, e.g. all `php-fpm` workers) or `cgroup`
+/// (a systemd service, a container).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupByChoice {
+    Name,
+    Cgroup,
+}
+
+impl FromStr for GroupByChoice {
+    type Err = String;
+    fn from_str(text: &str) -> Result<GroupByChoice, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "name" => Ok(GroupByChoice::Name),
+            "cgroup" | "service" => Ok(GroupByChoice::Cgroup),
+            _ => Err(format!("'{text}' is not a grouping: use name or cgroup")),
+        }
+    }
+}
+
+impl fmt::Display for GroupByChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            GroupByChoice::Name => "name",
+            GroupByChoice::Cgroup => "cgroup",
+        })
+    }
+}
+
+/// `--prometheus-listen`: an address and port to serve metrics on, `127.0.0.1:9479`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenAddr(pub std::net::SocketAddr);
+
+impl FromStr for ListenAddr {
+    type Err = String;
+    fn from_str(text: &str) -> Result<ListenAddr, String> {
+        text.trim()
+            .parse()
+            .map(ListenAddr)
+            .map_err(|_| format!("'{text}' is not an address and port: give e.g. 127.0.0.1:9479"))
+    }
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 fn parse_non_negative(number: &str) -> Option<f64> {
     number
         .trim()
@@ -721,5 +839,28 @@ mod tests {
         good("16", FaultPeriod(16));
         bad::<FaultPeriod>("0", "is not a sampling period");
         bad::<FaultPeriod>("often", "is not a sampling period");
+    }
+
+    #[test]
+    fn users_names_groupings_and_addresses() {
+        good("www-data", User::Name("www-data".into()));
+        good("33", User::Id(33));
+        bad::<User>("a b", "is not a user");
+        bad::<User>("", "is not a user");
+        let re = |t: &str| NamePattern(regex_lite::Regex::new(t).unwrap());
+        good("^php-fpm", re("^php-fpm"));
+        good(r"node|java\d+", re(r"node|java\d+"));
+        bad::<NamePattern>("(", "is not a regular expression");
+        bad::<NamePattern>("[z-a]", "is not a regular expression");
+        good("name", GroupByChoice::Name);
+        good("cgroup", GroupByChoice::Cgroup);
+        bad::<GroupByChoice>("user", "is not a grouping");
+        good(
+            "127.0.0.1:9479",
+            ListenAddr(std::net::SocketAddr::from(([127, 0, 0, 1], 9479))),
+        );
+        good("[::1]:9479", ListenAddr("[::1]:9479".parse().unwrap()));
+        bad::<ListenAddr>("9479", "is not an address and port");
+        bad::<ListenAddr>("localhost:x", "is not an address and port");
     }
 }

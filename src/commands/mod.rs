@@ -3,6 +3,7 @@
 //! at the end is `report::text`, written from the Summary.
 
 pub mod heap;
+pub mod machine;
 pub mod man;
 pub mod report;
 pub mod watch;
@@ -84,8 +85,24 @@ pub fn conclude(run: Finished<'_>) -> Exit {
         written,
         ..text::Files::default()
     };
-    for report in end::plan(run.json, run.png, run.png_size, run.junit, run.stdout_busy) {
-        match report.write(&end) {
+    let reports = end::plan(run.json, run.png, run.png_size, run.junit, run.stdout_busy);
+    write_reports(reports, &end, &mut files);
+    text::outcome(&end, &files, run.quiet, run.color);
+    if files.failed.is_empty() {
+        exit
+    } else {
+        Exit::Trouble
+    }
+}
+
+/// Writes each end report on its own, noting in `files` what became of it.
+pub fn write_reports(
+    reports: Vec<Box<dyn end::EndReport>>,
+    end: &RunEnd<'_>,
+    files: &mut text::Files,
+) {
+    for report in reports {
+        match report.write(end) {
             Ok(Written::File(path)) => files.written.push(path),
             Ok(Written::Elsewhere) => {}
             Ok(Written::Skipped(why)) => files.skipped.push(why),
@@ -97,12 +114,6 @@ pub fn conclude(run: Finished<'_>) -> Exit {
                 .failed
                 .push(format!("cannot write {}: {e}", report.name())),
         }
-    }
-    text::outcome(&end, &files, run.quiet, run.color);
-    if files.failed.is_empty() {
-        exit
-    } else {
-        Exit::Trouble
     }
 }
 

@@ -20,6 +20,7 @@ use crate::report::chart::{ChartContext, LimitLine};
 use crate::report::csv::CsvWriter;
 use crate::report::live::{LiveMode, LiveSink};
 use crate::report::output::{CsvOut, Dest, Outputs, local_stamp};
+use crate::report::prometheus::Exporter;
 use crate::report::services::{
     CgroupSummary, FollowSummary, OwnVerdict, TotalKind, TreeProcess, TreeTotalSummary,
 };
@@ -44,6 +45,8 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         context: "cannot set up signal handling".into(),
         source: e,
     })?;
+    // Bound before the target is touched: a port in use fails the run first.
+    let listener = config.prometheus.start_listener()?;
     let Started {
         mut target,
         mut reader,
@@ -77,7 +80,8 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
     } else if services.judged == JudgedSeries::Cgroup {
         live = live.showing("cgroup", services.judged);
     }
-    let sinks = (&mut csv, live);
+    let exporter = exporter(config, &target, listener)?;
+    let sinks = (&mut csv, live, exporter);
     let sampled = match first {
         Ok(first) => sample(
             config,
@@ -482,7 +486,7 @@ fn sample(
     first: MemStatus,
     probe: Option<&mut Probe>,
     interrupts: &Interrupts,
-    (csv, mut live): (&mut CsvWriter<CsvOut>, LiveSink),
+    (csv, mut live, mut exporter): (&mut CsvWriter<CsvOut>, LiveSink, Option<Exporter>),
 ) -> Result<WatchResult> {
     // Exactly what may be judged (RSS for the live line); to draw, the rest.
     let mut exact = vec![Metric::Rss, services.analysis.metric];
@@ -532,12 +536,40 @@ fn sample(
         mark,
         native: config.native.as_ref(),
     };
-    let mut sinks: [&mut dyn SampleSink; 2] = [csv, &mut live];
+    let mut sinks: Vec<&mut dyn SampleSink> = vec![csv, &mut live];
+    if let Some(e) = exporter.as_mut() {
+        sinks.push(e);
+    }
     let result = sampler::watch(target, reader, first, &plan, probe, interrupts, &mut sinks);
     for sink in sinks.iter_mut() {
         sink.finish();
     }
     result
+}
+
+/// `--prometheus-textfile` and `--prometheus-listen`: the target's figures and verdict for
+/// Prometheus, judged as the end of the run judges.
+fn exporter(
+    config: &WatchConfig,
+    target: &Target,
+    listener: Option<(crate::report::prometheus::Shared, std::net::SocketAddr)>,
+) -> Result<Option<Exporter>> {
+    if !config.prometheus.is_on() {
+        return Ok(None);
+    }
+    let textfile = config.prometheus.open_textfile().map_err(Error::Usage)?;
+    if let Some((_, addr)) = &listener
+        && !config.quiet
+    {
+        text::notice(&format!("serving the metrics at http://{addr}/metrics"));
+    }
+    Ok(Some(Exporter::for_target(
+        textfile,
+        listener.map(|(shared, _)| shared),
+        target.pid,
+        &target.name,
+        config.analysis.clone(),
+    )))
 }
 
 /// A run whose sampling is over and whose target is stopped or left to run.
@@ -1062,7 +1094,12 @@ fn dumps_and_snapshots(
             }
         }
         d.rss_before_bytes = before.map(|v| v as u64);
-        d.rss_peak_bytes = peak.or(before).map(|v| v as u64);
+        // The peak of the period, its start included: a snapshot that lets the GC run can
+        // leave RSS below where it began.
+        d.rss_peak_bytes = match (peak, before) {
+            (Some(p), Some(b)) => Some(p.max(b) as u64),
+            (p, b) => p.or(b).map(|v| v as u64),
+        };
     }
     out.sort_by(|a, b| a.started_s.total_cmp(&b.started_s));
     out

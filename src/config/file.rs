@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_FILE: &str = "memwatch.toml";
 
 /// Options that only make sense on the command line (the target among them).
-const COMMAND_LINE_ONLY: [&str; 8] = [
-    "pid", "name", "cmdline", "config", "help", "version", "force", "dir",
+const COMMAND_LINE_ONLY: [&str; 9] = [
+    "pid", "name", "cmdline", "all", "config", "help", "version", "force", "dir",
 ];
 
 /// One `key = value` of the file, as the arguments it stands for.

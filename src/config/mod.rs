@@ -4,12 +4,14 @@
 //! together checked together. Every message names the bad value and what to do.
 
 pub mod file;
+pub mod machine;
 
 use crate::analyze::MIN_SAMPLES;
 use crate::analyze::{Thresholds, Warmup};
 use crate::cli::{
     AnalysisArgs, Cli, Command as CliCommand, FindArgs, GateArgs, HeapArgs, LoadArgs, OutputArgs,
-    ReportArgs, RuntimeArgs, SamplingArgs, ServiceArgs, Shell, SignalArgs, WatchArgs,
+    PrometheusArgs, ReportArgs, RuntimeArgs, SamplingArgs, ServiceArgs, Shell, SignalArgs,
+    WatchArgs,
 };
 use crate::error::{Error, Result};
 use crate::find::{Field, Pattern};
@@ -18,6 +20,7 @@ use crate::judge::{AnalysisConfig, SettledUse};
 use crate::load::LoadPlan;
 use crate::options::{CgroupSpec, Dur, MetricChoice, RuntimeChoice, Slope, TreeTotalChoice};
 use crate::report::output::OutputPlan;
+use crate::report::prometheus::PrometheusPlan;
 use crate::runtime::{GcSchedule, Settings as RuntimeSettings};
 use crate::sample::{Metric, Sampling};
 use crate::signal::SignalPlan;
@@ -32,6 +35,8 @@ use std::time::Duration;
 pub enum Command {
     /// Watch a process, attached (`--pid`) or spawned (`run`).
     Watch(WatchConfig),
+    /// Watch every process of the machine (`--all`).
+    Machine(machine::MachineConfig),
     /// Re-analyse a recording (`report`).
     Report(ReportConfig),
     /// `memwatch heap`: reads files only; its options need no checks beyond clap's.
@@ -92,6 +97,8 @@ pub struct WatchConfig {
     pub analysis: AnalysisConfig,
     pub limits: Limits,
     pub outputs: OutputPlan,
+    /// `--prometheus-textfile`, `--prometheus-listen`.
+    pub prometheus: PrometheusPlan,
     pub quiet: bool,
     pub services: Services,
     /// `--native`: how the target's page faults are sampled; `None` without it.
@@ -186,14 +193,16 @@ fn from_cli(cli: Cli) -> Result<Command> {
         Some(CliCommand::Heap(args)) => Ok(Command::Heap(args)),
         Some(CliCommand::Completions { shell }) => Ok(Command::Completions(shell)),
         Some(CliCommand::Man(args)) => Ok(Command::Man(args)),
+        None if cli.all => machine::config(&cli.watch, &cli.machine, cli.find.name.as_deref())
+            .map(Command::Machine),
         None => {
             let target = match (find_spec(&cli.find)?, cli.pid) {
                 (Some(find), _) => TargetSpec::Find(find),
                 (None, Some(pid)) => TargetSpec::Attach { pid: pid.0 },
                 (None, None) => {
                     return Err(usage(
-                        "nothing to watch: give '--pid PID', '--name REGEX' or 'run -- CMD' \
-                         (see 'memwatch --help')"
+                        "nothing to watch: give '--pid PID', '--name REGEX', 'run -- CMD' or \
+                         '--all' (see 'memwatch --help')"
                             .into(),
                     ));
                 }
@@ -234,6 +243,7 @@ fn watch(target: TargetSpec, load: Option<LoadPlan>, args: &WatchArgs) -> Result
         limits: limits(&args.gate)?,
         outputs: outputs(&args.output, &args.gate)?,
         native: native(&args.sampling, summed)?,
+        prometheus: PrometheusPlan::default(),
         sampling,
         quiet: args.display.quiet,
         services,
@@ -258,7 +268,32 @@ fn watch(target: TargetSpec, load: Option<LoadPlan>, args: &WatchArgs) -> Result
         check_baseline_metric(&config.limits, &config.analysis)?;
     }
     config.outputs.check()?;
-    Ok(config)
+    let prometheus = prometheus(&args.prometheus, &config.outputs)?;
+    Ok(WatchConfig {
+        prometheus,
+        ..config
+    })
+}
+
+/// `--prometheus-*`: the textfile checked (a `.prom` file memwatch may replace, none of the
+/// run's other outputs).
+fn prometheus(args: &PrometheusArgs, outputs: &OutputPlan) -> Result<PrometheusPlan> {
+    let plan = PrometheusPlan {
+        textfile: args.prometheus_textfile.clone(),
+        listen: args.prometheus_listen.map(|l| l.0),
+        top: args.prometheus_top as usize,
+    };
+    let others: Vec<(&str, &std::path::Path)> = [
+        ("--csv", &outputs.csv),
+        ("--json", &outputs.json),
+        ("--png", &outputs.png),
+        ("--junit", &outputs.junit),
+    ]
+    .into_iter()
+    .filter_map(|(flag, p)| p.as_deref().map(|p| (flag, p)))
+    .collect();
+    plan.check(&others).map_err(usage)?;
+    Ok(plan)
 }
 
 /// `--name`/`--cmdline` and what goes with them; `None` without a pattern.

@@ -735,7 +735,7 @@ struct Rendered {
     plot: (std::ops::Range<i32>, std::ops::Range<i32>),
 }
 
-fn register_fonts() -> Result<(), ChartError> {
+pub(crate) fn register_fonts() -> Result<(), ChartError> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
         register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular()).is_ok()
@@ -1803,7 +1803,7 @@ fn wrap_text(text: &str, font: &FontDesc<'_>, width: i32) -> Result<Vec<String>,
     Ok(rows)
 }
 
-fn encode_png(rgb: &[u8], (width, height): (u32, u32)) -> Result<Vec<u8>, ChartError> {
+pub(crate) fn encode_png(rgb: &[u8], (width, height): (u32, u32)) -> Result<Vec<u8>, ChartError> {
     let mut out = Vec::new();
     let mut encoder = png::Encoder::new(&mut out, width, height);
     encoder.set_color(png::ColorType::Rgb);

@@ -99,10 +99,12 @@ pub struct Outputs {
 impl OutputPlan {
     /// Resolves the default folder `memwatch-<pid>-<stamp>` (or `--out`) and file names.
     pub fn resolve(&self, pid: i32, stamp: &str) -> Outputs {
-        let dir = self
-            .dir
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(format!("memwatch-{pid}-{stamp}")));
+        self.resolve_named(&format!("memwatch-{pid}-{stamp}"))
+    }
+
+    /// `resolve`, the default folder named `default` (always made new, as any default).
+    pub fn resolve_named(&self, default: &str) -> Outputs {
+        let dir = self.dir.clone().unwrap_or_else(|| PathBuf::from(default));
         let mut uses_dir = false;
         let mut pick = |explicit: &Option<PathBuf>, name: &str| match explicit {
             Some(p) => Dest::from_arg(p),

@@ -75,6 +75,10 @@ pub struct Summary {
     /// `--native`: the stacks that faulted in the pages held at the end (docs/native.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub native: Option<crate::native::NativeReport>,
+    /// `--all`: the whole machine, every judged process (or group) with its verdict; the
+    /// fields above are then the top-ranked one's. Absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub machine: Option<MachineSummary>,
     /// What only the end-of-run text says (report/text.rs).
     #[serde(skip)]
     pub story: Story,
@@ -249,6 +253,88 @@ pub struct TargetSummary {
     pub tree: Option<Vec<crate::report::services::TreeProcess>>,
 }
 
+/// `--all`: what the whole machine's run watched and found.
+#[derive(Debug, Default, Serialize)]
+pub struct MachineSummary {
+    /// `--group-by`: `name` or `cgroup`; `null`: one series per process.
+    pub group_by: Option<String>,
+    /// `--user` and `--name` as given; `null` when not.
+    pub user: Option<String>,
+    pub name: Option<String>,
+    /// Processes seen over the run (kernel threads and memwatch itself left out).
+    pub processes_seen: u64,
+    /// Units (processes, or groups) watched when the run ended.
+    pub watched_at_end: usize,
+    /// How long the run sampled, seconds (the fields at the top are the top unit's).
+    pub duration_s: f64,
+    /// Why sampling stopped: `duration`, `interrupted` (Ctrl-C, SIGTERM), `quit` (`q` in the
+    /// live view), `output-closed`.
+    pub stop: String,
+    /// Units with a verdict (in `processes`), and those growing.
+    pub judged: usize,
+    pub growing: usize,
+    pub ticks: u64,
+    /// The open-file limit when memwatch started, after it raised it, and the hard limit.
+    pub open_files: OpenFiles,
+    /// The most processes read at one tick by reopening /proc/PID/statm (past the open-file
+    /// limit): 0 when every process was read through a file kept open.
+    pub reopened_max: usize,
+    /// How new processes were looked for: full scans of /proc (the first one, and after
+    /// PIDs wrapped around), ticks that looked at a few new PIDs one by one (and how many PIDs
+    /// those were), ticks that read /proc's listing for the processes among many new PIDs.
+    pub full_scans: u64,
+    pub probes: u64,
+    pub probed_pids: u64,
+    pub listings: u64,
+    /// The sum over every process watched (the CSV's `total` rows), judged: `memwatch
+    /// report samples.csv` judges the same.
+    pub total: Option<BesideSummary>,
+    /// Every unit the analyser could decide on (live at the end, or ended), growing first,
+    /// fastest first.
+    pub processes: Vec<UnitVerdict>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct OpenFiles {
+    pub was: u64,
+    pub raised_to: u64,
+    pub hard: u64,
+}
+
+/// One process's (or group's) verdict in a `--all` run.
+#[derive(Debug, Serialize)]
+pub struct UnitVerdict {
+    /// The process; `null` for a group.
+    pub pid: Option<i32>,
+    pub start_time_ticks: Option<u64>,
+    /// The process name, or the group's name or cgroup path.
+    pub name: String,
+    /// Processes it had over the run (1 for a process).
+    pub processes: u32,
+    /// When it was first and last read, seconds on the run's clock.
+    pub first_s: f64,
+    pub last_s: f64,
+    /// It ended (exited; a group: its last process did) before the run did.
+    pub ended: bool,
+    pub verdict: Verdict,
+    pub pattern: Pattern,
+    pub reason: String,
+    pub slope_bytes_per_s: f64,
+    pub slope_pct_per_hour: f64,
+    pub growth_bytes: f64,
+    pub p_value: f64,
+    pub start_bytes: f64,
+    pub end_bytes: f64,
+    pub peak_bytes: f64,
+    pub samples: usize,
+    /// Points the verdict judged (after the warm-up; see docs/machine.md for how a long
+    /// series is kept in bounded memory).
+    pub samples_analysed: usize,
+    pub warmup_s: f64,
+    /// The limits (`--max-rss`, `--max-growth`, `--max-slope`) it breached, in words.
+    pub breaches: Vec<String>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Step {
     pub at_s: f64,
@@ -400,6 +486,7 @@ impl Summary {
             follow: None,
             cgroup: None,
             native: None,
+            machine: None,
             story: Story::default(),
         }
     }

@@ -331,3 +331,85 @@ fn verdict(end: &RunEnd<'_>, color: bool) {
         a.reason
     );
 }
+
+/// `--all`: what the whole machine's run watched, how, and the fastest growers, with the
+/// limits each process beyond the first breached (the first one's are said with the
+/// verdict, by `outcome`).
+pub fn machine_story(s: &Summary) {
+    let Some(m) = &s.machine else { return };
+    for note in &s.story.notes {
+        eprintln!("memwatch: {note}");
+    }
+    if let Some(how) = &s.story.how {
+        eprintln!("memwatch: --all: {how}");
+    }
+    let units = if m.group_by.is_some() {
+        "groups"
+    } else {
+        "processes"
+    };
+    eprintln!(
+        "memwatch: watched {} over {} ({} {units} judged, {} growing); new processes found \
+         by their PIDs on {}, by /proc's listing on {}, {} of /proc",
+        Count(m.processes_seen, "process"),
+        Elapsed(m.duration_s),
+        m.judged,
+        m.growing,
+        Count(m.probes, "tick"),
+        Count(m.listings, "tick"),
+        Count(m.full_scans, "full scan"),
+    );
+    if m.reopened_max > 0 {
+        eprintln!(
+            "memwatch: up to {} read by reopening /proc/PID/statm each tick: the open-file \
+             limit ({}) could not keep them all open",
+            Count(m.reopened_max as u64, "process"),
+            m.open_files.raised_to
+        );
+    }
+    let who = |u: &crate::report::summary::UnitVerdict| match u.pid {
+        Some(pid) => format!("{pid} ({})", u.name),
+        None => format!("{} ({})", u.name, Count(u64::from(u.processes), "process")),
+    };
+    if !m.processes.is_empty() {
+        eprintln!("memwatch: fastest growing first:");
+    }
+    for u in m.processes.iter().take(5) {
+        let headline = crate::analyze::Headline {
+            verdict: u.verdict,
+            pattern: u.pattern,
+            slope_bytes_per_s: u.slope_bytes_per_s,
+            p_value: u.p_value,
+            samples_analysed: u.samples_analysed,
+            warmup_s: u.warmup_s,
+        };
+        let ended = if u.ended { ", ended" } else { "" };
+        eprintln!(
+            "memwatch:   {}: {headline}  (RSS {}, {} since first read{ended})",
+            who(u),
+            Bytes(u.end_bytes),
+            Delta(u.end_bytes - u.start_bytes)
+        );
+    }
+    for u in m.processes.iter().skip(1) {
+        for breach in &u.breaches {
+            eprintln!("memwatch: gate failed: {}: {breach}", who(u));
+        }
+    }
+    if let Some(t) = &m.total {
+        let text = if t.verdict == Verdict::Inconclusive {
+            "inconclusive".to_string()
+        } else {
+            crate::analyze::Headline {
+                verdict: t.verdict,
+                pattern: t.pattern,
+                slope_bytes_per_s: t.slope_bytes_per_s,
+                p_value: t.p_value,
+                samples_analysed: 0,
+                warmup_s: 0.0,
+            }
+            .to_string()
+        };
+        eprintln!("memwatch: the sum over every process watched: {text}");
+    }
+}

@@ -3,6 +3,8 @@
 pub mod members;
 pub mod reader;
 pub mod schedule;
+pub mod stat;
+pub mod statm;
 pub mod status;
 
 pub use reader::ProcReader;

@@ -14,6 +14,7 @@ mod cgroup;
 mod dumps;
 mod follow;
 mod load;
+pub mod machine;
 mod native;
 pub mod part;
 mod pss;
@@ -96,6 +97,8 @@ pub enum StopReason {
     LoadFinished,
     /// The CSV reader went away (`--csv -` piped into `head`): not an error.
     OutputClosed,
+    /// `q` was pressed in `--all`'s live view.
+    Quit,
 }
 
 impl StopReason {
@@ -106,6 +109,7 @@ impl StopReason {
             StopReason::Interrupted { signal } => format!("interrupted by {}", signal_name(signal)),
             StopReason::LoadFinished => "load finished".into(),
             StopReason::OutputClosed => "output closed".into(),
+            StopReason::Quit => "q pressed".into(),
         }
     }
 
@@ -117,6 +121,7 @@ impl StopReason {
             StopReason::Interrupted { .. } => "interrupted",
             StopReason::LoadFinished => "load-finished",
             StopReason::OutputClosed => "output-closed",
+            StopReason::Quit => "quit",
         }
     }
 }
