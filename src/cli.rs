@@ -342,8 +342,8 @@ pub struct SamplingArgs {
 pub struct RuntimeArgs {
     /// Ask the program's runtime for its managed heap after forced GCs, and judge that:
     /// `auto` (Node.js or a HotSpot JVM when detected), `node`, `jvm` or `none` [default:
-    /// auto with `run`; none with --pid, since it opens a debugging port on 127.0.0.1 or the
-    /// JVM's attach listener in a live process while memwatch runs]
+    /// auto with `run`; none with --pid, since it opens Node's inspector in a live process for
+    /// the attach (to install memwatch's agent) or the JVM's attach listener]
     #[arg(long, value_name = "KIND", value_parser = crate::options::runtime_parser())]
     pub runtime: Option<RuntimeChoice>,
 

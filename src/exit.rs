@@ -39,7 +39,8 @@ Exit codes:
      --min-time-to-limit), or inconclusive with --fail-on-inconclusive (gate failed)
   2  memwatch could not do its job: bad arguments or config file, target unreadable,
      output unwritable, a signal the target does not catch, no process (or several)
-     matching --name/--cmdline
+     matching --name/--cmdline,
+     a second Ctrl-C (no verdict)
   3  inconclusive: too little data after the warm-up to decide
   4  the spawned command or the --load command failed (non-zero exit, or killed by a signal
      memwatch did not send); files are still written

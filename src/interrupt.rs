@@ -11,11 +11,15 @@
 //! than clock_nanosleep (of ~15-20 us for the wake-up itself, here).
 //!
 //! Handlers are inherited by no one: exec resets them in a spawned command.
+//!
+//! A second stop request means "now": the handler wakes a thread that runs the action given
+//! to [`Interrupts::on_second_request`] (say so, SIGKILL the command's tree, exit), whatever
+//! the main thread is waiting for.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 /// Waits up to this long sleep in `clock_nanosleep`; longer ones `ppoll`.
@@ -27,19 +31,28 @@ static CAUGHT: AtomicI32 = AtomicI32::new(0);
 static WAKE_WRITE: AtomicI32 = AtomicI32::new(-1);
 /// The pipe, created once per process and never closed (a handler may write to it any time).
 static PIPE: OnceLock<(OwnedFd, OwnedFd)> = OnceLock::new();
+/// Stop requests received so far.
+static REQUESTS: AtomicU32 = AtomicU32::new(0);
+/// The write end of the pipe that wakes the second-request thread; -1 before it runs.
+static SECOND_WRITE: AtomicI32 = AtomicI32::new(-1);
 
 extern "C" fn on_signal(signal: libc::c_int) {
     CAUGHT.store(signal, Ordering::SeqCst);
-    let fd = WAKE_WRITE.load(Ordering::SeqCst);
-    if fd >= 0 {
-        // SAFETY: write and errno access are async-signal-safe; errno is restored so the
-        // interrupted code sees its own.
-        unsafe {
-            let errno = *libc::__errno_location();
-            let byte = 1u8;
+    let second = REQUESTS.fetch_add(1, Ordering::SeqCst) >= 1;
+    // SAFETY: write and errno access are async-signal-safe; errno is restored so the
+    // interrupted code sees its own.
+    unsafe {
+        let errno = *libc::__errno_location();
+        let byte = 1u8;
+        let fd = WAKE_WRITE.load(Ordering::SeqCst);
+        if fd >= 0 {
             libc::write(fd, (&raw const byte).cast(), 1);
-            *libc::__errno_location() = errno;
         }
+        let fd = SECOND_WRITE.load(Ordering::SeqCst);
+        if second && fd >= 0 {
+            libc::write(fd, (&raw const byte).cast(), 1);
+        }
+        *libc::__errno_location() = errno;
     }
 }
 
@@ -79,6 +92,33 @@ impl Interrupts {
         Ok(Interrupts {
             wake_read: read.as_raw_fd(),
         })
+    }
+
+    /// Runs `action` on its own thread as soon as a second stop request comes (at once if
+    /// two have come already). Meant for "stop now": `action` should not return.
+    pub fn on_second_request(&self, action: Box<dyn FnOnce() + Send>) -> io::Result<()> {
+        let (read, write) = new_pipe()?;
+        SECOND_WRITE.store(write.as_raw_fd(), Ordering::SeqCst);
+        // The write end lives as long as the process (the handler may use it any time).
+        std::mem::forget(write);
+        std::thread::Builder::new()
+            .name("memwatch-second-stop".into())
+            .spawn(move || {
+                loop {
+                    if REQUESTS.load(Ordering::SeqCst) >= 2 {
+                        break;
+                    }
+                    let mut fd = libc::pollfd {
+                        fd: read.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd; waits until the handler writes.
+                    unsafe { libc::poll(&mut fd, 1, 1000) };
+                }
+                action();
+            })?;
+        Ok(())
     }
 
     /// The stop request that arrived, if any; taking it clears it.

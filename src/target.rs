@@ -95,11 +95,14 @@ impl Target {
         Self::finish_open(proc_root, pid, pidfd, None, with_pss)
     }
 
-    /// Spawns `command` (no shell), passing stdin/stdout/stderr through.
+    /// Spawns `command` (no shell), passing stdin/stdout/stderr through, and `pass_fd`
+    /// (under its own number) when given. The command gets SIGKILL if memwatch dies
+    /// (`PR_SET_PDEATHSIG`): a killed memwatch leaves no command running unwatched.
     pub fn spawn(
         proc_root: &Path,
         command: &[OsString],
         env: &[(OsString, OsString)],
+        pass_fd: Option<BorrowedFd<'_>>,
         with_pss: bool,
     ) -> Result<(Target, ProcReader)> {
         let (program, args) = command
@@ -108,14 +111,30 @@ impl Target {
         let mut cmd = Command::new(program);
         cmd.args(args);
         cmd.envs(env.iter().map(|(k, v)| (k, v)));
+        let pass = pass_fd.map(|fd| fd.as_raw_fd());
+        // SAFETY: getpid has no preconditions.
+        let memwatch = unsafe { libc::getpid() };
         // SAFETY: only async-signal-safe calls between fork and exec. Whatever mask the
         // calling thread has (a test harness, a parent that blocked signals), the command
         // starts with every signal unblocked; exec resets memwatch's handlers.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 let mut set: libc::sigset_t = std::mem::zeroed();
                 libc::sigemptyset(&mut set);
                 libc::pthread_sigmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+                // Dies with memwatch (with the thread that spawned it: memwatch's main
+                // thread). If memwatch died already, do not start at all.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::getppid() != memwatch {
+                    return Err(io::Error::other("memwatch exited"));
+                }
+                if let Some(fd) = pass
+                    && libc::fcntl(fd, libc::F_SETFD, 0) != 0
+                {
+                    return Err(io::Error::last_os_error());
+                }
                 Ok(())
             });
         }
@@ -340,6 +359,8 @@ impl Target {
             fds.push(self.pidfd.as_fd());
         }
         signal_all(&fds, libc::SIGTERM);
+        // A stopped process acts on SIGTERM only once it runs again (as systemd does).
+        signal_all(&fds, libc::SIGCONT);
         if !wait_all_exit(&fds, grace) {
             signal_all(&fds, libc::SIGKILL);
             wait_all_exit(&fds, Duration::from_secs(1));
@@ -350,6 +371,34 @@ impl Target {
             .filter(|o| !o.exited)
             .map(|o| format!("{} ({})", o.pid, o.name))
             .collect()
+    }
+
+    /// What a second Ctrl-C does (see `Interrupts::on_second_request`): says so, then
+    /// SIGKILL to every process memwatch started (a spawned command and its tree, a `--load`
+    /// command; an attached process is left running), and memwatch exits at once with code
+    /// 2: no verdict.
+    pub fn emergency_stop(&self) -> Box<dyn FnOnce() + Send> {
+        let pid = self.pid;
+        let name = self.name.clone();
+        let group = self.group;
+        let spawned = self.child.is_some();
+        Box::new(move || {
+            if spawned {
+                eprintln!(
+                    "memwatch: second stop request: stopping at once, no verdict; SIGKILL to PID {pid} ({name}) and every process memwatch started"
+                );
+            } else {
+                eprintln!(
+                    "memwatch: second stop request: stopping at once, no verdict; PID {pid} ({name}) is left running"
+                );
+            }
+            // Everything below memwatch, each held by a pidfd after its identity was checked.
+            let all = crate::tree::started_by(std::process::id() as i32, group);
+            let fds: Vec<BorrowedFd<'_>> = all.iter().map(|o| o.pidfd.as_fd()).collect();
+            signal_all(&fds, libc::SIGKILL);
+            wait_all_exit(&fds, Duration::from_secs(1));
+            std::process::exit(i32::from(crate::exit::Exit::Trouble.code()));
+        })
     }
 
     /// Marks that the target is being ended by memwatch's own choice (e.g. Ctrl-C).

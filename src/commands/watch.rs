@@ -26,7 +26,8 @@ use crate::report::services::{
 };
 use crate::report::summary::{Files, RuntimeSummary, Summary, TargetSummary};
 use crate::report::text;
-use crate::runtime::{DumpGuard, Plan, Probe, ProbeEvent, RuntimeKind, node};
+use crate::runtime::agent::{Preload, Spawned};
+use crate::runtime::{DumpGuard, Plan, Probe, ProbeEvent, RuntimeError, RuntimeKind};
 use crate::sample::members::{PssSpread, Scope};
 use crate::sample::{MemStatus, Metric, ProcReader};
 use crate::sampler::{self, JudgedSeries, SampleSink, StopReason, WatchResult};
@@ -51,9 +52,16 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
         mut reader,
         first,
         runtime,
-        inspector_ours,
+        node_preload,
         mut services,
     } = start(config, &interrupts)?;
+    // A second Ctrl-C (or SIGTERM) stops at once.
+    interrupts
+        .on_second_request(target.emergency_stop())
+        .map_err(|e| Error::Io {
+            context: "cannot set up signal handling".into(),
+            source: e,
+        })?;
     // Outputs were checked with the configuration, before anything was spawned.
     let mut outputs = config.outputs.resolve(target.pid, &local_stamp());
     let mut csv = outputs.create_csv().and_then(|out| {
@@ -64,7 +72,7 @@ pub fn watch(config: &WatchConfig) -> Result<Exit> {
             },
         )
     })?;
-    let mut probe = start_probe(config, &target, runtime, inspector_ours, &outputs)?;
+    let mut probe = start_probe(config, &target, runtime, node_preload, &outputs)?;
     let live_mode = LiveMode::detect(config.quiet);
     let mut live = LiveSink::new(live_mode, services.analysis.clone());
     if services.total.is_some() {
@@ -150,8 +158,8 @@ struct Started {
     reader: ProcReader,
     first: std::result::Result<MemStatus, crate::sample::reader::ReadError>,
     runtime: Option<RuntimeKind>,
-    /// memwatch gave the spawned command its inspector (and closes it at the end).
-    inspector_ours: bool,
+    /// The agent's channel of a spawned Node.js command (or why there is none).
+    node_preload: Option<std::result::Result<Spawned, RuntimeError>>,
     services: Services,
 }
 
@@ -163,7 +171,7 @@ fn start(config: &WatchConfig, interrupts: &Interrupts) -> Result<Started> {
     let summed =
         config.sampling.tree || matches!(&config.target, TargetSpec::Find(f) if f.all_matches);
     let pss_asked = config.sampling.pss_interval.is_some();
-    let mut inspector_ours = false;
+    let mut node_preload = None;
     let mut own: Option<std::result::Result<OwnCgroup, String>> = None;
     // A tree's processes are read with smaps_rollup open when it can be (a PSS total).
     let attach = |pid: i32| {
@@ -179,13 +187,12 @@ fn start(config: &WatchConfig, interrupts: &Interrupts) -> Result<Started> {
         TargetSpec::Attach { pid } => attach(*pid)?,
         TargetSpec::Find(spec) => attach(found(spec, config, interrupts)?)?,
         TargetSpec::Spawn { command, .. } => {
-            // A Node.js command opens its inspector on a free loopback port from the start,
-            // so parallel runs never collide on 9229; memwatch closes it at the end.
-            let env = if wants_node_inspector(config.runtime.choice, command) {
-                inspector_ours = true;
-                vec![node::spawn_env()]
-            } else {
-                Vec::new()
+            // A Node.js command gets memwatch's agent (--require, a private channel): no port.
+            let preload = wants_node_agent(config.runtime.choice, command)
+                .then(|| Preload::new(std::env::var_os("NODE_OPTIONS").as_deref()));
+            let (env, fd) = match &preload {
+                Some(Ok(p)) => (p.env(), Some(p.child_fd())),
+                _ => (&[][..], None),
             };
             if summed
                 && config.services.cgroup.is_none()
@@ -196,7 +203,8 @@ fn start(config: &WatchConfig, interrupts: &Interrupts) -> Result<Started> {
             {
                 own = Some(OwnCgroup::create());
             }
-            let spawned = Target::spawn(proc_root, command, &env, pss_asked || summed)?;
+            let spawned = Target::spawn(proc_root, command, env, fd, pss_asked || summed)?;
+            node_preload = preload.map(|p| p.map(Preload::spawned));
             if let Some(Ok(cgroup)) = &own
                 && let Err(e) = cgroup.adopt_tree(spawned.0.pid)
             {
@@ -225,7 +233,7 @@ fn start(config: &WatchConfig, interrupts: &Interrupts) -> Result<Started> {
         reader,
         first,
         runtime,
-        inspector_ours,
+        node_preload,
         services,
     })
 }
@@ -439,7 +447,7 @@ fn start_probe(
     config: &WatchConfig,
     target: &Target,
     runtime: Option<RuntimeKind>,
-    inspector_ours: bool,
+    node_preload: Option<std::result::Result<Spawned, RuntimeError>>,
     outputs: &Outputs,
 ) -> Result<Option<Probe>> {
     let Some(kind) = runtime else {
@@ -457,7 +465,7 @@ fn start_probe(
         })
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or_else(|| ".".into());
-    let plan = probe_plan(config, dump_dir, inspector_ours, target.pid);
+    let plan = probe_plan(config, dump_dir, node_preload, target.pid);
     Probe::start(kind, target.pid, target.pidfd(), plan)
         .map(Some)
         .map_err(|e| {
@@ -596,8 +604,9 @@ fn stop(
     let mut runtime_events: Vec<ProbeEvent> = Vec::new();
     let mut runtime_problem = None;
     if let Some(p) = probe {
-        runtime_problem = p.failure();
-        for r in p.stop() {
+        let (rest, problem) = p.finish();
+        runtime_problem = problem;
+        for r in rest {
             runtime_events.extend(r.events);
         }
     }
@@ -1060,7 +1069,7 @@ fn dumps_and_snapshots(
                     bytes: *bytes,
                     started_s: from,
                     completed_s: Some(at),
-                    via: "inspector",
+                    via: "runtime",
                     rss_before_bytes: None,
                     rss_peak_bytes: None,
                 });
@@ -1182,9 +1191,9 @@ fn histogram_diff(events: &[ProbeEvent]) -> Option<Vec<crate::runtime::jvm::Hist
     Some(rows)
 }
 
-/// Whether a spawned command gets `--inspect=127.0.0.1:0`: asked for, or a Node.js program
-/// run directly (`node app.js`) with `--runtime auto`.
-fn wants_node_inspector(choice: RuntimeChoice, command: &[std::ffi::OsString]) -> bool {
+/// Whether a spawned command gets memwatch's agent: asked for, or a Node.js program run
+/// directly (`node app.js`) with `--runtime auto`.
+fn wants_node_agent(choice: RuntimeChoice, command: &[std::ffi::OsString]) -> bool {
     let argv0 = command
         .first()
         .map(|a| a.to_string_lossy())
@@ -1214,8 +1223,8 @@ fn runtime_of(target: &Target, config: &WatchConfig) -> Result<Option<RuntimeKin
             {
                 text::notice(&format!(
                     "hint: PID {} is a {kind} process: add '--runtime {}' to judge its \
-                     managed heap after forced GCs (memwatch then opens a debugging port on \
-                     127.0.0.1 or the JVM's attach listener while it runs, see docs/runtime.md)",
+                     managed heap after forced GCs (memwatch then opens Node's inspector for the \
+                     attach only, or the JVM's attach listener, see docs/runtime.md)",
                     target.pid,
                     kind.name()
                 ));
@@ -1246,7 +1255,12 @@ fn runtime_of(target: &Target, config: &WatchConfig) -> Result<Option<RuntimeKin
 /// What the probe does: the GC schedule and pause budget, the cheap heap reading at the
 /// sampling interval (at most 5 a second), snapshots at their times into the output folder,
 /// each one only when --max-dumps, --min-free and the memory headroom allow.
-fn probe_plan(config: &WatchConfig, dump_dir: PathBuf, inspector_ours: bool, pid: i32) -> Plan {
+fn probe_plan(
+    config: &WatchConfig,
+    dump_dir: PathBuf,
+    node_preload: Option<std::result::Result<Spawned, RuntimeError>>,
+    pid: i32,
+) -> Plan {
     let max_dumps = config.signals.max_dumps;
     let min_free = config.signals.min_free;
     let dir = dump_dir.clone();
@@ -1275,7 +1289,11 @@ fn probe_plan(config: &WatchConfig, dump_dir: PathBuf, inspector_ours: bool, pid
         dumps_at: config.runtime.snapshots_at.clone(),
         dump_dir,
         dump_guard: Some(guard),
-        inspector_ours,
+        node_preload,
+        end: config
+            .sampling
+            .duration
+            .map(|d| std::time::Instant::now() + d),
         ..Plan::default()
     }
 }

@@ -150,19 +150,24 @@ pub struct RuntimeSummary {
     /// `node` or `jvm`.
     pub kind: String,
     pub attached: bool,
-    /// The Node inspector's port on 127.0.0.1.
+    /// The Node inspector's port on 127.0.0.1 through which memwatch installed its agent
+    /// (`--pid`); `null` for a command memwatch started (the agent came with `--require`).
     pub port: Option<u16>,
-    /// memwatch opened the inspector (SIGUSR1 or `--inspect=127.0.0.1:0` at spawn) or the
-    /// JVM's attach listener (SIGQUIT).
+    /// memwatch opened the inspector (SIGUSR1) or the JVM's attach listener (SIGQUIT).
     pub opened_by_memwatch: bool,
+    /// How long the inspector memwatch opened stayed open, SIGUSR1 to closed (ms).
+    pub inspector_open_ms: Option<f64>,
     pub forced_gcs: u32,
     pub gcs_skipped: u32,
+    /// Why forced GCs were skipped (the pause budget; a program busy or stopped past the
+    /// call's deadline): each reason once, the first five, joined by "; ". `null`: none.
+    pub gcs_skipped_why: Option<String>,
     pub gc_pause_max_ms: f64,
     pub gc_pause_total_ms: f64,
     pub snapshots: Vec<String>,
     pub histograms: Vec<String>,
-    /// How the inspector was left: "closed the inspector on 127.0.0.1:9229: nothing listens
-    /// there any more".
+    /// How the runtime was left, in words (the Node agent ended with its channel; what
+    /// listens where memwatch opened the inspector).
     pub closed: Option<String>,
     /// Why the managed-heap series is missing or ended, in words.
     pub problem: Option<String>,
@@ -180,11 +185,13 @@ impl RuntimeSummary {
                 E::Attached {
                     port,
                     opened_by_memwatch,
+                    inspector_open,
                     ..
                 } => {
                     s.attached = true;
                     s.port = *port;
                     s.opened_by_memwatch = *opened_by_memwatch;
+                    s.inspector_open_ms = inspector_open.map(|d| d.as_secs_f64() * 1e3);
                 }
                 E::Gc { pause } => {
                     let ms = pause.as_secs_f64() * 1e3;
@@ -192,7 +199,16 @@ impl RuntimeSummary {
                     s.gc_pause_total_ms += ms;
                     s.gc_pause_max_ms = s.gc_pause_max_ms.max(ms);
                 }
-                E::GcSkipped { .. } => s.gcs_skipped += 1,
+                E::GcSkipped { reason } => {
+                    s.gcs_skipped += 1;
+                    let why = s.gcs_skipped_why.get_or_insert_with(String::new);
+                    if why.matches("; ").count() < 4 && !why.contains(reason.as_str()) {
+                        if !why.is_empty() {
+                            why.push_str("; ");
+                        }
+                        why.push_str(reason);
+                    }
+                }
                 E::Snapshot { path, .. } => s.snapshots.push(path.display().to_string()),
                 E::Histogram { path, .. } => s.histograms.push(path.display().to_string()),
                 E::Closed { message } => s.closed = Some(message.clone()),
@@ -352,8 +368,8 @@ pub struct DumpSummary {
     pub bytes: u64,
     pub started_s: f64,
     pub completed_s: Option<f64>,
-    /// How it was taken: `signal` (a file the target wrote on a signal) or `inspector`
-    /// (`--heap-snapshots` through the runtime).
+    /// How it was taken: `signal` (a file the target wrote on a signal) or `runtime`
+    /// (`--heap-snapshots`: memwatch's Node agent, or a JVM class histogram).
     pub via: &'static str,
     /// What it cost the target: its RSS in the last sample before the dump started, and the
     /// highest RSS while it was written (`null` without samples there).

@@ -1,15 +1,18 @@
-//! Asking a managed runtime about its own heap, from outside and without changing its code:
-//! Node.js over the inspector (Chrome DevTools Protocol), HotSpot JVMs over the attach socket.
+//! Asking a managed runtime about its own heap, without changing its code: Node.js through
+//! memwatch's agent inside the program (loaded at start by `run`, installed through the
+//! inspector by `--pid`), HotSpot JVMs over the attach socket.
 //!
 //! - [`detect`] tells which runtime a process runs, from /proc alone (nothing is sent).
-//! - [`node::Inspector`] and [`jvm::Jvm`] are the blocking clients: one call, one answer,
-//!   a timeout on every read.
+//! - [`agent::Channel`] (Node.js) and [`jvm::Jvm`] are the blocking clients: one call, one
+//!   answer, a deadline on every read. [`node::Inspector`] is used only to install the agent
+//!   into a running process, and is closed right after.
 //! - [`Probe`] runs one of them on a background thread on a schedule (forced GCs within a
 //!   pause budget, cheap heap readings, snapshots or class histograms at given times) and
 //!   hands [`Reading`]s to the sampler without ever blocking it.
 //!
 //! What this does to the target (ports, signals, pauses) is in docs/runtime.md.
 
+pub mod agent;
 pub mod jvm;
 pub mod net;
 pub mod node;
@@ -140,6 +143,35 @@ pub enum RuntimeError {
     },
     #[error("{what} took longer than {after:?}: the target may be stuck or overloaded")]
     Timeout { what: String, after: Duration },
+    #[error(
+        "PID {pid} did not answer '{what}'{}: {why}",
+        after.map(|d| format!(" within {:.1} s", d.as_secs_f64())).unwrap_or_default()
+    )]
+    NoAnswer {
+        pid: i32,
+        what: String,
+        after: Option<Duration>,
+        why: String,
+    },
+    #[error(
+        "PID {pid} did not load memwatch's agent within {waited:?} ({why}; did the command clear NODE_OPTIONS, or is this not Node.js?): memwatch opened no port"
+    )]
+    AgentNotLoaded {
+        pid: i32,
+        waited: Duration,
+        why: String,
+    },
+    #[error(
+        "the agent installed in PID {pid} did not connect back to memwatch ({why}){}",
+        if *refused > 0 { format!("; {refused} connection(s) from other processes were refused") } else { String::new() }
+    )]
+    AgentNotConnected { pid: i32, refused: u32, why: String },
+    #[error("memwatch is stopping")]
+    Stopping,
+    #[error(
+        "PID {pid} is stopped (SIGSTOP, or a debugger holds it): memwatch did not send SIGUSR1, as Node would open its inspector only when it runs again, perhaps after memwatch has gone and can no longer close it"
+    )]
+    TargetStopped { pid: i32 },
     #[error("the runtime answered '{what}' with an error: {message}")]
     Protocol { what: String, message: String },
     #[error("cannot parse {what}: {message}")]
@@ -250,6 +282,14 @@ pub(crate) fn pidfd_exited(pidfd: std::os::fd::BorrowedFd<'_>) -> bool {
     };
     // SAFETY: one valid pollfd, zero timeout.
     unsafe { libc::poll(&mut fd, 1, 0) > 0 }
+}
+
+/// Whether PID is stopped (state `T` or `t` in /proc/PID/stat).
+pub(crate) fn is_stopped(proc_root: &Path, pid: i32) -> bool {
+    std::fs::read_to_string(proc_root.join(pid.to_string()).join("stat"))
+        .ok()
+        .and_then(|s| crate::tree::parse_stat(pid, &s))
+        .is_some_and(|e| matches!(e.state, 'T' | 't'))
 }
 
 /// A process younger than this may still be installing its signal handlers.

@@ -1,43 +1,23 @@
-//! Node.js over its inspector: the Chrome DevTools Protocol on a WebSocket, blocking, one
-//! call at a time, a timeout on every read.
-//!
-//! Attaching finds an inspector that is already open (the process's own listening sockets on
-//! 127.0.0.1, each asked for `/json/list`); otherwise it sends SIGUSR1 through the pidfd, which
-//! makes Node open one on 127.0.0.1:9229 (or its `--inspect-port`), and closes it again at the
-//! end with `process._debugEnd()`. A command memwatch starts itself can get the inspector on a
-//! free port from the start instead: see [`spawn_env`].
+//! Node.js's inspector, used only to install memwatch's agent into a running process
+//! (`--pid`): the Chrome DevTools Protocol on a WebSocket, blocking, one call at a time, a
+//! timeout on every read. [`attach_agent`] opens the inspector (SIGUSR1 through the pidfd,
+//! when it is not open yet), evaluates the agent in the program, closes the inspector at once
+//! (`process._debugEnd()`) and then talks to the agent over a Unix socket that accepts only
+//! the target (`agent.rs`). A command memwatch starts itself gets the agent with `--require`
+//! and no inspector at all (`agent::Preload`).
 
+use super::agent::{AgentListener, Channel, install_expression};
 use super::net::{self, Listener};
 use super::{Result, RuntimeError};
 use serde_json::{Value, json};
-use std::ffi::OsString;
-use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
-use std::os::fd::BorrowedFd;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tungstenite::{Message, WebSocket};
 
-/// The flag that opens the inspector of a spawned Node on a free loopback port, so parallel
-/// jobs never collide on 9229. The port is then found like any other (its socket inode).
-pub const SPAWN_INSPECT_FLAG: &str = "--inspect=127.0.0.1:0";
-
 /// The inspector's default port (Node's `--inspect-port` default).
 pub const DEFAULT_PORT: u16 = 9229;
-
-/// The environment variable and value to give a command memwatch spawns, so that Node opens
-/// its inspector on a free loopback port at start: `NODE_OPTIONS` with
-/// [`SPAWN_INSPECT_FLAG`] before whatever memwatch's own `NODE_OPTIONS` held. Every Node
-/// process started under it (npm, workers it forks) opens its own inspector on a free port.
-pub fn spawn_env() -> (OsString, OsString) {
-    let mut value = OsString::from(SPAWN_INSPECT_FLAG);
-    if let Some(old) = std::env::var_os("NODE_OPTIONS").filter(|v| !v.is_empty()) {
-        value.push(" ");
-        value.push(old);
-    }
-    (OsString::from("NODE_OPTIONS"), value)
-}
 
 /// Where a Node process opens (or has opened) its inspector, from its command line and
 /// `NODE_OPTIONS`.
@@ -177,25 +157,6 @@ pub fn debugger_url(json_list: &str, addr: SocketAddr) -> Option<String> {
     Some(format!("ws://{addr}{path}"))
 }
 
-/// `Runtime.getHeapUsage`: the JS heap without forcing a GC.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HeapUsage {
-    pub used_bytes: u64,
-    pub total_bytes: u64,
-}
-
-/// `process.memoryUsage()` inside the target.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MemoryUsage {
-    pub rss: u64,
-    pub heap_total: u64,
-    pub heap_used: u64,
-    pub external: u64,
-    #[serde(default)]
-    pub array_buffers: u64,
-}
-
 /// A CDP session with one Node process.
 pub struct Inspector {
     pid: i32,
@@ -204,6 +165,8 @@ pub struct Inspector {
     next_id: u64,
     opened_by_memwatch: bool,
     attach_time: Duration,
+    /// When memwatch sent SIGUSR1 (it opened the inspector).
+    signalled_at: Option<Instant>,
     /// Reads longer than this are a stuck target.
     pub timeout: Duration,
 }
@@ -214,6 +177,62 @@ pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(5);
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// A snapshot may take long on a big heap; this bounds the silence between two chunks.
 pub const SNAPSHOT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// memwatch's agent running in a process it attached to, and what it took to get there.
+pub struct AgentAttach {
+    pub channel: Channel,
+    /// The inspector's port on 127.0.0.1, used for the install.
+    pub port: u16,
+    /// memwatch opened the inspector (SIGUSR1) and closed it again.
+    pub opened_by_memwatch: bool,
+    /// From SIGUSR1 until nothing listened on the inspector's port any more: the time another
+    /// local user could have reached the inspector. `None`: memwatch did not open it.
+    pub open_window: Option<Duration>,
+    /// From the first look at the process to the agent's hello.
+    pub took: Duration,
+    /// Connections to memwatch's socket from other processes, refused.
+    pub refused: u32,
+}
+
+/// Installs memwatch's agent in PID through its inspector (opened with SIGUSR1 if needed)
+/// and closes the inspector right after, before anything else: from then on the agent
+/// answers over a Unix socket on which memwatch accepted only PID. An inspector that was
+/// already open is left open, as memwatch found it (memwatch's session ends).
+pub fn attach_agent(
+    pid: i32,
+    pidfd: BorrowedFd<'_>,
+    timeout: Duration,
+    stop: Option<&OwnedFd>,
+) -> Result<AgentAttach> {
+    let start = Instant::now();
+    let deadline = start + timeout;
+    let listener = AgentListener::new()?;
+    let mut inspector = Inspector::attach(pid, pidfd, timeout)?;
+    inspector.timeout = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(500));
+    let installed = inspector.install_agent(&install_expression(listener.name()));
+    // The door closes first, whatever the install did.
+    let (port, opened) = (inspector.port(), inspector.opened_by_memwatch());
+    let closed = inspector.close();
+    let open_window = inspector.signalled_at.map(|t| t.elapsed());
+    closed?;
+    installed?;
+    let stop_fd = || stop.and_then(|s| s.try_clone().ok());
+    let accept_by = deadline.max(Instant::now() + Duration::from_secs(1));
+    let (stream, refused) =
+        listener.accept_from(pid, pidfd, accept_by, stop.map(std::os::fd::AsFd::as_fd))?;
+    let mut channel = Channel::new(pid, stream, stop_fd());
+    channel.wait_hello(accept_by)?;
+    Ok(AgentAttach {
+        channel,
+        port,
+        opened_by_memwatch: opened,
+        open_window,
+        took: start.elapsed(),
+        refused,
+    })
+}
 
 impl Inspector {
     /// Connects to PID's inspector, opening it with SIGUSR1 (through `pidfd`) when it is not
@@ -324,6 +343,11 @@ impl Inspector {
             });
         }
         super::wait_until_caught(proc_root, pid, libc::SIGUSR1, "SIGUSR1", deadline)?;
+        // A stopped process would open its inspector only when it runs again, perhaps after
+        // memwatch has gone and can no longer close it.
+        if super::is_stopped(proc_root, pid) {
+            return Err(RuntimeError::TargetStopped { pid });
+        }
         if ep.port != 0
             && net::namespace_listeners(proc_root, pid).iter().any(|l| {
                 l.addr.port() == ep.port
@@ -332,6 +356,7 @@ impl Inspector {
         {
             return Err(RuntimeError::InspectorPortTaken { pid, port: ep.port });
         }
+        let signalled_at = Instant::now();
         crate::signal::send_via_pidfd(pidfd, libc::SIGUSR1).map_err(|e| {
             if e.raw_os_error() == Some(libc::ESRCH) {
                 RuntimeError::Gone { pid }
@@ -339,45 +364,77 @@ impl Inspector {
                 RuntimeError::io(format!("cannot send SIGUSR1 to PID {pid}"), e)
             }
         })?;
+        let ours = |i: Result<Inspector>| {
+            i.map(|mut i| {
+                i.signalled_at = Some(signalled_at);
+                i
+            })
+        };
 
-        // 3. Wait for the new listener: each new socket is asked (up to 3 times) whether it
-        // is the inspector; one that is not on 127.0.0.1 is closed at once and refused.
+        // 3. Wait for the new listener. The expected port is tried every 2 ms (a refused
+        // connection costs microseconds; the window another user has is as long as this
+        // wait), and must then be a new listener of PID's. Every other new socket is asked
+        // (up to 3 times) whether it is the inspector; one that is not on 127.0.0.1 is
+        // closed and refused.
         let old: Vec<u64> = before.iter().map(|l| l.inode).collect();
         let mut tries: Vec<(u64, u32)> = Vec::new();
         // Reading net/tcp costs milliseconds on a busy machine: look often at first (Node
         // opens the inspector within tens of ms), then less and less.
-        let mut pause = Duration::from_millis(20);
+        let mut next_scan = Instant::now();
+        let mut scan_pause = Duration::from_millis(20);
         loop {
             if super::pidfd_exited(pidfd) {
                 return Err(RuntimeError::Gone { pid });
             }
-            let now = net::listeners(proc_root, pid).map_err(gone)?;
-            for new in now.iter().filter(|l| !old.contains(&l.inode)) {
-                let n = match tries.iter_mut().find(|(i, _)| *i == new.inode) {
-                    Some((_, n)) => n,
-                    None => {
-                        tries.push((new.inode, 0));
-                        &mut tries.last_mut().expect("just pushed").1
+            if ep.port != 0
+                && let Some(url) = probe(local(ep.port))
+            {
+                let now = net::listeners(proc_root, pid).map_err(gone)?;
+                if now
+                    .iter()
+                    .any(|l| !old.contains(&l.inode) && loopback(&l) && l.addr.port() == ep.port)
+                {
+                    return ours(Self::connect(
+                        pid,
+                        local(ep.port),
+                        &url,
+                        true,
+                        start,
+                        deadline,
+                    ));
+                }
+            }
+            if Instant::now() >= next_scan {
+                next_scan = Instant::now() + scan_pause;
+                scan_pause = (scan_pause * 2).min(Duration::from_millis(320));
+                let now = net::listeners(proc_root, pid).map_err(gone)?;
+                for new in now.iter().filter(|l| !old.contains(&l.inode)) {
+                    let n = match tries.iter_mut().find(|(i, _)| *i == new.inode) {
+                        Some((_, n)) => n,
+                        None => {
+                            tries.push((new.inode, 0));
+                            &mut tries.last_mut().expect("just pushed").1
+                        }
+                    };
+                    if *n >= 3 {
+                        continue;
                     }
-                };
-                if *n >= 3 {
-                    continue;
+                    *n += 1;
+                    let at = reach(new.addr);
+                    let Some(url) = probe(at) else { continue };
+                    let inspector = ours(Self::connect(pid, at, &url, true, start, deadline));
+                    if loopback(&new) {
+                        return inspector;
+                    }
+                    // Opened where others may reach it: close it now, then refuse.
+                    if let Ok(mut i) = inspector {
+                        let _ = i.close();
+                    }
+                    return Err(RuntimeError::InspectorNotLoopback {
+                        pid,
+                        addr: new.addr.to_string(),
+                    });
                 }
-                *n += 1;
-                let at = reach(new.addr);
-                let Some(url) = probe(at) else { continue };
-                let inspector = Self::connect(pid, at, &url, true, start, deadline);
-                if loopback(&new) {
-                    return inspector;
-                }
-                // Opened where others may reach it: close it now, then refuse.
-                if let Ok(mut i) = inspector {
-                    let _ = i.close();
-                }
-                return Err(RuntimeError::InspectorNotLoopback {
-                    pid,
-                    addr: new.addr.to_string(),
-                });
             }
             if Instant::now() >= deadline {
                 return Err(RuntimeError::InspectorDidNotOpen {
@@ -385,8 +442,11 @@ impl Inspector {
                     waited: timeout,
                 });
             }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(320));
+            std::thread::sleep(if ep.port != 0 {
+                Duration::from_millis(2)
+            } else {
+                next_scan.saturating_duration_since(Instant::now())
+            });
         }
     }
 
@@ -422,6 +482,7 @@ impl Inspector {
             next_id: 1,
             opened_by_memwatch,
             attach_time: start.elapsed(),
+            signalled_at: None,
             timeout: CALL_TIMEOUT,
         })
     }
@@ -457,55 +518,30 @@ impl Inspector {
         self.opened_by_memwatch
     }
 
-    /// Marks the inspector as memwatch's to close: for a command memwatch started with
-    /// [`spawn_env`], whose inspector was open before memwatch looked.
-    pub fn set_opened_by_memwatch(&mut self, yes: bool) {
-        self.opened_by_memwatch = yes;
-    }
-
     /// From the first look at the process to a connected WebSocket.
     pub fn attach_time(&self) -> Duration {
         self.attach_time
     }
 
-    /// `HeapProfiler.collectGarbage`: a full, stop-the-world GC. Returns how long the call
-    /// took, which is the pause (plus a loopback round trip).
-    pub fn collect_garbage(&mut self) -> Result<Duration> {
-        let t = Instant::now();
-        self.call("HeapProfiler.collectGarbage", json!({}))?;
-        Ok(t.elapsed())
-    }
-
-    /// `Runtime.getHeapUsage`: the JS heap's used and total size, no GC.
-    pub fn heap_usage(&mut self) -> Result<HeapUsage> {
-        let r = self.call("Runtime.getHeapUsage", json!({}))?;
-        let num = |k: &str| {
-            r.get(k)
-                .and_then(Value::as_f64)
-                .map(|v| v as u64)
-                .ok_or_else(|| RuntimeError::Parse {
-                    what: "the answer to Runtime.getHeapUsage".into(),
-                    message: format!("no '{k}' in {r}"),
-                })
-        };
-        Ok(HeapUsage {
-            used_bytes: num("usedSize")?,
-            total_bytes: num("totalSize")?,
-        })
-    }
-
-    /// `process.memoryUsage()` in the target, through `Runtime.evaluate`: the JS heap plus
-    /// what V8 holds outside it (`external`, `arrayBuffers`: Buffers live there).
-    pub fn memory_usage(&mut self) -> Result<MemoryUsage> {
-        let text = self.evaluate("JSON.stringify(process.memoryUsage())")?;
-        let text = text.as_str().ok_or_else(|| RuntimeError::Parse {
-            what: "process.memoryUsage()".into(),
-            message: format!("not a string: {text}"),
-        })?;
-        serde_json::from_str(text).map_err(|e| RuntimeError::Parse {
-            what: "process.memoryUsage()".into(),
-            message: format!("{e} in '{text}'"),
-        })
+    /// Evaluates memwatch's agent in the program (`require` given by the inspector's command
+    /// line API, as in the DevTools console). Its value says it ran.
+    pub fn install_agent(&mut self, expression: &str) -> Result<()> {
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({"expression": expression, "includeCommandLineAPI": true,
+                   "returnByValue": true, "silent": true}),
+        )?;
+        if let Some(e) = r.get("exceptionDetails") {
+            let text = e
+                .pointer("/exception/description")
+                .and_then(Value::as_str)
+                .map_or_else(|| e.to_string(), str::to_string);
+            return Err(RuntimeError::Protocol {
+                what: "installing memwatch's agent".into(),
+                message: text,
+            });
+        }
+        Ok(())
     }
 
     /// `Runtime.evaluate` of `expression`; its value (returned by value).
@@ -521,58 +557,6 @@ impl Inspector {
             });
         }
         Ok(r.pointer("/result/value").cloned().unwrap_or(Value::Null))
-    }
-
-    /// `HeapProfiler.takeHeapSnapshot`, each `addHeapSnapshotChunk` written to `path` as it
-    /// comes (a new file, mode 0600: a snapshot holds every string in the process). Returns
-    /// the bytes written. A failed or incomplete snapshot leaves no file behind.
-    pub fn take_heap_snapshot(&mut self, path: &Path) -> Result<u64> {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| RuntimeError::io(format!("cannot create '{}'", path.display()), e))?;
-        let mut written = 0u64;
-        let mut tail = Vec::new();
-        let result = self.call_with_events(
-            "HeapProfiler.takeHeapSnapshot",
-            json!({"reportProgress": false}),
-            SNAPSHOT_IDLE_TIMEOUT,
-            Duration::from_secs(3600),
-            |method, params| {
-                if method != "HeapProfiler.addHeapSnapshotChunk" {
-                    return Ok(());
-                }
-                let chunk = params.get("chunk").and_then(Value::as_str).unwrap_or("");
-                file.write_all(chunk.as_bytes()).map_err(|e| {
-                    RuntimeError::io(format!("cannot write '{}'", path.display()), e)
-                })?;
-                written += chunk.len() as u64;
-                if !chunk.trim_end().is_empty() {
-                    tail = chunk.trim_end().as_bytes().to_vec();
-                }
-                Ok(())
-            },
-        );
-        let result = result.and_then(|_| {
-            file.sync_all()
-                .map_err(|e| RuntimeError::io(format!("cannot write '{}'", path.display()), e))?;
-            if tail.ends_with(b"]}") {
-                Ok(written)
-            } else {
-                Err(RuntimeError::Protocol {
-                    what: "HeapProfiler.takeHeapSnapshot".into(),
-                    message: format!(
-                        "the snapshot ended after {written} bytes without its closing ']}}'"
-                    ),
-                })
-            }
-        });
-        if result.is_err() {
-            let _ = std::fs::remove_file(path);
-        }
-        result
     }
 
     /// Leaves the process as memwatch found it: if memwatch opened the inspector,
@@ -616,7 +600,7 @@ impl Inspector {
                 // Gone or not listening: either way nothing is left open.
                 _ => return Ok(()),
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(5));
         }
         Err(RuntimeError::InspectorStillOpen {
             pid: self.pid,
@@ -624,21 +608,10 @@ impl Inspector {
         })
     }
 
+    /// Sends one command and reads until its answer (events are skipped), at most
+    /// `self.timeout`.
     fn call(&mut self, method: &str, params: Value) -> Result<Value> {
-        let timeout = self.timeout;
-        self.call_with_events(method, params, timeout, timeout, |_, _| Ok(()))
-    }
-
-    /// Sends one command and reads until its answer, handing events to `on_event`. `idle`
-    /// bounds each wait for a message, `total` the whole call.
-    fn call_with_events(
-        &mut self,
-        method: &str,
-        params: Value,
-        idle: Duration,
-        total: Duration,
-        mut on_event: impl FnMut(&str, &Value) -> Result<()>,
-    ) -> Result<Value> {
+        let total = self.timeout;
         let pid = self.pid;
         let Some(ws) = self.ws.as_mut() else {
             return Err(RuntimeError::Protocol {
@@ -659,7 +632,7 @@ impl Inspector {
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) =>
             {
-                timeout_err(idle)
+                timeout_err(total)
             }
             tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed => {
                 RuntimeError::Protocol {
@@ -681,7 +654,7 @@ impl Inspector {
                 return Err(timeout_err(total));
             }
             ws.get_ref()
-                .set_read_timeout(Some(left.min(idle)))
+                .set_read_timeout(Some(left))
                 .map_err(|e| RuntimeError::io(method, e))?;
             let text = match ws.read().map_err(ws_err)? {
                 Message::Text(t) => t,
@@ -703,9 +676,6 @@ impl Inspector {
                     });
                 }
                 return Ok(v.get("result").cloned().unwrap_or(Value::Null));
-            }
-            if let Some(m) = v.get("method").and_then(Value::as_str) {
-                on_event(m, v.get("params").unwrap_or(&Value::Null))?;
             }
         }
     }
@@ -812,22 +782,5 @@ mod tests {
         assert_eq!(debugger_url("[]", a), None);
         assert_eq!(debugger_url("<html>", a), None);
         assert_eq!(debugger_url(r#"[{"id":"x"}]"#, a), None);
-    }
-
-    #[test]
-    fn memory_usage_json() {
-        let m: MemoryUsage = serde_json::from_str(
-            r#"{"rss":45191168,"heapTotal":6017024,"heapUsed":4412616,"external":1618452,"arrayBuffers":10515}"#,
-        )
-        .unwrap();
-        assert_eq!(m.external, 1618452);
-        assert_eq!(m.array_buffers, 10515);
-    }
-
-    #[test]
-    fn spawn_env_keeps_existing_options() {
-        let (name, value) = spawn_env();
-        assert_eq!(name, "NODE_OPTIONS");
-        assert!(value.to_string_lossy().starts_with(SPAWN_INSPECT_FLAG));
     }
 }

@@ -2,19 +2,35 @@
 //! GCs on a schedule within a pause budget, reads the heap cheaply in between, takes
 //! snapshots or class histograms at given times, and queues [`Reading`]s. The sampler takes
 //! them with the non-blocking [`Probe::drain`]: a forced GC (tens of ms) never delays a tick.
+//!
+//! Nothing here waits without a deadline: every call into the runtime ends by its own timeout
+//! or the run's end, whichever is first; a stop request ends any wait on the Node agent at
+//! once; and [`Probe::stop`] waits at most [`STOP_WAIT`] for the thread (a JVM call under
+//! way), then leaves it behind rather than hold the run.
 
+use super::agent::{Channel, Spawned};
 use super::jvm::Jvm;
 use super::net;
-use super::node::Inspector;
+use super::node::{self, Inspector};
 use super::{Result, RuntimeError, RuntimeKind};
 use std::collections::VecDeque;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// How long [`Probe::stop`] waits for the probe's thread to end.
+pub const STOP_WAIT: Duration = Duration::from_secs(2);
+/// How long a cheap heap reading may take before it is given up (the program is busy).
+const USAGE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a forced GC and the reading after it may take (a GC of a 150 MB heap took
+/// 0.5-0.9 s here).
+const GC_TIMEOUT: Duration = Duration::from_secs(5);
+/// Calls may run this long past the run's end (the last reading of the run).
+const END_SLACK: Duration = Duration::from_secs(1);
 
 /// When to force a GC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,10 +74,14 @@ pub struct Plan {
     /// Where they go (must exist).
     pub dump_dir: PathBuf,
     pub dump_guard: Option<DumpGuard>,
-    /// The inspector was opened for memwatch (a command started with `node::spawn_env`):
-    /// close it at the end like one memwatch opened with SIGUSR1.
-    pub inspector_ours: bool,
+    /// A Node command memwatch started with its agent (`agent::Preload`): the channel to
+    /// wait on for the agent's hello, or why there is none. `None`: attach through the
+    /// inspector (`--pid`).
+    pub node_preload: Option<std::result::Result<Spawned, RuntimeError>>,
     pub attach_timeout: Duration,
+    /// The run's end (`--duration`): no call lasts past it (plus a second for the last
+    /// reading).
+    pub end: Option<Instant>,
 }
 
 impl Default for Plan {
@@ -73,8 +93,9 @@ impl Default for Plan {
             dumps_at: Vec::new(),
             dump_dir: PathBuf::from("."),
             dump_guard: None,
-            inspector_ours: false,
+            node_preload: None,
             attach_timeout: Duration::from_secs(10),
+            end: None,
         }
     }
 }
@@ -84,11 +105,14 @@ impl Default for Plan {
 pub enum ProbeEvent {
     Attached {
         kind: RuntimeKind,
-        /// The inspector's port (Node).
+        /// The inspector's port through which memwatch installed its agent (Node, `--pid`);
+        /// `None` for a command memwatch started (the agent came with `--require`).
         port: Option<u16>,
         /// memwatch opened the inspector / attach listener (SIGUSR1 / SIGQUIT).
         opened_by_memwatch: bool,
         took: Duration,
+        /// How long the inspector memwatch opened stayed open (SIGUSR1 to closed).
+        inspector_open: Option<Duration>,
     },
     Gc {
         pause: Duration,
@@ -160,24 +184,38 @@ impl ProbeEvent {
         let ms = |d: &Duration| format!("{:.1} ms", d.as_secs_f64() * 1e3);
         match self {
             ProbeEvent::Attached {
-                kind,
+                kind: RuntimeKind::Node,
                 port,
                 opened_by_memwatch,
                 took,
-            } => {
-                let how = match (kind, opened_by_memwatch) {
-                    (RuntimeKind::Node, true) => "opened its inspector",
-                    (RuntimeKind::Node, false) => "used its open inspector",
-                    (RuntimeKind::Jvm, true) => "started its attach listener",
-                    (RuntimeKind::Jvm, false) => "used its attach listener",
-                };
-                let port = port
-                    .map(|p| format!(" on 127.0.0.1:{p}"))
-                    .unwrap_or_default();
-                format!(
-                    "attached to the {kind} runtime: {how}{port} in {}",
+                inspector_open,
+            } => match (port, inspector_open) {
+                (None, _) => format!(
+                    "attached to the node runtime: memwatch's agent (loaded with --require) answered in {} over a private channel; no port was opened",
                     ms(took)
-                )
+                ),
+                (Some(p), Some(open)) if *opened_by_memwatch => format!(
+                    "attached to the node runtime: opened its inspector on 127.0.0.1:{p} to install memwatch's agent and closed it {} after SIGUSR1; the agent answered in {}",
+                    ms(open),
+                    ms(took)
+                ),
+                (Some(p), _) => format!(
+                    "attached to the node runtime: installed memwatch's agent through its open inspector on 127.0.0.1:{p} in {}",
+                    ms(took)
+                ),
+            },
+            ProbeEvent::Attached {
+                kind: RuntimeKind::Jvm,
+                opened_by_memwatch,
+                took,
+                ..
+            } => {
+                let how = if *opened_by_memwatch {
+                    "started its attach listener"
+                } else {
+                    "used its attach listener"
+                };
+                format!("attached to the jvm runtime: {how} in {}", ms(took))
             }
             ProbeEvent::Gc { pause } => format!("forced GC, pause {}", ms(pause)),
             ProbeEvent::GcSkipped { reason } => format!("forced GC skipped: {reason}"),
@@ -291,7 +329,9 @@ impl PauseBudget {
 /// The background probe of one process's runtime.
 pub struct Probe {
     rx: Receiver<Reading>,
-    stop_tx: Option<Sender<()>>,
+    stop: StopSignal,
+    /// Disconnected when the thread has ended (its sender is dropped with it).
+    done: Receiver<()>,
     thread: Option<JoinHandle<()>>,
     failure: Arc<Mutex<Option<String>>>,
 }
@@ -307,8 +347,9 @@ impl Probe {
         let pidfd = pidfd
             .try_clone_to_owned()
             .map_err(|e| RuntimeError::io("cannot duplicate the pidfd", e))?;
+        let stop = StopSignal::new()?;
         let (tx, rx) = mpsc::channel();
-        let (stop_tx, stop_rx) = mpsc::channel();
+        let (done_tx, done) = mpsc::channel();
         let failure = Arc::new(Mutex::new(None));
         let worker = Worker {
             kind,
@@ -316,8 +357,9 @@ impl Probe {
             pidfd,
             plan,
             tx,
-            stop_rx,
+            stop: stop.watcher()?,
             failure: Arc::clone(&failure),
+            _done: done_tx,
         };
         let thread = std::thread::Builder::new()
             .name(format!("memwatch-{kind}-probe"))
@@ -325,7 +367,8 @@ impl Probe {
             .map_err(|e| RuntimeError::io("cannot start the runtime probe thread", e))?;
         Ok(Probe {
             rx,
-            stop_tx: Some(stop_tx),
+            stop,
+            done,
             thread: Some(thread),
             failure,
         })
@@ -343,21 +386,43 @@ impl Probe {
         self.failure.lock().ok().and_then(|f| f.clone())
     }
 
-    /// Ends the thread (an operation under way finishes first: a GC, or a snapshot), closes
-    /// the inspector if memwatch opened it, and returns the readings not drained yet.
-    pub fn stop(mut self) -> Vec<Reading> {
+    /// Ends the thread: a wait on the Node agent ends at once (its channel closes, and the
+    /// agent with it); a JVM call under way is given [`STOP_WAIT`], then left behind. Returns
+    /// the readings not drained yet.
+    pub fn stop(self) -> Vec<Reading> {
+        self.finish().0
+    }
+
+    /// [`Probe::stop`], and why the managed-heap series stopped or never started (as
+    /// [`Probe::failure`], including what the thread found while stopping).
+    pub fn finish(mut self) -> (Vec<Reading>, Option<String>) {
         self.shutdown();
         let mut rest = Vec::new();
         self.drain(|r| rest.push(r));
-        rest
+        (rest, self.failure())
     }
 
     fn shutdown(&mut self) {
-        if let Some(tx) = self.stop_tx.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        self.stop.fire();
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        match self.done.recv_timeout(STOP_WAIT) {
+            Err(RecvTimeoutError::Timeout) => {
+                let message = format!(
+                    "the runtime probe did not stop within {STOP_WAIT:?} (a call to a stopped or busy target): memwatch left it behind"
+                );
+                if let Ok(mut f) = self.failure.lock()
+                    && f.is_none()
+                {
+                    *f = Some(message.clone());
+                }
+                // Detached: it ends by its own deadline, or with memwatch.
+                drop(thread);
+            }
+            _ => {
+                let _ = thread.join();
+            }
         }
     }
 }
@@ -368,8 +433,59 @@ impl Drop for Probe {
     }
 }
 
+/// A stop request that every wait of the probe's thread can poll: an eventfd that stays
+/// readable once written.
+struct StopSignal {
+    fd: OwnedFd,
+}
+
+impl StopSignal {
+    fn new() -> Result<StopSignal> {
+        // SAFETY: eventfd returns a new descriptor or -1.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(RuntimeError::io(
+                "cannot make the probe's stop signal",
+                std::io::Error::last_os_error(),
+            ));
+        }
+        // SAFETY: a fresh descriptor we own.
+        Ok(StopSignal {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    fn watcher(&self) -> Result<OwnedFd> {
+        self.fd
+            .try_clone()
+            .map_err(|e| RuntimeError::io("cannot share the probe's stop signal", e))
+    }
+
+    fn fire(&self) {
+        let one: u64 = 1;
+        // SAFETY: writes 8 bytes from a local to our eventfd.
+        unsafe { libc::write(self.fd.as_raw_fd(), (&raw const one).cast(), 8) };
+    }
+}
+
+/// Waits until `stop` is readable or `timeout` passes; true when stopped.
+fn wait_stop(stop: BorrowedFd<'_>, timeout: Duration) -> bool {
+    let mut fd = libc::pollfd {
+        fd: stop.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: one valid pollfd.
+    unsafe { libc::poll(&mut fd, 1, ms) > 0 }
+}
+
 enum Client {
-    Node(Box<Inspector>),
+    Node {
+        channel: Box<Channel>,
+        /// The inspector port used for the install, and whether memwatch opened it.
+        inspector: Option<(u16, bool)>,
+    },
     Jvm(Jvm),
 }
 
@@ -379,8 +495,10 @@ struct Worker {
     pidfd: OwnedFd,
     plan: Plan,
     tx: Sender<Reading>,
-    stop_rx: Receiver<()>,
+    stop: OwnedFd,
     failure: Arc<Mutex<Option<String>>>,
+    /// Dropped with the worker: tells [`Probe::stop`] the thread has ended.
+    _done: Sender<()>,
 }
 
 /// After this many calls in a row fail, the probe gives up.
@@ -393,6 +511,14 @@ impl Worker {
         let listening_before = net::listeners(proc_root, self.pid).unwrap_or_default();
         let mut client = match self.attach() {
             Ok(c) => c,
+            Err(RuntimeError::Stopping) => {
+                self.fail(format!(
+                    "no managed-heap series: the run ended {:.1} s after the start, before memwatch had attached to the {} runtime",
+                    t0.elapsed().as_secs_f64(),
+                    self.kind
+                ));
+                return;
+            }
             Err(e) => {
                 let late = matches!(e, RuntimeError::InspectorDidNotOpen { .. });
                 self.fail(format!("no managed-heap series: {e}"));
@@ -423,18 +549,12 @@ impl Worker {
             let now = Instant::now();
             let next_dump = dumps.front().map(|d| t0 + *d);
             let due = [next_gc, next_usage, next_dump].into_iter().flatten().min();
-            if let Some(due) = due
-                && due > now
-            {
-                match self.stop_rx.recv_timeout(due - now) {
-                    Err(RecvTimeoutError::Timeout) => {}
-                    _ => break,
-                }
-            } else if due.is_none() {
-                // Nothing scheduled: wait for stop.
-                let _ = self.stop_rx.recv();
-                break;
-            } else if self.stop_rx.try_recv().is_ok() {
+            let wait = match due {
+                Some(due) => due.saturating_duration_since(now),
+                // Nothing scheduled: wait for stop, looking at the target now and then.
+                None => Duration::from_secs(1),
+            };
+            if wait_stop(self.stop.as_fd(), wait) {
                 break;
             }
             let now = Instant::now();
@@ -451,7 +571,11 @@ impl Worker {
                 }
             } else if next_usage.is_some_and(|t| t <= now) {
                 next_usage = self.plan.usage_interval.map(|i| now + i);
-                self.usage(&mut client)
+                match self.usage(&mut client) {
+                    // A busy program: the forced GCs say so; cheap readings just wait.
+                    Err(RuntimeError::NoAnswer { .. }) => continue,
+                    other => other,
+                }
             } else {
                 continue;
             };
@@ -460,6 +584,7 @@ impl Worker {
                     errors = 0;
                     let _ = self.tx.send(r);
                 }
+                Err(RuntimeError::Stopping) => break,
                 Err(e) => {
                     if crate::runtime::pidfd_exited(self.pidfd.as_fd()) {
                         continue; // reported at the top of the loop
@@ -481,23 +606,79 @@ impl Worker {
         self.close(client);
     }
 
+    /// `now + timeout`, but never past the run's end (and its last second).
+    fn deadline(&self, timeout: Duration) -> Instant {
+        let now = Instant::now();
+        let by = now + timeout;
+        match self.plan.end {
+            Some(end) => by.min((end + END_SLACK).max(now + Duration::from_millis(100))),
+            None => by,
+        }
+    }
+
     fn attach(&mut self) -> Result<Client> {
         let fd = self.pidfd.as_fd();
         let timeout = self.plan.attach_timeout;
         let (client, event) = match self.kind {
-            RuntimeKind::Node => {
-                let mut i = Inspector::attach(self.pid, fd, timeout)?;
-                if self.plan.inspector_ours {
-                    i.set_opened_by_memwatch(true);
+            RuntimeKind::Node => match self.plan.node_preload.take() {
+                Some(preload) => {
+                    let start = Instant::now();
+                    let Spawned { stream, dir } = preload?;
+                    let stop = self.stop.try_clone().ok();
+                    let mut channel = Channel::new(self.pid, stream, stop);
+                    let deadline = self.deadline(timeout);
+                    let hello = channel.wait_hello(deadline);
+                    // Node has read the file (or never will): it goes now.
+                    drop(dir);
+                    if let Err(e) = hello {
+                        return Err(match e {
+                            RuntimeError::Stopping => RuntimeError::AgentNotLoaded {
+                                pid: self.pid,
+                                waited: start.elapsed(),
+                                why: "the run ended first".into(),
+                            },
+                            RuntimeError::NoAnswer { why, .. } => RuntimeError::AgentNotLoaded {
+                                pid: self.pid,
+                                waited: timeout,
+                                why,
+                            },
+                            RuntimeError::Protocol { .. } => RuntimeError::AgentNotLoaded {
+                                pid: self.pid,
+                                waited: start.elapsed(),
+                                why: "the program closed memwatch's channel".into(),
+                            },
+                            other => other,
+                        });
+                    }
+                    let ev = ProbeEvent::Attached {
+                        kind: self.kind,
+                        port: None,
+                        opened_by_memwatch: false,
+                        took: start.elapsed(),
+                        inspector_open: None,
+                    };
+                    let client = Client::Node {
+                        channel: Box::new(channel),
+                        inspector: None,
+                    };
+                    (client, ev)
                 }
-                let ev = ProbeEvent::Attached {
-                    kind: self.kind,
-                    port: Some(i.port()),
-                    opened_by_memwatch: i.opened_by_memwatch(),
-                    took: i.attach_time(),
-                };
-                (Client::Node(Box::new(i)), ev)
-            }
+                None => {
+                    let a = node::attach_agent(self.pid, fd, timeout, Some(&self.stop))?;
+                    let ev = ProbeEvent::Attached {
+                        kind: self.kind,
+                        port: Some(a.port),
+                        opened_by_memwatch: a.opened_by_memwatch,
+                        took: a.took,
+                        inspector_open: a.open_window,
+                    };
+                    let client = Client::Node {
+                        channel: Box::new(a.channel),
+                        inspector: Some((a.port, a.opened_by_memwatch)),
+                    };
+                    (client, ev)
+                }
+            },
             RuntimeKind::Jvm => {
                 let j = Jvm::attach(self.pid, fd, timeout)?;
                 let ev = ProbeEvent::Attached {
@@ -505,6 +686,7 @@ impl Worker {
                     port: None,
                     opened_by_memwatch: j.signalled(),
                     took: j.attach_time(),
+                    inspector_open: None,
                 };
                 (Client::Jvm(j), ev)
             }
@@ -516,15 +698,33 @@ impl Worker {
     fn gc(&self, client: &mut Client, budget: &mut PauseBudget) -> Result<Reading> {
         let mut r = Reading::empty();
         let pause = match client {
-            Client::Node(i) => {
-                let pause = i.collect_garbage()?;
-                let m = i.memory_usage()?;
-                r.heap_after_gc_bytes = Some(m.heap_used);
-                r.heap_total_bytes = Some(m.heap_total);
-                r.external_bytes = Some(m.external);
-                r.array_buffers_bytes = Some(m.array_buffers);
-                pause
-            }
+            Client::Node { channel, .. } => match channel.gc(self.deadline(GC_TIMEOUT)) {
+                Ok(h) => {
+                    r.heap_after_gc_bytes = Some(h.used_bytes);
+                    r.heap_total_bytes = Some(h.total_bytes);
+                    r.external_bytes = Some(h.external_bytes);
+                    r.array_buffers_bytes = Some(h.array_buffers_bytes);
+                    h.pause
+                }
+                // Not had in time because the program is busy or stopped: skipped, said why.
+                Err(e @ RuntimeError::NoAnswer { .. }) => {
+                    return Ok(Reading::event(ProbeEvent::GcSkipped {
+                        reason: e.to_string(),
+                    }));
+                }
+                Err(RuntimeError::Stopping) => {
+                    let reason = format!(
+                        "PID {} had not answered 'gc' when the run ended: {}",
+                        self.pid,
+                        super::agent::state_words(self.pid)
+                    );
+                    let _ = self
+                        .tx
+                        .send(Reading::event(ProbeEvent::GcSkipped { reason }));
+                    return Err(RuntimeError::Stopping);
+                }
+                Err(e) => return Err(e),
+            },
             Client::Jvm(j) => {
                 let pause = j.gc_run()?;
                 let h = j.heap_info()?;
@@ -543,10 +743,10 @@ impl Worker {
     fn usage(&self, client: &mut Client) -> Result<Reading> {
         let mut r = Reading::empty();
         match client {
-            Client::Node(i) => {
-                let h = i.heap_usage()?;
-                r.heap_used_bytes = Some(h.used_bytes);
-                r.heap_total_bytes = Some(h.total_bytes);
+            Client::Node { channel, .. } => {
+                let (used, total) = channel.usage(self.deadline(USAGE_TIMEOUT))?;
+                r.heap_used_bytes = Some(used);
+                r.heap_total_bytes = Some(total);
             }
             Client::Jvm(j) => {
                 let h = j.heap_info()?;
@@ -566,7 +766,7 @@ impl Worker {
         }
         let t = Instant::now();
         let event = match client {
-            Client::Node(i) => {
+            Client::Node { channel, .. } => {
                 let path = self
                     .plan
                     .dump_dir
@@ -574,7 +774,8 @@ impl Worker {
                 let _ = self.tx.send(Reading::event(ProbeEvent::DumpStarted {
                     path: path.clone(),
                 }));
-                let bytes = match i.take_heap_snapshot(&path) {
+                let deadline = self.deadline(Duration::from_secs(3600));
+                let bytes = match channel.snapshot(&path, node::SNAPSHOT_IDLE_TIMEOUT, deadline) {
                     Ok(bytes) => bytes,
                     Err(e) => {
                         // Close the period the sampler opened at DumpStarted.
@@ -607,18 +808,33 @@ impl Worker {
         Ok(Reading::event(event))
     }
 
+    /// Closes the Node agent's channel (the agent ends with it) and says what is open in the
+    /// program: nothing memwatch opened.
     fn close(&self, client: Client) {
         let message = match client {
-            Client::Node(mut i) => {
-                let (opened, port) = (i.opened_by_memwatch(), i.port());
-                match i.close() {
-                    Ok(()) if opened => format!(
-                        "closed the inspector on 127.0.0.1:{port}: nothing listens there any more"
-                    ),
-                    Ok(()) => {
-                        format!("left the inspector on 127.0.0.1:{port} open, as memwatch found it")
+            Client::Node { channel, inspector } => {
+                drop(channel);
+                match inspector {
+                    None => {
+                        "the agent ended with its channel; memwatch opened no port in the program"
+                            .to_string()
                     }
-                    Err(e) => e.to_string(),
+                    Some((port, true)) => {
+                        let listening = net::listeners(std::path::Path::new("/proc"), self.pid)
+                            .is_ok_and(|ls| ls.iter().any(|l| l.addr.port() == port));
+                        if listening {
+                            format!(
+                                "the agent ended with its channel; something listens on 127.0.0.1:{port} again, where memwatch opened and closed the inspector at the attach"
+                            )
+                        } else {
+                            format!(
+                                "the agent ended with its channel; the inspector memwatch opened on 127.0.0.1:{port} for the attach was closed then: nothing listens there"
+                            )
+                        }
+                    }
+                    Some((port, false)) => format!(
+                        "the agent ended with its channel; the inspector on 127.0.0.1:{port} was left open, as memwatch found it"
+                    ),
                 }
             }
             Client::Jvm(_) => return,
@@ -626,15 +842,14 @@ impl Worker {
         let _ = self.tx.send(Reading::event(ProbeEvent::Closed { message }));
     }
 
-    /// SIGUSR1 was sent but no inspector came in time (a stopped or busy process): it may
-    /// still open later. Until stop, watch for a new loopback listener (/proc reads only) and
-    /// close it if it is the inspector, so that none is left open behind memwatch.
+    /// SIGUSR1 was sent but no inspector came in time (a busy process): it may still open
+    /// later. Until stop, watch for a new loopback listener (/proc reads only) and close it if
+    /// it is the inspector, so that none is left open behind memwatch.
     fn close_late_inspector(&self, before: &[net::Listener]) {
         let mut seen: Vec<u64> = before.iter().map(|l| l.inode).collect();
         loop {
-            match self.stop_rx.recv_timeout(Duration::from_millis(250)) {
-                Err(RecvTimeoutError::Timeout) => {}
-                _ => return,
+            if wait_stop(self.stop.as_fd(), Duration::from_millis(250)) {
+                return;
             }
             if crate::runtime::pidfd_exited(self.pidfd.as_fd()) {
                 return;

@@ -474,11 +474,13 @@ fn the_end_of_a_leaky_service_run_names_the_leak_and_its_holder_first() {
     let dumps = summary["dumps"].as_array().unwrap();
     assert_eq!(dumps.len(), 2, "{dumps:#?}");
     for d in dumps {
-        assert_eq!(d["via"], "inspector");
+        assert_eq!(d["via"], "runtime");
         assert!(d["bytes"].as_u64().unwrap() > 100_000, "{d}");
         assert!(d["completed_s"].as_f64().unwrap() >= d["started_s"].as_f64().unwrap());
         let (before, peak) = (d["rss_before_bytes"].as_u64(), d["rss_peak_bytes"].as_u64());
-        assert!(before.is_some() && peak >= before, "{d}");
+        // A snapshot starts with a full GC: taken in the program by memwatch's agent it can be
+        // over within a tick, its RSS lower than before it.
+        assert!(before.is_some() && peak.is_some(), "{d}");
     }
 }
 

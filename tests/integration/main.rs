@@ -10,6 +10,7 @@ mod machine;
 mod managed_heap;
 mod native;
 mod node;
+mod node_security;
 mod prometheus;
 mod regressions;
 mod report_input;
