@@ -996,6 +996,7 @@ mod tests {
             sawtooth: Some(Sawtooth {
                 amplitude: 0.04,
                 period_s: 600.0,
+                jitter: synth::GC_JITTER,
             }),
             white: 0.005,
             ar1: None,
