@@ -31,7 +31,95 @@ pub enum EventKind {
 /// `dump-failed:<file>`, `<file>` as in its `dump-start:`.
 pub const DUMP_FAILED: &str = "dump-failed:";
 
+/// What kind of event it is, from a closed list: summary.json's `events[].kind`, so a reader
+/// can match on it (its text form `event` carries a file or a signal name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventType {
+    /// memwatch sent a signal (`signal:SIGUSR2`).
+    Signal,
+    /// A sample taken a settle time after a signal.
+    Settled,
+    /// A heap dump file appeared, or the runtime started writing a snapshot.
+    DumpStart,
+    /// A heap dump or snapshot is complete.
+    Dump,
+    /// A snapshot the runtime was writing failed.
+    DumpFailed,
+    /// A snapshot was not taken (the memory left could not hold it).
+    DumpSkipped,
+    /// A JVM class histogram was written.
+    Histogram,
+    /// The `--load` command started, ended.
+    LoadStart,
+    LoadEnd,
+    /// memwatch reached the runtime (Node inspector, JVM attach listener).
+    RuntimeAttached,
+    /// The runtime stopped answering, or refused.
+    RuntimeFailed,
+    /// memwatch closed what it opened in the runtime.
+    RuntimeClosed,
+    /// Any other text, in a CSV memwatch did not write.
+    Other,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 13] = [
+        EventType::Signal,
+        EventType::Settled,
+        EventType::DumpStart,
+        EventType::Dump,
+        EventType::DumpFailed,
+        EventType::DumpSkipped,
+        EventType::Histogram,
+        EventType::LoadStart,
+        EventType::LoadEnd,
+        EventType::RuntimeAttached,
+        EventType::RuntimeFailed,
+        EventType::RuntimeClosed,
+        EventType::Other,
+    ];
+
+    /// The name summary.json gives it: `signal`, `dump-start`, `load-end` ...
+    pub fn name(self) -> &'static str {
+        match self {
+            EventType::Signal => "signal",
+            EventType::Settled => "settled",
+            EventType::DumpStart => "dump-start",
+            EventType::Dump => "dump",
+            EventType::DumpFailed => "dump-failed",
+            EventType::DumpSkipped => "dump-skipped",
+            EventType::Histogram => "histogram",
+            EventType::LoadStart => "load-start",
+            EventType::LoadEnd => "load-end",
+            EventType::RuntimeAttached => "runtime-attached",
+            EventType::RuntimeFailed => "runtime-failed",
+            EventType::RuntimeClosed => "runtime-closed",
+            EventType::Other => "other",
+        }
+    }
+}
+
 impl EventKind {
+    /// Its kind, from the closed list. The kinds memwatch writes as text (load, runtime,
+    /// failed or skipped dumps) are read from that text, as they are from a CSV.
+    pub fn event_type(&self) -> EventType {
+        match self {
+            EventKind::Signal(_) => EventType::Signal,
+            EventKind::Settled => EventType::Settled,
+            EventKind::DumpStart(_) => EventType::DumpStart,
+            EventKind::Dump(_) => EventType::Dump,
+            EventKind::Other(text) => {
+                let head = text.split_once(':').map_or(text.as_str(), |(head, _)| head);
+                EventType::ALL
+                    .into_iter()
+                    .filter(|t| !matches!(t, EventType::Other))
+                    .find(|t| t.name() == head)
+                    .unwrap_or(EventType::Other)
+            }
+        }
+    }
+
     pub fn parse(text: &str) -> EventKind {
         if text == "settled" {
             return EventKind::Settled;
@@ -310,6 +398,7 @@ impl Recording {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::sample::MemStatus;
@@ -326,6 +415,36 @@ mod tests {
             assert_eq!(EventKind::parse(text).to_string(), text);
         }
         assert_eq!(EventKind::parse("settled"), EventKind::Settled);
+    }
+
+    /// Regression (issue 20 item 17): summary.json's events were free text; each now has a
+    /// kind from a closed list, the same for the events a run records and for their text
+    /// read back from a CSV.
+    #[test]
+    fn regression_issue20_item17_event_kinds_are_a_closed_list() {
+        for (text, kind) in [
+            ("signal:SIGUSR2", EventType::Signal),
+            ("settled", EventType::Settled),
+            ("dump-start:a.heapsnapshot", EventType::DumpStart),
+            ("dump:a.heapsnapshot", EventType::Dump),
+            ("dump-failed:a.heapsnapshot", EventType::DumpFailed),
+            ("dump-skipped", EventType::DumpSkipped),
+            ("histogram:h-1.txt", EventType::Histogram),
+            ("load-start", EventType::LoadStart),
+            ("load-end", EventType::LoadEnd),
+            ("runtime-attached", EventType::RuntimeAttached),
+            ("runtime-failed", EventType::RuntimeFailed),
+            ("runtime-closed", EventType::RuntimeClosed),
+            ("something else", EventType::Other),
+            ("other", EventType::Other),
+        ] {
+            assert_eq!(EventKind::parse(text).event_type(), kind, "{text}");
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
+        }
+        // every kind has a name of its own
+        let mut names: Vec<&str> = EventType::ALL.iter().map(|t| t.name()).collect();
+        names.dedup();
+        assert_eq!(names.len(), EventType::ALL.len());
     }
 
     #[test]

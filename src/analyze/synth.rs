@@ -289,8 +289,8 @@ pub enum Case {
     /// deviation, a correlation time of 2.5% to 25% of the run (one to ten floor windows and
     /// more: the autocorrelation of the floor itself is strong).
     Ar1Strong,
-    /// A leak as large as the other leaks, wandering as the same AR(1) process at 5% to 10%
-    /// of the leak's size.
+    /// A leak as large as the other leaks, wandering with the same correlation times at 2%
+    /// to 6% of the leak's size (a leak that rises 8% wanders by about ±0.3%).
     Ar1Leak,
     /// RSS of a heap settling in under forced GCs: steps every twelfth to sixteenth of the
     /// run, each smaller than the last, rising over the analysed window by as much as a leak
@@ -513,7 +513,7 @@ impl Case {
             }
             Case::Ar1Leak => {
                 let tau = rng.range(0.025, 0.25) * duration_s;
-                spec.ar1 = Some((rng.range(0.05, 0.1) * growth, tau));
+                spec.ar1 = Some((rng.range(0.02, 0.06) * growth, tau));
                 spec.shape = Shape::Linear { growth };
             }
             Case::Saturating | Case::SteppedLeak => {

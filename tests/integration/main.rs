@@ -4,6 +4,7 @@
 mod bad_input;
 mod gate;
 mod heap;
+mod honest_figures;
 mod managed_heap;
 mod node;
 mod regressions;
