@@ -441,10 +441,18 @@ mod tests {
             assert_eq!(EventKind::parse(text).event_type(), kind, "{text}");
             assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
         }
-        // every kind has a name of its own
+        // every kind has a name of its own, and the README's summary.json table lists it
         let mut names: Vec<&str> = EventType::ALL.iter().map(|t| t.name()).collect();
         names.dedup();
         assert_eq!(names.len(), EventType::ALL.len());
+        let readme = include_str!("../README.md");
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with("| `events` |"))
+            .expect("the README's summary.json table has an `events` row");
+        for name in names {
+            assert!(row.contains(&format!("`{name}`")), "{name}: {row}");
+        }
     }
 
     #[test]
