@@ -568,9 +568,12 @@ fn levelled_off(pts: &[FloorPoint]) -> bool {
         .is_some_and(|s| s.f / s.persistence > LEVELLED_F && s.end_share < LEVELLED_END_SHARE)
 }
 
-/// Changes between samples are read on at most this many places (evenly spread): the climb
-/// of a steady cycle is the same all along.
-const RESOLUTION_SAMPLES: usize = 1 << 16;
+/// Changes between samples are read on at most about this many places, in runs of
+/// `RESOLUTION_RUN` consecutive samples spread evenly over the window (runs, not a stride:
+/// a stride could fall on the same phase of every cycle). The climb of a steady cycle is the
+/// same all along.
+const RESOLUTION_SAMPLES: usize = 1 << 13;
+const RESOLUTION_RUN: usize = 256;
 
 /// The systematic climb between two consecutive samples (bytes): what a GC cycle adds
 /// between samples, when a few samples catch each cycle. The window minimum is the first
@@ -585,8 +588,8 @@ fn floor_resolution(samples: &Analysed) -> f64 {
     if n < 4 {
         return 0.0;
     }
-    let stride = (n / RESOLUTION_SAMPLES).max(1);
-    let capacity = n / stride + 1;
+    let every = n.div_ceil(RESOLUTION_SAMPLES).max(1);
+    let capacity = n.min(RESOLUTION_SAMPLES + RESOLUTION_RUN);
     let (mut one, mut two, mut level) = (
         Vec::with_capacity(capacity),
         Vec::with_capacity(capacity),
@@ -595,7 +598,7 @@ fn floor_resolution(samples: &Analysed) -> f64 {
     let mut last = [f64::NAN; 3];
     for (i, (_, v)) in samples.iter().enumerate() {
         last = [last[1], last[2], v];
-        if i >= 2 && (i - 2) % stride == 0 {
+        if i >= 2 && (i / RESOLUTION_RUN) % every == 0 {
             one.push(last[1] - last[0]);
             two.push((last[2] - last[0]).abs());
             level.push(last[0]);
