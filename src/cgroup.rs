@@ -2,7 +2,11 @@
 //! that cgroup (or of one above it) is reached. In a container the OOM killer goes by that
 //! limit, not by the machine's free memory, and a heap snapshot can double a program's memory.
 //! cgroup v1 (the `memory` controller's own hierarchy) and v2 (the unified hierarchy) alike.
-//! The parsers are pure; `room` reads `/proc` and the cgroup files.
+//! The parsers are pure; `room` reads `/proc` and the cgroup files. `series` reads a cgroup
+//! on every tick (`--cgroup`); `own` is the cgroup memwatch makes for `run --tree`.
+
+pub mod own;
+pub mod series;
 
 use std::path::{Path, PathBuf};
 

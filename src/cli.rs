@@ -4,8 +4,8 @@
 
 use crate::exit;
 use crate::options::{
-    ByteRate, Dur, DurList, MetricChoice, PValue, Pct, Pid, PngSize, RuntimeChoice, Signal, Size,
-    SizeOrPct, Slope,
+    ByteRate, CgroupSpec, Dur, DurList, FaultPeriod, MetricChoice, PValue, Pct, Pid, PngSize,
+    RuntimeChoice, Signal, Size, SizeOrPct, Slope, TreeTotalChoice,
 };
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::ffi::OsString;
@@ -23,6 +23,8 @@ use std::path::PathBuf;
         memwatch report memwatch-4242-20261124-101500/samples.csv\n  \
         memwatch heap diff Heap.1.heapsnapshot Heap.2.heapsnapshot",
     after_help = exit::TABLE,
+    override_usage = "memwatch [OPTIONS] --pid <PID>\n       memwatch run [OPTIONS] -- <CMD>...\n       \
+        memwatch <report|heap|completions|man> ...",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -41,7 +43,36 @@ pub struct Cli {
     pub pid: Option<Pid>,
 
     #[command(flatten)]
+    pub find: FindArgs,
+
+    #[command(flatten)]
     pub watch: WatchArgs,
+}
+
+/// Attach mode without a PID: the target found by name or command line, and followed.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Target")]
+pub struct FindArgs {
+    /// Watch the process whose name (/proc/PID/comm, 15 characters at most) matches REGEX,
+    /// anywhere in it as pgrep does (`^node$` for exactly node); several matches are an error
+    /// that lists them
+    #[arg(long, value_name = "REGEX", conflicts_with_all = ["pid", "cmdline"])]
+    pub name: Option<String>,
+
+    /// Watch the process whose command line (its arguments joined by spaces) matches REGEX
+    #[arg(long, value_name = "REGEX", conflicts_with = "pid")]
+    pub cmdline: Option<String>,
+
+    /// With --name or --cmdline: watch every process that matches (and those that start
+    /// later), judged on their sum as --tree judges a tree
+    #[arg(long)]
+    pub all_matches: bool,
+
+    /// With --name or --cmdline: when the target exits, wait for a new process that matches
+    /// and watch it (a restart, left absent in between); with no match at the start, wait for
+    /// one. Each life is judged, and the whole with the lives joined
+    #[arg(long)]
+    pub follow: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,14 +85,29 @@ pub enum Command {
     #[command(after_help = exit::REPORT_TABLE)]
     Report(ReportArgs),
     /// Read V8 heap snapshots: what grew between them and what holds it.
+    #[command(subcommand_required = true, arg_required_else_help = false)]
     Heap(HeapArgs),
     /// Print a shell completion script: `memwatch completions bash > /etc/bash_completion.d/memwatch`.
     Completions {
         #[arg(value_enum)]
         shell: Shell,
     },
-    /// Print the man page (roff): `memwatch man > /usr/local/share/man/man1/memwatch.1`.
-    Man,
+    /// Print a man page (roff): `memwatch man > memwatch.1`, `memwatch man run` for
+    /// memwatch-run(1); `--dir DIR` writes every page into DIR.
+    Man(ManArgs),
+}
+
+/// `memwatch man`: which page, or every page into a folder.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print: nothing for memwatch(1), `run`, `report`, `heap`,
+    /// `heap diff`, ...
+    #[arg(value_name = "COMMAND")]
+    pub command: Vec<String>,
+
+    /// Write every page (memwatch.1, memwatch-run.1, ...) into this folder instead
+    #[arg(long, value_name = "DIR", conflicts_with = "command")]
+    pub dir: Option<PathBuf>,
 }
 
 /// The shells `memwatch completions` writes for.
@@ -91,6 +137,31 @@ pub struct WatchArgs {
     pub display: DisplayArgs,
     #[command(flatten)]
     pub config: ConfigArgs,
+    #[command(flatten)]
+    pub services: ServiceArgs,
+}
+
+/// Whole services: a process tree's total, and the memory cgroup the service runs in.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Services (trees, cgroups)")]
+pub struct ServiceArgs {
+    /// Also read a memory cgroup on every tick: the target's own (no PATH, or `target`), or
+    /// PATH (its folder, or its path as /proc/PID/cgroup shows it). The summary gives the
+    /// headroom under its limit and when the limit is reached at the current slope;
+    /// `--metric cgroup` judges it
+    #[arg(
+        long,
+        value_name = "PATH",
+        num_args = 0..=1,
+        default_missing_value = "target"
+    )]
+    pub cgroup: Option<CgroupSpec>,
+
+    /// With --tree: what the tree's judged total is: `auto` (a cgroup memwatch makes for `run`
+    /// as root, else the sum of PSS), `cgroup`, `pss`, or `rss` (the sum of RSS, which counts
+    /// a page shared by several processes once for each)
+    #[arg(long, value_name = "KIND", default_value = "auto")]
+    pub tree_total: TreeTotalChoice,
 }
 
 #[derive(Debug, Args)]
@@ -147,6 +218,10 @@ pub struct ReportArgs {
     #[arg(long, value_name = "PATH", help_heading = "Output")]
     pub png: Option<PathBuf>,
 
+    /// Draw no chart
+    #[arg(long, conflicts_with = "png", help_heading = "Output")]
+    pub no_png: bool,
+
     /// Chart size in pixels
     #[arg(
         long,
@@ -160,8 +235,9 @@ pub struct ReportArgs {
     #[arg(long, help_heading = "Output")]
     pub force: bool,
 
-    #[command(flatten)]
-    pub display: DisplayArgs,
+    /// No summary on stderr, only errors
+    #[arg(short, long, help_heading = "Display")]
+    pub quiet: bool,
 }
 
 #[derive(Debug, Args)]
@@ -186,7 +262,8 @@ pub struct SamplingArgs {
     pub pss: bool,
 
     /// Watch the target and every process it starts (found again every second), and judge
-    /// their sum, the `total` series; samples.csv gets a row per process and a `total` row
+    /// their sum, the `total` series; samples.csv gets a row per process and a `total` row.
+    /// Not with --runtime
     #[arg(long)]
     pub tree: bool,
 
@@ -198,6 +275,19 @@ pub struct SamplingArgs {
         allow_hyphen_values = true
     )]
     pub pss_interval: Dur,
+
+    /// Find where native memory grows from: sample the target's page faults (one in N; `--native`
+    /// alone: every fault) with their user stacks, and report the stacks that faulted in the
+    /// pages still held, over the analysed window (native.folded, native.svg, summary.json
+    /// `native`; docs/native.md). Needs root or CAP_PERFMON
+    #[arg(
+        long,
+        value_name = "N",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "1"
+    )]
+    pub native: Option<FaultPeriod>,
 }
 
 #[derive(Debug, Args)]
@@ -207,7 +297,7 @@ pub struct RuntimeArgs {
     /// `auto` (Node.js or a HotSpot JVM when detected), `node`, `jvm` or `none` [default:
     /// auto with `run`; none with --pid, since it opens a debugging port on 127.0.0.1 or the
     /// JVM's attach listener in a live process while memwatch runs]
-    #[arg(long, value_name = "KIND")]
+    #[arg(long, value_name = "KIND", value_parser = crate::options::runtime_parser())]
     pub runtime: Option<RuntimeChoice>,
 
     /// Force a GC this often [default: every 5s in the first minute, 10s up to 5 minutes,
@@ -274,18 +364,29 @@ pub struct SignalArgs {
 
     /// Stop signalling when the dump folder's disk would have less than SIZE free after the
     /// next dump (estimated as the largest so far)
-    #[arg(long, value_name = "SIZE", default_value = "1GiB")]
+    #[arg(
+        long,
+        value_name = "SIZE",
+        default_value = "1GiB",
+        allow_hyphen_values = true
+    )]
     pub min_free: Size,
 }
 
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Analysis")]
 pub struct AnalysisArgs {
-    /// Memory column to judge: rss, anon, vsz, file, shmem, swap, hwm, pss, uss,
-    /// heap-after-gc, or `settled` (RSS of the samples taken --settle after each signal).
-    /// The managed heap after GC (with --runtime) and the settled samples are judged
-    /// instead of the default rss when there are enough of them
-    #[arg(long, value_name = "NAME", default_value = "rss")]
+    /// The series judged: a column of samples.csv (pss and uss need --pss; heap-after-gc,
+    /// heap-used and external need --runtime), `settled` (RSS of the samples taken --settle
+    /// after each signal), or `cgroup` (the --cgroup's memory). The managed heap after GC
+    /// (with --runtime) and the settled samples are judged instead of the default rss when
+    /// there are enough of them
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "rss",
+        value_parser = crate::options::metric_parser()
+    )]
     pub metric: MetricChoice,
 
     /// Start of the run left out of the verdict [default: auto, see docs/verdict.md]
@@ -309,7 +410,8 @@ pub struct AnalysisArgs {
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Output")]
 pub struct OutputArgs {
-    /// Folder for samples.csv, summary.json and memory.png [default: ./memwatch-<pid>-<YYYYmmdd-HHMMSS>]
+    /// Folder for samples.csv, summary.json and memory.png: made by the run, or one of your own
+    /// holding no earlier run [default: ./memwatch-<pid>-<YYYYmmdd-HHMMSS>, always new: -2, -3...]
     #[arg(short, long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
@@ -342,6 +444,16 @@ pub struct LoadArgs {
     #[arg(long, value_name = "PORT", requires = "load", value_parser = clap::value_parser!(u16).range(1..))]
     pub ready_port: Option<u16>,
 
+    /// With --ready-port: give up (exit 2) when nothing listens there after this long
+    #[arg(
+        long,
+        value_name = "DUR",
+        requires = "ready_port",
+        default_value = "5m",
+        allow_hyphen_values = true
+    )]
+    pub ready_timeout: Dur,
+
     /// The target is ready this long after the start (without --ready-port)
     #[arg(
         long,
@@ -367,7 +479,7 @@ pub struct LoadArgs {
 #[command(next_help_heading = "Gate (CI)")]
 pub struct GateArgs {
     /// Fail (exit 1) if the peak of the judged metric is above SIZE (`512MiB`).
-    #[arg(long, value_name = "SIZE")]
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     pub max_rss: Option<Size>,
 
     /// Fail if the growth over the analysed window is above SIZE or PCT (`64MiB`, `10%`).
@@ -381,6 +493,11 @@ pub struct GateArgs {
     /// Fail (exit 1) rather than exit 3 when the verdict is inconclusive.
     #[arg(long)]
     pub fail_on_inconclusive: bool,
+
+    /// With --cgroup: fail if, at the cgroup's slope, its memory reaches its limit sooner than
+    /// DUR (`6h`)
+    #[arg(long, value_name = "DUR", allow_hyphen_values = true)]
+    pub min_time_to_limit: Option<Dur>,
 
     /// A summary.json from an earlier run: fail if slope or peak is worse by more than the tolerance.
     #[arg(long, value_name = "FILE")]
@@ -419,6 +536,82 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    /// Every command with its options, depth first.
+    fn every_command() -> Vec<clap::Command> {
+        fn walk(cmd: &clap::Command, out: &mut Vec<clap::Command>) {
+            out.push(cmd.clone());
+            for sub in cmd.get_subcommands() {
+                walk(sub, out);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&Cli::command(), &mut out);
+        out
+    }
+
+    /// Issue 20 item 12: the README, --help, the man pages and the completions say the same.
+    /// The man pages and completions are generated from this definition; the README is held
+    /// to it here: every option is in the README, every option a README table names exists,
+    /// and a default the table gives as a value is clap's default.
+    #[test]
+    fn regression_item12_the_readme_names_every_option_with_its_default() {
+        #[allow(clippy::unwrap_used)]
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let commands = every_command();
+        let args: Vec<&clap::Arg> = commands.iter().flat_map(|c| c.get_arguments()).collect();
+        for arg in &args {
+            let Some(long) = arg.get_long() else { continue };
+            if ["help", "version"].contains(&long) {
+                continue;
+            }
+            assert!(
+                readme.contains(&format!("--{long}")),
+                "README.md does not mention --{long}"
+            );
+        }
+        let code = |cell: &str| -> Option<String> {
+            let cell = cell.trim();
+            (cell.len() > 2
+                && cell.starts_with('`')
+                && cell.ends_with('`')
+                && cell.matches('`').count() == 2)
+                .then(|| cell.trim_matches('`').to_string())
+        };
+        for row in readme.lines().filter(|l| l.starts_with("| `-")) {
+            let cells: Vec<&str> = row.split(" | ").collect();
+            let names: Vec<&str> = cells[0]
+                .split(['`', ',', ' '])
+                .filter(|w| w.starts_with("--"))
+                .collect();
+            for name in &names {
+                let long = name.trim_start_matches("--");
+                let found: Vec<&&clap::Arg> =
+                    args.iter().filter(|a| a.get_long() == Some(long)).collect();
+                assert!(
+                    !found.is_empty(),
+                    "README.md's table names {name}, which does not exist"
+                );
+                if let (Some(default), 1) = (cells.get(1).and_then(|c| code(c)), names.len()) {
+                    for arg in found {
+                        let clap_default: Vec<String> = arg
+                            .get_default_values()
+                            .iter()
+                            .map(|v| v.to_string_lossy().into_owned())
+                            .collect();
+                        if !clap_default.is_empty() {
+                            assert_eq!(
+                                clap_default.join(","),
+                                default,
+                                "{name}: README.md's default is not --help's"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 

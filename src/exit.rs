@@ -35,10 +35,11 @@ impl From<Exit> for ExitCode {
 pub const TABLE: &str = "\
 Exit codes:
   0  memory did not grow and every limit held (gate passed)
-  1  memory grew, or a limit was breached (--max-rss, --max-growth, --max-slope, --baseline),
-     or inconclusive with --fail-on-inconclusive (gate failed)
+  1  memory grew, or a limit was breached (--max-rss, --max-growth, --max-slope, --baseline,
+     --min-time-to-limit), or inconclusive with --fail-on-inconclusive (gate failed)
   2  memwatch could not do its job: bad arguments or config file, target unreadable,
-     output unwritable, a signal the target does not catch
+     output unwritable, a signal the target does not catch, no process (or several)
+     matching --name/--cmdline
   3  inconclusive: too little data after the warm-up to decide
   4  the spawned command or the --load command failed (non-zero exit, or killed by a signal
      memwatch did not send); files are still written";
@@ -47,8 +48,8 @@ Exit codes:
 pub const REPORT_TABLE: &str = "\
 Exit codes:
   0  memory did not grow and every limit held (gate passed)
-  1  memory grew, or a limit was breached (--max-rss, --max-growth, --max-slope, --baseline),
-     or inconclusive with --fail-on-inconclusive (gate failed)
+  1  memory grew, or a limit was breached (--max-rss, --max-growth, --max-slope, --baseline,
+     --min-time-to-limit), or inconclusive with --fail-on-inconclusive (gate failed)
   2  memwatch could not do its job: bad arguments or config file, unreadable recording,
      output unwritable
   3  inconclusive: too little data after the warm-up to decide";

@@ -10,7 +10,9 @@
 //!   the window's length). A percentage is of the floor at the window's start (the fitted
 //!   trend's `v0`), or of `start_bytes` when there is no trend;
 //! - `max-slope`: `slope_bytes_per_s`, the Theil–Sen slope of the floor;
-//! - baseline: slope and peak against an earlier run's summary.json, with a tolerance.
+//! - baseline: slope and peak against an earlier run's summary.json, with a tolerance;
+//! - `min-time-to-limit` (`--cgroup`): the time until the cgroup's memory reaches its limit
+//!   at its floor's slope, against a least duration.
 //!
 //! An inconclusive run has no slope and no growth: the limits on them are not judged
 //! (`passed: null`, "not judged" in words), never passed on a made-up 0, and an inconclusive
@@ -19,7 +21,7 @@
 use crate::analyze::{Analysis, TrendLine, Verdict};
 use crate::exit::Exit;
 pub use crate::options::SizeOrPct as GrowthLimit;
-use crate::units::{Bytes, Delta, Rate, whole_bytes};
+use crate::units::{Bytes, Delta, Elapsed, Rate, whole_bytes};
 use serde::Serialize;
 use std::path::Path;
 
@@ -46,6 +48,22 @@ pub struct Figures<'a> {
     pub min_slope_pct_per_hour: f64,
     /// Why the slope and growth are unknown, when they are (the analysis' reason).
     pub not_judged_because: &'a str,
+    /// With a cgroup watched: how far its limit is.
+    pub limit: Option<LimitFigures>,
+}
+
+/// A watched cgroup against its memory limit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LimitFigures {
+    /// The cgroup, as /proc/PID/cgroup names it.
+    pub cgroup: String,
+    /// `None`: no limit on it or above it.
+    pub limit_bytes: Option<f64>,
+    pub headroom_bytes: Option<f64>,
+    /// The slope of the cgroup's floor, bytes per second.
+    pub slope_bytes_per_s: f64,
+    /// At that slope, when growing; `None` when it does not grow or there is no limit.
+    pub time_to_limit_s: Option<f64>,
 }
 
 impl<'a> Figures<'a> {
@@ -62,6 +80,7 @@ impl<'a> Figures<'a> {
             min_slope_bytes_per_s: analysis.thresholds.min_slope_bytes_per_s,
             min_slope_pct_per_hour: analysis.thresholds.min_slope_pct_per_hour,
             not_judged_because: &analysis.reason,
+            limit: None,
         }
     }
 }
@@ -79,6 +98,8 @@ pub struct Limits {
     pub baseline: Option<Baseline>,
     /// Percent by which slope and peak may exceed the baseline's.
     pub baseline_tolerance_pct: f64,
+    /// Seconds: the watched cgroup must not reach its limit sooner (`--min-time-to-limit`).
+    pub min_time_to_limit_s: Option<f64>,
 }
 
 impl Default for Limits {
@@ -90,6 +111,7 @@ impl Default for Limits {
             fail_on_inconclusive: false,
             baseline: None,
             baseline_tolerance_pct: DEFAULT_BASELINE_TOLERANCE_PCT,
+            min_time_to_limit_s: None,
         }
     }
 }
@@ -102,6 +124,7 @@ impl Limits {
             || self.max_slope.is_some()
             || self.fail_on_inconclusive
             || self.baseline.is_some()
+            || self.min_time_to_limit_s.is_some()
     }
 }
 
@@ -435,6 +458,10 @@ pub fn evaluate(summary: &Figures<'_>, limits: &Limits) -> GateResult {
         ));
     }
 
+    if let Some(least) = limits.min_time_to_limit_s {
+        checks.push(time_to_limit_check(summary.limit.as_ref(), least));
+    }
+
     let breaches = checks
         .iter()
         .filter(|c| c.passed == Some(false))
@@ -584,6 +611,69 @@ fn check_baseline_peak(c: &BaselineComparison, tol: f64, metric: &str) -> Check 
                 c.path
             )
         },
+    }
+}
+
+/// `--min-time-to-limit`: the cgroup must not reach its limit, at its floor's slope, sooner
+/// than `least` seconds. A cgroup that does not grow, or has no limit, passes.
+fn time_to_limit_check(limit: Option<&LimitFigures>, least: f64) -> Check {
+    let least_text = Elapsed(least).to_string();
+    let check = |passed: bool, actual: String, message: String| Check {
+        rule: "min-time-to-limit",
+        limit: least_text.clone(),
+        actual,
+        passed: Some(passed),
+        message,
+    };
+    let Some(l) = limit else {
+        return check(
+            false,
+            "n/a".into(),
+            "no cgroup was read: --min-time-to-limit needs the cgroup's series (--cgroup)".into(),
+        );
+    };
+    let Some(bytes) = l.limit_bytes else {
+        return check(
+            true,
+            "no limit".into(),
+            format!(
+                "the cgroup {} has no memory limit (nor any cgroup above it): there is none to reach",
+                l.cgroup
+            ),
+        );
+    };
+    match l.time_to_limit_s {
+        Some(t) => {
+            let words = format!(
+                "at {} the {} limit of {} is reached in about {}",
+                Rate(l.slope_bytes_per_s),
+                Bytes(bytes),
+                l.cgroup,
+                Elapsed(t)
+            );
+            if t < least {
+                check(
+                    false,
+                    Elapsed(t).to_string(),
+                    format!("{words}, sooner than --min-time-to-limit {least_text}"),
+                )
+            } else {
+                check(
+                    true,
+                    Elapsed(t).to_string(),
+                    format!("{words}, not sooner than --min-time-to-limit {least_text}"),
+                )
+            }
+        }
+        None => check(
+            true,
+            "not growing".into(),
+            format!(
+                "the memory of {} does not grow: its {} limit is not in reach",
+                l.cgroup,
+                Bytes(bytes)
+            ),
+        ),
     }
 }
 
@@ -981,5 +1071,48 @@ pub(crate) mod tests {
         assert_eq!(json["breaches"][0]["rule"], "max-rss");
         assert_eq!(json["checks"].as_array().unwrap().len(), 3);
         assert_eq!(json["baseline"]["tolerance_pct"], 10.0);
+    }
+
+    #[test]
+    fn time_to_limit_fails_when_the_limit_is_reached_too_soon() {
+        let mut s = summary(Verdict::Growing, 1024.0, 200.0 * MIB);
+        let limits = Limits {
+            min_time_to_limit_s: Some(6.0 * 3600.0),
+            ..Limits::default()
+        };
+        let cgroup = |limit: Option<f64>, time: Option<f64>| LimitFigures {
+            cgroup: "/app".into(),
+            limit_bytes: limit,
+            headroom_bytes: limit.map(|l| l - 200.0 * MIB),
+            slope_bytes_per_s: 12.0 * MIB / 60.0,
+            time_to_limit_s: time,
+        };
+        s.limit = Some(cgroup(Some(512.0 * MIB), Some(3.0 * 3600.0 + 600.0)));
+        let g = evaluate(&s, &limits);
+        assert_eq!(rules(&g), ["min-time-to-limit"]);
+        assert_eq!(
+            g.breaches[0].message,
+            "at +12.0 MiB/min the 512 MiB limit of /app is reached in about 3 h 10 min, sooner \
+             than --min-time-to-limit 6 h"
+        );
+        assert_eq!(g.exit_code(Exit::Passed), Exit::Grew);
+        s.limit = Some(cgroup(Some(512.0 * MIB), Some(7.0 * 3600.0)));
+        assert!(evaluate(&s, &limits).breaches.is_empty());
+        s.limit = Some(cgroup(Some(512.0 * MIB), None));
+        let g = evaluate(&s, &limits);
+        assert!(g.breaches.is_empty());
+        assert!(
+            g.checks[0].message.contains("does not grow"),
+            "{:?}",
+            g.checks
+        );
+        s.limit = Some(cgroup(None, None));
+        assert!(
+            evaluate(&s, &limits).checks[0]
+                .message
+                .contains("has no memory limit")
+        );
+        s.limit = None;
+        assert_eq!(rules(&evaluate(&s, &limits)), ["min-time-to-limit"]);
     }
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod dump;
 pub mod error;
 pub mod exit;
+pub mod find;
 pub mod footprint;
 pub mod gate;
 pub mod headroom;
@@ -18,12 +19,15 @@ pub mod heap;
 pub mod interrupt;
 pub mod judge;
 pub mod load;
+pub mod native;
 pub mod options;
 pub mod recording;
 pub mod report;
 pub mod runtime;
+pub mod safe_fs;
 pub mod sample;
 pub mod sampler;
+pub mod segments;
 pub mod series;
 pub mod signal;
 pub mod target;
@@ -34,9 +38,7 @@ pub use error::{Error, Result};
 pub use exit::Exit;
 pub use recording::{Event, EventKind, Kept, Recording};
 
-use clap::CommandFactory;
 use config::Command;
-use std::io::Write;
 
 /// Runs a checked command and returns how it ended.
 pub fn run(command: Command) -> Result<Exit> {
@@ -44,32 +46,7 @@ pub fn run(command: Command) -> Result<Exit> {
         Command::Watch(config) => commands::watch::watch(&config),
         Command::Report(config) => commands::report::report(&config),
         Command::Heap(args) => commands::heap::heap(&args),
-        Command::Completions(shell) => {
-            let mut cmd = cli::Cli::command();
-            let shell = match shell {
-                cli::Shell::Bash => clap_complete::Shell::Bash,
-                cli::Shell::Zsh => clap_complete::Shell::Zsh,
-                cli::Shell::Fish => clap_complete::Shell::Fish,
-            };
-            clap_complete::generate(shell, &mut cmd, "memwatch", &mut std::io::stdout());
-            Ok(Exit::Passed)
-        }
-        Command::Man => {
-            let mut page = Vec::new();
-            clap_mangen::Man::new(cli::Cli::command())
-                .render(&mut page)
-                .map_err(|source| Error::Io {
-                    context: "cannot render the man page".into(),
-                    source,
-                })?;
-            let mut out = std::io::stdout().lock();
-            match out.write_all(&page).and_then(|()| out.flush()) {
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::Io {
-                    context: "cannot write the man page".into(),
-                    source: e,
-                }),
-                _ => Ok(Exit::Passed),
-            }
-        }
+        Command::Completions(shell) => commands::man::completions(shell),
+        Command::Man(args) => commands::man::man(&args),
     }
 }

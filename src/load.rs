@@ -16,11 +16,42 @@ pub struct LoadPlan {
     /// Run with `sh -c`.
     pub command: String,
     pub ready_port: Option<u16>,
+    /// How long to wait for `ready_port` before giving up.
+    pub ready_timeout: Duration,
     pub ready_delay: Duration,
     pub cooldown: Duration,
 }
 
 const PROBE_EVERY: Duration = Duration::from_millis(100);
+/// While waiting for --ready-port, a line for people this often.
+const WAITING_NOTE_EVERY: Duration = Duration::from_secs(10);
+
+/// What a tick of the load did.
+#[derive(Debug, Default, PartialEq)]
+pub struct LoadTick {
+    /// The load has ended and the cooldown has passed: the run is over.
+    pub over: bool,
+    /// Words for people (still waiting for the port).
+    pub note: Option<String>,
+}
+
+/// Why the load could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot start the --load command: {0}")]
+    Start(#[source] std::io::Error),
+    #[error(
+        "nothing accepted connections on 127.0.0.1:{port} within --ready-timeout {waited}, so \
+         the --load command was not started: is the program listening on that port? (a longer \
+         --ready-timeout waits longer)"
+    )]
+    NotReady {
+        port: u16,
+        waited: crate::options::Dur,
+    },
+    #[error("cannot tell whether the --load command has ended: {0}")]
+    Wait(#[source] std::io::Error),
+}
 
 /// What became of the load, for summary.json and the gate.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -42,6 +73,8 @@ pub struct LoadRunner {
     started: Instant,
     child: Option<Child>,
     next_probe: Instant,
+    /// The next "still waiting for the port" line.
+    next_note: Instant,
     /// When the run ends: the load's end plus the cooldown.
     end_at: Option<Instant>,
     summary: LoadSummary,
@@ -54,6 +87,7 @@ impl LoadRunner {
             started,
             child: None,
             next_probe: started,
+            next_note: started + WAITING_NOTE_EVERY,
             end_at: None,
             summary: LoadSummary {
                 command: plan.command.clone(),
@@ -67,16 +101,20 @@ impl LoadRunner {
         self.child.as_ref().map(|c| c.id() as i32)
     }
 
-    /// Starts the load when the target is ready and notices when it ends. Returns true once
-    /// the load has ended and the cooldown has passed: the run is over.
+    /// Starts the load when the target is ready and notices when it ends; `over` once the
+    /// load has ended and the cooldown has passed. Waiting for --ready-port says so every
+    /// few seconds, and gives up after --ready-timeout.
     pub fn tick(
         &mut self,
         now: Instant,
         elapsed_s: f64,
         events: &mut Vec<Event>,
-    ) -> std::io::Result<bool> {
+    ) -> Result<LoadTick, LoadError> {
         if let Some(end_at) = self.end_at {
-            return Ok(now >= end_at);
+            return Ok(LoadTick {
+                over: now >= end_at,
+                note: None,
+            });
         }
         if self.child.is_none() {
             if now >= self.next_probe && self.target_ready(now) {
@@ -85,19 +123,23 @@ impl LoadRunner {
                     .arg(&self.plan.command)
                     .stdin(Stdio::null())
                     .process_group(0) // its own group, so the whole load can be stopped
-                    .spawn()?;
+                    .spawn()
+                    .map_err(LoadError::Start)?;
                 self.child = Some(child);
                 self.summary.started_s = Some(elapsed_s);
                 events.push(Event {
                     elapsed_s,
                     kind: EventKind::Other("load-start".into()),
                 });
+            } else if let Some(port) = self.plan.ready_port {
+                return self.still_waiting(now, port);
             }
         } else if let Some(status) = self
             .child
             .as_mut()
             .map(Child::try_wait)
-            .transpose()?
+            .transpose()
+            .map_err(LoadError::Wait)?
             .flatten()
         {
             self.summary.ended_s = Some(elapsed_s);
@@ -115,7 +157,30 @@ impl LoadRunner {
             });
             self.end_at = Some(now + self.plan.cooldown);
         }
-        Ok(false)
+        Ok(LoadTick::default())
+    }
+
+    /// Nothing listens on the port yet: a line every so often, and an error at the timeout.
+    fn still_waiting(&mut self, now: Instant, port: u16) -> Result<LoadTick, LoadError> {
+        let waited = now.duration_since(self.started);
+        if waited >= self.plan.ready_timeout {
+            self.summary.outcome = format!("never started: nothing listened on port {port}");
+            return Err(LoadError::NotReady {
+                port,
+                waited: crate::options::Dur(self.plan.ready_timeout),
+            });
+        }
+        let mut tick = LoadTick::default();
+        if now >= self.next_note {
+            self.next_note = now + WAITING_NOTE_EVERY;
+            tick.note = Some(format!(
+                "waiting for 127.0.0.1:{port} to accept connections before starting --load: {} \
+                 so far (--ready-timeout {})",
+                crate::units::Elapsed(waited.as_secs_f64()),
+                crate::options::Dur(self.plan.ready_timeout)
+            ));
+        }
+        Ok(tick)
     }
 
     fn target_ready(&mut self, now: Instant) -> bool {

@@ -1,5 +1,6 @@
 //! The `memwatch` binary: parse, run, map the outcome to an exit code in one place.
 
+use memwatch::units::Printable;
 use memwatch::{Error, Exit, config};
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -11,7 +12,7 @@ fn main() -> ExitCode {
         Ok(exit) => exit.into(),
         Err(Error::Cli(e)) => clap_exit(&e, &argv),
         Err(e) => {
-            eprintln!("memwatch: error: {e}");
+            eprintln!("memwatch: error: {}", Printable(&e.to_string()));
             Exit::Trouble.into()
         }
     }
@@ -38,13 +39,26 @@ fn clap_exit(e: &clap::Error, argv: &[OsString]) -> ExitCode {
                 .collect();
             let message = first.join(" ");
             let message = message.strip_prefix("error: ").unwrap_or(&message);
+            // `memwatch --duration 2s run -- cmd`: clap says the subcommand "cannot be used
+            // with" the option; the fix is where the option goes.
+            if e.kind() == ErrorKind::ArgumentConflict
+                && let Some(sub) = ["run", "report", "heap", "completions", "man"]
+                    .into_iter()
+                    .find(|s| message.contains(&format!("the subcommand '{s}'")))
+            {
+                eprintln!(
+                    "memwatch: error: options go after the subcommand: 'memwatch {sub} \
+                     [OPTIONS] ...', not 'memwatch [OPTIONS] {sub} ...' (see 'memwatch {sub} --help')"
+                );
+                return Exit::Trouble.into();
+            }
             let help = match argv.get(1).and_then(|a| a.to_str()) {
                 Some(sub @ ("run" | "report" | "heap" | "completions")) => {
                     format!("memwatch {sub} --help")
                 }
                 _ => "memwatch --help".to_string(),
             };
-            eprintln!("memwatch: error: {message} (see '{help}')");
+            eprintln!("memwatch: error: {} (see '{help}')", Printable(message));
             Exit::Trouble.into()
         }
     }

@@ -38,11 +38,27 @@ impl FromStr for Dur {
 }
 
 impl fmt::Display for Dur {
+    /// As people write durations: `0.5ms`, `1.5s`, `2m 30s`; parses back to the same value.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_zero() {
-            return f.write_str("0s");
+        let d = self.0;
+        let decimal = |f: &mut fmt::Formatter<'_>, value: f64, unit: &str| {
+            let text = format!("{value:.3}");
+            let text = text.trim_end_matches('0').trim_end_matches('.');
+            write!(f, "{text}{unit}")
+        };
+        if d.is_zero() {
+            f.write_str("0s")
+        } else if d < Duration::from_micros(1) {
+            write!(f, "{}ns", d.as_nanos())
+        } else if d < Duration::from_micros(100) && d.subsec_nanos() % 1000 == 0 {
+            write!(f, "{}us", d.as_micros())
+        } else if d < Duration::from_secs(1) && d.subsec_nanos() % 1000 == 0 {
+            decimal(f, d.as_secs_f64() * 1e3, "ms")
+        } else if d < Duration::from_secs(60) && d.subsec_nanos() % 1_000_000 == 0 {
+            decimal(f, d.as_secs_f64(), "s")
+        } else {
+            write!(f, "{}", humantime::format_duration(d))
         }
-        write!(f, "{}", humantime::format_duration(self.0))
     }
 }
 
@@ -207,6 +223,29 @@ impl fmt::Display for Pct {
     }
 }
 
+/// `--native[=N]`: sample one page fault in N (1: every fault).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultPeriod(pub u64);
+
+impl FromStr for FaultPeriod {
+    type Err = String;
+    fn from_str(text: &str) -> Result<FaultPeriod, String> {
+        match text.trim().parse::<u64>() {
+            Ok(n) if (1..=1_000_000).contains(&n) => Ok(FaultPeriod(n)),
+            _ => Err(format!(
+                "'{text}' is not a sampling period: give how many page faults per sample, \
+                 from 1 (every fault) to 1000000"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for FaultPeriod {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// A significance level, strictly between 0 and 1.
 #[derive(Clone, Copy, Debug, PartialEq, PartialOrd)]
 pub struct PValue(pub f64);
@@ -328,6 +367,8 @@ impl fmt::Display for DurList {
 pub enum MetricChoice {
     Metric(Metric),
     Settled,
+    /// The watched memory cgroup's memory (`--cgroup`).
+    Cgroup,
 }
 
 impl FromStr for MetricChoice {
@@ -336,12 +377,15 @@ impl FromStr for MetricChoice {
         if text == "settled" {
             return Ok(MetricChoice::Settled);
         }
+        if text == "cgroup" {
+            return Ok(MetricChoice::Cgroup);
+        }
         Metric::from_name(text)
             .map(MetricChoice::Metric)
             .ok_or_else(|| {
                 let names: Vec<_> = Metric::ALL.iter().map(|m| m.name()).collect();
                 format!(
-                    "'{text}' is not a metric: use one of {}, settled",
+                    "'{text}' is not a metric: use one of {}, settled, cgroup",
                     names.join(", ")
                 )
             })
@@ -353,7 +397,145 @@ impl fmt::Display for MetricChoice {
         match self {
             MetricChoice::Metric(m) => m.fmt(f),
             MetricChoice::Settled => f.write_str("settled"),
+            MetricChoice::Cgroup => f.write_str("cgroup"),
         }
+    }
+}
+
+impl MetricChoice {
+    /// Every name `--metric` takes, in the order `--help` and completions list them.
+    pub fn names() -> Vec<&'static str> {
+        Metric::ALL
+            .iter()
+            .map(|m| m.name())
+            .chain(["settled", "cgroup"])
+            .collect()
+    }
+}
+
+/// A value parsed by its type's `FromStr` (its own messages), whose possible values are
+/// known: `--help` lists them and the shell completions offer them.
+#[derive(Clone)]
+pub struct Named<T> {
+    names: Vec<&'static str>,
+    parse: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T> Named<T> {
+    pub fn new(names: Vec<&'static str>) -> Named<T> {
+        Named {
+            names,
+            parse: std::marker::PhantomData,
+        }
+    }
+}
+/// `--cgroup [PATH]`: the target's own memory cgroup (`target`, also what `--cgroup` alone
+/// means), or one named by its absolute path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CgroupSpec {
+    Target,
+    Path(std::path::PathBuf),
+}
+
+impl FromStr for CgroupSpec {
+    type Err = String;
+    fn from_str(text: &str) -> Result<CgroupSpec, String> {
+        match text.trim() {
+            "" | "target" => Ok(CgroupSpec::Target),
+            t if t.starts_with('/') => Ok(CgroupSpec::Path(t.into())),
+            _ => Err(format!(
+                "'{text}' is not a cgroup: give 'target' (the target's own), an absolute folder \
+                 such as '/sys/fs/cgroup/memory/app', or a path as /proc/PID/cgroup shows it \
+                 ('/app')"
+            )),
+        }
+    }
+}
+
+impl<T> clap::builder::TypedValueParser for Named<T>
+where
+    T: FromStr<Err = String> + Clone + Send + Sync + 'static,
+{
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        clap::builder::TypedValueParser::try_map(clap::builder::StringValueParser::new(), |s| {
+            s.parse::<T>()
+        })
+        .parse_ref(cmd, arg, value)
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            self.names
+                .iter()
+                .map(|n| clap::builder::PossibleValue::new(*n)),
+        ))
+    }
+}
+
+/// `--metric`'s parser.
+pub fn metric_parser() -> Named<MetricChoice> {
+    Named::new(MetricChoice::names())
+}
+
+/// `--runtime`'s parser.
+pub fn runtime_parser() -> Named<RuntimeChoice> {
+    Named::new(vec!["auto", "node", "jvm", "none"])
+}
+
+impl fmt::Display for CgroupSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CgroupSpec::Target => f.write_str("target"),
+            CgroupSpec::Path(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// `--tree-total`: what a process tree's total is made of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TreeTotalChoice {
+    /// The cheapest exact one that can be had (chosen by measurement, see README).
+    Auto,
+    /// A memory cgroup memwatch makes for the command (`run`, as root).
+    Cgroup,
+    /// The sum of PSS (smaps_rollup), a shared page split between the processes mapping it.
+    Pss,
+    /// The sum of RSS, which counts a shared page once per process mapping it.
+    Rss,
+}
+
+impl FromStr for TreeTotalChoice {
+    type Err = String;
+    fn from_str(text: &str) -> Result<TreeTotalChoice, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(TreeTotalChoice::Auto),
+            "cgroup" => Ok(TreeTotalChoice::Cgroup),
+            "pss" => Ok(TreeTotalChoice::Pss),
+            "rss" => Ok(TreeTotalChoice::Rss),
+            _ => Err(format!(
+                "'{text}' is not a tree total: use auto, cgroup, pss or rss"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for TreeTotalChoice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TreeTotalChoice::Auto => "auto",
+            TreeTotalChoice::Cgroup => "cgroup",
+            TreeTotalChoice::Pss => "pss",
+            TreeTotalChoice::Rss => "rss",
+        })
     }
 }
 
@@ -442,6 +624,12 @@ mod tests {
         good("1m", Dur::secs(60));
         good("1h30m", Dur::secs(5400));
         good("1.5", Dur(Duration::from_millis(1500)));
+        good("0.5ms", Dur(Duration::from_micros(500)));
+        good("111.111ms", Dur(Duration::from_micros(111_111)));
+        good("2m30s", Dur::secs(150));
+        assert_eq!(Dur(Duration::from_micros(500)).to_string(), "0.5ms");
+        assert_eq!(Dur(Duration::from_millis(1500)).to_string(), "1.5s");
+        assert_eq!(Dur(Duration::from_millis(250)).to_string(), "250ms");
         good(" 0 ", Dur(Duration::ZERO));
         bad::<Dur>("-5s", "negative");
         bad::<Dur>("fast", "is not a duration");
@@ -520,5 +708,18 @@ mod tests {
         good("none", RuntimeChoice::None);
         good("jvm", RuntimeChoice::Jvm);
         bad::<RuntimeChoice>("python", "is not a runtime");
+        good("cgroup", MetricChoice::Cgroup);
+        good("auto", TreeTotalChoice::Auto);
+        good("cgroup", TreeTotalChoice::Cgroup);
+        good("pss", TreeTotalChoice::Pss);
+        good("rss", TreeTotalChoice::Rss);
+        bad::<TreeTotalChoice>("uss", "is not a tree total");
+        good("target", CgroupSpec::Target);
+        good("/app.service", CgroupSpec::Path("/app.service".into()));
+        bad::<CgroupSpec>("app", "is not a cgroup");
+        good("1", FaultPeriod(1));
+        good("16", FaultPeriod(16));
+        bad::<FaultPeriod>("0", "is not a sampling period");
+        bad::<FaultPeriod>("often", "is not a sampling period");
     }
 }

@@ -59,12 +59,18 @@ pub enum EventType {
     RuntimeFailed,
     /// memwatch closed what it opened in the runtime.
     RuntimeClosed,
+    /// `--follow`: the target is gone (`gone:<pid>`), a new process took its place
+    /// (`restart:<pid>`).
+    Gone,
+    Restart,
+    /// What a tree's total was judged on (`judged:pss-sum`): a mark, not a moment.
+    Judged,
     /// Any other text, in a CSV memwatch did not write.
     Other,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 13] = [
+    pub const ALL: [EventType; 16] = [
         EventType::Signal,
         EventType::Settled,
         EventType::DumpStart,
@@ -77,6 +83,9 @@ impl EventType {
         EventType::RuntimeAttached,
         EventType::RuntimeFailed,
         EventType::RuntimeClosed,
+        EventType::Gone,
+        EventType::Restart,
+        EventType::Judged,
         EventType::Other,
     ];
 
@@ -95,8 +104,56 @@ impl EventType {
             EventType::RuntimeAttached => "runtime-attached",
             EventType::RuntimeFailed => "runtime-failed",
             EventType::RuntimeClosed => "runtime-closed",
+            EventType::Gone => "gone",
+            EventType::Restart => "restart",
+            EventType::Judged => "judged",
             EventType::Other => "other",
         }
+    }
+}
+
+/// `--follow`: the target has gone (`gone:<pid>`, on the first tick without it) and a new
+/// process matching it was found (`restart:<pid>`, on its first tick). `Other` events, so
+/// older readers keep them as text.
+const GONE: &str = "gone:";
+const RESTART: &str = "restart:";
+/// What a tree's total was judged on (`judged:pss-sum`, `judged:cgroup`), on the first tick,
+/// so that `report` judges what the live run judged. A mark, not something that happened:
+/// the chart draws no line for it.
+const JUDGED: &str = "judged:";
+
+impl EventKind {
+    pub fn gone(pid: i32) -> EventKind {
+        EventKind::Other(format!("{GONE}{pid}"))
+    }
+
+    pub fn restart(pid: i32) -> EventKind {
+        EventKind::Other(format!("{RESTART}{pid}"))
+    }
+
+    /// The PID of a `restart:` event.
+    pub fn restarted(&self) -> Option<i32> {
+        match self {
+            EventKind::Other(text) => text.strip_prefix(RESTART)?.parse().ok(),
+            _ => None,
+        }
+    }
+
+    pub fn judged(series: &str) -> EventKind {
+        EventKind::Other(format!("{JUDGED}{series}"))
+    }
+
+    /// The series a `judged:` mark names.
+    pub fn judged_series(&self) -> Option<&str> {
+        match self {
+            EventKind::Other(text) => text.strip_prefix(JUDGED),
+            _ => None,
+        }
+    }
+
+    /// A mark about the recording rather than something that happened at a time.
+    pub fn is_mark(&self) -> bool {
+        self.judged_series().is_some()
     }
 }
 
@@ -435,6 +492,9 @@ mod tests {
             ("runtime-attached", EventType::RuntimeAttached),
             ("runtime-failed", EventType::RuntimeFailed),
             ("runtime-closed", EventType::RuntimeClosed),
+            ("gone:4242", EventType::Gone),
+            ("restart:4243", EventType::Restart),
+            ("judged:pss-sum", EventType::Judged),
             ("something else", EventType::Other),
             ("other", EventType::Other),
         ] {

@@ -2,8 +2,9 @@
 //! key (the total, one process, later a cgroup), and a followed target that restarts is a
 //! sequence of segments.
 //!
-//! In samples.csv the key is the `pid` cell: `total` for the sum over a process tree, the
-//! process id for one process. A single-process run writes its PID on every row, as it always
+//! In samples.csv the key is the `pid` cell: `total` for the sum over a process tree (or a
+//! followed target across its restarts), the process id for one process, `cgroup` for the
+//! memory cgroup read beside them (one per run; its path is in summary.json). A single-process run writes its PID on every row, as it always
 //! has; a file without a `pid` column (or with every `pid` cell empty) holds one series that
 //! does not say what it is.
 
@@ -31,13 +32,13 @@ impl SeriesKey {
         }
     }
 
-    /// The text of this series' CSV `pid` cell: `total`, or the PID formatted into `num`
-    /// (no allocation, for the per-row hot path). `None` for a cgroup, which has no PID.
+    /// The text of this series' CSV `pid` cell: `total`, `cgroup`, or the PID formatted into
+    /// `num` (no allocation, for the per-row hot path).
     pub fn pid_cell<'a>(&self, num: &'a mut itoa::Buffer) -> Option<&'a str> {
         match self {
             SeriesKey::Total => Some(TOTAL_CELL),
             SeriesKey::Process { pid, .. } => Some(num.format(*pid)),
-            SeriesKey::Cgroup(_) => None,
+            SeriesKey::Cgroup(_) => Some(CGROUP_CELL),
         }
     }
 
@@ -50,6 +51,9 @@ impl SeriesKey {
         }
         if cell == TOTAL_CELL.as_bytes() {
             return Ok(Some(SeriesKey::Total));
+        }
+        if cell == CGROUP_CELL.as_bytes() {
+            return Ok(Some(SeriesKey::Cgroup(String::new())));
         }
         let pid = std::str::from_utf8(cell)
             .ok()
@@ -71,6 +75,8 @@ impl SeriesKey {
 
 /// The `pid` cell of a total row.
 pub const TOTAL_CELL: &str = "total";
+/// The `pid` cell of a cgroup row.
+pub const CGROUP_CELL: &str = "cgroup";
 
 /// A `pid` cell that is neither empty, `total`, nor a positive integer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +88,7 @@ impl std::fmt::Display for SeriesKey {
         match self {
             SeriesKey::Total => f.write_str(TOTAL_CELL),
             SeriesKey::Process { pid, .. } => write!(f, "pid {pid}"),
+            SeriesKey::Cgroup(path) if path.is_empty() => f.write_str(CGROUP_CELL),
             SeriesKey::Cgroup(path) => write!(f, "cgroup {path}"),
         }
     }
@@ -129,7 +136,15 @@ mod tests {
             let cell = key.pid_cell(&mut num).unwrap().to_string();
             assert_eq!(SeriesKey::from_pid_cell(cell.as_bytes()), Ok(Some(key)));
         }
-        assert_eq!(SeriesKey::Cgroup("/a".into()).pid_cell(&mut num), None);
+        assert_eq!(
+            SeriesKey::Cgroup("/a".into()).pid_cell(&mut num),
+            Some("cgroup")
+        );
+        assert_eq!(
+            SeriesKey::from_pid_cell(b"cgroup"),
+            Ok(Some(SeriesKey::Cgroup(String::new())))
+        );
+        assert_eq!(SeriesKey::Cgroup(String::new()).to_string(), "cgroup");
     }
 
     #[test]

@@ -120,10 +120,7 @@ impl Target {
             });
         }
         crate::tree::become_subreaper();
-        let child = cmd.spawn().map_err(|source| Error::Spawn {
-            program: program.to_string_lossy().into_owned(),
-            source,
-        })?;
+        let child = cmd.spawn().map_err(|source| spawn_error(program, source))?;
         let pid = child.id() as i32;
         // Our unreaped child cannot be recycled, so this pidfd is race-free.
         let pidfd = pidfd_open(pid).map_err(|e| Error::Io {
@@ -271,6 +268,22 @@ impl Target {
         };
         // SAFETY: one valid pollfd, zero timeout.
         unsafe { libc::poll(&mut fd, 1, 0) > 0 }
+    }
+
+    /// The process's name now (`comm`), read through its /proc folder: a wrapper that has
+    /// exec'd its program (a shell script, `pyenv`'s shim) is named for the program. `None`
+    /// once it has been reaped.
+    pub fn current_name(&self) -> Option<String> {
+        self.proc_dir.stat().ok().map(|s| s.comm)
+    }
+
+    /// The process's command line now (as `command_line` was read), after an exec.
+    pub fn current_command_line(&self) -> Option<String> {
+        self.proc_dir
+            .cmdline()
+            .ok()
+            .filter(|argv| !argv.is_empty())
+            .map(|argv| argv.join(" "))
     }
 
     /// The process's working directory, where runtimes write heap dumps by default.
@@ -468,4 +481,20 @@ fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
     }
     // SAFETY: fd is a fresh, valid descriptor.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Why a command could not be started, in words: the OS says only "Permission denied"
+/// for a folder.
+fn spawn_error(program: &std::ffi::OsStr, source: io::Error) -> Error {
+    let path = Path::new(program);
+    if path.components().count() > 1 && path.is_dir() {
+        return Error::Usage(format!(
+            "cannot run '{}': it is a folder, not a program",
+            path.display()
+        ));
+    }
+    Error::Spawn {
+        program: program.to_string_lossy().into_owned(),
+        source,
+    }
 }

@@ -1,6 +1,6 @@
 //! Sizes, durations and rates, in (parsing user input) and out (human-readable text).
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
 /// Bytes for people: `48.3 MiB`, `-512 KiB`, `0 B`; unknown (NaN, e.g. no samples, where
 /// summary.json says null) is `n/a`. Writes without allocating.
@@ -162,10 +162,37 @@ impl fmt::Display for Count {
     }
 }
 
+/// Text from outside (a file name, a CSV cell, a command line) as it may be shown on a
+/// terminal: control characters are written as escapes (`\u{1b}`, `\n`, `\u{0}`), so a
+/// quoted value can neither change the terminal nor break a message's one line.
+pub struct Printable<'a>(pub &'a str);
+
+impl fmt::Display for Printable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// A size in bytes as a whole number, as summary.json writes every size (a reader into an
 /// int64 rejects `10649600.00000001`); `None` for an unknown (NaN) or impossible size.
 pub fn whole_bytes(x: f64) -> Option<u64> {
     (x.is_finite() && x >= 0.0 && x < u64::MAX as f64).then(|| x.round() as u64)
+}
+
+/// For `#[serde(serialize_with)]` on a size kept as `Option<f64>`: written as a whole number
+/// of bytes (or `null`), as every size in summary.json.
+pub fn serde_whole_bytes<S: serde::Serializer>(x: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match x.and_then(whole_delta) {
+        Some(b) => s.serialize_i64(b),
+        None => s.serialize_none(),
+    }
 }
 
 /// A change of size in bytes (may be negative) as a whole number; `None` when unknown.

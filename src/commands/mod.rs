@@ -1,11 +1,13 @@
 //! The commands, each in its own file, and what every run ends with. `lib::run` dispatches
-//! a checked `config::Command` here.
+//! a checked `config::Command` here. Commands print nothing themselves: what people read
+//! at the end is `report::text`, written from the Summary.
 
 pub mod heap;
+pub mod man;
 pub mod report;
 pub mod watch;
 
-use crate::analyze::{Analysis, Verdict};
+use crate::analyze::Analysis;
 use crate::exit::Exit;
 use crate::gate::{self, Figures, Limits};
 use crate::recording::Recording;
@@ -13,8 +15,9 @@ use crate::report::chart::ChartContext;
 use crate::report::end::{self, RunEnd, Written};
 use crate::report::output::Dest;
 use crate::report::summary::{BesideSummary, Summary};
+use crate::report::text;
 use crate::sample::Metric;
-use crate::units::{Bytes, Count, Delta, Elapsed};
+use crate::units::{Count, Elapsed};
 use std::path::{Path, PathBuf};
 
 /// A finished run (live or re-analysed), ready for the gate and the end reports.
@@ -29,7 +32,8 @@ pub struct Finished<'a> {
     /// Files already written (the samples CSV).
     pub written: Vec<PathBuf>,
     pub json: &'a Dest,
-    pub png: &'a Dest,
+    /// `None`: no chart (`report --no-png`).
+    pub png: Option<&'a Dest>,
     pub png_size: (u32, u32),
     pub junit: Option<&'a Path>,
     pub limits: &'a Limits,
@@ -37,6 +41,10 @@ pub struct Finished<'a> {
     pub stdout_busy: bool,
     pub quiet: bool,
     pub color: bool,
+    /// What the chart draws beside the samples and the analysis (a tree's top processes, a
+    /// cgroup's limit, a followed target's lives); its words about the run come from the
+    /// summary.
+    pub chart: ChartContext,
 }
 
 /// The gate beside the verdict, then every end report, each written on its own. The
@@ -45,24 +53,78 @@ pub struct Finished<'a> {
 pub fn conclude(run: Finished<'_>) -> Exit {
     let Finished {
         mut summary,
-        mut written,
+        written,
+        chart,
         ..
     } = run;
-    let gate = gate::evaluate(&Figures::of(run.analysis, &summary.metric), run.limits);
+    let mut figures = Figures::of(run.analysis, &summary.metric);
+    figures.limit = summary
+        .cgroup
+        .as_ref()
+        .map(crate::report::services::CgroupSummary::figures);
+    let gate = gate::evaluate(&figures, run.limits);
     let exit = gate.exit_code(run.base_exit);
     summary.exit_code = exit.code();
     if run.limits.is_set() {
         summary.gate = Some(gate.clone());
     }
-    let chart = ChartContext {
+    let chart = chart_context(&summary, chart);
+    let end = RunEnd {
+        recording: run.recording,
+        analysis: run.analysis,
+        metric: run.metric,
+        summary: &summary,
+        gate: &gate,
+        chart: &chart,
+    };
+    if !run.quiet {
+        text::story(&end);
+    }
+    let mut files = text::Files {
+        written,
+        ..text::Files::default()
+    };
+    for report in end::plan(run.json, run.png, run.png_size, run.junit, run.stdout_busy) {
+        match report.write(&end) {
+            Ok(Written::File(path)) => files.written.push(path),
+            Ok(Written::Elsewhere) => {}
+            Ok(Written::Skipped(why)) => files.skipped.push(why),
+            // The report's name already says which file: the cause alone after it.
+            Err(crate::Error::Output { source, .. }) => files
+                .failed
+                .push(format!("cannot write {}: {source}", report.name())),
+            Err(e) => files
+                .failed
+                .push(format!("cannot write {}: {e}", report.name())),
+        }
+    }
+    text::outcome(&end, &files, run.quiet, run.color);
+    if files.failed.is_empty() {
+        exit
+    } else {
+        Exit::Trouble
+    }
+}
+
+/// What the chart says about the run beside the samples, added to what it draws (`base`).
+fn chart_context(summary: &Summary, base: ChartContext) -> ChartContext {
+    ChartContext {
         run: match (&summary.target, &summary.source) {
             (Some(t), _) => {
                 let run =
                     ChartContext::describe_run(t.pid, &t.command, summary.duration_s, &t.ended);
-                match t.tree_processes {
+                let total = summary.tree_total.as_ref().map(|t| t.judged);
+                match (t.tree_processes, total) {
+                    (Some(n), Some(crate::report::services::TotalKind::Cgroup)) => format!(
+                        "{run} · {} in memwatch's cgroup",
+                        Count(n as u64, "process")
+                    ),
+                    (Some(n), Some(crate::report::services::TotalKind::PssSum)) => {
+                        format!("{run} · the PSS sum over {}", Count(n as u64, "process"))
+                    }
                     // --tree: say that the figures are the sum over the tree.
-                    Some(n) => format!("{run} · the sum over {}", Count(n as u64, "process")),
-                    None => run,
+                    (Some(n), _) => format!("{run} · the sum over {}", Count(n as u64, "process")),
+                    (None, _) => run,
                 }
             }
             (None, Some(src)) => format!("{} · {}", src.file, Elapsed(summary.duration_s)),
@@ -74,84 +136,6 @@ pub fn conclude(run: Finished<'_>) -> Exit {
             .as_ref()
             .map(BesideSummary::words)
             .unwrap_or_default(),
-    };
-    let end = RunEnd {
-        recording: run.recording,
-        analysis: run.analysis,
-        metric: run.metric,
-        summary: &summary,
-        gate: &gate,
-        chart: &chart,
-    };
-    let mut failed = Vec::new();
-    let mut skipped = Vec::new();
-    for report in end::plan(run.json, run.png, run.png_size, run.junit, run.stdout_busy) {
-        match report.write(&end) {
-            Ok(Written::File(path)) => written.push(path),
-            Ok(Written::Elsewhere) => {}
-            Ok(Written::Skipped(why)) => skipped.push(why),
-            Err(e) => failed.push(format!("cannot write {}: {e}", report.name())),
-        }
+        ..base
     }
-    if !run.quiet {
-        for why in &skipped {
-            eprintln!("memwatch: {why}");
-        }
-        print_verdict(run.analysis, &summary.metric, run.color);
-        for breach in &gate.breaches {
-            eprintln!("memwatch: gate failed: {}", breach.message);
-        }
-        if gate.inconclusive_failed {
-            eprintln!(
-                "memwatch: gate failed: the verdict is inconclusive and --fail-on-inconclusive is set"
-            );
-        }
-        for file in &written {
-            eprintln!("memwatch: wrote {}", file.display());
-        }
-    }
-    for failure in &failed {
-        eprintln!("memwatch: error: {failure}");
-    }
-    if failed.is_empty() {
-        exit
-    } else {
-        Exit::Trouble
-    }
-}
-
-/// The run's figures on RSS, one line; says so plainly when there is nothing to show.
-pub fn print_figures(rec: &Recording, missed: u64) {
-    let rss = rec.line(Metric::Rss);
-    let known = || rss.iter().flat_map(|l| l.iter()).filter(|v| v.is_finite());
-    let (Some(start), Some(last)) = (known().next(), known().next_back()) else {
-        eprintln!("memwatch: no samples ({} missed): nothing to judge", missed);
-        return;
-    };
-    let peak = known().fold(0.0, f64::max);
-    eprintln!(
-        "memwatch: RSS start {}  end {}  peak {}  growth {}  |  {} over {}, {missed} missed",
-        Bytes(start),
-        Bytes(last),
-        Bytes(peak),
-        Delta(last - start),
-        Count(rec.len() as u64, "sample"),
-        Elapsed(rec.duration_s()),
-    );
-}
-
-fn print_verdict(a: &Analysis, judged: &str, color: bool) {
-    let (paint, reset) = match (color, a.verdict) {
-        (false, _) => ("", ""),
-        (true, Verdict::Growing) => ("\x1b[1;31m", "\x1b[0m"),
-        (true, Verdict::Stable) => ("\x1b[1;32m", "\x1b[0m"),
-        (true, Verdict::Inconclusive) => ("\x1b[1;33m", "\x1b[0m"),
-    };
-    eprintln!(
-        "memwatch: {paint}{}{reset} ({}, {}): {}",
-        a.verdict.as_str(),
-        judged,
-        a.pattern,
-        a.reason
-    );
 }

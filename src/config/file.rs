@@ -16,8 +16,10 @@ use std::path::{Path, PathBuf};
 /// The file looked for in the working directory when `--config` is not given.
 pub const DEFAULT_FILE: &str = "memwatch.toml";
 
-/// Options that only make sense on the command line.
-const COMMAND_LINE_ONLY: [&str; 5] = ["pid", "config", "help", "version", "force"];
+/// Options that only make sense on the command line (the target among them).
+const COMMAND_LINE_ONLY: [&str; 8] = [
+    "pid", "name", "cmdline", "config", "help", "version", "force", "dir",
+];
 
 /// One `key = value` of the file, as the arguments it stands for.
 #[derive(Clone, Debug, PartialEq)]

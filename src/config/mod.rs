@@ -5,16 +5,18 @@
 
 pub mod file;
 
+use crate::analyze::MIN_SAMPLES;
 use crate::analyze::{Thresholds, Warmup};
 use crate::cli::{
-    AnalysisArgs, Cli, Command as CliCommand, GateArgs, HeapArgs, LoadArgs, OutputArgs, ReportArgs,
-    RuntimeArgs, SamplingArgs, Shell, SignalArgs, WatchArgs,
+    AnalysisArgs, Cli, Command as CliCommand, FindArgs, GateArgs, HeapArgs, LoadArgs, OutputArgs,
+    ReportArgs, RuntimeArgs, SamplingArgs, ServiceArgs, Shell, SignalArgs, WatchArgs,
 };
 use crate::error::{Error, Result};
+use crate::find::{Field, Pattern};
 use crate::gate::{Baseline, Limits};
 use crate::judge::{AnalysisConfig, SettledUse};
 use crate::load::LoadPlan;
-use crate::options::{MetricChoice, RuntimeChoice, Slope};
+use crate::options::{CgroupSpec, Dur, MetricChoice, RuntimeChoice, Slope, TreeTotalChoice};
 use crate::report::output::OutputPlan;
 use crate::runtime::{GcSchedule, Settings as RuntimeSettings};
 use crate::sample::{Metric, Sampling};
@@ -35,7 +37,7 @@ pub enum Command {
     /// `memwatch heap`: reads files only; its options need no checks beyond clap's.
     Heap(HeapArgs),
     Completions(Shell),
-    Man,
+    Man(crate::cli::ManArgs),
 }
 
 /// The process to watch.
@@ -48,6 +50,35 @@ pub enum TargetSpec {
         command: Vec<OsString>,
         grace: Duration,
     },
+    /// `--name` / `--cmdline`: the process found by a pattern.
+    Find(FindSpec),
+}
+
+/// A target found by name or command line.
+#[derive(Debug)]
+pub struct FindSpec {
+    pub pattern: Pattern,
+    /// `--all-matches`: every match, judged on their sum.
+    pub all_matches: bool,
+    /// `--follow`: a new match after the target exits is watched on (a restart).
+    pub follow: bool,
+}
+
+/// Whole services: the tree's total and the memory cgroup watched.
+#[derive(Debug)]
+pub struct Services {
+    pub cgroup: Option<CgroupChoice>,
+    pub tree_total: TreeTotalChoice,
+    /// `--metric cgroup`: the cgroup's memory is the series judged.
+    pub judge_cgroup: bool,
+}
+
+/// `--cgroup [PATH]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CgroupChoice {
+    /// The target's own memory cgroup.
+    Target,
+    Path(PathBuf),
 }
 
 #[derive(Debug)]
@@ -62,16 +93,23 @@ pub struct WatchConfig {
     pub limits: Limits,
     pub outputs: OutputPlan,
     pub quiet: bool,
+    pub services: Services,
+    /// `--native`: how the target's page faults are sampled; `None` without it.
+    pub native: Option<crate::native::NativeOptions>,
 }
 
 #[derive(Debug)]
 pub struct ReportConfig {
     pub file: PathBuf,
     pub analysis: AnalysisConfig,
+    /// `--metric cgroup`: judge the recording's cgroup rows.
+    pub judge_cgroup: bool,
     pub limits: Limits,
     /// `None`: beside FILE (see `report::output::report_dests`).
     pub json: Option<PathBuf>,
     pub png: Option<PathBuf>,
+    /// `--no-png`: no chart at all.
+    pub no_png: bool,
     pub png_size: (u32, u32),
     pub junit: Option<PathBuf>,
     /// `--force`: an explicit --json may replace a live run's summary.json.
@@ -147,15 +185,20 @@ fn from_cli(cli: Cli) -> Result<Command> {
         Some(CliCommand::Report(report)) => report_config(report).map(Command::Report),
         Some(CliCommand::Heap(args)) => Ok(Command::Heap(args)),
         Some(CliCommand::Completions { shell }) => Ok(Command::Completions(shell)),
-        Some(CliCommand::Man) => Ok(Command::Man),
+        Some(CliCommand::Man(args)) => Ok(Command::Man(args)),
         None => {
-            let pid = cli.pid.ok_or_else(|| {
-                usage(
-                    "nothing to watch: give '--pid PID' or 'run -- CMD' (see 'memwatch --help')"
-                        .into(),
-                )
-            })?;
-            watch(TargetSpec::Attach { pid: pid.0 }, None, &cli.watch).map(Command::Watch)
+            let target = match (find_spec(&cli.find)?, cli.pid) {
+                (Some(find), _) => TargetSpec::Find(find),
+                (None, Some(pid)) => TargetSpec::Attach { pid: pid.0 },
+                (None, None) => {
+                    return Err(usage(
+                        "nothing to watch: give '--pid PID', '--name REGEX' or 'run -- CMD' \
+                         (see 'memwatch --help')"
+                            .into(),
+                    ));
+                }
+            };
+            watch(target, None, &cli.watch).map(Command::Watch)
         }
     }
 }
@@ -164,11 +207,23 @@ fn watch(target: TargetSpec, load: Option<LoadPlan>, args: &WatchArgs) -> Result
     let sampling = sampling(&args.sampling)?;
     let analysis = analysis(&args.analysis);
     let spawned = matches!(target, TargetSpec::Spawn { .. });
-    let config = WatchConfig {
+    let (all_matches, follow) = match &target {
+        TargetSpec::Find(f) => (f.all_matches, f.follow),
+        _ => (false, false),
+    };
+    let summed = sampling.tree || all_matches;
+    let services = services(
+        &args.services,
+        &args.analysis,
+        &sampling,
+        spawned,
+        all_matches,
+    )?;
+    let mut config = WatchConfig {
         runtime: runtime(
             &args.runtime,
-            spawned && !sampling.tree,
-            sampling.tree,
+            spawned && !summed,
+            summed,
             sampling.duration,
             &analysis,
         )?,
@@ -177,36 +232,185 @@ fn watch(target: TargetSpec, load: Option<LoadPlan>, args: &WatchArgs) -> Result
         signals: signals(&args.signals, sampling.duration)?,
         analysis,
         limits: limits(&args.gate)?,
-        outputs: outputs(&args.output, &args.gate),
+        outputs: outputs(&args.output, &args.gate)?,
+        native: native(&args.sampling, summed)?,
         sampling,
         quiet: args.display.quiet,
+        services,
     };
-    let needs_pss = matches!(config.analysis.metric, Metric::Pss | Metric::Uss);
-    if needs_pss && config.sampling.pss_interval.is_none() {
-        return Err(usage(format!(
-            "--metric {} needs --pss, which records it",
-            config.analysis.metric
-        )));
+    if follow {
+        check_follow(&config)?;
     }
-    check_baseline_metric(&config.limits, &config.analysis)?;
+    if config.limits.min_time_to_limit_s.is_some() && config.services.cgroup.is_none() {
+        return Err(usage(
+            "--min-time-to-limit is about a cgroup's limit: add --cgroup (the target's own) or \
+             --cgroup PATH"
+                .into(),
+        ));
+    }
+    check_metric(&config, summed)?;
+    check_timing(&config.sampling, &config.analysis)?;
+    if config.services.judge_cgroup {
+        if let Some(baseline) = &config.limits.baseline {
+            baseline.check_metric("cgroup").map_err(usage)?;
+        }
+    } else {
+        check_baseline_metric(&config.limits, &config.analysis)?;
+    }
     config.outputs.check()?;
     Ok(config)
+}
+
+/// `--name`/`--cmdline` and what goes with them; `None` without a pattern.
+fn find_spec(args: &FindArgs) -> Result<Option<FindSpec>> {
+    let pattern = match (&args.name, &args.cmdline) {
+        (Some(name), _) => Pattern::new(Field::Name, name),
+        (None, Some(line)) => Pattern::new(Field::Cmdline, line),
+        (None, None) => {
+            for (given, flag) in [
+                (args.follow, "--follow"),
+                (args.all_matches, "--all-matches"),
+            ] {
+                if given {
+                    return Err(usage(format!(
+                        "{flag} finds processes by a pattern: give --name REGEX or --cmdline REGEX"
+                    )));
+                }
+            }
+            return Ok(None);
+        }
+    }
+    .map_err(usage)?;
+    Ok(Some(FindSpec {
+        pattern,
+        all_matches: args.all_matches,
+        follow: args.follow,
+    }))
+}
+
+/// `--follow` watches one process after another: what is bound to one process is refused.
+fn check_follow(config: &WatchConfig) -> Result<()> {
+    if config.signals.sends() {
+        return Err(usage(
+            "--follow watches each new process that matches, and signals go to one process: \
+             leave out --signal-every, --signal-at and --signal-at-end"
+                .into(),
+        ));
+    }
+    if config.native.is_some() {
+        return Err(usage(
+            "--follow watches each new process that matches, and --native samples one \
+             process's page faults: leave one of them out"
+                .into(),
+        ));
+    }
+    if matches!(
+        config.runtime.choice,
+        RuntimeChoice::Node | RuntimeChoice::Jvm
+    ) {
+        return Err(usage(
+            "--follow watches each new process that matches, and --runtime asks one process's \
+             runtime: leave one of them out"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `--cgroup`, `--tree-total` and `--metric cgroup`, checked together.
+fn services(
+    args: &ServiceArgs,
+    analysis: &AnalysisArgs,
+    sampling: &Sampling,
+    spawned: bool,
+    all_matches: bool,
+) -> Result<Services> {
+    let cgroup = args.cgroup.as_ref().map(|c| match c {
+        CgroupSpec::Target => CgroupChoice::Target,
+        CgroupSpec::Path(p) => CgroupChoice::Path(p.clone()),
+    });
+    let judge_cgroup = analysis.metric == MetricChoice::Cgroup;
+    if judge_cgroup && cgroup.is_none() {
+        return Err(usage(
+            "--metric cgroup judges the memory cgroup memwatch reads: add --cgroup (the \
+             target's own) or --cgroup PATH"
+                .into(),
+        ));
+    }
+    let summed = sampling.tree || all_matches;
+    if args.tree_total != TreeTotalChoice::Auto && !summed {
+        return Err(usage(format!(
+            "--tree-total {} says what a tree's total is: add --tree",
+            args.tree_total
+        )));
+    }
+    if args.tree_total == TreeTotalChoice::Cgroup {
+        if !spawned || all_matches {
+            return Err(usage(
+                "--tree-total cgroup: memwatch can only put a command it starts into a cgroup of \
+                 its own: use 'run --tree', or --tree-total pss"
+                    .into(),
+            ));
+        }
+        if cgroup.is_some() {
+            return Err(usage(
+                "--tree-total cgroup and --cgroup: memwatch reads one cgroup; leave out \
+                 --cgroup, or use --tree-total pss"
+                    .into(),
+            ));
+        }
+    }
+    Ok(Services {
+        cgroup,
+        tree_total: args.tree_total,
+        judge_cgroup,
+    })
+}
+
+/// `--native`; `summed`: a sum over processes is judged (`--tree`, `--all-matches`).
+fn native(args: &SamplingArgs, summed: bool) -> Result<Option<crate::native::NativeOptions>> {
+    let Some(period) = args.native else {
+        return Ok(None);
+    };
+    if summed {
+        return Err(usage(
+            "--native samples the page faults of one process, and --tree (or --all-matches) \
+             judges a sum over processes: use one or the other"
+                .into(),
+        ));
+    }
+    Ok(Some(crate::native::NativeOptions {
+        period: period.0,
+        ..Default::default()
+    }))
 }
 
 fn report_config(args: ReportArgs) -> Result<ReportConfig> {
     let analysis = analysis(&args.analysis);
     let limits = limits(&args.gate)?;
-    check_baseline_metric(&limits, &analysis)?;
+    let judge_cgroup = args.analysis.metric == MetricChoice::Cgroup;
+    if judge_cgroup {
+        if let Some(baseline) = &limits.baseline {
+            baseline.check_metric("cgroup").map_err(usage)?;
+        }
+    } else {
+        check_baseline_metric(&limits, &analysis)?;
+    }
+    if args.png.as_deref().is_some_and(|p| p.as_os_str() == "-") {
+        return Err(png_to_stdout());
+    }
     Ok(ReportConfig {
         file: args.file,
         analysis,
+        judge_cgroup,
         limits,
         json: args.json,
         png: args.png,
+        no_png: args.no_png,
         png_size: (args.png_size.0, args.png_size.1),
         junit: args.gate.junit,
         force: args.force,
-        quiet: args.display.quiet,
+        quiet: args.quiet,
     })
 }
 
@@ -219,9 +423,15 @@ fn load_plan(args: &LoadArgs) -> Result<Option<LoadPlan>> {
             "--load needs a command, e.g. --load 'node load.js --port 8080'".into(),
         ));
     }
+    if args.ready_timeout.0.is_zero() {
+        return Err(usage(
+            "--ready-timeout must be longer than 0: it is how long to wait for --ready-port".into(),
+        ));
+    }
     Ok(Some(LoadPlan {
         command: command.clone(),
         ready_port: args.ready_port,
+        ready_timeout: args.ready_timeout.0,
         ready_delay: args.ready_delay.0,
         cooldown: args.cooldown.0,
     }))
@@ -241,7 +451,98 @@ fn limits(args: &GateArgs) -> Result<Limits> {
         fail_on_inconclusive: args.fail_on_inconclusive,
         baseline,
         baseline_tolerance_pct: args.baseline_tolerance.0,
+        min_time_to_limit_s: args.min_time_to_limit.map(|d| d.0.as_secs_f64()),
     })
+}
+
+/// The series to judge is one the run will record: every mistake found before the run
+/// starts, not after it.
+/// `summed`: a sum over processes is judged (`--tree`, `--all-matches`).
+fn check_metric(config: &WatchConfig, summed: bool) -> Result<()> {
+    let metric = config.analysis.metric;
+    if config.analysis.settled == SettledUse::Always && config.signals.settle.is_none() {
+        return Err(usage(
+            "--metric settled judges the samples taken --settle after each signal: add --signal-every DUR --settle DUR (e.g. --signal-every 10s --settle 2s)"
+                .into(),
+        ));
+    }
+    if matches!(metric, Metric::Pss | Metric::Uss) && config.sampling.pss_interval.is_none() {
+        return Err(usage(format!(
+            "--metric {metric} needs --pss, which records it"
+        )));
+    }
+    if metric.is_managed_heap() && config.runtime.choice == RuntimeChoice::None {
+        return Err(usage(format!(
+            "--metric {metric} is read from the program's runtime: add --runtime node, jvm or auto{}",
+            if summed {
+                " (not with --tree or --all-matches, which judge a sum over processes)"
+            } else {
+                ""
+            }
+        )));
+    }
+    if metric == Metric::Hwm && summed {
+        return Err(usage(
+            "--metric hwm with --tree or --all-matches: the total of peaks reached at different times is no peak, so the total has none; judge rss (or hwm of one process)"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The most memwatch waits between samples, and the longest run it plans.
+const MAX_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// A run planned with --duration takes at least `MIN_SAMPLES` samples after its warm-up,
+/// or it could never give a verdict: refused at the start, saying what would.
+fn check_timing(sampling: &Sampling, analysis: &AnalysisConfig) -> Result<()> {
+    let Some(duration) = sampling.duration else {
+        return Ok(());
+    };
+    let (d, i) = (duration.as_secs_f64(), sampling.interval.as_secs_f64());
+    let warmup = |d: f64| match analysis.thresholds.warmup {
+        Warmup::Auto => crate::analyze::auto_warmup_s(d),
+        Warmup::Fixed(w) => w,
+    };
+    let w = warmup(d);
+    let need = MIN_SAMPLES as f64;
+    if let Warmup::Fixed(_) = analysis.thresholds.warmup
+        && w >= d
+    {
+        return Err(usage(format!(
+            "--warmup {} leaves nothing of --duration {} to judge: give a --warmup shorter than the run, e.g. '{}', or leave it out (automatic)",
+            Dur(Duration::from_secs_f64(w)),
+            Dur(duration),
+            Dur(Duration::from_secs_f64(d / 5.0)),
+        )));
+    }
+    // The samples after the warm-up: one at its end, then one per interval.
+    let after = ((d - w) / i).floor() + 1.0;
+    if after >= need {
+        return Ok(());
+    }
+    // The shortest run that would be judged at this interval, to the second.
+    let mut enough = d.max(i).ceil();
+    while ((enough - warmup(enough)) / i).floor() + 1.0 < need {
+        enough += (enough / 8.0).ceil();
+    }
+    if enough >= 600.0 {
+        enough = (enough / 60.0).ceil() * 60.0; // whole minutes read better
+    }
+    Err(usage(format!(
+        "--duration {} at --interval {} gives {} after the {} warm-up, and memwatch needs at least {MIN_SAMPLES} there to judge: give --duration {} or more, or an --interval of at most {}",
+        Dur(duration),
+        Dur(sampling.interval),
+        crate::units::Count(after.max(0.0) as u64, "sample"),
+        Dur(Duration::from_secs_f64(w)),
+        Dur(Duration::from_secs_f64(enough)),
+        // To the millisecond below, so that it is enough.
+        Dur(
+            Duration::from_millis(((d - w) / (need - 1.0) * 1e3).floor().max(1.0) as u64)
+                .min(sampling.interval)
+        ),
+    )))
 }
 
 /// A baseline is only comparable when it judged the same series. With the default
@@ -344,17 +645,30 @@ fn sampling(args: &SamplingArgs) -> Result<Sampling> {
             args.interval
         )));
     }
+    if interval > MAX_INTERVAL {
+        return Err(usage(format!(
+            "--interval '{}' is too long: the most is 24h",
+            args.interval
+        )));
+    }
     let duration = args.duration.map(|d| d.0);
     if duration.is_some_and(|d| d.is_zero()) {
         return Err(usage(
             "--duration '0' would take no samples: give e.g. '30s' or leave it out".into(),
         ));
     }
+    if let Some(d) = args.duration.filter(|d| d.0 > MAX_DURATION) {
+        return Err(usage(format!(
+            "--duration '{d}' is too long: the most is 366 days; leave it out to watch until \
+             the target exits or Ctrl-C"
+        )));
+    }
     Ok(Sampling {
         interval,
         duration,
         pss_interval: args.pss.then(|| args.pss_interval.0.max(interval)),
         tree: args.tree,
+        tree_pss_interval: args.pss_interval.0.max(interval),
     })
 }
 
@@ -421,6 +735,8 @@ fn analysis(args: &AnalysisArgs) -> AnalysisConfig {
     let (metric, settled) = match args.metric {
         MetricChoice::Settled => (Metric::Rss, SettledUse::Always),
         MetricChoice::Metric(m) => (m, SettledUse::Auto),
+        // The cgroup's rows, their working set in the rss column.
+        MetricChoice::Cgroup => (Metric::Rss, SettledUse::Auto),
     };
     let mut t = Thresholds::default();
     if let Some(w) = args.warmup {
@@ -445,13 +761,25 @@ fn analysis(args: &AnalysisArgs) -> AnalysisConfig {
     }
 }
 
-fn outputs(args: &OutputArgs, gate: &GateArgs) -> OutputPlan {
-    OutputPlan {
+fn png_to_stdout() -> Error {
+    usage(
+        "--png '-': the chart is a binary PNG and is not written to stdout ('-' is for --csv \
+         and --json); give a file name"
+            .into(),
+    )
+}
+
+fn outputs(args: &OutputArgs, gate: &GateArgs) -> Result<OutputPlan> {
+    if args.png.as_deref().is_some_and(|p| p.as_os_str() == "-") {
+        return Err(png_to_stdout());
+    }
+    Ok(OutputPlan {
         dir: args.out.clone(),
         csv: args.csv.clone(),
         json: args.json.clone(),
         png: args.png.clone(),
         junit: gate.junit.clone(),
         png_size: (args.png_size.0, args.png_size.1),
-    }
+        dir_existed: false,
+    })
 }

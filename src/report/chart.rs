@@ -70,6 +70,36 @@ pub struct ChartContext {
     /// The metric's own verdict when another series was judged, e.g. `rss on its own:
     /// growing (linear): floor +1.20 MiB/min, p < 0.001`. Empty: none.
     pub beside: String,
+    /// The judged series' name in the legend (`cgroup`, `total pss`). Empty: the metric's.
+    pub label: String,
+    /// More lines under the title: which total a tree was judged on and why, the cgroup
+    /// against its limit.
+    pub notes: Vec<String>,
+    /// A memory limit drawn across the plot (a cgroup's).
+    pub limit: Option<LimitLine>,
+    /// `--follow`: each joined life, its warm-up shaded and the whole's trend drawn over it
+    /// (one line across the lives would cross the gaps).
+    pub lives: Vec<LifeMarks>,
+    /// `--tree`: the processes that grew most, each one's RSS drawn thin under the total.
+    pub members: Vec<(String, Vec<(f64, f64)>)>,
+}
+
+/// A limit to draw: bytes, and whether the y axis reaches up to it (the cgroup is judged:
+/// the room left is the point) or it is drawn only when the judged data's scale holds it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LimitLine {
+    pub bytes: f64,
+    pub in_range: bool,
+}
+
+/// One life of a followed target on the chart.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LifeMarks {
+    pub start_s: f64,
+    /// Its warm-up ends here.
+    pub window_start_s: f64,
+    /// The whole's fitted floor over this life, on the run's clock and values.
+    pub trend: TrendLine,
 }
 
 impl ChartContext {
@@ -328,6 +358,7 @@ const WARMUP_FILL: RGBColor = RGBColor(226, 228, 234);
 const EXCLUDED_FILL: RGBColor = RGBColor(255, 222, 173);
 const SIGNAL_COLOR: RGBColor = RGBColor(148, 103, 189);
 const SETTLED_COLOR: RGBColor = RGBColor(23, 190, 207);
+const HEAP_COLOR: RGBColor = RGBColor(0, 128, 128);
 /// Pure black, used for nothing else: the judged points (and their values).
 const JUDGED_COLOR: RGBColor = RGBColor(0, 0, 0);
 const DUMP_COLOR: RGBColor = RGBColor(230, 115, 0);
@@ -338,6 +369,14 @@ const AXIS_COLOR: RGBColor = RGBColor(80, 80, 80);
 const TEXT_COLOR: RGBColor = RGBColor(25, 25, 25);
 const GROWING_TITLE_COLOR: RGBColor = RGBColor(185, 20, 20);
 const SWATCH_BORDER: RGBColor = RGBColor(170, 170, 170);
+/// A cgroup's memory limit.
+const LIMIT_COLOR: RGBColor = RGBColor(150, 20, 60);
+/// The tree's top processes, light, under the total.
+const MEMBER_COLORS: [RGBColor; 3] = [
+    RGBColor(158, 202, 225),
+    RGBColor(253, 174, 107),
+    RGBColor(188, 189, 220),
+];
 
 /// Series with at most this many samples also get a dot per sample, so that one or two
 /// samples still show.
@@ -345,7 +384,7 @@ const MARKER_LIMIT: usize = 100;
 
 /// One line of the chart, reduced to pixel columns.
 struct Series<'a> {
-    label: &'static str,
+    label: String,
     color: RGBColor,
     values: Line<'a>,
     columns: Vec<Option<Column>>,
@@ -389,35 +428,12 @@ fn finite_extent(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     (lo <= hi).then_some((lo, hi))
 }
 
-/// The y range to show, before padding: the metric inside the analysed window, the
-/// judged points and the trend, widened by what lies outside the window by at most one
-/// window-height each way. A start-up climb from near 0 would otherwise flatten the rise
-/// that was judged into a line; what is cut off is clipped at the edge of the plot.
-fn shown_extent(
-    time: &[f64],
-    values: &[f64],
-    window: Option<(f64, f64)>,
-    extra: impl Iterator<Item = f64>,
-) -> Option<(f64, f64)> {
-    let all = finite_extent(values.iter().copied());
-    let Some((ws, we)) = window else {
-        return all;
-    };
-    let inside = time
-        .iter()
-        .zip(values)
-        .filter(|(t, _)| **t >= ws && **t <= we)
-        .map(|(_, v)| *v);
-    let (Some((lo_all, hi_all)), Some((lo, hi))) = (all, finite_extent(inside.chain(extra))) else {
-        return all;
-    };
-    let reach = (hi - lo).max(0.02 * hi.abs()).max(1024.0);
-    let (lo, hi) = (
-        lo_all.max(lo - reach).min(lo),
-        hi_all.min(hi + reach).max(hi),
-    );
-    // At least 10% of the level from bottom to top: a rise of a few tenths of a percent
-    // (noise, for the verdict) must not fill the plot and look like a leak.
+/// The y range to show, before padding: everything drawn (every series, the judged and
+/// settled points, the managed heap's readings, the trend), so no sample falls off the
+/// plot. At least 10% of the level from bottom to top: a rise of a few tenths of a percent
+/// (noise, for the verdict) must not fill the plot and look like a leak.
+fn shown_extent(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
+    let (lo, hi) = finite_extent(values)?;
     let least = 0.1 * hi.abs();
     Some(if hi - lo < least {
         let mid = 0.5 * (lo + hi);
@@ -520,11 +536,17 @@ fn header_lines(
     } else {
         context.judged.as_str()
     };
+    let judged_line = if context.lives.is_empty() {
+        judged_text(analysis, judged, Some(axis_from))
+    } else {
+        lives_text(analysis, judged, context.lives.len())
+    };
     let mut lines = vec![
         analysis.headline().to_string(),
         context.run.clone(),
-        judged_text(analysis, judged, Some(axis_from)),
+        judged_line,
     ];
+    lines.extend(context.notes.iter().cloned());
     if !context.beside.is_empty() {
         lines.push(format!("{}.", context.beside));
     }
@@ -576,6 +598,21 @@ fn judged_text(analysis: &Analysis, judged: &str, axis_from: Option<f64>) -> Str
     text
 }
 
+/// The sentence under the title for a followed target: what was judged, over its lives.
+fn lives_text(analysis: &Analysis, judged: &str, lives: usize) -> String {
+    let (Some(_), Some(growth)) = (analysis.trend, analysis.growth_bytes) else {
+        return format!("Not judged: {}.", analysis.reason);
+    };
+    format!(
+        "Judged: the {judged} floor of {} joined end to end (each life's warm-up, and the drop \
+         and the gap at each restart, left out; black dots), its trend drawn over each life: \
+         {} over {} of life.",
+        crate::segments::lives_word(lives),
+        Delta(growth),
+        Elapsed(analysis.trend.map_or(0.0, |t| t.t1 - t.t0))
+    )
+}
+
 /// The words on an event's line: `SIGUSR2`, `load start`, `dump start`, `dump written`.
 fn event_text(kind: &EventKind) -> String {
     match kind {
@@ -583,7 +620,11 @@ fn event_text(kind: &EventKind) -> String {
         EventKind::Settled => "settled".to_string(),
         EventKind::DumpStart(_) => "dump start".to_string(),
         EventKind::Dump(_) => "dump written".to_string(),
-        EventKind::Other(text) => text.replace(['-', '_'], " "),
+        EventKind::Other(text) => match (text.split_once(':'), kind.restarted()) {
+            (_, Some(pid)) => format!("restart: pid {pid}"),
+            (Some(("gone", pid)), _) => format!("pid {pid} gone"),
+            _ => text.replace(['-', '_'], " "),
+        },
     }
 }
 
@@ -726,54 +767,27 @@ fn render_rgb<'a>(
 
     let layout = Layout::new(size);
     let columns = layout.plot_width(width) as usize;
-    let reduce = |label, color, values: Line<'a>| Series {
+    let reduce = |label: String, color, values: Line<'a>| Series {
         label,
         color,
         values,
         columns: downsample(&rec.time_s, values.iter(), t_lo, t_hi, columns),
     };
-    let (settled_t, settled_v) = rec.settled(values);
-    let judged = if context.judged == "settled" {
-        judged_points(analysis, &settled_t, &settled_v)
+    let label = if context.label.is_empty() {
+        metric.name().to_string()
     } else {
-        judged_points(analysis, &rec.time_s, values)
+        context.label.clone()
     };
-    let settled: Vec<(f64, f64)> = settled_t.into_iter().zip(settled_v).collect();
-    let (v_lo, v_hi) = {
-        let trend = analysis
-            .trend
-            .iter()
-            .flat_map(|l| trend_segments(l, &analysis.steps))
-            .flat_map(|(a, b)| [a.1, b.1]);
-        let window = analysis
-            .trend
-            .is_some()
-            .then_some((analysis.window_start_s, analysis.window_end_s));
-        let points = judged
-            .iter()
-            .chain(&settled)
-            .filter(|p| window.is_none_or(|(ws, we)| p.0 >= ws && p.0 <= we))
-            .map(|p| p.1);
-        match shown_extent(&rec.time_s, values, window, trend.chain(points)) {
-            Some((lo, hi)) => value_range(lo, hi),
-            None => return Err(ChartError::NoValues(metric)),
-        }
-    };
-    let mut series = vec![reduce(metric.name(), METRIC_COLOR, Line::Exact(values))];
+    let mut series = vec![reduce(label, METRIC_COLOR, Line::Exact(values))];
     if metric == Metric::Rss
+        && context.label.is_empty()
         && let Some(anon) = rec.line(Metric::Anon)
     {
-        // Anon only where it shares the scale: the judged series decides the axis.
-        let anon = reduce(Metric::Anon.name(), ANON_COLOR, anon);
-        if anon
-            .columns
-            .iter()
-            .flatten()
-            .any(|c| c.max >= v_lo && c.min <= v_hi)
-        {
-            series.push(anon);
-        }
+        series.push(reduce(Metric::Anon.name().to_string(), ANON_COLOR, anon));
     }
+    let points = Points::of(rec, values, analysis, &context.judged);
+    let (v_lo, v_hi) =
+        y_range(&series, &points, analysis, context).ok_or(ChartError::NoValues(metric))?;
 
     let mut rgb = vec![0u8; width as usize * height as usize * 3];
     let plot = {
@@ -785,12 +799,8 @@ fn render_rgb<'a>(
             byte_unit: ByteUnit::for_magnitude(v_lo.abs().max(v_hi.abs())),
         };
         let header = header_lines(analysis, context, metric, v_lo);
-        let marks = Marks {
-            judged: &judged,
-            settled: &settled,
-        };
         let plot = draw(
-            &root, &layout, &frame, rec, &series, analysis, &header, &marks,
+            &root, &layout, &frame, rec, &series, analysis, &header, &points, context,
         )?;
         root.present()?;
         plot
@@ -798,10 +808,70 @@ fn render_rgb<'a>(
     Ok(Rendered { rgb, plot })
 }
 
-/// The points drawn as dots: the judged floor points and the settled samples.
-struct Marks<'a> {
-    judged: &'a [(f64, f64)],
-    settled: &'a [(f64, f64)],
+/// The y range shown, padded: everything drawn (see `shown_extent`).
+fn y_range(
+    series: &[Series<'_>],
+    points: &Points,
+    analysis: &Analysis,
+    context: &ChartContext,
+) -> Option<(f64, f64)> {
+    let lines = series.iter().flat_map(|s| s.values.iter());
+    // A followed target's trend is drawn over each life, not as one line; a limit is
+    // in range when its series is the one judged.
+    let whole = analysis.trend.filter(|_| context.lives.is_empty());
+    let trend = whole
+        .iter()
+        .flat_map(|l| trend_segments(l, &analysis.steps))
+        .flat_map(|(a, b)| [a.1, b.1])
+        .chain(context.lives.iter().flat_map(|l| [l.trend.v0, l.trend.v1]))
+        .chain(context.limit.filter(|l| l.in_range).map(|l| l.bytes))
+        // --tree: the processes drawn thin under the total.
+        .chain(
+            context
+                .members
+                .iter()
+                .flat_map(|(_, p)| p.iter().map(|p| p.1)),
+        );
+    let dots = points
+        .judged
+        .iter()
+        .chain(&points.settled)
+        .chain(&points.heap)
+        .map(|p| p.1);
+    shown_extent(lines.chain(trend).chain(dots)).map(|(lo, hi)| value_range(lo, hi))
+}
+
+/// The points drawn as dots: the judged floor points, the settled samples, and the
+/// managed heap's readings (when it was judged: a line of its own).
+struct Points {
+    judged: Vec<(f64, f64)>,
+    settled: Vec<(f64, f64)>,
+    heap: Vec<(f64, f64)>,
+}
+
+impl Points {
+    /// The points of the series `judged` names (`settled`, `heap-after-gc`, or the metric
+    /// drawn, whose `values` are given).
+    fn of(rec: &Recording, values: &[f64], analysis: &Analysis, judged: &str) -> Points {
+        let (settled_t, settled_v) = rec.settled(values);
+        let heap = (judged == crate::judge::MANAGED)
+            .then(|| crate::judge::managed_series(rec))
+            .flatten();
+        let judged_on = if judged == "settled" {
+            judged_points(analysis, &settled_t, &settled_v)
+        } else if let Some((t, v)) = &heap {
+            judged_points(analysis, t, v)
+        } else {
+            judged_points(analysis, &rec.time_s, values)
+        };
+        Points {
+            judged: judged_on,
+            settled: settled_t.into_iter().zip(settled_v).collect(),
+            heap: heap
+                .map(|(t, v)| t.into_iter().zip(v).collect())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// The data ranges shown (seconds, bytes) and the units the axes use.
@@ -826,6 +896,17 @@ impl Frame {
     }
 }
 
+/// The plot as plotters holds it: the chart's area with its two ticked axes.
+type Plot<'a, 'b> = plotters::chart::ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    plotters::coord::cartesian::Cartesian2d<TickedAxis, TickedAxis>,
+>;
+
+/// Draws the chart in layers, bottom to top: the verdict text (header), the frame, the
+/// warm-up and dump shading (and each later life's warm-up), the axes, the event lines, the
+/// tree's top processes, the series, the limit, the trend (or its piece over each life), the
+/// judged points with their values, the event words. Returns the plot's pixel range.
 #[allow(clippy::too_many_arguments)]
 fn draw(
     root: &DrawingArea<BitMapBackend<'_>, Shift>,
@@ -835,13 +916,51 @@ fn draw(
     series: &[Series<'_>],
     analysis: &Analysis,
     header: &[String],
-    marks: &Marks<'_>,
+    marks: &Points,
+    context: &ChartContext,
 ) -> Result<(std::ops::Range<i32>, std::ops::Range<i32>), ChartError> {
     root.fill(&WHITE)?;
-    let legend = legend_items(rec, series, analysis, marks);
+    let mut legend = legend_items(rec, series, analysis, marks, frame.t);
+    legend.extend(service_legend(context, frame));
     let header_height = draw_header(root, layout, header, analysis.verdict, &legend)?;
-    let (_, body) = root.split_vertically(header_height);
+    let (mut chart, decimals) = draw_frame(root, header_height, layout, frame)?;
+    debug_assert_eq!(
+        chart.plotting_area().dim_in_pixel().0 as usize,
+        series[0].columns.len(),
+        "one downsampling column per pixel"
+    );
+    // Shading first, so that the grid stays visible on it.
+    draw_shading(&mut chart, frame, analysis)?;
+    draw_life_warmups(&mut chart, frame, &context.lives)?;
+    draw_axes(&mut chart, layout, frame, decimals)?;
+    if frame.v.0 > 0.0 {
+        draw_axis_break(root, &chart, layout)?;
+    }
+    let events = draw_event_lines(&mut chart, layout, frame, rec)?;
+    draw_members(&mut chart, layout, frame, &context.members)?;
+    draw_series(&mut chart, layout, frame, rec, series)?;
+    draw_heap(&mut chart, layout, frame, &marks.heap)?;
+    draw_limit(&mut chart, layout, frame, context.limit)?;
+    if context.lives.is_empty() {
+        draw_trend(&mut chart, layout, frame, analysis)?;
+    } else {
+        draw_life_trends(&mut chart, layout, frame, analysis.verdict, &context.lives)?;
+    }
+    draw_marks(&mut chart, layout, frame, marks)?;
+    // Event words last, on top of everything, at the top of their lines.
+    draw_event_words(&mut chart, layout, frame, &events)?;
+    Ok(chart.plotting_area().get_pixel_range())
+}
 
+/// The plot under the header, its axes ticked at round values; with the decimals each
+/// axis's labels need.
+fn draw_frame<'a, 'b>(
+    root: &'a DrawingArea<BitMapBackend<'b>, Shift>,
+    header_height: u32,
+    layout: &Layout,
+    frame: &Frame,
+) -> Result<(Plot<'a, 'b>, (usize, usize)), ChartError> {
+    let (_, body) = root.split_vertically(header_height);
     let (width, height) = root.dim_in_pixel();
     let plot_width = layout.plot_width(width) as f64;
     let plot_height =
@@ -850,9 +969,7 @@ fn draw(
     let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
     let (x_ticks, x_step) = nice_ticks(x_lo, x_hi, (plot_width / (95.0 * layout.scale)) as usize);
     let (y_ticks, y_step) = nice_ticks(y_lo, y_hi, (plot_height / (55.0 * layout.scale)) as usize);
-    let (x_decimals, y_decimals) = (decimals_for_step(x_step), decimals_for_step(y_step));
-
-    let mut chart = ChartBuilder::on(&body)
+    let chart = ChartBuilder::on(&body)
         .margin_left(layout.margin)
         .margin_right(layout.margin)
         .margin_top(layout.margin / 2)
@@ -863,15 +980,21 @@ fn draw(
             TickedAxis::new(x_lo, x_hi, x_ticks),
             TickedAxis::new(y_lo, y_hi, y_ticks),
         )?;
-    debug_assert_eq!(
-        chart.plotting_area().dim_in_pixel().0 as usize,
-        series[0].columns.len(),
-        "one downsampling column per pixel"
-    );
+    Ok((
+        chart,
+        (decimals_for_step(x_step), decimals_for_step(y_step)),
+    ))
+}
 
-    // Shading first, so that the grid stays visible on it.
-    // The analysed window starts where the judged series' warm-up ends (the settled
-    // series starts with the first settled sample, not with the run).
+/// The warm-up and the excluded (heap-dump) periods, shaded. The analysed window starts
+/// where the judged series' warm-up ends (the settled series starts with the first settled
+/// sample, not with the run).
+fn draw_shading(
+    chart: &mut Plot<'_, '_>,
+    frame: &Frame,
+    analysis: &Analysis,
+) -> Result<(), ChartError> {
+    let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
     let warmup_end = analysis.window_start_s;
     let warmup = (analysis.warmup_s > 0.0)
         .then(|| frame.x_span(f64::NEG_INFINITY, warmup_end))
@@ -887,7 +1010,45 @@ fn draw(
     chart.draw_series(
         shades.map(|((x0, x1), color)| Rectangle::new([(x0, y_lo), (x1, y_hi)], color.filled())),
     )?;
+    Ok(())
+}
 
+/// A y axis that does not start at 0 is marked with a break (two slanted strokes across
+/// its foot), as on a hand-drawn chart.
+fn draw_axis_break(
+    root: &DrawingArea<BitMapBackend<'_>, Shift>,
+    chart: &Plot<'_, '_>,
+    layout: &Layout,
+) -> Result<(), ChartError> {
+    let (xs, ys) = chart.plotting_area().get_pixel_range();
+    let (x, y) = (xs.start - 1, ys.end - layout.px(14.0));
+    let (w, h, gap) = (layout.px(7.0), layout.px(4.0), layout.px(4.0));
+    let stroke = AXIS_COLOR.stroke_width(layout.px(1.5).max(1) as u32);
+    root.draw(&Polygon::new(
+        vec![
+            (x - w, y + h),
+            (x + w, y - h),
+            (x + w, y - h - gap),
+            (x - w, y + h - gap),
+        ],
+        WHITE.filled(),
+    ))?;
+    for dy in [0, gap] {
+        root.draw(&PathElement::new(
+            vec![(x - w, y + h - dy), (x + w, y - h - dy)],
+            stroke,
+        ))?;
+    }
+    Ok(())
+}
+
+/// The grid, the axes and their labels.
+fn draw_axes(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    (x_decimals, y_decimals): (usize, usize),
+) -> Result<(), ChartError> {
     let label_style = layout
         .font(layout.label_font, FontStyle::Normal)
         .color(&TEXT_COLOR);
@@ -906,14 +1067,22 @@ fn draw(
         .x_label_formatter(&x_formatter)
         .y_label_formatter(&y_formatter)
         .draw()?;
+    Ok(())
+}
 
-    // Event lines, each with its words at the top (settled samples are dots, below).
-    // Signals under dumps; a label that would overlap the previous one is left out (the
-    // legend names every kind).
+/// A line for each event in the time range (settled samples are dots, drawn later),
+/// signals under dumps; returns the events drawn, for their words.
+fn draw_event_lines<'r>(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    rec: &'r Recording,
+) -> Result<Vec<&'r Event>, ChartError> {
+    let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
     let mut events: Vec<&Event> = rec
         .events
         .iter()
-        .filter(|e| e.kind != EventKind::Settled)
+        .filter(|e| e.kind != EventKind::Settled && !e.kind.is_mark())
         .filter(|e| (frame.t.0..=frame.t.1).contains(&e.elapsed_s))
         .collect();
     events.sort_by_key(|e| event_layer(&e.kind));
@@ -923,9 +1092,19 @@ fn draw(
         let width = layout.px(f64::from(width)).max(1) as u32;
         PathElement::new(vec![(x, y_lo), (x, y_hi)], color.stroke_width(width))
     }))?;
-    // Reverse, so that the chosen metric is drawn last, on top. Values outside the y
-    // range are clipped at its edges.
-    let clip = |points: &[(f64, f64)]| clip_y(points, y_lo, y_hi);
+    Ok(events)
+}
+
+/// The series, the chosen metric last (on top); values outside the y range are clipped
+/// at its edges.
+fn draw_series(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    rec: &Recording,
+    series: &[Series<'_>],
+) -> Result<(), ChartError> {
+    let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
     for s in series.iter().rev() {
         let style = s.color.stroke_width(layout.px(1.5).max(1) as u32);
         let columns = s.columns.len();
@@ -947,7 +1126,7 @@ fn draw(
                 })
                 .collect();
             chart.draw_series(
-                clip(&points)
+                clip_y(&points, y_lo, y_hi)
                     .into_iter()
                     .map(|p| PathElement::new(p, style)),
             )?;
@@ -964,21 +1143,88 @@ fn draw(
             chart.draw_series(dots)?;
         }
     }
+    Ok(())
+}
 
-    if let Some(line) = analysis.trend {
-        let (color, width) = trend_style(analysis.verdict);
-        let style = color.stroke_width(layout.px(width).max(1) as u32);
-        for (a, b) in trend_segments(&line, &analysis.steps) {
-            let points = [(frame.x(a.0), frame.y(a.1)), (frame.x(b.0), frame.y(b.1))];
-            chart.draw_series(
-                clip(&points)
-                    .into_iter()
-                    .map(|p| PathElement::new(p, style)),
-            )?;
-        }
+/// The managed heap's readings, all of them (the warm-up too), as a thin line of dots,
+/// under the trend.
+fn draw_heap(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    heap: &[(f64, f64)],
+) -> Result<(), ChartError> {
+    if heap.is_empty() {
+        return Ok(());
     }
+    let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
+    let style = HEAP_COLOR.stroke_width(layout.px(1.5).max(1) as u32);
+    let points: Vec<(f64, f64)> = heap
+        .iter()
+        .map(|&(t, v)| (frame.x(t), frame.y(v)))
+        .collect();
+    chart.draw_series(
+        clip_y(&points, y_lo, y_hi)
+            .into_iter()
+            .map(|p| PathElement::new(p, style)),
+    )?;
+    chart.draw_series(
+        points
+            .into_iter()
+            .filter(|p| (y_lo..=y_hi).contains(&p.1))
+            .map(|p| Circle::new(p, layout.px(2.5), HEAP_COLOR.filled())),
+    )?;
+    Ok(())
+}
 
-    // The settled samples (hollow) and the judged points (filled), with values.
+/// The fitted trend, coloured by the verdict.
+fn draw_trend(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    analysis: &Analysis,
+) -> Result<(), ChartError> {
+    let Some(line) = analysis.trend else {
+        return Ok(());
+    };
+    let segments = trend_segments(&line, &analysis.steps);
+    draw_trend_segments(chart, layout, frame, analysis.verdict, &segments)
+}
+
+/// A straight piece of a trend: (seconds, bytes) at each end.
+type Piece = ((f64, f64), (f64, f64));
+
+/// Straight pieces of a fitted trend, coloured by the verdict, clipped to the plot.
+fn draw_trend_segments(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    verdict: Verdict,
+    segments: &[Piece],
+) -> Result<(), ChartError> {
+    let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
+    let (color, width) = trend_style(verdict);
+    let style = color.stroke_width(layout.px(width).max(1) as u32);
+    for (a, b) in segments {
+        let points = [(frame.x(a.0), frame.y(a.1)), (frame.x(b.0), frame.y(b.1))];
+        chart.draw_series(
+            clip_y(&points, y_lo, y_hi)
+                .into_iter()
+                .map(|p| PathElement::new(p, style)),
+        )?;
+    }
+    Ok(())
+}
+
+/// The settled samples (hollow) and the judged points (filled), with values: the first
+/// and the last point, and those between with room around them.
+fn draw_marks(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    marks: &Points,
+) -> Result<(), ChartError> {
+    let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
     let in_range = |&&(t, v): &&(f64, f64)| {
         (frame.t.0..=frame.t.1).contains(&t) && (y_lo..=y_hi).contains(&frame.y(v))
     };
@@ -998,10 +1244,8 @@ fn draw(
             JUDGED_COLOR.filled(),
         )
     }))?;
-    let value_font = layout
-        .font(layout.label_font * 0.9, FontStyle::Bold)
-        .color(&JUDGED_COLOR);
-    // Values: the first and the last point, and those between with room around them.
+    let value_face = layout.font(layout.label_font * 0.9, FontStyle::Bold);
+    let value_font = value_face.color(&JUDGED_COLOR);
     let value_spacing = layout.px(85.0);
     let pixel_x: Vec<i32> = judged
         .iter()
@@ -1021,23 +1265,43 @@ fn draw(
     }
     for i in labelled {
         let &(t, v) = judged[i];
+        // On a white band, so that the lines under it do not cross the figures.
+        let text = Bytes(v).to_string();
+        let (w, h) = value_face
+            .box_size(&text)
+            .map_err(|e| ChartError::Draw(e.to_string()))?;
+        let (left, top) = (-layout.px(22.0), layout.px(9.0));
+        let band = [
+            (left - layout.px(2.0), top - layout.px(1.0)),
+            (
+                left + w as i32 + layout.px(2.0),
+                top + h as i32 + layout.px(1.0),
+            ),
+        ];
         let label = EmptyElement::at((frame.x(t), frame.y(v)))
-            + Text::new(
-                Bytes(v).to_string(),
-                (-layout.px(22.0), layout.px(9.0)),
-                value_font.clone(),
-            );
+            + Rectangle::new(band, WHITE.mix(0.85).filled())
+            + Text::new(text, (left, top), value_font.clone());
         chart.plotting_area().draw(&label)?;
     }
+    Ok(())
+}
 
-    // Event words last, on top of everything, at the top of their lines.
+/// The events' words at the top of their lines. Events closer than a label's width share
+/// one label ("SIGUSR2 · dump start"), in the colour of the most important; the same words
+/// repeated (a signal every few seconds) are written again only after some room, or they
+/// would hide the data; a label that would overlap the previous one is left out (the legend
+/// names every kind).
+fn draw_event_words(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    events: &[&Event],
+) -> Result<(), ChartError> {
+    let y_hi = frame.y(frame.v.1);
     let event_font = layout
         .font(layout.label_font * 0.9, FontStyle::Normal)
         .transform(FontTransform::Rotate90);
-    // Events closer than a label's width share one label ("SIGUSR2 · dump start"), in
-    // the colour of the most important; the same words repeated (a signal every few
-    // seconds) are written again only after some room, or they would hide the data.
-    let mut by_time = events.clone();
+    let mut by_time = events.to_vec();
     by_time.sort_by(|a, b| {
         a.elapsed_s
             .total_cmp(&b.elapsed_s)
@@ -1111,8 +1375,120 @@ fn draw(
         chart.plotting_area().draw(&label)?;
         last_label = Some((px, text));
     }
+    Ok(())
+}
 
-    Ok(chart.plotting_area().get_pixel_range())
+/// Each later life's warm-up of a followed target, shaded as the first one's is.
+fn draw_life_warmups(
+    chart: &mut Plot<'_, '_>,
+    frame: &Frame,
+    lives: &[LifeMarks],
+) -> Result<(), ChartError> {
+    let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
+    chart.draw_series(
+        lives
+            .iter()
+            .skip(1)
+            .filter_map(|l| frame.x_span(l.start_s, l.window_start_s))
+            .map(|(x0, x1)| Rectangle::new([(x0, y_lo), (x1, y_hi)], WARMUP_FILL.filled())),
+    )?;
+    Ok(())
+}
+
+/// The tree's processes that grew most, thin, under the total.
+fn draw_members(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    members: &[(String, Vec<(f64, f64)>)],
+) -> Result<(), ChartError> {
+    let (y_lo, y_hi) = (frame.y(frame.v.0), frame.y(frame.v.1));
+    for (i, (_, points)) in members.iter().enumerate() {
+        let color = MEMBER_COLORS[i % MEMBER_COLORS.len()];
+        let style = color.stroke_width(layout.px(1.0).max(1) as u32);
+        let points: Vec<(f64, f64)> = points
+            .iter()
+            .filter(|p| (frame.t.0..=frame.t.1).contains(&p.0) && p.1.is_finite())
+            .map(|&(t, v)| (frame.x(t), frame.y(v)))
+            .collect();
+        chart.draw_series(
+            clip_y(&points, y_lo, y_hi)
+                .into_iter()
+                .map(|p| PathElement::new(p, style)),
+        )?;
+    }
+    Ok(())
+}
+
+/// A memory limit as a dashed line across the plot, when it is inside the y range.
+fn draw_limit(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    limit: Option<LimitLine>,
+) -> Result<(), ChartError> {
+    let Some(limit) = limit else {
+        return Ok(());
+    };
+    let y = frame.y(limit.bytes);
+    if !(frame.y(frame.v.0)..=frame.y(frame.v.1)).contains(&y) {
+        return Ok(());
+    }
+    let (x0, x1) = (frame.x(frame.t.0), frame.x(frame.t.1));
+    let dash = (x1 - x0) / 80.0;
+    let style = LIMIT_COLOR.stroke_width(layout.px(2.0).max(1) as u32);
+    chart.draw_series((0..80).step_by(2).map(|k| {
+        let a = x0 + dash * f64::from(k);
+        PathElement::new(vec![(a, y), ((a + dash).min(x1), y)], style)
+    }))?;
+    let font = layout
+        .font(layout.label_font * 0.9, FontStyle::Bold)
+        .color(&LIMIT_COLOR);
+    let label = EmptyElement::at((x0, y))
+        + Text::new(
+            format!("limit {}", Bytes(limit.bytes)),
+            (layout.px(6.0), -layout.px(18.0)),
+            font,
+        );
+    chart.plotting_area().draw(&label)?;
+    Ok(())
+}
+
+/// A followed target's fitted floor drawn over each life it joined, coloured by the verdict.
+fn draw_life_trends(
+    chart: &mut Plot<'_, '_>,
+    layout: &Layout,
+    frame: &Frame,
+    verdict: Verdict,
+    lives: &[LifeMarks],
+) -> Result<(), ChartError> {
+    let segments: Vec<Piece> = lives
+        .iter()
+        .map(|l| ((l.trend.t0, l.trend.v0), (l.trend.t1, l.trend.v1)))
+        .collect();
+    draw_trend_segments(chart, layout, frame, verdict, &segments)
+}
+
+/// The legend entries of the service layers: the top processes and the limit.
+fn service_legend(context: &ChartContext, frame: &Frame) -> Vec<LegendItem> {
+    let mut items: Vec<LegendItem> = context
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, (name, _))| LegendItem {
+            swatch: Swatch::Line(MEMBER_COLORS[i % MEMBER_COLORS.len()]),
+            label: name.clone(),
+        })
+        .collect();
+    if let Some(l) = context.limit
+        && (frame.v.0..=frame.v.1).contains(&l.bytes)
+    {
+        items.push(LegendItem {
+            swatch: Swatch::Line(LIMIT_COLOR),
+            label: "memory limit".to_string(),
+        });
+    }
+    items
 }
 
 /// The fitted trend as drawn over the recorded values: one segment, or one per stretch
@@ -1196,8 +1572,21 @@ fn event_label(kind: &EventKind) -> &'static str {
         EventKind::Settled => "settled",
         EventKind::DumpStart(_) | EventKind::Dump(_) => "heap dump",
         EventKind::Other(_) if is_load(kind) => "load",
+        EventKind::Other(t) if kind.restarted().is_some() || t.starts_with("gone:") => "restart",
         EventKind::Other(_) => "event",
     }
+}
+
+/// A generic event's line ("runtime attached") drawn where another kind of event's line
+/// is (within a few pixels): it cannot be seen, so the legend does not name it.
+fn hidden_under_another(event: &Event, events: &[Event], t: (f64, f64)) -> bool {
+    let near = 0.004 * (t.1 - t.0);
+    event_label(&event.kind) == "event"
+        && events.iter().any(|o| {
+            o.kind != EventKind::Settled
+                && event_label(&o.kind) != "event"
+                && (o.elapsed_s - event.elapsed_s).abs() <= near
+        })
 }
 
 /// The legend: the series, then only what this chart shows.
@@ -1205,15 +1594,22 @@ fn legend_items(
     rec: &Recording,
     series: &[Series<'_>],
     analysis: &Analysis,
-    marks: &Marks<'_>,
+    marks: &Points,
+    t: (f64, f64),
 ) -> Vec<LegendItem> {
     let mut items: Vec<LegendItem> = series
         .iter()
         .map(|s| LegendItem {
             swatch: Swatch::Line(s.color),
-            label: s.label.to_string(),
+            label: s.label.clone(),
         })
         .collect();
+    if !marks.heap.is_empty() {
+        items.push(LegendItem {
+            swatch: Swatch::Line(HEAP_COLOR),
+            label: "heap after GC".to_string(),
+        });
+    }
     if !marks.judged.is_empty() {
         items.push(LegendItem {
             swatch: Swatch::Dot(JUDGED_COLOR),
@@ -1244,8 +1640,16 @@ fn legend_items(
             label: "excluded (heap dump)".to_string(),
         });
     }
+    // Only the events whose lines can be seen: in the time range, and not hidden under
+    // another event's line at the same moment.
     let mut labels: Vec<&'static str> = Vec::new();
-    for event in rec.events.iter().filter(|e| e.kind != EventKind::Settled) {
+    let shown = |e: &&Event| {
+        e.kind != EventKind::Settled
+            && !e.kind.is_mark()
+            && (t.0..=t.1).contains(&e.elapsed_s)
+            && !hidden_under_another(e, &rec.events, t)
+    };
+    for event in rec.events.iter().filter(shown) {
         let label = event_label(&event.kind);
         if !labels.contains(&label) {
             labels.push(label);
@@ -1743,6 +2147,72 @@ mod tests {
         }
     }
 
+    fn render_with(rec: &Recording, a: &Analysis, context: &ChartContext) -> Decoded {
+        let bytes = render_png(rec, Metric::Rss, a, DEFAULT_SIZE, context).unwrap();
+        let plot = render_rgb(rec, Metric::Rss, a, DEFAULT_SIZE, context)
+            .unwrap()
+            .plot;
+        decode(&bytes, plot)
+    }
+
+    /// A cgroup's limit is a dashed line across the plot: the y axis reaches it when the
+    /// cgroup is judged; otherwise it is drawn only when the judged data's scale holds it.
+    /// The tree's top processes are thin lines under the judged series.
+    #[test]
+    fn the_limit_and_the_top_processes_are_drawn() {
+        let (rec, a) = growing();
+        let peak = a.peak_bytes;
+        let context = |in_range: bool, bytes: f64| ChartContext {
+            label: "cgroup".into(),
+            limit: Some(LimitLine { bytes, in_range }),
+            ..ChartContext::default()
+        };
+        let png = render_with(&rec, &a, &context(true, 4.0 * peak));
+        assert!(png.count_in_plot(LIMIT_COLOR, 0.0..1.0) > 300);
+        let png = render_with(&rec, &a, &context(false, 4.0 * peak));
+        assert_eq!(png.count_in_plot(LIMIT_COLOR, 0.0..1.0), 0, "off the scale");
+        let middle = rec.metric(Metric::Rss).unwrap()[rec.len() / 2];
+        let members = ChartContext {
+            members: vec![(
+                "7 (worker)".into(),
+                rec.time_s.iter().map(|&t| (t, middle)).collect(),
+            )],
+            ..ChartContext::default()
+        };
+        let png = render_with(&rec, &a, &members);
+        assert!(png.count_in_plot(MEMBER_COLORS[0], 0.0..1.0) > 300);
+    }
+
+    /// A followed target's trend is drawn over each life, not across the gaps; the later
+    /// lives' warm-ups are shaded.
+    #[test]
+    fn a_followed_targets_trend_is_drawn_over_each_life() {
+        let (rec, a) = growing();
+        let (t0, t1) = (rec.time_s[0], *rec.time_s.last().unwrap());
+        let third = (t1 - t0) / 3.0;
+        let v = a.peak_bytes * 0.9;
+        let life = |k: f64| LifeMarks {
+            start_s: t0 + k * third,
+            window_start_s: t0 + k * third + 0.2 * third,
+            trend: TrendLine {
+                t0: t0 + k * third + 0.2 * third,
+                v0: v * 0.95,
+                t1: t0 + (k + 0.8) * third,
+                v1: v,
+            },
+        };
+        let context = ChartContext {
+            lives: vec![life(0.0), life(2.0)],
+            ..ChartContext::default()
+        };
+        let png = render_with(&rec, &a, &context);
+        // Red over the first and the last third; none over the middle one, which no life holds.
+        assert!(png.count_in_plot(TREND_GROWING_COLOR, 0.1..0.3) > 100);
+        assert!(png.count_in_plot(TREND_GROWING_COLOR, 0.75..0.95) > 100);
+        assert_eq!(png.count_in_plot(TREND_GROWING_COLOR, 0.36..0.64), 0);
+        assert!(png.count_in_plot(WARMUP_FILL, 0.68..0.72) > 1000);
+    }
+
     #[test]
     fn growing_chart_has_a_red_trend_and_shading() {
         let (rec, a) = growing();
@@ -1970,6 +2440,7 @@ mod tests {
             run: ChartContext::describe_run(4242, "node server.js", 125.0, "duration reached"),
             judged: "settled".into(),
             beside: String::new(),
+            ..ChartContext::default()
         };
         let lines = header_lines(&a, &context, Metric::Rss, 300.0 * MIB);
         assert_eq!(
@@ -2066,41 +2537,49 @@ mod tests {
         (rec, a)
     }
 
-    /// Regression (issue 9 item 16): the y axis started at 0 and flattened a 10% rise; the
-    /// start-up climb from nothing must not do it either.
+    /// Regression (issue 20 item 18): the y axis was scaled to the judged data, so the first
+    /// samples fell off the bottom. Now everything drawn is inside it; a y axis that does not
+    /// start at 0 is marked (a break at its foot, and in words); a rise of a few tenths of a
+    /// percent still does not fill the plot (issue 9 item 16).
     #[test]
-    fn regression_y_axis_is_scaled_to_the_judged_data_not_from_0() {
+    fn regression_item18_the_y_axis_shows_everything_drawn() {
         let (rec, a) = node_under_load();
         let rss = rec.metric(Metric::Rss).unwrap();
-        let (lo, hi) = shown_extent(
-            &rec.time_s,
-            rss,
-            Some((a.window_start_s, a.window_end_s)),
-            a.floor.iter().map(|p| p.1),
-        )
-        .unwrap();
-        assert!(lo > 30.0 * MIB && lo < 44.0 * MIB, "{}", lo / MIB);
-        assert!(hi >= 54.5 * MIB, "{}", hi / MIB);
-        // a rise of 0.4% does not fill the plot: at least 10% of the level is shown
-        let t = [0.0, 10.0, 20.0];
+        let (lo, hi) = shown_extent(rss.iter().copied()).unwrap();
+        assert!(lo < MIB && hi >= 54.5 * MIB, "{} {}", lo / MIB, hi / MIB);
+        // at least 10% of the level is shown
         let flat = [47.6 * MIB, 47.7 * MIB, 47.8 * MIB];
-        let (lo, hi) = shown_extent(&t, &flat, Some((5.0, 20.0)), std::iter::empty()).unwrap();
+        let (lo, hi) = shown_extent(flat.into_iter()).unwrap();
         assert!(hi - lo >= 4.7 * MIB, "{} {}", lo / MIB, hi / MIB);
         assert!(lo < 47.6 * MIB && hi > 47.8 * MIB);
-        // without an analysed window, everything
-        let (lo, _) = shown_extent(&rec.time_s, rss, None, std::iter::empty()).unwrap();
-        assert!(lo < MIB);
-        // the window's rise fills most of the plot's height
+        // The first sample (near 0) is drawn: a metric-coloured pixel in the plot's
+        // lowest rows at its left end.
         let png = render("node_under_load", &rec, &a, DEFAULT_SIZE);
         let (px, py) = &png.plot;
-        let rows_with_metric: Vec<i32> = py
-            .clone()
-            .filter(|&y| (px.start..px.end).any(|x| png.pixel(x, y) == METRIC_COLOR))
-            .collect();
-        let used = rows_with_metric.len() as f64 / f64::from(py.end - py.start);
+        let low_rows = (py.end - 12)..py.end;
+        let left = px.start..(px.start + 20);
         assert!(
-            used > 0.8,
-            "the series spans {used:.2} of the plot's height"
+            low_rows
+                .clone()
+                .any(|y| left.clone().any(|x| png.pixel(x, y) == METRIC_COLOR)),
+            "the first sample is in the plot"
+        );
+        // A series well above 0: the axis is broken at its foot (white gap across it).
+        let time: Vec<f64> = (0..100).map(f64::from).collect();
+        let high: Vec<f64> = time.iter().map(|t| 100.0 * MIB + t * 0.1 * MIB).collect();
+        let rec = recording(&time, &high, None);
+        let a = analysis(Verdict::Growing, Pattern::Linear, &rec, 20.0);
+        let png = render("axis_break", &rec, &a, DEFAULT_SIZE);
+        let (px, py) = &png.plot;
+        let axis_x = px.start - 1;
+        let foot = (py.end - 40)..py.end;
+        assert!(
+            foot.clone().any(|y| png.pixel(axis_x, y) == WHITE),
+            "a break in the axis line near its foot"
+        );
+        assert!(
+            foot.clone().any(|y| png.pixel(axis_x, y) == AXIS_COLOR),
+            "the axis line is there around the break"
         );
     }
 
@@ -2172,6 +2651,7 @@ mod tests {
             ),
             judged: "settled".into(),
             beside: String::new(),
+            ..ChartContext::default()
         };
         for size in [MIN_SIZE, (640, 360), DEFAULT_SIZE] {
             let plot = render_rgb(&rec, Metric::Rss, &a, size, &context)

@@ -147,18 +147,19 @@ impl EndReport for Annotations {
 /// is the one CI tools read, so it comes last among the files).
 pub fn plan(
     json: &Dest,
-    png: &Dest,
+    png: Option<&Dest>,
     png_size: (u32, u32),
     junit: Option<&std::path::Path>,
     stdout_busy: bool,
 ) -> Vec<Box<dyn EndReport>> {
-    let mut reports: Vec<Box<dyn EndReport>> = vec![
-        Box::new(Chart {
+    let mut reports: Vec<Box<dyn EndReport>> = Vec::new();
+    if let Some(png) = png {
+        reports.push(Box::new(Chart {
             dest: png.clone(),
             size: png_size,
-        }),
-        Box::new(SummaryJson(json.clone())),
-    ];
+        }));
+    }
+    reports.push(Box::new(SummaryJson(json.clone())));
     if let Some(path) = junit {
         reports.push(Box::new(Junit(path.to_path_buf())));
     }

@@ -81,6 +81,10 @@ pub struct LiveView {
     drawn: bool,
     /// With `--tree`: the processes summed in the figures shown (the target included).
     processes: usize,
+    /// What the figure is: `RSS`, or a tree's `total`, or the `cgroup`.
+    label: &'static str,
+    /// With `--tree`: the process holding the most (PID, RSS).
+    largest: Option<(i32, u64)>,
 }
 
 impl LiveView {
@@ -96,6 +100,8 @@ impl LiveView {
             trend: None,
             drawn: false,
             processes: 1,
+            label: "RSS",
+            largest: None,
         }
     }
 
@@ -143,25 +149,31 @@ impl LiveView {
         if self.processes > 1 {
             let _ = write!(self.line, " + {} it started", self.processes - 1);
         }
+        // RSS as it moves (start-up and GC peaks included), then the verdict on the floor:
+        // two different things, each named.
         let _ = write!(
             self.line,
-            "  RSS {}  {} since start",
+            "  {} {}  {} since start",
+            self.label,
             Bytes(rss as f64),
             Delta(rss as f64 - start as f64)
         );
+        if let Some((pid, largest)) = self.largest {
+            let _ = write!(self.line, "  largest pid {pid} {}", Bytes(largest as f64));
+        }
         if let Some(rate) = self.rate_last_minute(s.elapsed_s, rss as f64) {
-            let _ = write!(self.line, "  {} (last min)", Rate(rate));
+            let _ = write!(self.line, ", {} in the last min", Rate(rate));
         }
         if let Some(t) = &self.trend {
             let colour = match t.headline.verdict {
                 Verdict::Growing => "\x1b[31m",
                 _ => "\x1b[32m",
             };
-            self.line.push_str("  so far");
+            self.line.push_str("  ");
             if let Some(series) = &t.series {
-                let _ = write!(self.line, " ({series})");
+                let _ = write!(self.line, "{series} ");
             }
-            self.line.push_str(": ");
+            self.line.push_str("floor so far: ");
             if self.mode.color() {
                 let _ = write!(self.line, "{colour}{}\x1b[0m", t.headline);
             } else {
@@ -185,7 +197,7 @@ impl LiveView {
             return;
         }
         self.finish();
-        eprintln!("memwatch: {message}");
+        eprintln!("memwatch: {}", crate::units::Printable(message));
         self.last_draw = None;
     }
 
@@ -227,6 +239,10 @@ pub struct LiveSink {
     pub view: LiveView,
     next_trend: Option<Instant>,
     analysis: AnalysisConfig,
+    /// The series judged: the figure shown is its value (a tree's PSS total, a cgroup's
+    /// working set), the last known one while it is unknown.
+    judged: crate::sampler::JudgedSeries,
+    shown: Option<u64>,
 }
 
 impl LiveSink {
@@ -235,7 +251,16 @@ impl LiveSink {
             view: LiveView::new(mode),
             next_trend: None,
             analysis,
+            judged: crate::sampler::JudgedSeries::Target,
+            shown: None,
         }
+    }
+
+    /// Shows the judged series' value, named `label` (`total`, `cgroup`), not RSS.
+    pub fn showing(mut self, label: &'static str, judged: crate::sampler::JudgedSeries) -> Self {
+        self.view.label = label;
+        self.judged = judged;
+        self
     }
 }
 
@@ -253,14 +278,26 @@ impl crate::sampler::SampleSink for LiveSink {
             self.view.set_trend(trend(tick.recording, &self.analysis));
             self.next_trend = Some(tick.now + Duration::from_secs(5).max(started.elapsed() * 100));
         }
-        // With --tree the figures are the sum over the tree.
+        // With --tree the figures are the tree's total, judged as the end judges it.
         self.view.processes = tick.samples.len();
-        self.view.update(
-            tick.total.unwrap_or(sample),
-            tick.taken,
-            tick.missed,
-            tick.now,
-        );
+        let mut shown = *tick.total.unwrap_or(sample);
+        let judged = match self.judged {
+            crate::sampler::JudgedSeries::Cgroup => tick.cgroup.map(|c| c.working_set),
+            crate::sampler::JudgedSeries::Target => self.analysis.metric.of(&shown),
+        };
+        if self.view.label != "RSS" {
+            // Until the total is known (every process's PSS read once), nothing is shown.
+            self.shown = judged.or(self.shown);
+            let Some(value) = self.shown else {
+                return Ok(());
+            };
+            shown.mem.rss = value;
+        }
+        self.view.largest = (tick.samples.len() > 1)
+            .then(|| tick.samples.iter().max_by_key(|s| s.mem.rss))
+            .flatten()
+            .map(|s| (s.pid, s.mem.rss));
+        self.view.update(&shown, tick.taken, tick.missed, tick.now);
         Ok(())
     }
 
@@ -334,7 +371,7 @@ mod tests {
         v.compose(&s, 601, 0);
         assert!(
             v.line.contains(&format!(
-                "so far: stable ({})  601 samples  10 min",
+                "floor so far: stable ({})  601 samples  10 min",
                 a.pattern
             )),
             "{}",
@@ -348,7 +385,7 @@ mod tests {
         v.compose(&s, 601, 2);
         assert!(
             v.line.ends_with(
-                "so far: growing (linear): floor +586 KiB/min, p < 0.001  601 samples  10 min  2 missed"
+                "floor so far: growing (linear): floor +586 KiB/min, p < 0.001  601 samples  10 min  2 missed"
             ),
             "{}",
             v.line
@@ -389,7 +426,11 @@ mod tests {
         let mut v = LiveView::new(LiveMode::Off);
         v.set_trend(Some(pss));
         v.compose(&sample(599.0, 106_000_000), 600, 0);
-        assert!(v.line.contains("so far (pss): stable (flat)"), "{}", v.line);
+        assert!(
+            v.line.contains("pss floor so far: stable (flat)"),
+            "{}",
+            v.line
+        );
     }
 
     #[test]

@@ -1,16 +1,41 @@
-//! Where output goes. Paths are checked before any sampling; summary and chart are written
-//! to a temporary file and renamed into place, so nothing is ever half-written.
+//! Where output goes. Paths are checked before any sampling; files are made new under a
+//! random name beside a handle on their folder and renamed into place, so nothing is ever
+//! half-written and no name another user planted is written through (DESIGN.md §12). An
+//! existing device or FIFO (`/dev/null`, `>(gzip > x)`) is written where it is.
 
 use crate::error::{Error, Result};
-use std::fs::{self, File, OpenOptions};
+use crate::report::csv::RowOut;
+use crate::safe_fs::{self, Dir, Kind, Stat};
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum Dest {
     Stdout,
     File(PathBuf),
+    /// A file in the output folder, written beside memwatch's handle on that folder (so a
+    /// folder renamed or replaced by a link meanwhile does not move it).
+    InFolder {
+        folder: Arc<Dir>,
+        name: OsString,
+        path: PathBuf,
+    },
 }
+
+impl PartialEq for Dest {
+    fn eq(&self, other: &Dest) -> bool {
+        match (self, other) {
+            (Dest::Stdout, Dest::Stdout) => true,
+            (Dest::Stdout, _) | (_, Dest::Stdout) => false,
+            _ => self.file() == other.file(),
+        }
+    }
+}
+
+impl Eq for Dest {}
 
 impl Dest {
     pub fn from_arg(path: &Path) -> Dest {
@@ -24,13 +49,17 @@ impl Dest {
     pub fn display(&self) -> String {
         match self {
             Dest::Stdout => "stdout".into(),
-            Dest::File(p) => p.display().to_string(),
+            _ => self
+                .file()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
         }
     }
 
     pub fn file(&self) -> Option<&Path> {
         match self {
             Dest::File(p) => Some(p),
+            Dest::InFolder { path, .. } => Some(path),
             Dest::Stdout => None,
         }
     }
@@ -46,17 +75,25 @@ pub struct OutputPlan {
     /// `--junit`: written by the gate at the end.
     pub junit: Option<PathBuf>,
     pub png_size: (u32, u32),
+    /// Whether the `--out` folder existed when checked: one that was missing is made by the
+    /// run, and one that appeared meanwhile is refused.
+    pub dir_existed: bool,
 }
 
 /// The resolved outputs of one run.
 #[derive(Clone, Debug)]
 pub struct Outputs {
-    /// The folder to create, when any output lives in the default or `--out` folder.
+    /// The folder to create, when any output lives in the default or `--out` folder (once
+    /// made: the name it got).
     pub dir: Option<PathBuf>,
     pub csv: Dest,
     pub json: Dest,
     pub png: Dest,
     pub junit: Option<PathBuf>,
+    /// `dir` is the default folder: always a new one, never one that exists.
+    default_dir: bool,
+    /// `--out` existed when checked.
+    dir_existed: bool,
 }
 
 impl OutputPlan {
@@ -83,28 +120,26 @@ impl OutputPlan {
             json,
             png,
             junit: self.junit.clone(),
+            default_dir: self.dir.is_none(),
+            dir_existed: self.dir_existed,
         }
     }
 
     /// Checks, before the target is touched and before anything is created, that every
     /// output can be written: no two outputs on one path (or both on stdout), no output
-    /// that is an existing folder, every folder writable (or its parent, for the output
-    /// folder that the run creates).
-    pub fn check(&self) -> Result<()> {
+    /// that is an existing folder, a link another user could have planted, or an earlier
+    /// recording; an existing `--out` folder is memwatch's user's or root's; every folder
+    /// written is writable (or its parent, for the output folder that the run creates).
+    /// The working directory is looked at only when the default folder goes there.
+    pub fn check(&mut self) -> Result<()> {
         // The PID is not known yet; the default folder's name cannot collide with an
         // explicit path anyway.
         let outputs = self.resolve(0, "check");
-        let folder = match &self.dir {
-            Some(dir) if dir.is_dir() => Some(dir.clone()),
-            Some(dir) if dir.exists() => {
-                return Err(usage(format!(
-                    "--out '{}' is not a folder: give a folder (it is created if missing)",
-                    dir.display()
-                )));
-            }
-            Some(dir) => Some(parent_of(dir)),
-            None => Some(PathBuf::from(".")),
-        };
+        match &self.dir {
+            Some(dir) => self.dir_existed = check_out_dir(dir)?,
+            None if outputs.dir.is_some() => probe_writable(Path::new("."))?,
+            None => {}
+        }
         let named = [
             ("--csv", Some(outputs.csv.clone())),
             ("--json", Some(outputs.json.clone())),
@@ -116,16 +151,24 @@ impl OutputPlan {
             .filter_map(|(flag, d)| d.map(|d| (flag, d)))
             .collect();
         check_distinct(&named)?;
-        let explicit = [&self.csv, &self.json, &self.png, &self.junit];
-        let files = explicit
-            .iter()
-            .filter_map(|p| p.as_ref())
-            .filter(|p| p.as_os_str() != "-")
-            .map(|p| parent_of(p))
-            // a file inside the output folder: that folder is created with the run
-            .filter(|dir| self.dir.as_ref() != Some(dir));
-        for dir in folder.into_iter().chain(files) {
-            probe_writable(&dir)?;
+        let explicit = [
+            ("--csv", &self.csv),
+            ("--json", &self.json),
+            ("--png", &self.png),
+            ("--junit", &self.junit),
+        ];
+        for (flag, path) in explicit {
+            let Some(path) = path.as_deref().filter(|p| p.as_os_str() != "-") else {
+                continue;
+            };
+            if let Target::File = check_dest(flag, path)? {
+                refuse_recording(flag, path)?;
+                let dir = parent_of(path);
+                // a file inside the output folder: that folder is created with the run
+                if self.dir.as_ref() != Some(&dir) {
+                    probe_writable(&dir)?;
+                }
+            }
         }
         Ok(())
     }
@@ -135,39 +178,155 @@ fn usage(message: String) -> Error {
     Error::Usage(message)
 }
 
+/// What an existing destination is, as far as writing it goes.
+enum Target {
+    /// Missing, or a file: a new file is renamed into its place.
+    File,
+    /// A device, a FIFO, or what a trusted link leads to: written where it is.
+    InPlace,
+}
+
+/// An existing destination that is a link another user could have planted (or a socket)
+/// is refused; a device, a FIFO or a trusted link is written in place.
+fn check_dest(flag: &str, path: &Path) -> Result<Target> {
+    let look = |r: io::Result<Option<Stat>>| {
+        r.map_err(|source| Error::Output {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let Some(s) = look(safe_fs::lstat(path))? else {
+        return Ok(Target::File);
+    };
+    match s.kind {
+        Kind::Symlink if !safe_fs::trusted_link(path, &s) => Err(usage(format!(
+            "{flag} '{}' is a symbolic link of uid {}, another user: memwatch never writes \
+             through a link someone else could have planted; remove it or give another path",
+            path.display(),
+            s.uid
+        ))),
+        Kind::Symlink => match look(safe_fs::stat(path))? {
+            None => Err(usage(format!(
+                "{flag} '{}' is a link to nothing: give the file it should name",
+                path.display()
+            ))),
+            Some(t) if t.kind == Kind::Socket => Err(socket(flag, path)),
+            Some(_) => Ok(Target::InPlace),
+        },
+        Kind::Socket => Err(socket(flag, path)),
+        Kind::Device | Kind::Fifo => Ok(Target::InPlace),
+        Kind::Regular | Kind::Dir => Ok(Target::File),
+    }
+}
+
+fn socket(flag: &str, path: &Path) -> Error {
+    usage(format!(
+        "{flag} '{}' is a socket: give a file, a device or a FIFO",
+        path.display()
+    ))
+}
+
+/// An earlier recording is never written over by a live run.
+fn refuse_recording(flag: &str, path: &Path) -> Result<()> {
+    let what = if is_samples_csv(path) {
+        "a recording of samples"
+    } else if is_live_summary(path) {
+        "the summary of an earlier live run"
+    } else {
+        return Ok(());
+    };
+    Err(usage(format!(
+        "{flag} '{}' is {what}: memwatch never writes over a recording; give another path \
+         (or move the earlier run away)",
+        path.display()
+    )))
+}
+
+/// `--out DIR`: an existing folder must be memwatch's user's or root's (another user could
+/// plant links in it) and hold no earlier run; a missing one is created by the run, in a
+/// parent that must exist. Returns whether it exists.
+fn check_out_dir(dir: &Path) -> Result<bool> {
+    let out_err = |source| Error::Output {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let s = match safe_fs::lstat(dir).map_err(out_err)? {
+        None => return probe_writable(&parent_of(dir)).map(|()| false),
+        Some(s) if s.kind == Kind::Symlink && !safe_fs::trusted_link(dir, &s) => {
+            return Err(usage(format!(
+                "--out '{}' is a symbolic link of uid {}, another user: give a folder of your own",
+                dir.display(),
+                s.uid
+            )));
+        }
+        Some(s) if s.kind == Kind::Symlink => safe_fs::stat(dir).map_err(out_err)?,
+        Some(s) => Some(s),
+    };
+    match s {
+        Some(s) if s.kind == Kind::Dir => check_own_folder(dir, &s)?,
+        _ => {
+            return Err(usage(format!(
+                "--out '{}' is not a folder: give a folder (it is created if missing)",
+                dir.display()
+            )));
+        }
+    }
+    for (name, flag) in [("samples.csv", "--out"), ("summary.json", "--out")] {
+        let file = dir.join(name);
+        if is_samples_csv(&file) || is_live_summary(&file) {
+            return Err(usage(format!(
+                "{flag} '{}' holds an earlier run ('{name}'): memwatch never writes over a \
+                 recording; give a new folder",
+                dir.display()
+            )));
+        }
+    }
+    probe_writable(dir).map(|()| true)
+}
+
+/// An existing output folder belongs to memwatch's user or root.
+fn check_own_folder(dir: &Path, s: &Stat) -> Result<()> {
+    if s.owned_by_us_or_root() {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "--out '{}' belongs to uid {}, another user: memwatch writes only into folders of its \
+         own user or root (someone else could plant links in it); give another folder",
+        dir.display(),
+        s.uid
+    )))
+}
+
 /// No two outputs on one file (after resolving `.`, `..` and symbolic links), nor two on
 /// stdout, and no output that is an existing folder.
 pub fn check_distinct(outputs: &[(&str, Dest)]) -> Result<()> {
     let mut seen: Vec<(&str, PathBuf)> = Vec::new();
     let mut stdout: Option<&str> = None;
     for (flag, dest) in outputs {
-        match dest {
-            Dest::Stdout => {
-                if let Some(other) = stdout {
-                    return Err(usage(format!(
-                        "{other} and {flag} both write to stdout ('-'): give one of them a file"
-                    )));
-                }
-                stdout = Some(flag);
+        let Some(path) = dest.file() else {
+            if let Some(other) = stdout {
+                return Err(usage(format!(
+                    "{other} and {flag} both write to stdout ('-'): give one of them a file"
+                )));
             }
-            Dest::File(path) => {
-                if path.is_dir() {
-                    return Err(usage(format!(
-                        "{flag} '{}' is a folder: give a file path, e.g. '{}'",
-                        path.display(),
-                        path.join(default_name(flag)).display()
-                    )));
-                }
-                let key = normalize(path);
-                if let Some((other, _)) = seen.iter().find(|(_, p)| *p == key) {
-                    return Err(usage(format!(
-                        "{other} and {flag} are the same file '{}': give each output its own path",
-                        path.display()
-                    )));
-                }
-                seen.push((flag, key));
-            }
+            stdout = Some(flag);
+            continue;
+        };
+        if path.is_dir() {
+            return Err(usage(format!(
+                "{flag} '{}' is a folder: give a file path, e.g. '{}'",
+                path.display(),
+                path.join(default_name(flag)).display()
+            )));
         }
+        let key = normalize(path);
+        if let Some((other, _)) = seen.iter().find(|(_, p)| *p == key) {
+            return Err(usage(format!(
+                "{other} and {flag} are the same file '{}': give each output its own path",
+                path.display()
+            )));
+        }
+        seen.push((flag, key));
     }
     Ok(())
 }
@@ -216,18 +375,29 @@ pub fn normalize(path: &Path) -> PathBuf {
     out
 }
 
+/// Where `report` writes: the summary, the chart (none with --no-png, or when only the
+/// summary on stdout was asked and the default chart's folder cannot be written: then a
+/// warning says so).
+#[derive(Debug)]
+pub struct ReportDests {
+    pub json: Dest,
+    pub png: Option<Dest>,
+    pub warning: Option<String>,
+}
+
 /// What `memwatch report FILE` writes, checked before anything is read or written:
 /// explicit paths, or beside FILE: `summary.json` and `memory.png`, unless FILE's folder holds
 /// a live run's summary.json, whose place is then kept: `report.json` and `report.png`.
 /// Never FILE itself, never over a samples CSV, and never over a live run's summary.json
-/// unless `force`.
+/// unless `force`. A device or FIFO (`>(cmd)`) is written in place, and never read.
 pub fn report_dests(
     file: &Path,
     json: Option<&Path>,
     png: Option<&Path>,
+    draw: bool,
     junit: Option<&Path>,
     force: bool,
-) -> Result<(Dest, Dest)> {
+) -> Result<ReportDests> {
     let folder = parent_of(file);
     let live_here = is_live_summary(&folder.join("summary.json"));
     let (json_name, png_name) = if live_here {
@@ -236,8 +406,22 @@ pub fn report_dests(
         ("summary.json", "memory.png")
     };
     let json = json.map_or_else(|| Dest::File(folder.join(json_name)), Dest::from_arg);
-    let png = png.map_or_else(|| Dest::File(folder.join(png_name)), Dest::from_arg);
-    let mut named = vec![("--json", json.clone()), ("--png", png.clone())];
+    let mut warning = None;
+    let png = match png {
+        _ if !draw => None,
+        Some(p) => Some(Dest::from_arg(p)),
+        // Only the summary on stdout was asked: a default chart is a courtesy.
+        None if json == Dest::Stdout && probe_writable(&folder).is_err() => {
+            warning = Some(format!(
+                "no chart: '{}' cannot be written (give --png PATH, or --no-png)",
+                folder.display()
+            ));
+            None
+        }
+        None => Some(Dest::File(folder.join(png_name))),
+    };
+    let mut named = vec![("--json", json.clone())];
+    named.extend(png.clone().map(|p| ("--png", p)));
     if let Some(j) = junit {
         named.push(("--junit", Dest::File(j.to_path_buf())));
     }
@@ -245,6 +429,9 @@ pub fn report_dests(
     let input = normalize(file);
     for (flag, dest) in &named {
         let Some(path) = dest.file() else { continue };
+        if let Target::InPlace = check_dest(flag, path)? {
+            continue;
+        }
         if normalize(path) == input {
             return Err(usage(format!(
                 "{flag} '{}' is the recording being read: give another path",
@@ -253,26 +440,50 @@ pub fn report_dests(
         }
         if is_samples_csv(path) {
             return Err(usage(format!(
-                "{flag} '{}' is a recording of samples: memwatch never writes over one; give                  another path",
+                "{flag} '{}' is a recording of samples: memwatch never writes over one; give \
+                 another path",
                 path.display()
             )));
         }
         if *flag == "--json" && !force && is_live_summary(path) {
             return Err(usage(format!(
-                "--json '{}' is the summary of a live run, which 'report' cannot recreate                  (target, missed samples, how it ended): give another path, or --force to                  replace it",
+                "--json '{}' is the summary of a live run, which 'report' cannot recreate \
+                 (target, missed samples, how it ended): give another path, or --force to \
+                 replace it",
                 path.display()
             )));
         }
         probe_writable(&parent_of(path))?;
     }
-    Ok((json, png))
+    Ok(ReportDests { json, png, warning })
+}
+
+/// The file at `path` if it is a plain file (never a FIFO or device: reading one could wait
+/// forever), opened without following a link in its last component.
+fn open_regular(path: &Path) -> Option<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if safe_fs::lstat(path).ok()??.kind != Kind::Regular {
+        return None;
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .ok()?;
+    (safe_fs::fstat(&f).ok()?.kind == Kind::Regular).then_some(f)
 }
 
 /// A memwatch summary.json written by a live run (it names its target).
 fn is_live_summary(path: &Path) -> bool {
-    let Ok(text) = fs::read_to_string(path) else {
+    use std::io::Read;
+    let Some(f) = open_regular(path) else {
         return false;
     };
+    let mut text = String::new();
+    // A summary is small; a huge file is not one.
+    if f.take(64 << 20).read_to_string(&mut text).is_err() {
+        return false;
+    }
     serde_json::from_str::<serde_json::Value>(&text).is_ok_and(|v| {
         v.get("memwatch_version").is_some() && v.get("target").is_some_and(|t| !t.is_null())
     })
@@ -283,7 +494,7 @@ fn is_live_summary(path: &Path) -> bool {
 fn is_samples_csv(path: &Path) -> bool {
     use std::io::Read;
     let mut head = [0u8; 512];
-    let Ok(mut f) = File::open(path) else {
+    let Some(mut f) = open_regular(path) else {
         return false;
     };
     let n = f.read(&mut head).unwrap_or(0);
@@ -298,10 +509,9 @@ fn parent_of(path: &Path) -> PathBuf {
     }
 }
 
-/// Creates and removes a probe file: the only check that also holds for root, read-only
-/// mounts and full quotas.
+/// Makes and removes a file with a new random name (`O_EXCL`, never through a link): the
+/// only check that also holds for root, read-only mounts and full quotas.
 fn probe_writable(dir: &Path) -> Result<()> {
-    let probe = dir.join(format!(".memwatch-probe-{}", std::process::id()));
     let err = |source: io::Error| {
         let why = if !dir.exists() {
             "the folder does not exist".to_string()
@@ -315,81 +525,260 @@ fn probe_writable(dir: &Path) -> Result<()> {
             source: io::Error::new(source.kind(), why),
         }
     };
-    File::create(&probe).map_err(err)?;
-    let _ = fs::remove_file(&probe);
+    let folder = Dir::open(dir).map_err(err)?;
+    let (name, _file) = folder
+        .create_temp(OsStr::new(".memwatch-probe-"), 0o600)
+        .map_err(err)?;
+    let _ = folder.remove(&name);
     Ok(())
 }
 
+/// Where the samples CSV streams to: stdout, or a file memwatch holds open.
+pub enum CsvOut {
+    Stdout(io::Stdout),
+    File { file: File, path: PathBuf },
+}
+
+impl Write for CsvOut {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            CsvOut::Stdout(s) => s.write(buf),
+            CsvOut::File { file, .. } => file.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            CsvOut::Stdout(s) => s.flush(),
+            CsvOut::File { file, .. } => file.flush(),
+        }
+    }
+}
+
+impl RowOut for CsvOut {
+    /// A file is cut back to its last whole row; stdout, a device or a FIFO cannot be.
+    fn cut_to(&mut self, len: u64) -> io::Result<()> {
+        match self {
+            CsvOut::File { file, .. } => file.cut_to(len),
+            CsvOut::Stdout(_) => Ok(()),
+        }
+    }
+    fn label(&self) -> String {
+        match self {
+            CsvOut::Stdout(_) => "stdout".into(),
+            CsvOut::File { path, .. } => format!("'{}'", path.display()),
+        }
+    }
+}
+
 impl Outputs {
-    /// Creates the output folder (if any) and opens the CSV, ready for its header. On
-    /// failure a folder it created is removed again: a refused run leaves nothing behind.
-    pub fn create_csv(&self) -> Result<Box<dyn Write>> {
-        let created = match &self.dir {
-            Some(dir) if !dir.exists() => {
-                fs::create_dir_all(dir).map_err(|source| Error::Output {
-                    path: dir.clone(),
-                    source,
-                })?;
-                Some(dir)
-            }
-            _ => None,
+    /// Makes the output folder (if any) and opens the CSV, ready for its header. The default
+    /// folder is always new (`-2`, `-3`... when the name is taken); a `--out` folder that was
+    /// missing is made now, and one that appeared meanwhile is refused. On failure a folder it
+    /// made is removed again: a refused run leaves nothing behind.
+    pub fn create_csv(&mut self) -> Result<CsvOut> {
+        let made = match self.dir.clone() {
+            Some(dir) => Some(self.make_folder(&dir)?),
+            None => None,
         };
-        let opened: Result<Box<dyn Write>> = match &self.csv {
-            Dest::Stdout => Ok(Box::new(io::stdout())),
-            Dest::File(path) => OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(path)
-                .map(|f| Box::new(f) as Box<dyn Write>)
-                .map_err(|source| Error::Output {
-                    path: path.clone(),
-                    source,
-                }),
-        };
+        let opened = open_stream(&self.csv);
         if opened.is_err()
-            && let Some(dir) = created
+            && let Some((parent, name, true)) = made
         {
-            let _ = fs::remove_dir(dir); // only if still empty
+            let _ = parent.remove_dir(&name); // only if still empty
         }
         opened
+    }
+
+    /// Makes or opens the output folder, and points the outputs inside it at its handle.
+    /// Returns the parent, the folder's name, and whether it was made now.
+    fn make_folder(&mut self, dir: &Path) -> Result<(Dir, OsString, bool)> {
+        let err = |path: &Path, source: io::Error| Error::Output {
+            path: path.to_path_buf(),
+            source,
+        };
+        let (parent_path, base) = safe_fs::split(dir).map_err(|e| err(dir, e))?;
+        let parent = Dir::open(parent_path).map_err(|e| err(parent_path, e))?;
+        let (folder, name, made) = if self.default_dir {
+            // Always a new folder: a name someone made first is never used.
+            let mut found = None;
+            for k in 1..=100 {
+                let mut name = base.to_os_string();
+                if k > 1 {
+                    name.push(format!("-{k}"));
+                }
+                match parent.mkdir(&name, 0o755) {
+                    Ok(()) => {
+                        found = Some(name);
+                        break;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                    Err(e) => return Err(err(dir, e)),
+                }
+            }
+            let name = found.ok_or_else(|| {
+                err(
+                    dir,
+                    io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        "100 folders of that name exist already",
+                    ),
+                )
+            })?;
+            let folder = parent.open_dir(&name).map_err(|e| err(dir, e))?;
+            (folder, name, true)
+        } else if !self.dir_existed {
+            // --out was missing when checked: made now, and refused if someone made it first.
+            match parent.mkdir(base, 0o755) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    return Err(usage(format!(
+                        "--out '{}' appeared after memwatch checked it (another process made \
+                         it): memwatch writes only into a folder it made or one of its own; \
+                         run again",
+                        dir.display()
+                    )));
+                }
+                Err(e) => return Err(err(dir, e)),
+            }
+            let folder = parent.open_dir(base).map_err(|e| err(dir, e))?;
+            (folder, base.to_os_string(), true)
+        } else {
+            let folder = Dir::open(dir).map_err(|e| err(dir, e))?;
+            let s = folder.stat().map_err(|e| err(dir, e))?;
+            check_own_folder(dir, &s)?;
+            (folder, base.to_os_string(), false)
+        };
+        let path = parent_path.join(&name);
+        let path = if dir.parent().is_some_and(|p| p.as_os_str().is_empty()) {
+            PathBuf::from(&name)
+        } else {
+            path
+        };
+        let folder = Arc::new(folder);
+        for dest in [&mut self.csv, &mut self.json, &mut self.png] {
+            if let Dest::File(p) = dest
+                && p.parent() == Some(dir)
+                && let Some(file) = p.file_name()
+            {
+                *dest = Dest::InFolder {
+                    folder: Arc::clone(&folder),
+                    name: file.to_os_string(),
+                    path: path.join(file),
+                };
+            }
+        }
+        self.dir = Some(path);
+        Ok((parent, name, made))
     }
 
     /// Every file path written, for the end summary and CI artifacts.
     pub fn files(&self) -> Vec<PathBuf> {
         [&self.csv, &self.json, &self.png]
             .into_iter()
-            .filter_map(|d| match d {
-                Dest::File(p) => Some(p.clone()),
-                Dest::Stdout => None,
-            })
+            .filter_map(|d| d.file().map(Path::to_path_buf))
             .collect()
     }
 }
 
-/// Writes `bytes` to `dest` whole: to a temporary sibling, then renamed into place.
-pub fn write_atomic(dest: &Dest, bytes: &[u8]) -> Result<()> {
-    match dest {
-        Dest::Stdout => {
-            let mut out = io::stdout().lock();
-            out.write_all(bytes)
-                .and_then(|()| out.flush())
-                .or_else(ignore_broken_pipe)
-        }
-        Dest::File(path) => {
-            let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-            tmp_name.push(format!(".tmp-{}", std::process::id()));
-            let tmp = path.with_file_name(tmp_name);
-            let result = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, path));
-            if result.is_err() {
-                let _ = fs::remove_file(&tmp);
-            }
-            result.map_err(|source| Error::Output {
+/// Opens the CSV's destination for streaming: a new file renamed into place at once (a
+/// killed run keeps every finished row), or a device or FIFO where it is.
+fn open_stream(dest: &Dest) -> Result<CsvOut> {
+    let path = match dest {
+        Dest::Stdout => return Ok(CsvOut::Stdout(io::stdout())),
+        Dest::InFolder { folder, name, path } => {
+            let file = folder
+                .replace_with_new(name)
+                .map_err(|source| Error::Output {
+                    path: path.clone(),
+                    source,
+                })?;
+            return Ok(CsvOut::File {
+                file,
                 path: path.clone(),
-                source,
-            })
+            });
+        }
+        Dest::File(path) => path,
+    };
+    let err = |source| Error::Output {
+        path: path.clone(),
+        source,
+    };
+    let file = match open_where_it_is(path).map_err(err)? {
+        Some(file) => file,
+        None => {
+            let (parent, name) = safe_fs::split(path).map_err(err)?;
+            Dir::open(parent)
+                .and_then(|d| d.replace_with_new(name))
+                .map_err(err)?
+        }
+    };
+    Ok(CsvOut::File {
+        file,
+        path: path.clone(),
+    })
+}
+
+/// A device or FIFO at `path`, or what a trusted link there leads to, opened for writing
+/// where it is (a file behind a trusted link is emptied first); `None` when a new file is
+/// to be made instead (nothing there, a plain file, a link someone else planted).
+fn open_where_it_is(path: &Path) -> io::Result<Option<File>> {
+    let Some(s) = safe_fs::lstat(path)? else {
+        return Ok(None);
+    };
+    let follow = match s.kind {
+        Kind::Device | Kind::Fifo => false,
+        Kind::Symlink if safe_fs::trusted_link(path, &s) => true,
+        _ => return Ok(None),
+    };
+    let file = safe_fs::open_in_place(path, follow).map_err(|e| {
+        if e.raw_os_error() == Some(libc::ENXIO) {
+            io::Error::new(e.kind(), "no process reads this FIFO")
+        } else {
+            e
+        }
+    })?;
+    match safe_fs::fstat(&file)?.kind {
+        Kind::Regular if follow => file.set_len(0)?,
+        Kind::Device | Kind::Fifo | Kind::Socket => {}
+        // It changed between the look and the open: not what was checked.
+        _ => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "it changed while memwatch opened it",
+            ));
         }
     }
+    Ok(Some(file))
+}
+
+/// Writes `bytes` to `dest` whole: to a new file with a random name beside it, then renamed
+/// into place; an existing device or FIFO (or what a trusted link leads to) is written where
+/// it is, never replaced.
+pub fn write_atomic(dest: &Dest, bytes: &[u8]) -> Result<()> {
+    let (path, result) = match dest {
+        Dest::Stdout => {
+            let mut out = io::stdout().lock();
+            return out
+                .write_all(bytes)
+                .and_then(|()| out.flush())
+                .or_else(ignore_broken_pipe);
+        }
+        Dest::InFolder { folder, name, path } => (path, folder.write_new(name, bytes)),
+        Dest::File(path) => (
+            path,
+            open_where_it_is(path).and_then(|found| match found {
+                Some(mut file) => file.write_all(bytes).and_then(|()| file.flush()),
+                None => {
+                    let (parent, name) = safe_fs::split(path)?;
+                    Dir::open(parent)?.write_new(name, bytes)
+                }
+            }),
+        ),
+    };
+    result.map_err(|source| Error::Output {
+        path: path.clone(),
+        source,
+    })
 }
 
 fn ignore_broken_pipe(e: io::Error) -> Result<()> {
@@ -454,13 +843,13 @@ mod tests {
         let path = dir.path().join("s.json");
         write_atomic(&Dest::File(path.clone()), b"one").expect("write");
         write_atomic(&Dest::File(path.clone()), b"two").expect("write");
-        assert_eq!(fs::read(&path).expect("read"), b"two");
-        assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 1);
+        assert_eq!(std::fs::read(&path).expect("read"), b"two");
+        assert_eq!(std::fs::read_dir(dir.path()).expect("ls").count(), 1);
     }
 
     #[test]
     fn check_names_a_missing_folder() {
-        let plan = OutputPlan {
+        let mut plan = OutputPlan {
             csv: Some("/nonexistent-memwatch/x.csv".into()),
             ..OutputPlan::default()
         };

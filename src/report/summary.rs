@@ -72,6 +72,36 @@ pub struct Summary {
     /// The CI gate's limits and baseline, when any was configured (see docs/ci.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateResult>,
+    /// `--tree`: which total was judged, and why; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree_total: Option<crate::report::services::TreeTotalSummary>,
+    /// `--follow`: the target's lives, each judged; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub follow: Option<crate::report::services::FollowSummary>,
+    /// `--cgroup`: the memory cgroup against its limit; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<crate::report::services::CgroupSummary>,
+    /// `--native`: the stacks that faulted in the pages held at the end (docs/native.md).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub native: Option<crate::native::NativeReport>,
+    /// What only the end-of-run text says (report/text.rs).
+    #[serde(skip)]
+    pub story: Story,
+}
+
+/// What the end-of-run text tells people beside the fields above.
+#[derive(Debug, Default)]
+pub struct Story {
+    /// Said while the run stopped: a process the target started that holds much of the
+    /// memory, what else memwatch stopped.
+    pub notes: Vec<String>,
+    /// `memwatch report`: what reading the recording warned about.
+    pub warnings: Vec<String>,
+    /// How sampling stopped and the target ended, in words: "duration reached; target
+    /// exited with code 0 after memwatch stopped it".
+    pub how: Option<String>,
+    /// The spawned command failed on its own (exit code 4).
+    pub command_failed: bool,
 }
 
 /// The fitted trend: times in seconds, levels in whole bytes.
@@ -227,9 +257,10 @@ pub struct TargetSummary {
     /// series judged is their sum (`total` in samples.csv). `null` without `--tree`.
     pub tree_processes: Option<usize>,
     /// With `--tree`: each process of the tree (`pid`, `name`, `first_s`, `last_s`,
-    /// `first_bytes`, `last_bytes`: its RSS when first and last read, start-up included),
-    /// those whose RSS grew most first. `null` without `--tree`.
-    pub tree: Option<Vec<crate::sample::members::ProcessGrowth>>,
+    /// `first_bytes`, `last_bytes`: its RSS when first and last read, start-up included; and
+    /// `verdict`, its own RSS judged when it had enough samples), those whose RSS grew most
+    /// first. `null` without `--tree`.
+    pub tree: Option<Vec<crate::report::services::TreeProcess>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -379,6 +410,11 @@ impl Summary {
             exit_code: exit.code(),
             files: Files::default(),
             gate: None,
+            tree_total: None,
+            follow: None,
+            cgroup: None,
+            native: None,
+            story: Story::default(),
         }
     }
 

@@ -6,12 +6,20 @@
 //! directory (or its /tmp), send SIGQUIT through the pidfd, wait for the socket, and remove the
 //! file. Each command is one connection: `1\0`, the command, three NUL-terminated arguments;
 //! the answer is a status line (0 = done) and the output, then the JVM closes the socket.
+//!
+//! Those folders belong to the JVM's user (or to everyone: /tmp), and memwatch often runs as
+//! root: the trigger is made new beside a folder handle (`O_CREAT|O_EXCL|O_NOFOLLOW`), its
+//! owner and mode set on the open file; the socket is trusted only when it is the JVM's user's
+//! (or root's), open to nobody else, and the process listening on it is the JVM itself
+//! (`SO_PEERCRED`); every answer is bounded in size and time.
 
 use super::{Result, RuntimeError};
+use crate::safe_fs::{self, Dir, Kind};
 use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
-use std::os::fd::BorrowedFd;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -20,11 +28,15 @@ use std::time::{Duration, Instant};
 pub const ATTACH_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default timeout of one command.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// The longest answer read: a class histogram of 100,000 classes is ~10 MiB.
+pub const MAX_ANSWER: usize = 32 << 20;
 
 /// An attached HotSpot JVM.
 pub struct Jvm {
     pid: i32,
     socket: PathBuf,
+    /// The JVM's effective uid: the socket must be its (or root's).
+    uid: Option<u32>,
     attach_time: Duration,
     signalled: bool,
     /// Each command must answer within this.
@@ -55,15 +67,189 @@ fn effective_ids(status: &str) -> Option<(u32, u32)> {
     Some((field("Uid:")?, field("Gid:")?))
 }
 
-/// Removes the attach trigger file when dropped.
-struct TriggerFile(Option<PathBuf>);
+/// Where `-XX:+DisableAttachMechanism` was given, if it is in effect: the JVM then never
+/// opens its attach socket, and SIGQUIT only prints a thread dump into its output. Options
+/// are applied in the JVM's order (`JAVA_TOOL_OPTIONS`, `JDK_JAVA_OPTIONS`, the command line
+/// up to the main class or `-jar`, then `_JAVA_OPTIONS`); the last setting wins (pure).
+pub fn attach_disabled_by(argv: &[String], environ: &[(String, String)]) -> Option<String> {
+    let env = |name: &str| {
+        environ
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    // Launcher options whose value is the next argument (so it is not the main class).
+    const WITH_VALUE: [&str; 9] = [
+        "-cp",
+        "-classpath",
+        "--class-path",
+        "-p",
+        "--module-path",
+        "--upgrade-module-path",
+        "--add-modules",
+        "--limit-modules",
+        "--enable-native-access",
+    ];
+    let mut command_line = Vec::new();
+    let mut args = argv.iter().skip(1);
+    while let Some(arg) = args.next() {
+        if WITH_VALUE.contains(&arg.as_str()) {
+            args.next();
+            continue;
+        }
+        if !arg.starts_with('-') || matches!(arg.as_str(), "-jar" | "-m" | "--module") {
+            break; // the main class, jar or module: the program's own arguments follow
+        }
+        command_line.push(arg.clone());
+    }
+    let mut found = None;
+    for (source, words) in [
+        ("JAVA_TOOL_OPTIONS", env("JAVA_TOOL_OPTIONS")),
+        ("JDK_JAVA_OPTIONS", env("JDK_JAVA_OPTIONS")),
+        ("the command line", command_line),
+        ("_JAVA_OPTIONS", env("_JAVA_OPTIONS")),
+    ] {
+        for w in words {
+            match w.as_str() {
+                "-XX:+DisableAttachMechanism" => found = Some(source.to_string()),
+                "-XX:-DisableAttachMechanism" => found = None,
+                _ => {}
+            }
+        }
+    }
+    found
+}
+
+/// The command line and environment of PID, as far as memwatch may read them.
+fn launch_of(proc_dir: &Path) -> (Vec<String>, Vec<(String, String)>) {
+    let words = |file: &str| -> Vec<String> {
+        std::fs::read(proc_dir.join(file))
+            .unwrap_or_default()
+            .split(|&b| b == 0)
+            .filter(|w| !w.is_empty())
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect()
+    };
+    let environ = words("environ")
+        .into_iter()
+        .filter_map(|kv| {
+            let (k, v) = kv.split_once('=')?;
+            Some((k.to_string(), v.to_string()))
+        })
+        .collect();
+    (words("cmdline"), environ)
+}
+
+/// The attach trigger memwatch made: removed when dropped, if it is still that file.
+struct TriggerFile {
+    dir: Dir,
+    name: OsString,
+    dev_ino: (u64, u64),
+}
 
 impl Drop for TriggerFile {
     fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = std::fs::remove_file(p);
+        let ours = self
+            .dir
+            .lstat_at(&self.name)
+            .ok()
+            .flatten()
+            .is_some_and(|s| (s.dev, s.ino) == self.dev_ino);
+        if ours {
+            let _ = self.dir.remove(&self.name);
         }
     }
+}
+
+/// Whether an attach socket file may be used.
+enum SocketFile {
+    Trusted,
+    Missing,
+    /// Why not, in words for the error message.
+    Untrusted(String),
+}
+
+/// The socket file as `jcmd` checks it: a socket of the JVM's user (or root's), open to no
+/// one else.
+fn socket_file(path: &Path, uid: Option<u32>) -> SocketFile {
+    let owner_ok = |u: u32| u == 0 || Some(u) == uid;
+    let who = uid.map_or_else(|| "root".to_string(), |u| format!("uid {u} or root"));
+    match safe_fs::lstat(path) {
+        Ok(None) => SocketFile::Missing,
+        Err(e) => SocketFile::Untrusted(format!("cannot look at it: {e}")),
+        Ok(Some(s)) if s.kind != Kind::Socket => {
+            SocketFile::Untrusted(format!("it is a {}, not a socket", s.kind.describe()))
+        }
+        Ok(Some(s)) if !owner_ok(s.uid) => SocketFile::Untrusted(format!(
+            "it belongs to uid {}, not to the JVM's user ({who})",
+            s.uid
+        )),
+        Ok(Some(s)) if s.mode & 0o066 != 0 => SocketFile::Untrusted(format!(
+            "others may use it (mode {:04o}; the JVM makes it 0600)",
+            s.mode
+        )),
+        Ok(Some(_)) => SocketFile::Trusted,
+    }
+}
+
+/// Connects to a UNIX socket without waiting: a listener whose queue is full (a stuck or
+/// hostile one) is "not ready", never a connect that blocks.
+fn connect_now(path: &Path) -> std::io::Result<UnixStream> {
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: a zeroed sockaddr_un filled below within its bounds.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "socket path too long",
+        ));
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, &b) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = b as libc::c_char;
+    }
+    // SAFETY: socket/connect with a valid address of the given length; the descriptor is
+    // owned from the moment it exists.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        );
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let owned = OwnedFd::from_raw_fd(fd);
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        if libc::connect(fd, (&raw const addr).cast(), len) < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stream = UnixStream::from(owned);
+        stream.set_nonblocking(false)?;
+        Ok(stream)
+    }
+}
+
+/// The process at the other end of a UNIX socket: (pid, uid).
+fn peer_of(stream: &UnixStream) -> std::io::Result<(i32, u32)> {
+    // SAFETY: a zeroed ucred buffer of the length given.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    let ret = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    if ret < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((cred.pid, cred.uid))
 }
 
 impl Jvm {
@@ -87,21 +273,27 @@ impl Jvm {
         let status =
             std::fs::read_to_string(dir.join("status")).map_err(|_| RuntimeError::Gone { pid })?;
         let nspid = ns_pid(&status).unwrap_or(pid);
+        let ids = effective_ids(&status);
         let socket = dir.join("root/tmp").join(format!(".java_pid{nspid}"));
         let mut jvm = Jvm {
             pid,
             socket,
+            uid: ids.map(|(uid, _)| uid),
             attach_time: Duration::ZERO,
             signalled: false,
             timeout: COMMAND_TIMEOUT,
         };
-        if UnixStream::connect(&jvm.socket).is_ok() {
+        if jvm.connect().is_ok() {
             jvm.attach_time = start.elapsed();
             return Ok(jvm);
         }
+        let (argv, environ) = launch_of(&dir);
+        if let Some(given_in) = attach_disabled_by(&argv, &environ) {
+            return Err(RuntimeError::AttachDisabled { pid, given_in });
+        }
         let deadline = start + timeout;
         super::wait_until_caught(proc_root, pid, libc::SIGQUIT, "SIGQUIT", deadline)?;
-        let _trigger = create_trigger(&dir, nspid, effective_ids(&status))?;
+        let _trigger = create_trigger(&dir, nspid, ids)?;
         crate::signal::send_via_pidfd(pidfd, libc::SIGQUIT).map_err(|e| {
             if e.raw_os_error() == Some(libc::ESRCH) {
                 RuntimeError::Gone { pid }
@@ -112,23 +304,69 @@ impl Jvm {
         jvm.signalled = true;
         let mut pause = Duration::from_millis(10);
         loop {
-            if UnixStream::connect(&jvm.socket).is_ok() {
-                jvm.attach_time = start.elapsed();
-                return Ok(jvm);
-            }
+            let refused = match jvm.connect() {
+                Ok(_) => {
+                    jvm.attach_time = start.elapsed();
+                    return Ok(jvm);
+                }
+                Err(e @ RuntimeError::AttachSocketUntrusted { .. }) => Some(e),
+                Err(_) => None,
+            };
             if super::pidfd_exited(pidfd) {
                 return Err(RuntimeError::Gone { pid });
             }
             if Instant::now() >= deadline {
-                return Err(RuntimeError::AttachSocketMissing {
-                    pid,
-                    path: jvm.socket.clone(),
-                    waited: timeout,
-                });
+                return Err(
+                    refused.unwrap_or_else(|| RuntimeError::AttachSocketMissing {
+                        pid,
+                        path: jvm.socket.clone(),
+                        waited: timeout,
+                    }),
+                );
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(200));
         }
+    }
+
+    /// A connection to the attach socket, if it is the JVM's: the socket file is its
+    /// user's (or root's) and open to no one else, as `jcmd` checks; and the process
+    /// listening is PID itself (`SO_PEERCRED`), so a socket another user made first in a
+    /// shared /tmp is never talked to.
+    fn connect(&self) -> Result<UnixStream> {
+        let untrusted = |why: String| RuntimeError::AttachSocketUntrusted {
+            pid: self.pid,
+            path: self.socket.clone(),
+            why,
+        };
+        match socket_file(&self.socket, self.uid) {
+            SocketFile::Trusted => {}
+            SocketFile::Missing => {
+                return Err(RuntimeError::io(
+                    format!("no attach socket {}", self.socket.display()),
+                    std::io::ErrorKind::NotFound.into(),
+                ));
+            }
+            SocketFile::Untrusted(why) => return Err(untrusted(why)),
+        }
+        let stream = connect_now(&self.socket).map_err(|e| {
+            RuntimeError::io(format!("cannot connect to {}", self.socket.display()), e)
+        })?;
+        let (peer_pid, peer_uid) = peer_of(&stream).map_err(|e| {
+            RuntimeError::io(
+                format!("cannot ask who listens on {}", self.socket.display()),
+                e,
+            )
+        })?;
+        if peer_pid != self.pid {
+            return Err(untrusted(format!(
+                "PID {peer_pid} listens on it, not the JVM"
+            )));
+        }
+        if peer_uid != 0 && Some(peer_uid) != self.uid {
+            return Err(untrusted(format!("uid {peer_uid} listens on it")));
+        }
+        Ok(stream)
     }
 
     pub fn pid(&self) -> i32 {
@@ -147,6 +385,7 @@ impl Jvm {
 
     /// One attach operation (`jcmd`, `properties`, ...) with up to three arguments; the
     /// output after the status line. A non-zero status is [`RuntimeError::AttachRefused`].
+    /// The answer is read within `timeout` and up to [`MAX_ANSWER`] bytes.
     pub fn execute(&self, operation: &str, args: &[&str]) -> Result<String> {
         let what = || {
             format!(
@@ -168,12 +407,7 @@ impl Jvm {
                 RuntimeError::io(what(), e)
             }
         };
-        let mut stream = UnixStream::connect(&self.socket).map_err(|e| {
-            RuntimeError::io(
-                format!("cannot connect to {} for {}", self.socket.display(), what()),
-                e,
-            )
-        })?;
+        let mut stream = self.connect()?;
         stream.set_write_timeout(Some(self.timeout)).map_err(io)?;
         let mut request = Vec::new();
         request.extend_from_slice(b"1\0");
@@ -196,6 +430,15 @@ impl Jvm {
             let n = stream.read(&mut buf).map_err(io)?;
             if n == 0 {
                 break;
+            }
+            if raw.len() + n > MAX_ANSWER {
+                return Err(RuntimeError::Parse {
+                    what: format!("the answer to {}", what()),
+                    message: format!(
+                        "longer than {} MiB: memwatch stopped reading it",
+                        MAX_ANSWER >> 20
+                    ),
+                });
             }
             raw.extend_from_slice(&buf[..n]);
         }
@@ -245,27 +488,29 @@ impl Jvm {
 
 /// Creates `.attach_pid<nspid>` in the target's working directory, or else its /tmp, owned by
 /// the target's user (HotSpot ignores a trigger file owned by anyone but itself or root).
+/// Both folders may be the JVM's user's or everyone's: the file is made new beside a folder
+/// handle, never through a link, and its owner and mode are set on the open file.
 fn create_trigger(proc_dir: &Path, nspid: i32, ids: Option<(u32, u32)>) -> Result<TriggerFile> {
-    let name = format!(".attach_pid{nspid}");
+    let name = OsString::from(format!(".attach_pid{nspid}"));
     let mut last = None;
-    for dir in [proc_dir.join("cwd"), proc_dir.join("root/tmp")] {
-        let path = dir.join(&name);
-        let made = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path);
-        match made {
-            Ok(_) => {
-                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
-                if let Some((uid, gid)) = ids {
-                    // Only root can give the file away; the same user needs no chown.
-                    let _ = std::os::unix::fs::chown(&path, Some(uid), Some(gid));
-                }
-                return Ok(TriggerFile(Some(path)));
+    for folder in [proc_dir.join("cwd"), proc_dir.join("root/tmp")] {
+        let made = Dir::open(&folder).and_then(|dir| {
+            let file = place_trigger(&dir, &name)?;
+            file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+            if let Some((uid, gid)) = ids {
+                // Only root can give the file away; the same user needs no chown.
+                let _ = std::os::unix::fs::fchown(&file, Some(uid), Some(gid));
             }
-            Err(e) => last = Some((path, e)),
+            let s = safe_fs::fstat(&file)?;
+            Ok(TriggerFile {
+                dir,
+                name: name.clone(),
+                dev_ino: (s.dev, s.ino),
+            })
+        });
+        match made {
+            Ok(t) => return Ok(t),
+            Err(e) => last = Some((folder.join(&name), e)),
         }
     }
     let (path, e) = last.unwrap_or_else(|| (proc_dir.into(), std::io::ErrorKind::NotFound.into()));
@@ -276,6 +521,34 @@ fn create_trigger(proc_dir: &Path, nspid: i32, ids: Option<(u32, u32)>) -> Resul
         ),
         e,
     ))
+}
+
+/// A new trigger file in `dir`. One left behind (by a memwatch killed while it waited, or
+/// by jcmd) is removed first if it is a plain file; anything else in its place (a link,
+/// which another user may have planted) is left alone, and this folder is not used.
+fn place_trigger(dir: &Dir, name: &OsStr) -> std::io::Result<std::fs::File> {
+    match dir.create_new(name, 0o600) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            match dir.lstat_at(name)? {
+                Some(s) if s.kind == Kind::Regular => {
+                    dir.remove(name)?;
+                }
+                Some(s) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::AlreadyExists,
+                        format!(
+                            "a {} owned by uid {} is in its place: memwatch does not write through it",
+                            s.kind.describe(),
+                            s.uid
+                        ),
+                    ));
+                }
+                None => {}
+            }
+            dir.create_new(name, 0o600)
+        }
+        made => made,
+    }
 }
 
 /// The Java heap from `GC.heap_info`.
@@ -597,6 +870,51 @@ Total         30543        4909696
         assert_eq!(effective_ids(s), Some((1001, 51)));
         assert_eq!(ns_pid("NSpid:\t12\n"), Some(12));
         assert_eq!(ns_pid("Name:\tx\n"), None);
+    }
+
+    #[test]
+    fn attach_disabled_where_the_jvm_reads_its_options() {
+        let argv = |a: &str| -> Vec<String> { a.split(' ').map(String::from).collect() };
+        let env = |k: &str, v: &str| vec![(k.to_string(), v.to_string())];
+        let off = "-XX:+DisableAttachMechanism";
+        assert_eq!(
+            attach_disabled_by(&argv(&format!("java -Xmx1g {off} -cp x Main")), &[]),
+            Some("the command line".into())
+        );
+        // After the main class (or -jar FILE) it is the program's own argument.
+        assert_eq!(
+            attach_disabled_by(&argv(&format!("java Main {off}")), &[]),
+            None
+        );
+        assert_eq!(
+            attach_disabled_by(&argv(&format!("java -jar app.jar {off}")), &[]),
+            None
+        );
+        // -cp's value is not the main class.
+        assert_eq!(
+            attach_disabled_by(&argv(&format!("java -cp {off} Main")), &[]),
+            None
+        );
+        assert_eq!(
+            attach_disabled_by(&argv("java Main"), &env("JAVA_TOOL_OPTIONS", off)),
+            Some("JAVA_TOOL_OPTIONS".into())
+        );
+        // The command line comes after JAVA_TOOL_OPTIONS, _JAVA_OPTIONS after both.
+        assert_eq!(
+            attach_disabled_by(
+                &argv("java -XX:-DisableAttachMechanism Main"),
+                &env("JAVA_TOOL_OPTIONS", off)
+            ),
+            None
+        );
+        assert_eq!(
+            attach_disabled_by(
+                &argv("java -XX:-DisableAttachMechanism Main"),
+                &env("_JAVA_OPTIONS", &format!("-Xss1m {off}"))
+            ),
+            Some("_JAVA_OPTIONS".into())
+        );
+        assert_eq!(attach_disabled_by(&[], &[]), None);
     }
 
     #[test]

@@ -52,6 +52,13 @@ impl RuntimeKind {
             RuntimeKind::Jvm => "jvm",
         }
     }
+
+    /// The kind `name` names (summary.json's `runtime.kind`).
+    pub fn from_name(name: &str) -> Option<RuntimeKind> {
+        [RuntimeKind::Node, RuntimeKind::Jvm]
+            .into_iter()
+            .find(|k| k.name() == name)
+    }
 }
 
 impl fmt::Display for RuntimeKind {
@@ -108,6 +115,22 @@ pub enum RuntimeError {
         path: PathBuf,
         waited: Duration,
     },
+    #[error(
+        "PID {pid} was started with -XX:+DisableAttachMechanism (in {given_in}): its JVM never opens an attach socket, so memwatch sent no SIGQUIT (it would only print a thread dump); restart it without that flag to judge its heap"
+    )]
+    AttachDisabled { pid: i32, given_in: String },
+    #[error(
+        "the attach socket {} of PID {pid} is not the JVM's: {why}. Another user may have made it first in a shared /tmp; memwatch does not talk to it (remove it, then try again)", path.display()
+    )]
+    AttachSocketUntrusted {
+        pid: i32,
+        path: PathBuf,
+        why: String,
+    },
+    #[error(
+        "may not read /proc/{pid}/{file}: PID {pid} belongs to another user; run memwatch as the process's user or as root"
+    )]
+    PermissionDenied { pid: i32, file: &'static str },
     #[error("the JVM (PID {pid}) refused '{command}' with code {code}: {message}")]
     AttachRefused {
         pid: i32,

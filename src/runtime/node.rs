@@ -233,11 +233,26 @@ impl Inspector {
         }
         let start = Instant::now();
         let deadline = start + timeout;
-        let gone = |_| RuntimeError::Gone { pid };
+        // Another user's process: its fd and ns files are closed to memwatch (not "gone").
+        let denied = |file| RuntimeError::PermissionDenied { pid, file };
+        let gone = |e: RuntimeError| match e {
+            RuntimeError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                denied("fd")
+            }
+            _ => RuntimeError::Gone { pid },
+        };
         // Its 127.0.0.1 must be ours: we read its sockets but connect from here.
-        let netns = |dir: &Path| std::fs::read_link(dir.join("ns/net")).ok();
-        let theirs = netns(&proc_root.join(pid.to_string())).ok_or(RuntimeError::Gone { pid })?;
-        if netns(&proc_root.join("self")).is_some_and(|ours| ours != theirs) {
+        let netns = |dir: &Path| std::fs::read_link(dir.join("ns/net"));
+        let theirs = netns(&proc_root.join(pid.to_string())).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                denied("ns/net")
+            } else {
+                RuntimeError::Gone { pid }
+            }
+        })?;
+        if netns(&proc_root.join("self")).is_ok_and(|ours| ours != theirs) {
             return Err(RuntimeError::OtherNetNamespace { pid });
         }
         let before = net::listeners(proc_root, pid).map_err(gone)?;
@@ -329,6 +344,9 @@ impl Inspector {
         // is the inspector; one that is not on 127.0.0.1 is closed at once and refused.
         let old: Vec<u64> = before.iter().map(|l| l.inode).collect();
         let mut tries: Vec<(u64, u32)> = Vec::new();
+        // Reading net/tcp costs milliseconds on a busy machine: look often at first (Node
+        // opens the inspector within tens of ms), then less and less.
+        let mut pause = Duration::from_millis(20);
         loop {
             if super::pidfd_exited(pidfd) {
                 return Err(RuntimeError::Gone { pid });
@@ -367,7 +385,8 @@ impl Inspector {
                     waited: timeout,
                 });
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(320));
         }
     }
 

@@ -20,6 +20,9 @@ pub struct Sampling {
     pub pss_interval: Option<Duration>,
     /// `--tree`: the target's descendants too, judged as their sum.
     pub tree: bool,
+    /// `--pss-interval` whether or not `--pss` is given: how often each process of a tree
+    /// judged on its PSS is read.
+    pub tree_pss_interval: Duration,
 }
 
 /// One reading of a process's memory. `Copy` and heap-free, so the hot path allocates nothing.
@@ -123,6 +126,14 @@ impl Metric {
 
     pub fn index(self) -> usize {
         self as usize
+    }
+
+    /// Read from the program's runtime (`--runtime`), not from /proc.
+    pub fn is_managed_heap(self) -> bool {
+        matches!(
+            self,
+            Metric::HeapAfterGc | Metric::HeapUsed | Metric::External
+        )
     }
 
     pub fn from_name(name: &str) -> Option<Metric> {

@@ -17,6 +17,12 @@ fn refused_in(cmd: &mut Command, cwd: &std::path::Path) -> String {
     assert_eq!(out.status.code(), Some(2), "args {cmd:?}: stderr {err}");
     assert_eq!(err.lines().count(), 1, "one line expected, got: {err}");
     assert!(err.starts_with("memwatch: error: "), "{err}");
+    // Issue 20 item 11: plain words, and nothing from the input that moves the terminal.
+    assert!(!err.contains("   "), "a run of spaces: {err}");
+    assert!(
+        !err.trim_end().chars().any(char::is_control),
+        "a control character: {err:?}"
+    );
     assert!(
         out.stdout.is_empty(),
         "nothing on stdout: {}",
@@ -55,7 +61,14 @@ fn kernel_thread_has_no_memory() {
             })
         })
         .expect("a kernel thread is visible in /proc");
-    let err = refused(&["--pid", &kthread.to_string(), "--duration", "1s"]);
+    let err = refused(&[
+        "--pid",
+        &kthread.to_string(),
+        "--duration",
+        "1s",
+        "--interval",
+        "50ms",
+    ]);
     assert!(err.contains("kernel thread"), "{err}");
 }
 
@@ -94,6 +107,8 @@ fn unreadable_proc_files() {
         "--pss",
         "--duration",
         "1s",
+        "--interval",
+        "50ms",
     ]);
     let err = refused_in(&mut cmd, dir.path());
     assert!(
@@ -134,6 +149,8 @@ fn output_folder_that_cannot_be_created() {
         "/proc/memwatch-cannot-be-here",
         "--duration",
         "1s",
+        "--interval",
+        "50ms",
     ]);
     assert!(err.contains("/proc"), "{err}");
     let err = refused(&["--pid", &pid, "--csv", "/nonexistent-memwatch/samples.csv"]);

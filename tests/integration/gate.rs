@@ -251,6 +251,8 @@ fn config_file_drives_a_live_run() {
 fn load_step_ends_the_run_leaky_and_fixed() {
     let dir = tempfile::tempdir().unwrap();
     let run = |mode: &[&str], load: &str| {
+        // A live run never writes over an earlier one: each run gets the folder afresh.
+        let _ = std::fs::remove_dir_all(dir.path().join("o"));
         run_fixture(
             dir.path(),
             &[

@@ -67,6 +67,10 @@ fn regression_issue20_item1_an_inconclusive_run_reports_unknown_not_zero() {
         .unwrap();
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("memwatch: gate: RSS floor growth is not judged"),
+        "said at the end: {err}"
+    );
 
     let s = summary(&d.join("o/summary.json"));
     assert_eq!(s["verdict"], "inconclusive", "{s}");

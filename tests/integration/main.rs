@@ -4,12 +4,17 @@
 mod bad_input;
 mod gate;
 mod heap;
+mod honest;
 mod honest_figures;
 mod managed_heap;
+mod native;
 mod node;
 mod regressions;
 mod report_input;
 mod runtime;
+mod security;
+mod services;
+mod shape;
 mod spine;
 mod util;
 mod verdict;

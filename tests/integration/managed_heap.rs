@@ -224,7 +224,7 @@ fn attached_without_runtime_hints_and_opens_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = memwatch(dir.path())
         .args(["--pid", &svc.pid().to_string(), "--duration", "2s"])
-        .args(["--interval", "200ms", "--out", "o"])
+        .args(["--interval", "100ms", "--out", "o"])
         .output()
         .unwrap();
     let err = stderr(&out);
@@ -240,7 +240,8 @@ fn attached_without_runtime_hints_and_opens_nothing() {
     // `--runtime none` given on purpose: no hint (with --pid, and with run).
     let out = memwatch(dir.path())
         .args(["--pid", &svc.pid().to_string(), "--runtime", "none"])
-        .args(["--duration", "1s", "--json", "p.json", "--csv", "p.csv"])
+        .args(["--duration", "1s", "--interval", "50ms"])
+        .args(["--json", "p.json", "--csv", "p.csv"])
         .output()
         .unwrap();
     assert!(!stderr(&out).contains("hint"), "{}", stderr(&out));
@@ -251,6 +252,8 @@ fn attached_without_runtime_hints_and_opens_nothing() {
             "none",
             "--duration",
             "1s",
+            "--interval",
+            "50ms",
             "--out",
             "r",
             "--",
@@ -274,7 +277,7 @@ fn a_target_without_a_runtime_is_unaffected() {
             "--duration",
             "2s",
             "--interval",
-            "200ms",
+            "100ms",
             "--out",
             "o",
             "--",
@@ -415,7 +418,7 @@ fn a_managed_heap_that_cannot_be_judged_is_said_in_words() {
         let dir = tempfile::tempdir().unwrap();
         let out = memwatch(dir.path())
             .args(["--pid", &svc.pid().to_string(), "--runtime", "node"])
-            .args(["--duration", "3s", "--interval", "200ms", "--out", "o"])
+            .args(["--duration", "3s", "--interval", "100ms", "--out", "o"])
             .output()
             .unwrap();
         drop(holder);

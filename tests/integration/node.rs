@@ -225,6 +225,8 @@ fn node_without_a_handler_is_never_signalled() {
             "1s",
             "--duration",
             "3s",
+            "--interval",
+            "100ms",
         ])
         .output()
         .unwrap();

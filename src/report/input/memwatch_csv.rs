@@ -9,6 +9,8 @@ struct CsvColumns {
     metrics: [Option<usize>; Metric::COUNT],
     event: Option<usize>,
     pid: Option<usize>,
+    /// `limit_bytes`, on `cgroup` rows.
+    limit: Option<usize>,
     width: usize,
 }
 
@@ -18,6 +20,7 @@ impl CsvColumns {
         let mut metrics = [None; Metric::COUNT];
         let mut event = None;
         let mut pid = None;
+        let mut limit = None;
         for (index, raw) in header.iter().enumerate() {
             let name = raw.trim_ascii();
             let slot = if name == b"elapsed_s" {
@@ -26,6 +29,8 @@ impl CsvColumns {
                 &mut event
             } else if name == b"pid" {
                 &mut pid
+            } else if name == crate::report::csv::LIMIT_COLUMN.as_bytes() {
+                &mut limit
             } else if let Some(m) = Metric::ALL.iter().find(|m| m.column().as_bytes() == name) {
                 &mut metrics[m.index()]
             } else {
@@ -55,6 +60,7 @@ impl CsvColumns {
             metrics,
             event,
             pid,
+            limit,
             width: header.len(),
         })
     }
@@ -211,6 +217,7 @@ pub(super) fn read_memwatch_csv<R: Read>(
     let mut series = SeriesIndex::new(lines, keep);
     let mut warnings = Vec::new();
     let mut values = [f64::NAN; Metric::COUNT];
+    let mut last_limit = None;
     while reader.read_byte_record(&mut record).map_err(csv_fail)? {
         let at = start_of(&record);
         let row = (|| {
@@ -241,6 +248,13 @@ pub(super) fn read_memwatch_csv<R: Read>(
                     if !kept[m.index()] {
                         *v = f64::NAN;
                     }
+                }
+                if let Some(limit) = columns
+                    .limit
+                    .and_then(|i| parse_size(record.get(i).unwrap_or_default()).ok())
+                    .filter(|l| l.is_finite())
+                {
+                    last_limit = Some(limit);
                 }
                 let s = &mut series.built[index];
                 s.rec.push_row(elapsed_s, &values);
@@ -286,6 +300,7 @@ pub(super) fn read_memwatch_csv<R: Read>(
         kept,
         keep,
         has_values,
+        limit_bytes: last_limit,
     };
     finish(
         main.rec,
@@ -321,9 +336,15 @@ fn judged_series(built: &[SeriesBuild], options: &ReadOptions) -> Result<Option<
             }),
         };
     }
-    match built {
-        [] => Ok(None),
-        [_] => Ok(Some(0)),
+    // A cgroup's rows are beside the processes': judged only when asked, or when alone.
+    let processes: Vec<usize> = (0..built.len())
+        .filter(|&i| !matches!(built[i].key, Some(SeriesKey::Cgroup(_))))
+        .collect();
+    match (built, processes.as_slice()) {
+        ([], _) => Ok(None),
+        ([_], _) => Ok(Some(0)),
+        (_, []) => Ok(Some(0)),
+        (_, [only]) => Ok(Some(*only)),
         _ => match built.iter().position(|s| s.key == Some(SeriesKey::Total)) {
             Some(index) => Ok(Some(index)),
             None => Err(Problem::NoSeriesToJudge { found: names() }),

@@ -131,6 +131,8 @@ pub struct Loaded {
     pub others: Vec<(SeriesKey, Recording)>,
     pub format: Format,
     pub warnings: Vec<String>,
+    /// The memory limit on the `cgroup` rows (`limit_bytes`), as last recorded.
+    pub limit_bytes: Option<f64>,
     /// Per metric: the header has the column / it was kept / some row has a value in it.
     in_header: [bool; Metric::COUNT],
     kept: [bool; Metric::COUNT],
@@ -178,6 +180,13 @@ impl Loaded {
                 ),
             }),
         }
+    }
+
+    /// The `cgroup` series, when the file has one.
+    pub fn cgroup(&self) -> Option<&Recording> {
+        self.series()
+            .find(|(key, _)| matches!(key, Some(SeriesKey::Cgroup(_))))
+            .map(|(_, rec)| rec)
     }
 
     /// Every series, the judged one first.
@@ -472,6 +481,8 @@ struct ColumnFacts {
     kept: [bool; Metric::COUNT],
     keep: Kept,
     has_values: [bool; Metric::COUNT],
+    /// The last `limit_bytes` of a `cgroup` row.
+    limit_bytes: Option<f64>,
 }
 
 impl ColumnFacts {
@@ -480,6 +491,7 @@ impl ColumnFacts {
             in_header: [false; Metric::COUNT],
             kept: kept_mask(options),
             keep: options.keep.unwrap_or(Kept::ALL),
+            limit_bytes: None,
             has_values: [false; Metric::COUNT],
         }
     }
@@ -563,6 +575,7 @@ fn finish(
         in_header: columns.in_header,
         kept: columns.kept,
         has_values: columns.has_values,
+        limit_bytes: columns.limit_bytes,
     })
 }
 
@@ -1604,5 +1617,34 @@ mod tests {
         assert_error(&parse_err(text), 4, &["'x'"]);
         let rec = parse("elapsed_s,rss_bytes,event\n0,1,\"dump:/tmp/a,b\"\n1,2,\n").recording;
         assert_eq!(rec.events[0].kind, EventKind::Dump("/tmp/a,b".into()));
+    }
+
+    /// A cgroup's rows are a series of their own, beside the process's: the process is
+    /// judged unless the cgroup is asked for, and the last limit is kept.
+    #[test]
+    fn cgroup_rows_are_read_beside_the_process() {
+        let text = "elapsed_s,pid,rss_bytes,limit_bytes,event\n\
+                    0,42,10,,judged:cgroup\n0,cgroup,100,1000,\n\
+                    1,42,11,,\n1,cgroup,110,2000,\n";
+        let loaded = parse(text);
+        assert_eq!(loaded.key, Some(SeriesKey::process(42)));
+        assert_eq!(loaded.limit_bytes, Some(2000.0));
+        let cgroup = loaded.cgroup().unwrap();
+        assert_eq!(cgroup.metric(Metric::Rss), Some(&[100.0, 110.0][..]));
+        assert_eq!(
+            loaded.recording.events[0].kind.judged_series(),
+            Some("cgroup")
+        );
+        // Only cgroup rows: they are the series.
+        let alone = parse("elapsed_s,pid,rss_bytes\n0,cgroup,5\n1,cgroup,6\n");
+        assert_eq!(alone.key, Some(SeriesKey::Cgroup(String::new())));
+        // A followed target: its total (empty while absent) is judged, not the processes.
+        let followed = parse(
+            "elapsed_s,pid,rss_bytes,event\n0,7,5,\n0,total,5,\n1,total,,gone:7\n\
+             2,8,6,restart:8\n2,total,6,\n",
+        );
+        assert_eq!(followed.key, Some(SeriesKey::Total));
+        let rss = followed.recording.metric(Metric::Rss).unwrap();
+        assert!(rss[0] == 5.0 && rss[1].is_nan() && rss[2] == 6.0, "{rss:?}");
     }
 }
