@@ -632,25 +632,28 @@ pub enum HeapCommand {
         /// Rows to print, largest retained size first (0: all).
         #[arg(long, default_value_t = 20, value_name = "N")]
         top: usize,
-        /// JSON on stdout instead of the table.
-        #[arg(long)]
-        json: bool,
+        /// Write the summary as JSON to PATH (every class); `-` for stdout instead of the table.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
     },
-    /// What grew between snapshots of one process (objects matched by id, as DevTools'
-    /// Comparison view) and the retaining paths that hold the new objects.
+    /// What grew between snapshots of one process: the leak roots (new objects no other new
+    /// object holds alone) by what they retain and what holds them, then DevTools'
+    /// Comparison view (objects matched by id).
     #[command(after_help = exit::HEAP_TABLE)]
     Diff {
         /// Two or more .heapsnapshot files of one process, oldest first.
         #[arg(required = true, num_args = 2.., value_name = "FILE")]
         files: Vec<PathBuf>,
-        /// Rows to print, largest size delta first (0: all).
+        /// Classes to print, largest change first (0: all).
         #[arg(long, default_value_t = 20, value_name = "N")]
         top: usize,
-        /// Retaining paths for this many of the top growing classes (0: none, no edges read).
+        /// Leak-root groups that get retaining paths (0: none, and no edges are read, so no
+        /// leak roots either: only the comparison by class).
         #[arg(long, default_value_t = 3, value_name = "N")]
         paths: usize,
-        /// JSON on stdout instead of the tables.
-        #[arg(long)]
-        json: bool,
+        /// Write the diff as JSON to PATH (every class, not only --top); `-` for stdout
+        /// instead of the tables.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
     },
 }

@@ -58,4 +58,5 @@ Exit codes:
 pub const HEAP_TABLE: &str = "\
 Exit codes:
   0  done
-  2  a file is missing, empty, truncated, not a heap snapshot, or its meta is unusable";
+  2  a file is missing, a folder, empty, truncated, not a heap snapshot, or its meta or
+     values are unusable; or --json cannot be written";

@@ -65,12 +65,14 @@ pub enum EventType {
     Restart,
     /// What a tree's total was judged on (`judged:pss-sum`): a mark, not a moment.
     Judged,
+    /// `--heap-snapshots`: the run ended before some of the snapshots asked for were taken.
+    HeapSnapshotsNotTaken,
     /// Any other text, in a CSV memwatch did not write.
     Other,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 16] = [
+    pub const ALL: [EventType; 17] = [
         EventType::Signal,
         EventType::Settled,
         EventType::DumpStart,
@@ -86,6 +88,7 @@ impl EventType {
         EventType::Gone,
         EventType::Restart,
         EventType::Judged,
+        EventType::HeapSnapshotsNotTaken,
         EventType::Other,
     ];
 
@@ -107,6 +110,7 @@ impl EventType {
             EventType::Gone => "gone",
             EventType::Restart => "restart",
             EventType::Judged => "judged",
+            EventType::HeapSnapshotsNotTaken => "heap-snapshots-not-taken",
             EventType::Other => "other",
         }
     }
@@ -495,6 +499,7 @@ mod tests {
             ("gone:4242", EventType::Gone),
             ("restart:4243", EventType::Restart),
             ("judged:pss-sum", EventType::Judged),
+            ("heap-snapshots-not-taken", EventType::HeapSnapshotsNotTaken),
             ("something else", EventType::Other),
             ("other", EventType::Other),
         ] {

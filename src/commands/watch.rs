@@ -908,10 +908,24 @@ fn summarize(
         FollowSummary::new(f, pattern, &names)
     });
     summary.events = rec.events.iter().map(Into::into).collect();
-    summary.dumps = result.dumps.iter().map(Into::into).collect();
+    let late = &stopped.runtime_events[result.runtime.len()..];
+    summary.dumps = dumps_and_snapshots(result, late);
     summary.load = result.load.clone();
     summary.series_note = series_note(judged, runtime, stopped.runtime_problem.as_deref());
-    let late = &stopped.runtime_events[result.runtime.len()..];
+    let asked = config.runtime.snapshots_at.len();
+    if let Some(words) = snapshots_not_taken(
+        &config.runtime.snapshots_at,
+        &stopped.runtime_events,
+        rec.duration_s(),
+        result.stop,
+    ) {
+        summary.story.warnings.push(words);
+        summary.events.push(crate::report::summary::EventSummary {
+            elapsed_s: rec.duration_s(),
+            kind: crate::recording::EventType::HeapSnapshotsNotTaken,
+            event: "heap-snapshots-not-taken".into(),
+        });
+    }
     let snapshots = complete_snapshots(result, late);
     if snapshots.len() >= 2 {
         let pair = [snapshots[0].clone(), snapshots[snapshots.len() - 1].clone()];
@@ -919,6 +933,12 @@ fn summarize(
             Ok(diff) => summary.heap_diff = Some(diff),
             Err(e) => summary.heap_diff_error = Some(e.to_string()),
         }
+    } else if asked >= 2 && runtime == Some(RuntimeKind::Node) {
+        summary.heap_diff_error = Some(format!(
+            "only {} of the {asked} heap snapshots asked for {} complete: nothing to compare",
+            snapshots.len(),
+            if snapshots.len() == 1 { "was" } else { "were" },
+        ));
     }
     summary.histogram_diff = histogram_diff(&stopped.runtime_events);
     summary.runtime = runtime.map(|kind| {
@@ -981,6 +1001,103 @@ fn stop_words(stop: StopReason, end: &TargetEnd) -> String {
     } else {
         format!("target exited: {ending}")
     }
+}
+
+/// The signalled heap dumps and the snapshots taken through the runtime, with what each cost
+/// the target (its RSS before, the highest while it was written).
+fn dumps_and_snapshots(
+    result: &WatchResult,
+    late: &[ProbeEvent],
+) -> Vec<crate::report::summary::DumpSummary> {
+    use crate::report::summary::DumpSummary;
+    let rec = &result.recording;
+    let end = rec.duration_s();
+    let mut out: Vec<DumpSummary> = result.dumps.iter().map(Into::into).collect();
+    let mut started: Vec<(PathBuf, f64)> = Vec::new();
+    let events = result.runtime.iter().map(|(at, e)| (*at, e));
+    for (at, e) in events.chain(late.iter().map(|e| (end, e))) {
+        match e {
+            ProbeEvent::DumpStarted { path } => started.push((path.clone(), at)),
+            ProbeEvent::Snapshot { path, bytes, .. } => {
+                let from = started
+                    .iter()
+                    .rev()
+                    .find(|(p, _)| p == path)
+                    .map_or(at, |(_, t)| *t);
+                out.push(DumpSummary {
+                    path: path.display().to_string(),
+                    bytes: *bytes,
+                    started_s: from,
+                    completed_s: Some(at),
+                    via: "inspector",
+                    rss_before_bytes: None,
+                    rss_peak_bytes: None,
+                });
+            }
+            _ => {}
+        }
+    }
+    let rss = rec.line(Metric::Rss);
+    for d in &mut out {
+        let Some(rss) = &rss else { break };
+        let until = d.completed_s.unwrap_or(end);
+        let mut before = None;
+        let mut peak: Option<f64> = None;
+        for (t, v) in rec.time_s.iter().zip(rss.iter()) {
+            if !v.is_finite() {
+                continue;
+            }
+            if *t <= d.started_s {
+                before = Some(v);
+            } else if *t <= until {
+                peak = Some(peak.map_or(v, |p| p.max(v)));
+            }
+        }
+        d.rss_before_bytes = before.map(|v| v as u64);
+        d.rss_peak_bytes = peak.or(before).map(|v| v as u64);
+    }
+    out.sort_by(|a, b| a.started_s.total_cmp(&b.started_s));
+    out
+}
+
+/// `--heap-snapshots N`: the snapshots asked for that were neither taken, refused nor failed
+/// (those say so themselves), in words: the run ended before they were due.
+fn snapshots_not_taken(
+    due: &[Duration],
+    events: &[ProbeEvent],
+    ended_s: f64,
+    stop: StopReason,
+) -> Option<String> {
+    let accounted = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e,
+                ProbeEvent::Snapshot { .. }
+                    | ProbeEvent::Histogram { .. }
+                    | ProbeEvent::DumpSkipped { .. }
+                    | ProbeEvent::DumpFailed { .. }
+            )
+        })
+        .count();
+    let mut due: Vec<f64> = due.iter().map(Duration::as_secs_f64).collect();
+    due.sort_by(f64::total_cmp);
+    let missing = due.get(accounted..).filter(|m| !m.is_empty())?;
+    let at: Vec<String> = missing.iter().map(|t| format!("{t:.1} s")).collect();
+    Some(format!(
+        "{} of the {} heap snapshots asked for (--heap-snapshots) {} not taken: the run ended at \
+         {ended_s:.1} s ({}), before {} due at {} (they are spread over --duration)",
+        missing.len(),
+        due.len(),
+        if missing.len() == 1 { "was" } else { "were" },
+        stop.describe(),
+        if missing.len() == 1 {
+            "it was"
+        } else {
+            "they were"
+        },
+        at.join(", ")
+    ))
 }
 
 /// The complete V8 heap snapshots of the run, oldest first: the dumps a signal asked for

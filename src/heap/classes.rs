@@ -1,12 +1,59 @@
 //! Grouping nodes by class, and sets of node ids.
 
-use super::snapshot::{ClassKey, Snapshot, TYPE_CLASS};
+use super::snapshot::{ClassKey, DETACHED, Location, Snapshot, TYPE_CLASS, key_base, key_variant};
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A fast hash for integer keys (the multiply-rotate of rustc's FxHasher): the maps here are
+/// hit once per node or edge, where SipHash costs more than the work around it. No input
+/// here comes from a peer that could choose colliding keys on purpose to slow us down more
+/// than a big file does anyway.
+#[derive(Default, Clone, Copy)]
+pub struct Fx(u64);
+
+impl Hasher for Fx {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(v as u64);
+    }
+    #[inline]
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(v as u64);
+    }
+    #[inline]
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    #[inline]
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A `HashMap` with the fast hash.
+pub type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 
 /// Dense slots for the class keys met in one snapshot, so counting by class is an array
-/// index, not a hash.
+/// index, not a hash (a hash only for the names split by location or state).
 pub struct ClassSlots {
     by_name: Vec<u32>,
     by_type: [u32; 256],
+    /// By location index: the name seen with it and its slot (a location is one
+    /// constructor, so one name; another name falls back to `split`).
+    by_location: Vec<(u32, u32)>,
+    split: FxMap<ClassKey, u32>,
     pub keys: Vec<ClassKey>,
 }
 
@@ -17,16 +64,30 @@ impl ClassSlots {
         ClassSlots {
             by_name: vec![FREE; s.string_count()],
             by_type: [FREE; 256],
+            by_location: vec![(FREE, FREE); s.locations.len()],
+            split: FxMap::default(),
             keys: Vec::new(),
         }
     }
 
     #[inline]
     pub fn slot(&mut self, key: ClassKey) -> usize {
-        let cell = if key >= TYPE_CLASS {
-            &mut self.by_type[(key - TYPE_CLASS) as usize]
+        let base = key_base(key);
+        let variant = key_variant(key);
+        let cell = if variant == 0 {
+            if base >= TYPE_CLASS {
+                &mut self.by_type[(base - TYPE_CLASS) as usize]
+            } else {
+                &mut self.by_name[base as usize]
+            }
+        } else if variant != DETACHED
+            && let Some(cell) = self.by_location.get_mut(variant as usize - 1)
+            && (cell.0 == FREE || cell.0 == base)
+        {
+            cell.0 = base;
+            &mut cell.1
         } else {
-            &mut self.by_name[key as usize]
+            self.split.entry(key).or_insert(FREE)
         };
         if *cell == FREE {
             *cell = self.keys.len() as u32;
@@ -39,6 +100,58 @@ impl ClassSlots {
     pub fn len(&self) -> usize {
         self.keys.len()
     }
+}
+
+/// The names the text shows for classes given as (name, constructor location): `Client`
+/// stays `Client` unless another class has that name; then each is named with its
+/// constructor's file and line, `Client (server.js:12)` (the whole path when the file names
+/// are the same too). Also each split class's location, `path:line:column` (1-based).
+/// Script names come from `s` (they need its edges), else `script <id>`.
+pub fn split_names(
+    keys: &[(String, Option<Location>)],
+    s: Option<&Snapshot>,
+) -> (Vec<String>, Vec<Option<String>>) {
+    let mut per_name: HashMap<&str, u32> = HashMap::new();
+    for (name, _) in keys {
+        *per_name.entry(name.as_str()).or_default() += 1;
+    }
+    let mut scripts: HashMap<u32, String> = HashMap::new();
+    let mut names = Vec::with_capacity(keys.len());
+    let mut locations = Vec::with_capacity(keys.len());
+    for (name, loc) in keys {
+        match loc {
+            Some(l) if per_name.get(name.as_str()).is_some_and(|&k| k > 1) => {
+                let file = scripts
+                    .entry(l.script)
+                    .or_insert_with(|| {
+                        s.and_then(|s| s.script_name(l.script))
+                            .unwrap_or_else(|| format!("script {}", l.script))
+                    })
+                    .clone();
+                let short = file.rsplit('/').next().unwrap_or(&file);
+                names.push(format!("{name} ({short}:{})", l.line + 1));
+                locations.push(Some(format!("{file}:{}:{}", l.line + 1, l.column + 1)));
+            }
+            _ => {
+                names.push(name.clone());
+                locations.push(None);
+            }
+        }
+    }
+    // two files of one name: the whole path
+    let mut seen: HashMap<String, u32> = HashMap::new();
+    for n in &names {
+        *seen.entry(n.clone()).or_default() += 1;
+    }
+    for (i, (name, loc)) in keys.iter().enumerate() {
+        if let (Some(l), Some(full)) = (loc, &locations[i])
+            && seen.get(&names[i]).is_some_and(|&k| k > 1)
+        {
+            let file = full.rsplitn(3, ':').nth(2).unwrap_or(full);
+            names[i] = format!("{name} ({file}:{})", l.line + 1);
+        }
+    }
+    (names, locations)
 }
 
 /// A set of node ids: a bitmap for the dense low ids V8 gives heap objects, a sorted list

@@ -11,6 +11,8 @@ pub enum HeapError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("'{path}' is a folder, not a heap snapshot file (give the .heapsnapshot files in it)")]
+    Folder { path: PathBuf },
     #[error("'{path}' is empty: not a heap snapshot (was it still being written?)")]
     Empty { path: PathBuf },
     #[error(

@@ -1,6 +1,6 @@
 //! Text output for the terminal: aligned tables, sizes for people.
 
-use super::diff::HeapDiff;
+use super::diff::{HeapDiff, LeakRootGroup};
 use super::summary::HeapSummary;
 use crate::units::{Bytes, Delta};
 use std::fmt::{self, Write as _};
@@ -42,6 +42,11 @@ fn clip(name: &str, width: usize) -> String {
 
 /// Rows of cells; the first column left-aligned, the others right-aligned.
 fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
+    table_left(out, header, rows, &[]);
+}
+
+/// Rows of cells; the first column and those in `left` left-aligned, the others right-aligned.
+fn table_left(out: &mut String, header: &[&str], rows: &[Vec<String>], left: &[usize]) {
     let cols = header.len();
     let mut width: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
@@ -54,6 +59,10 @@ fn table(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
         for (i, c) in cells.iter().enumerate() {
             let pad = width[i].saturating_sub(c.chars().count());
             if i == 0 {
+                text.push_str(c);
+                text.push_str(&" ".repeat(pad));
+            } else if left.contains(&i) {
+                text.push_str("  ");
                 text.push_str(c);
                 text.push_str(&" ".repeat(pad));
             } else {
@@ -76,6 +85,10 @@ const CLASS_WIDTH: usize = 48;
 impl fmt::Display for HeapDiff {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = String::new();
+        if let Some(h) = &self.headline {
+            let _ = writeln!(out, "{h}");
+            out.push('\n');
+        }
         let _ = writeln!(
             out,
             "Heap diff of {} snapshots (objects matched by id):",
@@ -101,85 +114,81 @@ impl fmt::Display for HeapDiff {
             Delta(self.size_delta as f64),
             grouped(self.classes_changed)
         );
-        if self.common_count * 10 < self.deleted_count {
-            let _ = writeln!(
-                out,
-                "Note: only {} objects are in both the first and the last snapshot: are they of one \
-                 process? Object ids match only within one process.",
-                grouped(self.common_count)
-            );
-        }
+        self.leak_root_section(&mut out);
         out.push('\n');
-        let rows: Vec<Vec<String>> = self
-            .rows
-            .iter()
-            .map(|r| {
-                vec![
-                    clip(&r.class, CLASS_WIDTH),
-                    grouped(r.new_count),
-                    grouped(r.deleted_count),
-                    signed(r.delta_count),
-                    Bytes(r.alloc_size as f64).to_string(),
-                    Bytes(r.freed_size as f64).to_string(),
-                    Delta(r.size_delta as f64).to_string(),
-                ]
-            })
-            .collect();
-        if rows.is_empty() {
+        if self.rows.is_empty() {
             let _ = writeln!(out, "No object was added or freed between them.");
         } else {
-            table(
-                &mut out,
-                &[
-                    "Class",
-                    "# New",
-                    "# Deleted",
-                    "# Delta",
-                    "Alloc. Size",
-                    "Freed Size",
-                    "Size Delta",
-                ],
-                &rows,
-            );
+            let _ = writeln!(out, "By class (DevTools' Comparison view):");
+            let shown = if self.top == 0 {
+                self.rows.len()
+            } else {
+                self.top.min(self.rows.len())
+            };
+            table(&mut out, &COMPARISON, &comparison_rows(&self.rows[..shown]));
+            let more = self.rows.len() - shown;
+            if more > 0 {
+                let _ = writeln!(
+                    out,
+                    "… {} more classes changed (--top 0 lists all)",
+                    grouped(more as u64)
+                );
+            }
         }
-        let more = self.classes_changed.saturating_sub(self.rows.len() as u64);
-        if more > 0 {
+        if !self.embedder.is_empty() {
+            out.push('\n');
             let _ = writeln!(
                 out,
-                "… {} more classes changed (--top 0 lists all)",
-                grouped(more)
+                "Embedder objects (V8 gives them new ids in every snapshot: compared by count):"
             );
+            let rows: Vec<Vec<String>> = self
+                .embedder
+                .iter()
+                .take(10)
+                .map(|e| {
+                    vec![
+                        clip(&e.class, CLASS_WIDTH),
+                        grouped(e.first_count),
+                        grouped(e.last_count),
+                        signed(e.count_delta),
+                        Delta(e.size_delta as f64).to_string(),
+                    ]
+                })
+                .collect();
+            table(
+                &mut out,
+                &["Class", "First", "Last", "# Delta", "Size Delta"],
+                &rows,
+            );
+            if self.embedder.len() > 10 {
+                let _ = writeln!(out, "… {} more", grouped(self.embedder.len() as u64 - 10));
+            }
         }
         if let Some(grew) = &self.grew_every_step {
             out.push('\n');
             if grew.is_empty() {
                 let _ = writeln!(out, "No class grew in every step.");
             } else {
+                let steps = self.snapshots.len() - 1;
                 let _ = writeln!(
                     out,
-                    "Grew in every step ({} steps), # Delta and Size Delta per step:",
-                    self.snapshots.len() - 1
+                    "Grew in every step ({steps} steps), # Delta and Size Delta per step:"
                 );
+                let mut header: Vec<String> = vec!["Class".into()];
+                header.extend((1..=steps).map(|k| format!("# Delta {k}")));
+                header.extend((1..=steps).map(|k| format!("Size Delta {k}")));
                 let rows: Vec<Vec<String>> = grew
                     .iter()
                     .take(10)
                     .map(|g| {
-                        vec![
-                            clip(&g.class, CLASS_WIDTH),
-                            g.delta_counts
-                                .iter()
-                                .map(|&d| signed(d))
-                                .collect::<Vec<_>>()
-                                .join(" "),
-                            g.size_deltas
-                                .iter()
-                                .map(|&d| Delta(d as f64).to_string())
-                                .collect::<Vec<_>>()
-                                .join(" "),
-                        ]
+                        let mut row = vec![clip(&g.class, CLASS_WIDTH)];
+                        row.extend(g.delta_counts.iter().map(|&d| signed(d)));
+                        row.extend(g.size_deltas.iter().map(|&d| Delta(d as f64).to_string()));
+                        row
                     })
                     .collect();
-                table(&mut out, &["Class", "# Delta", "Size Delta"], &rows);
+                let header: Vec<&str> = header.iter().map(String::as_str).collect();
+                table(&mut out, &header, &rows);
                 if grew.len() > 10 {
                     let _ = writeln!(out, "… {} more", grouped(grew.len() as u64 - 10));
                 }
@@ -214,44 +223,137 @@ impl fmt::Display for HeapDiff {
                 }
             }
         }
-        if !self.paths.is_empty() {
-            out.push('\n');
-            let _ = writeln!(
-                out,
-                "Retaining paths of the new objects (shortest from the roots, weak edges skipped):"
-            );
-            for c in &self.paths {
-                let _ = writeln!(out, "{}: {} new", c.class, grouped(c.new_objects));
-                let w = c
-                    .groups
-                    .iter()
-                    .map(|g| grouped(g.count).len())
-                    .max()
-                    .unwrap_or(1);
-                for g in &c.groups {
-                    let _ = writeln!(out, "  {:>w$}  {}", grouped(g.count), g.text);
-                }
-                if c.other_paths > 0 {
-                    let _ = writeln!(out, "  {:>w$}  on other paths", grouped(c.other_paths));
-                }
-                if c.unreachable > 0 {
-                    let _ = writeln!(
-                        out,
-                        "  {:>w$}  unreachable (garbage not yet collected)",
-                        grouped(c.unreachable)
-                    );
-                }
-            }
-        }
         f.write_str(&out)
     }
 }
 
+const COMPARISON: [&str; 7] = [
+    "Class",
+    "# New",
+    "# Deleted",
+    "# Delta",
+    "Alloc. Size",
+    "Freed Size",
+    "Size Delta",
+];
+
+fn comparison_rows(rows: &[super::diff::ClassDiff]) -> Vec<Vec<String>> {
+    rows.iter()
+        .map(|r| {
+            vec![
+                clip(&r.class, CLASS_WIDTH),
+                grouped(r.new_count),
+                grouped(r.deleted_count),
+                signed(r.delta_count),
+                Bytes(r.alloc_size as f64).to_string(),
+                Bytes(r.freed_size as f64).to_string(),
+                Delta(r.size_delta as f64).to_string(),
+            ]
+        })
+        .collect()
+}
+
+/// `replaced` when a group's class lost as many objects as the group has: churn.
+fn churn_note(g: &LeakRootGroup) -> String {
+    if g.deleted_count == 0 {
+        String::new()
+    } else if g.deleted_count >= g.count {
+        format!("replaced ({} deleted)", grouped(g.deleted_count))
+    } else {
+        format!("{} deleted", grouped(g.deleted_count))
+    }
+}
+
 impl HeapDiff {
-    /// A few lines for the end of a live run: the top `rows` classes (first to last) and the
-    /// main retaining path of each class that has one.
+    /// The leak roots: a table of the groups, then the paths of the first ones.
+    fn leak_root_section(&self, out: &mut String) {
+        if self.leak_roots.is_empty() {
+            return; // none, or `--paths 0`: no edges were read
+        }
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "Leak roots: {} new objects that no other new object holds alone, retaining {}{}:",
+            grouped(self.leak_root_count),
+            Bytes(self.leak_roots_retained as f64),
+            if self.unreachable_new > 0 {
+                format!(
+                    " ({} more new objects are unreachable: garbage not yet collected)",
+                    grouped(self.unreachable_new)
+                )
+            } else {
+                String::new()
+            }
+        );
+        let rows: Vec<Vec<String>> = self
+            .leak_roots
+            .iter()
+            .take(10)
+            .map(|g| {
+                vec![
+                    clip(&g.class, CLASS_WIDTH),
+                    format!("+{}", grouped(g.count)),
+                    Bytes(g.retained_size as f64).to_string(),
+                    Bytes(g.self_size as f64).to_string(),
+                    g.held_by.clone().unwrap_or_default(),
+                    churn_note(g),
+                ]
+            })
+            .collect();
+        table_left(
+            out,
+            &["Class", "Roots", "Retained", "Self Size", "Held by", ""],
+            &rows,
+            &[4, 5],
+        );
+        if self.leak_roots.len() > 10 {
+            let _ = writeln!(
+                out,
+                "… {} more groups",
+                grouped(self.leak_roots.len() as u64 - 10)
+            );
+        }
+        for g in self.leak_roots.iter().filter(|g| !g.paths.is_empty()) {
+            out.push('\n');
+            let _ = writeln!(
+                out,
+                "{}: {} roots, shortest retaining paths (weak edges skipped):",
+                g.class,
+                grouped(g.count)
+            );
+            let w = g
+                .paths
+                .iter()
+                .map(|p| grouped(p.count).len())
+                .chain(std::iter::once(grouped(g.other_paths).len()))
+                .max()
+                .unwrap_or(1);
+            for p in &g.paths {
+                let _ = writeln!(out, "  {:>w$}  {}", grouped(p.count), p.text);
+            }
+            if g.other_paths > 0 {
+                let _ = writeln!(out, "  {:>w$}  on other paths", grouped(g.other_paths));
+            }
+        }
+    }
+
+    /// A few lines for the end of a live run (whose first line is already the headline): the
+    /// first leak-root groups with their main path, and the top `rows` classes (first to
+    /// last).
     pub fn brief(&self, rows: usize) -> String {
         let mut out = String::new();
+        for g in self.leak_roots.iter().take(3) {
+            if let Some(p) = g.paths.first() {
+                let _ = writeln!(
+                    out,
+                    "{} of {} {} roots: {}",
+                    grouped(p.count),
+                    grouped(g.count),
+                    g.class,
+                    p.text
+                );
+            }
+        }
         let cells: Vec<Vec<String>> = self
             .rows
             .iter()
@@ -271,25 +373,31 @@ impl HeapDiff {
             &["Class", "# New", "# Deleted", "# Delta", "Size Delta"],
             &cells,
         );
-        for c in &self.paths {
-            if let Some(g) = c.groups.first() {
-                let _ = writeln!(
-                    out,
-                    "{} of {} new {}: {}",
-                    grouped(g.count),
-                    grouped(c.new_objects),
-                    c.class,
-                    g.text
-                );
-            }
-        }
         out
     }
 
-    /// The same as a Markdown table and list, for a CI step summary.
+    /// The same as Markdown, for a CI step summary.
     pub fn markdown(&self, rows: usize) -> String {
         let esc = |s: &str| s.replace('|', "\\|").replace('`', "'");
-        let mut out = String::from(
+        let mut out = String::new();
+        if let Some(h) = &self.headline {
+            let _ = writeln!(out, "**{}**\n", esc(h));
+        }
+        if !self.leak_roots.is_empty() {
+            out.push_str("| Leak roots | Roots | Retained | Held by |\n|---|---:|---:|---|\n");
+            for g in self.leak_roots.iter().take(rows) {
+                let _ = writeln!(
+                    out,
+                    "| `{}` | +{} | {} | {} |",
+                    esc(&g.class),
+                    grouped(g.count),
+                    Bytes(g.retained_size as f64),
+                    esc(g.held_by.as_deref().unwrap_or(""))
+                );
+            }
+            out.push('\n');
+        }
+        out.push_str(
             "| Class | # New | # Deleted | # Delta | Alloc. Size | Freed Size | Size Delta |\n|---|---:|---:|---:|---:|---:|---:|\n",
         );
         for r in self.rows.iter().take(rows) {
@@ -305,15 +413,15 @@ impl HeapDiff {
                 Delta(r.size_delta as f64)
             );
         }
-        for c in &self.paths {
-            if let Some(g) = c.groups.first() {
+        for g in self.leak_roots.iter().take(3) {
+            if let Some(p) = g.paths.first() {
                 let _ = writeln!(
                     out,
-                    "\n{} of {} new `{}` held by: `{}`",
+                    "\n{} of {} `{}` roots held by: `{}`",
+                    grouped(p.count),
                     grouped(g.count),
-                    grouped(c.new_objects),
-                    esc(&c.class),
-                    esc(&g.text)
+                    esc(&g.class),
+                    esc(&p.text)
                 );
             }
         }
@@ -335,8 +443,12 @@ impl fmt::Display for HeapSummary {
             grouped(self.classes)
         );
         out.push('\n');
-        let rows: Vec<Vec<String>> = self
-            .rows
+        let shown = if self.top == 0 {
+            self.rows.len()
+        } else {
+            self.top.min(self.rows.len())
+        };
+        let rows: Vec<Vec<String>> = self.rows[..shown]
             .iter()
             .map(|r| {
                 vec![
@@ -352,7 +464,7 @@ impl fmt::Display for HeapSummary {
             &["Class", "Count", "Self Size", "Retained Size"],
             &rows,
         );
-        let more = self.classes.saturating_sub(self.rows.len() as u64);
+        let more = self.classes.saturating_sub(shown as u64);
         if more > 0 {
             let _ = writeln!(out, "… {} more classes (--top 0 lists all)", grouped(more));
         }

@@ -12,6 +12,9 @@ pub enum ScanError {
     Eof,
     /// A byte that cannot be there.
     Bad { offset: usize, detail: String },
+    /// A record's value `field` (0-based) is wrong: `number_records` turns it into `Bad`
+    /// at the first byte of that value.
+    BadField { field: usize, detail: String },
 }
 
 pub type Scan<T> = Result<T, ScanError>;
@@ -177,6 +180,7 @@ where
 {
     let open = expect(buf, pos, b'[')?;
     let mut rec = [0u32; 64];
+    let mut at = [0usize; 64];
     if fields == 0 || fields > rec.len() {
         return bad(open, format!("{fields} fields per record is not supported"));
     }
@@ -230,12 +234,13 @@ where
                     );
                 }
                 rec[f] = v as u32;
+                at[f] = chunk_start + start;
                 f += 1;
                 values += 1;
                 if f == fields {
                     record(&rec[..fields]).map_err(|e| match e {
-                        ScanError::Bad { offset: 0, detail } => ScanError::Bad {
-                            offset: chunk_start + start,
+                        ScanError::BadField { field, detail } => ScanError::Bad {
+                            offset: at[field.min(fields - 1)],
                             detail,
                         },
                         e => e,
@@ -274,17 +279,20 @@ where
 }
 
 /// Locates every string of the array at `pos`: the offsets (from `pos`) of their first byte
-/// after the opening quote. Strings equal to one of `needles` (compared raw) get their index
-/// in `found`. `progress(done_up_to)` is called every few megabytes, as in `number_records`.
+/// after the opening quote. `inspect(index, raw)` sees each string's raw (still escaped)
+/// bytes. `progress(done_up_to)` is called every few megabytes, as in `number_records`.
 /// Returns the position after the `]`.
-pub fn string_offsets<P: FnMut(usize)>(
-    buf: &[u8],
+pub fn string_offsets<'b, I, P>(
+    buf: &'b [u8],
     pos: usize,
     out: &mut Vec<u32>,
-    needles: &[&[u8]],
-    found: &mut [Option<u32>],
+    mut inspect: I,
     mut progress: P,
-) -> Scan<usize> {
+) -> Scan<usize>
+where
+    I: FnMut(u32, &'b [u8]),
+    P: FnMut(usize),
+{
     let base = skip_ws(buf, pos)?;
     let mut i = expect(buf, base, b'[')?;
     i = skip_ws(buf, i)?;
@@ -305,12 +313,7 @@ pub fn string_offsets<P: FnMut(usize)>(
             return bad(i, "the strings section is larger than 4 GiB");
         };
         let end = string_end(buf, i)?;
-        let raw = &buf[i + 1..end - 1];
-        for (needle, slot) in needles.iter().zip(found.iter_mut()) {
-            if slot.is_none() && raw == *needle {
-                *slot = Some(out.len() as u32);
-            }
-        }
+        inspect(out.len() as u32, &buf[i + 1..end - 1]);
         out.push(rel);
         i = skip_ws(buf, end)?;
         if i - reported >= CHUNK {
@@ -451,17 +454,17 @@ mod tests {
     fn strings_located_and_unescaped() {
         let text = r#" ["a", "b\"c" ,"\u00e9\n\\", "\ud83d\ude00", "x\ud800y"]"#;
         let mut offs = Vec::new();
-        let mut found = [None, None];
+        let mut seen = Vec::new();
         let end = string_offsets(
             text.as_bytes(),
             0,
             &mut offs,
-            &[b"b\\\"c", b"zz"],
-            &mut found,
+            |i, raw| seen.push((i, raw.to_vec())),
             |_| {},
         )
         .unwrap();
-        assert_eq!(found, [Some(1), None]);
+        assert_eq!(seen[1], (1, b"b\\\"c".to_vec()), "raw, still escaped");
+        assert_eq!(seen.len(), 5);
         assert_eq!(end, text.len());
         let base = 1; // the '[' after one space
         let got: Vec<String> = offs

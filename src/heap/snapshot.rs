@@ -4,6 +4,7 @@
 //! vectors (pages already decoded are handed back to the kernel as the loop goes, so they do
 //! not stay in our RSS); `strings` are only located, and a string is unescaped when asked for.
 
+use super::classes::FxMap;
 use super::error::{HeapError, Result};
 use super::scan::{self, ScanError};
 use memmap2::Mmap;
@@ -34,6 +35,8 @@ pub struct Meta {
     e_type: usize,
     e_name: usize,
     e_to: usize,
+    /// `detachedness` (Node 18+): 1 attached, 2 detached, 0 unknown; absent in old files.
+    n_detached: Option<usize>,
     pub t_hidden: u8,
     pub t_array: u8,
     pub t_string: u8,
@@ -44,6 +47,8 @@ pub struct Meta {
     pub t_synthetic: u8,
     pub t_cons_string: u8,
     pub t_sliced_string: u8,
+    pub t_regexp: u8,
+    pub t_object_shape: u8,
     pub e_element: u8,
     pub e_hidden: u8,
     pub e_weak: u8,
@@ -71,6 +76,31 @@ struct RawMeta {
     node_types: Vec<serde_json::Value>,
     edge_fields: Vec<String>,
     edge_types: Vec<serde_json::Value>,
+    #[serde(default)]
+    location_fields: Vec<String>,
+}
+
+/// Positions of `object_index`, `script_id`, `line`, `column` in a `locations` record.
+#[derive(Debug, Clone, Copy)]
+struct LocationFields {
+    count: usize,
+    object: usize,
+    script: usize,
+    line: usize,
+    column: usize,
+}
+
+impl LocationFields {
+    fn of(fields: &[String]) -> Option<LocationFields> {
+        let pos = |name: &str| fields.iter().position(|f| f == name);
+        Some(LocationFields {
+            count: fields.len(),
+            object: pos("object_index")?,
+            script: pos("script_id")?,
+            line: pos("line")?,
+            column: pos("column")?,
+        })
+    }
 }
 
 impl Meta {
@@ -125,6 +155,7 @@ impl Meta {
             e_type,
             e_name,
             e_to,
+            n_detached: raw.node_fields.iter().position(|f| f == "detachedness"),
             t_hidden: nt("hidden"),
             t_array: nt("array"),
             t_string: nt("string"),
@@ -135,6 +166,8 @@ impl Meta {
             t_synthetic: nt("synthetic"),
             t_cons_string: nt("concatenated string"),
             t_sliced_string: nt("sliced string"),
+            t_regexp: nt("regexp"),
+            t_object_shape: nt("object shape"),
             e_element: et("element"),
             e_hidden: et("hidden"),
             e_weak: et("weak"),
@@ -154,10 +187,34 @@ impl Meta {
     }
 }
 
-/// A class: the name's string index for `object`/`native` nodes (the constructor name, as
-/// DevTools shows it), or `TYPE_CLASS + type` for every other node type.
-pub type ClassKey = u32;
+/// A class, as DevTools keys it. The low half: the name's string index for `object`/`native`
+/// nodes (the constructor name), or `TYPE_CLASS + type` for every other node type. The high
+/// half splits one name into several classes: `1 + i` for an object whose constructor is at
+/// `locations[i]` (two `Client` classes from two files are two classes), `DETACHED` for a
+/// native object that says it is detached (`Detached Node / ...`), 0 otherwise.
+pub type ClassKey = u64;
 pub const TYPE_CLASS: u32 = u32::MAX - 255;
+pub const DETACHED: u32 = u32::MAX;
+
+/// The name part of a class key.
+#[inline]
+pub fn key_base(k: ClassKey) -> u32 {
+    k as u32
+}
+
+/// The split part of a class key (0: none).
+#[inline]
+pub fn key_variant(k: ClassKey) -> u32 {
+    (k >> 32) as u32
+}
+
+/// Where a constructor is defined: V8's script id, line and column (0-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Location {
+    pub script: u32,
+    pub line: u32,
+    pub column: u32,
+}
 
 /// One snapshot, as columns indexed by node ordinal (position in `nodes`) and edge ordinal.
 pub struct Snapshot {
@@ -180,6 +237,20 @@ pub struct Snapshot {
     pub edges_in_file: u64,
     /// Names the distance rules test, found while the strings were scanned.
     pub known: KnownStrings,
+    /// What splits each node's class from its name's (see `ClassKey`; 0: nothing). Empty
+    /// when no node has a location or a DOM state.
+    node_variant: Vec<u32>,
+    /// Native nodes with a known DOM state (1 attached, 2 detached), by ordinal.
+    dom_state: Vec<(u32, u8)>,
+    /// The constructor locations met, interned (variant `1 + i` is `locations[i]`).
+    pub locations: Vec<Location>,
+    /// For each script id, one function defined in it (to find the script's name).
+    script_function: FxMap<u32, u32>,
+    /// WeakMap entry edge names, sorted by string index: (string, pair, table node id).
+    ephemeron_strings: Vec<(u32, u32, u32)>,
+    ephemeron_bits: Vec<u64>,
+    /// How many WeakMap key-value pairs the ephemeron names describe.
+    pub ephemeron_pairs: u32,
     map: Option<Mmap>,
     strings_base: usize,
     string_offsets: Vec<u32>,
@@ -203,7 +274,13 @@ impl Snapshot {
             source,
         };
         let file = std::fs::File::open(path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
+        let meta = file.metadata().map_err(io)?;
+        if meta.is_dir() {
+            return Err(HeapError::Folder {
+                path: path.to_path_buf(),
+            });
+        }
+        let len = meta.len();
         if len == 0 {
             return Err(HeapError::Empty {
                 path: path.to_path_buf(),
@@ -233,6 +310,13 @@ impl Snapshot {
                     offset,
                     detail,
                 },
+                // number_records gives it a position; nothing else makes one
+                ScanError::BadField { detail, .. } => HeapError::Malformed {
+                    path: path.to_path_buf(),
+                    section: section.clone(),
+                    offset: 0,
+                    detail,
+                },
             }
         };
         let not = |detail: &str| HeapError::NotSnapshot {
@@ -240,8 +324,14 @@ impl Snapshot {
             detail: detail.to_string(),
         };
 
-        // `{"snapshot":{...}`: the header, small, read with serde.
-        let start = match scan::skip_ws(buf, 0) {
+        // `{"snapshot":{...}`: the header, small, read with serde. A UTF-8 byte-order mark
+        // before it is allowed, as DevTools allows it.
+        let bom = if buf.starts_with(b"\xEF\xBB\xBF") {
+            3
+        } else {
+            0
+        };
+        let start = match scan::skip_ws(buf, bom) {
             Ok(s) => s,
             Err(_) => return Err(HeapError::Empty { path: p() }),
         };
@@ -250,7 +340,7 @@ impl Snapshot {
         }
         let (k, value) = scan::key(buf, start + 1).map_err(|e| match e {
             ScanError::Eof => not("it ends before the 'snapshot' header"),
-            ScanError::Bad { .. } => not("it does not start with a 'snapshot' header"),
+            _ => not("it does not start with a 'snapshot' header"),
         })?;
         if k != b"snapshot" {
             return Err(not(&format!(
@@ -266,6 +356,7 @@ impl Snapshot {
             })?;
         let meta = Meta::from_raw(&header.meta)
             .map_err(|detail| HeapError::BadMeta { path: p(), detail })?;
+        let location_fields = LocationFields::of(&header.meta.location_fields);
         let nf = meta.node_fields;
         let ef = meta.edge_fields;
         // Capacity from the header, but never more than the file could hold (2 bytes a value).
@@ -297,6 +388,13 @@ impl Snapshot {
             meta,
             map: None,
             known: KnownStrings::default(),
+            node_variant: Vec::new(),
+            dom_state: Vec::new(),
+            locations: Vec::new(),
+            script_function: FxMap::default(),
+            ephemeron_strings: Vec::new(),
+            ephemeron_bits: Vec::new(),
+            ephemeron_pairs: 0,
         };
         let with_edges = need == Need::NodesAndEdges;
         if with_edges {
@@ -334,6 +432,8 @@ impl Snapshot {
                     let (t_off, n_off, i_off, s_off, c_off) =
                         (m.n_type, m.n_name, m.n_id, m.n_self, m.n_edges);
                     let types = m.node_type_names.len() as u32;
+                    let (d_off, native) = (m.n_detached, m.t_native as u32);
+                    let dom_state = &mut snap.dom_state;
                     let mut ordinal = 0usize;
                     let (end, _) = scan::number_records(
                         buf,
@@ -342,12 +442,18 @@ impl Snapshot {
                         |r| {
                             let t = r[t_off];
                             if t >= types {
-                                return Err(ScanError::Bad {
-                                    offset: 0,
+                                return Err(ScanError::BadField {
+                                    field: t_off,
                                     detail: format!(
                                         "node {ordinal} has type {t}; meta lists {types} node types"
                                     ),
                                 });
+                            }
+                            if let Some(d) = d_off
+                                && t == native
+                                && r[d] & 3 != 0
+                            {
+                                dom_state.push((ordinal as u32, (r[d] & 3) as u8));
                             }
                             snap.node_type.push(t as u8);
                             snap.node_name.push(r[n_off]);
@@ -402,11 +508,20 @@ impl Snapshot {
                         |r| {
                             let t = r[t_off];
                             let to = r[to_off] as u64;
-                            if t >= types || to % nf64 != 0 || to / nf64 >= nodes {
-                                return Err(ScanError::Bad {
-                                    offset: 0,
+                            if t >= types {
+                                return Err(ScanError::BadField {
+                                    field: t_off,
                                     detail: format!(
-                                        "edge {ordinal} (type {t}, to_node {to}) is not an edge of this snapshot ({types} edge types, {nodes} nodes of {nf} fields)"
+                                        "edge {ordinal} has type {t}; meta lists {types} edge types"
+                                    ),
+                                });
+                            }
+                            if to % nf64 != 0 || to / nf64 >= nodes {
+                                return Err(ScanError::BadField {
+                                    field: to_off,
+                                    detail: format!(
+                                        "edge {ordinal} points to to_node {to}, which is not a node: a node starts at a multiple of {nf} below {} ({nodes} nodes)",
+                                        nodes * nf64
                                     ),
                                 });
                             }
@@ -443,26 +558,106 @@ impl Snapshot {
                 b"strings" => {
                     let base = scan::skip_ws(buf, value).map_err(at("the strings array"))?;
                     snap.strings_base = base;
-                    let mut found = [None; 3];
+                    let mut known = KnownStrings::default();
+                    let mut pairs: FxMap<&[u8], u32> = FxMap::default();
+                    let mut ephemerons: Vec<(u32, u32, u32)> = Vec::new();
                     pos = scan::string_offsets(
                         buf,
                         value,
                         &mut snap.string_offsets,
-                        &[
-                            b"sloppy_function_map",
-                            b"system / NativeContext",
-                            b"(map descriptors)",
-                        ],
-                        &mut found,
+                        |i, raw| {
+                            known.note(i, raw);
+                            if let Some((dup, table)) = ephemeron_name(raw) {
+                                let next = pairs.len() as u32;
+                                let pair = *pairs.entry(dup).or_insert(next);
+                                ephemerons.push((i, pair, table));
+                            }
+                        },
                         |done| release.upto(done),
                     )
                     .map_err(at("the strings array"))?;
-                    snap.known = KnownStrings {
-                        sloppy_function_map: found[0],
-                        native_context: found[1],
-                        map_descriptors: found[2],
-                    };
+                    snap.known = known;
+                    snap.ephemeron_pairs = pairs.len() as u32;
+                    let mut bits = vec![0u64; snap.string_offsets.len().div_ceil(64)];
+                    for &(i, _, _) in &ephemerons {
+                        bits[i as usize / 64] |= 1 << (i % 64);
+                    }
+                    snap.ephemeron_bits = bits;
+                    snap.ephemeron_strings = ephemerons;
                     seen_strings = true;
+                }
+                b"locations"
+                    if seen_nodes
+                        && location_fields.is_some()
+                        && scan::skip_ws(buf, value).is_ok_and(|p| buf[p] == b'[') =>
+                {
+                    let Some(lf) = location_fields else {
+                        unreachable!("tested in the guard")
+                    };
+                    let (object, closure) = (snap.meta.t_object, snap.meta.t_closure);
+                    let types = &snap.node_type;
+                    let nodes = types.len() as u64;
+                    let nf64 = nf as u64;
+                    let mut interned: FxMap<Location, u32> = FxMap::default();
+                    let locations = &mut snap.locations;
+                    let script_function = &mut snap.script_function;
+                    let variant = &mut snap.node_variant;
+                    variant.resize(types.len(), 0);
+                    // objects of one class come in runs: the last location found saves a hash
+                    let mut previous = (
+                        Location {
+                            script: u32::MAX,
+                            line: 0,
+                            column: 0,
+                        },
+                        0u32,
+                    );
+                    let mut last_script = u32::MAX;
+                    let (end, _) = scan::number_records(
+                        buf,
+                        value,
+                        lf.count,
+                        |r| {
+                            let index = r[lf.object] as u64;
+                            if index % nf64 != 0 || index / nf64 >= nodes {
+                                return Err(ScanError::BadField {
+                                    field: lf.object,
+                                    detail: format!(
+                                        "object_index {index} is not a node: a node starts at a multiple of {nf} below {}",
+                                        nodes * nf64
+                                    ),
+                                });
+                            }
+                            let n = (index / nf64) as u32;
+                            let t = types[n as usize];
+                            if t == object {
+                                let loc = Location {
+                                    script: r[lf.script],
+                                    line: r[lf.line],
+                                    column: r[lf.column],
+                                };
+                                let i = if previous.0 == loc {
+                                    previous.1
+                                } else {
+                                    let next = locations.len() as u32;
+                                    let i = *interned.entry(loc).or_insert(next);
+                                    if i == next {
+                                        locations.push(loc);
+                                    }
+                                    previous = (loc, i);
+                                    i
+                                };
+                                variant[n as usize] = i + 1;
+                            } else if t == closure && r[lf.script] != last_script {
+                                last_script = r[lf.script];
+                                script_function.entry(last_script).or_insert(n);
+                            }
+                            Ok(())
+                        },
+                        |done| release.upto(done),
+                    )
+                    .map_err(at("the locations array"))?;
+                    pos = end;
                 }
                 // flat number arrays: one memchr for the ']'
                 b"locations" | b"samples" | b"trace_function_infos"
@@ -516,11 +711,118 @@ impl Snapshot {
                 ),
             });
         }
+        snap.mark_detached();
         snap.map = Some(map);
         if let Some(map) = &snap.map {
             Releaser::new(map).upto(map.len());
         }
         Ok(snap)
+    }
+
+    /// Natives whose DOM state says detached get the `DETACHED` variant (and no other).
+    fn mark_detached(&mut self) {
+        if self.dom_state.is_empty() {
+            return;
+        }
+        let n = self.node_count();
+        self.node_variant.resize(n, 0);
+        for v in self.node_variant.iter_mut() {
+            if *v == DETACHED {
+                *v = 0;
+            }
+        }
+        for &(v, st) in &self.dom_state {
+            if st == 2 {
+                self.node_variant[v as usize] = DETACHED;
+            }
+        }
+    }
+
+    /// DevTools' DOM state, carried through the graph (needs edges): a native object reached
+    /// from an attached one is attached; one reached only from detached ones is detached and
+    /// named `Detached ...`. Without this call only the nodes' own states count.
+    pub fn propagate_dom_state(&mut self) {
+        if self.dom_state.is_empty() || !self.has_edges() {
+            return;
+        }
+        let m = &self.meta;
+        let n = self.node_count();
+        let mut state = vec![0u8; n];
+        let mut visited = vec![false; n];
+        let mut attached: Vec<u32> = Vec::new();
+        let mut detached: Vec<u32> = Vec::new();
+        let visit = |v: u32,
+                     st: u8,
+                     state: &mut Vec<u8>,
+                     visited: &mut Vec<bool>,
+                     attached: &mut Vec<u32>,
+                     detached: &mut Vec<u32>| {
+            let v = v as usize;
+            if visited[v] {
+                return;
+            }
+            visited[v] = true;
+            if self.node_type[v] != m.t_native {
+                return; // the state is not carried through JavaScript objects
+            }
+            state[v] = st;
+            if st == 1 {
+                attached.push(v as u32);
+            } else if st == 2 {
+                detached.push(v as u32);
+            }
+        };
+        for &(v, st) in &self.dom_state {
+            visit(
+                v,
+                st,
+                &mut state,
+                &mut visited,
+                &mut attached,
+                &mut detached,
+            );
+        }
+        let carried = |t: u8| t != m.e_hidden && t != m.e_weak;
+        while let Some(v) = attached.pop() {
+            for e in self.edges(v) {
+                if carried(self.edge_type[e]) {
+                    let to = self.edge_to[e];
+                    visit(
+                        to,
+                        1,
+                        &mut state,
+                        &mut visited,
+                        &mut attached,
+                        &mut detached,
+                    );
+                }
+            }
+        }
+        while let Some(v) = detached.pop() {
+            if state[v as usize] == 1 {
+                continue;
+            }
+            for e in self.edges(v) {
+                if carried(self.edge_type[e]) {
+                    let to = self.edge_to[e];
+                    visit(
+                        to,
+                        2,
+                        &mut state,
+                        &mut visited,
+                        &mut attached,
+                        &mut detached,
+                    );
+                }
+            }
+        }
+        self.dom_state = state
+            .iter()
+            .enumerate()
+            .filter(|&(_, &st)| st != 0)
+            .map(|(v, &st)| (v as u32, st))
+            .collect();
+        self.mark_detached();
     }
 
     pub fn node_count(&self) -> usize {
@@ -550,45 +852,80 @@ impl Snapshot {
         }
     }
 
+    /// The node edge `e` comes from.
+    pub fn edge_source(&self, e: usize) -> u32 {
+        (self.first_edge.partition_point(|&f| f as usize <= e) - 1) as u32
+    }
+
     #[inline]
     pub fn edges(&self, n: u32) -> Range<usize> {
         self.first_edge[n as usize] as usize..self.first_edge[n as usize + 1] as usize
     }
 
+    /// The class key without its split: the name or the type.
     #[inline]
-    pub fn class_key(&self, n: usize) -> ClassKey {
+    fn base_class(&self, n: usize) -> u32 {
         let t = self.node_type[n];
         let m = &self.meta;
         if t == m.t_object || t == m.t_native {
             self.node_name[n]
-        } else if t == m.t_cons_string || t == m.t_sliced_string {
-            // one class for all string kinds, as DevTools shows them: (string)
-            TYPE_CLASS + m.t_string as u32
         } else {
             TYPE_CLASS + t as u32
         }
     }
 
-    /// Whether DevTools counts the node in its class aggregates: it skips zero-size nodes
-    /// other than native ones (synthetic roots, for example).
+    /// The class of node `n`.
     #[inline]
-    pub fn counted(&self, n: usize) -> bool {
-        self.node_self[n] != 0 || self.node_type[n] == self.meta.t_native
+    pub fn class_key(&self, n: usize) -> ClassKey {
+        let base = self.base_class(n) as u64;
+        match self.node_variant.get(n) {
+            Some(&v) => ((v as u64) << 32) | base,
+            None => base,
+        }
     }
 
-    /// The class name DevTools shows for a class key.
+    /// The class of every node, in node order.
+    pub fn class_keys(&self) -> impl Iterator<Item = ClassKey> + '_ {
+        (0..self.node_count()).map(move |n| self.class_key(n))
+    }
+
+    /// Whether DevTools counts the node in its class aggregates: it skips zero-size nodes
+    /// (the synthetic roots, for example).
+    #[inline]
+    pub fn counted(&self, n: usize) -> bool {
+        self.node_self[n] != 0
+    }
+
+    /// Whether the node's id was made for this one snapshot: V8 numbers heap objects with odd
+    /// ids kept for their lifetime, and gives the nodes an embedder adds (Node's
+    /// `Node / ...` objects) an even id of the moment, different in every snapshot.
+    #[inline]
+    pub fn id_is_per_snapshot(&self, n: usize) -> bool {
+        self.node_id[n] % 2 == 0
+    }
+
+    /// The class name DevTools shows for a class key (without the constructor's file:
+    /// the diff adds it where two classes share a name).
     pub fn class_name(&self, key: ClassKey) -> String {
-        if key < TYPE_CLASS {
-            return self.string(key);
+        let base = key_base(key);
+        if base < TYPE_CLASS {
+            let name = self.string(base);
+            return if key_variant(key) == DETACHED {
+                format!("Detached {name}")
+            } else {
+                name
+            };
         }
-        let t = (key - TYPE_CLASS) as u8;
+        let t = (base - TYPE_CLASS) as u8;
         let m = &self.meta;
         if t == m.t_hidden {
             "(system)".into()
         } else if t == m.t_code {
             "(compiled code)".into()
-        } else if t == m.t_string || t == m.t_cons_string || t == m.t_sliced_string {
-            "(string)".into()
+        } else if t == m.t_closure {
+            "Function".into()
+        } else if t == m.t_regexp {
+            "RegExp".into()
         } else {
             let name = m
                 .node_type_names
@@ -596,6 +933,138 @@ impl Snapshot {
                 .map_or("unknown", String::as_str);
             format!("({name})")
         }
+    }
+
+    /// The constructor location that splits a class, if any.
+    pub fn class_location(&self, key: ClassKey) -> Option<Location> {
+        match key_variant(key) {
+            0 | DETACHED => None,
+            v => self.locations.get(v as usize - 1).copied(),
+        }
+    }
+
+    /// The name of the script with V8 id `script` (a file path or URL), found through a
+    /// function defined in it (`shared` -> `script_or_debug_info`); needs edges.
+    pub fn script_name(&self, script: u32) -> Option<String> {
+        let &f = self.script_function.get(&script)?;
+        if !self.has_edges() {
+            return None;
+        }
+        let shared = self.edge_target_named(f, b"shared")?;
+        let target = self
+            .edge_target_named(shared, b"script_or_debug_info")
+            .or_else(|| self.edge_target_named(shared, b"script"))?;
+        let name = self.string(self.node_name[target as usize]);
+        let name = name.strip_prefix("system / Script / ").unwrap_or(&name);
+        (!name.is_empty() && !name.starts_with("system / ")).then(|| name.to_string())
+    }
+
+    /// The node a non-index edge named `name` of `n` leads to.
+    pub fn edge_target_named(&self, n: u32, name: &[u8]) -> Option<u32> {
+        self.edges(n)
+            .find(|&e| {
+                !self.meta.edge_has_index(self.edge_type[e])
+                    && self.string_is(self.edge_name[e], name)
+            })
+            .map(|e| self.edge_to[e])
+    }
+
+    /// Whether string `i` is `text` (compared raw, as stored).
+    pub fn string_is(&self, i: u32, text: &[u8]) -> bool {
+        let (Some(&off), Some(map)) = (self.string_offsets.get(i as usize), &self.map) else {
+            return false;
+        };
+        let start = self.strings_base + off as usize;
+        map.get(start..start + text.len()) == Some(text)
+            && map.get(start + text.len()) == Some(&b'"')
+    }
+
+    /// Whether string `i` is a whole number (a Map or Set table's entry edge).
+    pub fn string_is_digits(&self, i: u32) -> bool {
+        let (Some(&off), Some(map)) = (self.string_offsets.get(i as usize), &self.map) else {
+            return false;
+        };
+        let rest = &map[self.strings_base + off as usize..];
+        let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        digits > 0 && rest.get(digits) == Some(&b'"')
+    }
+
+    /// For an edge named like a WeakMap entry (`<n> / part of key (...) -> value (...) pair
+    /// in WeakMap (table @<id>)`): the pair it belongs to and the table's node id.
+    #[inline]
+    pub fn ephemeron(&self, name: u32) -> Option<(u32, u32)> {
+        let bit = self
+            .ephemeron_bits
+            .get(name as usize / 64)
+            .is_some_and(|w| w & (1 << (name % 64)) != 0);
+        if !bit {
+            return None;
+        }
+        let i = self
+            .ephemeron_strings
+            .binary_search_by_key(&name, |e| e.0)
+            .ok()?;
+        let (_, pair, table) = self.ephemeron_strings[i];
+        Some((pair, table))
+    }
+
+    /// Whether edge `e` from node `from` is the one DevTools leaves out of dominators
+    /// for a WeakMap value: the table's edge (the key's edge keeps the value).
+    #[inline]
+    pub fn is_weakmap_table_edge(&self, from: usize, e: usize) -> bool {
+        self.edge_type[e] == self.meta.e_internal
+            && self
+                .ephemeron(self.edge_name[e])
+                .is_some_and(|(_, table)| table == self.node_id[from])
+    }
+
+    /// DevTools' name for a plain `Object` (`{socket, started, log}`): its first and last
+    /// property names, as many as fit in about 100 characters. Other nodes: their class.
+    pub fn plain_object_name(&self, n: u32) -> Option<String> {
+        let m = &self.meta;
+        if self.node_type[n as usize] != m.t_object
+            || !self.string_is(self.node_name[n as usize], b"Object")
+            || !self.has_edges()
+        {
+            return None;
+        }
+        let props: Vec<String> = self
+            .edges(n)
+            .filter(|&e| self.edge_type[e] == m.e_property)
+            .map(|e| self.string(self.edge_name[e]))
+            .filter(|name| name != "__proto__")
+            .map(|name| format_property_name(&name))
+            .collect();
+        let (mut start, mut end) = (String::from("{"), String::from("}"));
+        let (mut lo, mut hi) = (0usize, props.len());
+        let mut from_end = false;
+        while lo < hi {
+            let name = if from_end { &props[hi - 1] } else { &props[lo] };
+            if start.len() > 1 && start.len() + end.len() + name.len() > 100 {
+                break;
+            }
+            if from_end {
+                hi -= 1;
+                if end.len() > 1 {
+                    end.insert_str(0, ", ");
+                }
+                end.insert_str(0, name);
+            } else {
+                lo += 1;
+                if start.len() > 1 {
+                    start.push_str(", ");
+                }
+                start.push_str(name);
+            }
+            from_end = !from_end;
+        }
+        if lo < hi {
+            start.push_str(", …");
+        }
+        if end.len() > 1 {
+            start.push_str(", ");
+        }
+        Some(start + &end)
     }
 
     /// Whether a node reads by its own name on a path (objects, closures, arrays, roots),
@@ -628,7 +1097,12 @@ impl Snapshot {
                 format!("{name}()")
             }
         } else {
-            self.string(self.node_name[n])
+            // V8 names a global object `global / <url>`: without a URL, just `global`
+            let name = self.string(self.node_name[n]);
+            match name.trim_end().strip_suffix(" /") {
+                Some(bare) if !bare.is_empty() => bare.to_string(),
+                _ => name,
+            }
         }
     }
 
@@ -647,12 +1121,61 @@ impl Snapshot {
     }
 }
 
-/// String indexes of names that DevTools' distance rules test.
+/// String indexes of names that DevTools' rules test, noted while the strings are scanned.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct KnownStrings {
     pub sloppy_function_map: Option<u32>,
     pub native_context: Option<u32>,
     pub map_descriptors: Option<u32>,
+    pub table: Option<u32>,
+    pub object: Option<u32>,
+}
+
+impl KnownStrings {
+    fn note(&mut self, i: u32, raw: &[u8]) {
+        let slot = match raw {
+            b"sloppy_function_map" => &mut self.sloppy_function_map,
+            b"system / NativeContext" => &mut self.native_context,
+            b"(map descriptors)" => &mut self.map_descriptors,
+            b"table" => &mut self.table,
+            b"Object" => &mut self.object,
+            _ => return,
+        };
+        slot.get_or_insert(i);
+    }
+}
+
+/// `"3 / part of key (Key @7) -> value (Val @9) pair in WeakMap (table @11)"`: the part
+/// after the number (the same in the table's and the key's edge of one pair) and the
+/// table's id. DevTools' pattern, read from the end.
+fn ephemeron_name(raw: &[u8]) -> Option<(&[u8], u32)> {
+    let digits = raw.iter().take_while(|b| b.is_ascii_digit()).count();
+    if digits == 0 || raw.len() < 60 || raw.last() != Some(&b')') {
+        return None;
+    }
+    let rest = &raw[digits..];
+    if !rest.starts_with(b" / part of key (") {
+        return None;
+    }
+    const TABLE: &[u8] = b") pair in WeakMap (table @";
+    let at = memchr::memmem::rfind(rest, TABLE)?;
+    let id = &rest[at + TABLE.len()..rest.len() - 1];
+    if id.is_empty() || !id.iter().all(u8::is_ascii_digit) || id.len() > 10 {
+        return None;
+    }
+    memchr::memmem::find(&rest[..at], b") -> value (")?;
+    let table = std::str::from_utf8(id).ok()?.parse::<u32>().ok()?;
+    Some((rest, table))
+}
+
+/// A property name as DevTools writes it in a plain object's name: quoted when it holds a
+/// comma, a quote or a brace.
+fn format_property_name(name: &str) -> String {
+    if name.contains([',', '\'', '"', '{', '}']) {
+        serde_json::to_string(name).unwrap_or_else(|_| name.to_string())
+    } else {
+        name.to_string()
+    }
 }
 
 /// Gives decoded pages of the map back to the kernel, so a big file does not stay in RSS.

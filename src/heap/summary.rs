@@ -1,16 +1,16 @@
 //! `memwatch heap summary`: per class, count, self size and retained size, as DevTools'
 //! Summary view.
 
-use super::classes::ClassSlots;
+use super::classes::{ClassSlots, split_names};
 use super::error::Result;
 use super::graph::Dominators;
-use super::snapshot::{Need, Snapshot};
+use super::snapshot::{Location, Need, Snapshot};
 use serde::Serialize;
 use std::path::Path;
 
 #[derive(Debug, Clone)]
 pub struct SummaryOptions {
-    /// Rows kept (largest retained size first); 0 keeps all.
+    /// Rows the text shows (largest retained size first); 0 shows all. The JSON has all.
     pub top: usize,
 }
 
@@ -24,13 +24,16 @@ impl Default for SummaryOptions {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ClassSummary {
     pub class: String,
-    /// Objects of the class (DevTools leaves out zero-size non-native nodes).
+    /// Objects of the class (DevTools leaves out zero-size nodes).
     pub count: u64,
     /// Sum of their self sizes.
     pub self_size: u64,
     /// Memory freed if all of them went: the sum of the retained sizes of the objects of the
     /// class that no other object of the class dominates.
     pub retained_size: u64,
+    /// Where the constructor is defined (`file:line:column`, 1-based), for classes split by it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -42,11 +45,16 @@ pub struct HeapSummary {
     /// Retained size of the root: everything reachable.
     pub total_size: u64,
     pub classes: u64,
+    /// Every class, the largest retained size first.
     pub rows: Vec<ClassSummary>,
+    /// Rows the text shows (`--top`; 0: all).
+    #[serde(skip)]
+    pub top: usize,
 }
 
 pub fn summarize_file(path: &Path, opts: &SummaryOptions) -> Result<HeapSummary> {
-    let s = Snapshot::open(path, Need::NodesAndEdges)?;
+    let mut s = Snapshot::open(path, Need::NodesAndEdges)?;
+    s.propagate_dom_state();
     Ok(summarize(&s, opts))
 }
 
@@ -54,7 +62,7 @@ pub fn summarize(s: &Snapshot, opts: &SummaryOptions) -> HeapSummary {
     let n = s.node_count();
     let dom = Dominators::compute(s);
     let mut slots = ClassSlots::new(s);
-    let class: Vec<u32> = (0..n).map(|v| slots.slot(s.class_key(v)) as u32).collect();
+    let class: Vec<u32> = s.class_keys().map(|k| slots.slot(k) as u32).collect();
     let k = slots.len();
     let mut count = vec![0u64; k];
     let mut self_size = vec![0u64; k];
@@ -65,13 +73,20 @@ pub fn summarize(s: &Snapshot, opts: &SummaryOptions) -> HeapSummary {
         }
     }
     let retained = class_retained(s, &dom, &class, k);
+    let keys: Vec<(String, Option<Location>)> = slots
+        .keys
+        .iter()
+        .map(|&key| (s.class_name(key), s.class_location(key)))
+        .collect();
+    let (names, locations) = split_names(&keys, Some(s));
     let mut rows: Vec<ClassSummary> = (0..k)
         .filter(|&c| count[c] > 0)
         .map(|c| ClassSummary {
-            class: s.class_name(slots.keys[c]),
+            class: names[c].clone(),
             count: count[c],
             self_size: self_size[c],
             retained_size: retained[c],
+            location: locations[c].clone(),
         })
         .collect();
     rows.sort_by(|a, b| {
@@ -81,10 +96,8 @@ pub fn summarize(s: &Snapshot, opts: &SummaryOptions) -> HeapSummary {
             .then(a.class.cmp(&b.class))
     });
     let classes = rows.len() as u64;
-    if opts.top > 0 {
-        rows.truncate(opts.top);
-    }
     HeapSummary {
+        top: opts.top,
         file: s.path.display().to_string(),
         file_bytes: s.file_bytes,
         nodes: n as u64,

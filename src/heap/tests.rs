@@ -148,7 +148,11 @@ fn meta_with_extra_and_reordered_fields() {
     assert_eq!(s.node_id, vec![1, 5, 7]);
     assert_eq!(s.node_self, vec![0, 48, 12]);
     assert_eq!(s.class_name(s.class_key(1)), "Leaky");
-    assert_eq!(s.class_name(s.class_key(2)), "(closure)");
+    assert_eq!(
+        s.class_name(s.class_key(2)),
+        "Function",
+        "DevTools' name for closures"
+    );
     assert_eq!(s.display_name(2), "foo()");
     assert_eq!(s.edge_to, vec![2, 1, 1]);
     assert_eq!(s.edge_label(0), "[2]");
@@ -224,7 +228,7 @@ fn diff_matches_objects_by_id() {
         Snapshot::open(a.path(), Need::Nodes).unwrap(),
         Snapshot::open(b.path(), Need::NodesAndEdges).unwrap(),
     ];
-    let d = diff_snapshots(&snaps, &DiffOptions::default());
+    let d = diff_snapshots(snaps, &DiffOptions::default());
     let foo = d.rows.iter().find(|r| r.class == "Foo").unwrap();
     assert_eq!(
         (foo.new_count, foo.deleted_count, foo.delta_count),
@@ -242,8 +246,21 @@ fn diff_matches_objects_by_id() {
     assert_eq!(d.rows[0].class, "Foo", "largest size delta first");
     assert_eq!(d.classes_changed, 2);
     assert_eq!(d.common_count, 4, "global, Array, its elements, Foo 21");
+    // The leak roots: the two new Foo objects (the array that holds them is old), then the
+    // new Bar, whose class was only replaced (churn) and comes after.
+    let roots: Vec<(&str, u64, u64)> = d
+        .leak_roots
+        .iter()
+        .map(|g| (g.class.as_str(), g.count, g.retained_size))
+        .collect();
+    assert_eq!(roots, vec![("Foo", 2, 200), ("Bar", 1, 24)]);
+    assert_eq!(d.leak_roots[0].held_by.as_deref(), Some("list"));
+    assert_eq!(d.leak_roots[1].deleted_count, 1);
+    assert_eq!(
+        d.headline.as_deref(),
+        Some("+2 Foo retaining 200 B, held by list")
+    );
     // the path to the two new Foo objects, indexes differ
-    assert_eq!(d.paths.len(), 1);
     let p = &d.paths[0];
     assert_eq!(
         (p.class.as_str(), p.new_objects, p.unreachable),
@@ -253,20 +270,33 @@ fn diff_matches_objects_by_id() {
     assert_eq!(p.groups[0].count, 2);
     assert_eq!(p.groups[0].text, "global -> list -> elements -> […] (Foo)");
     assert!(d.grew_every_step.is_none());
+    // the text starts with the headline
+    let text = d.to_string();
+    assert!(
+        text.starts_with("+2 Foo retaining 200 B, held by list\n\nHeap diff of 2 snapshots"),
+        "{text}"
+    );
     // the short forms for a live run's summary and a CI step summary
     let brief = d.brief(5);
-    assert!(brief.starts_with("Class  # New  # Deleted  # Delta  Size Delta\nFoo        2          1       +1      +100 B\n"), "{brief}");
     assert!(
-        brief.contains("2 of 2 new Foo: global -> list -> elements -> […] (Foo)"),
+        brief.starts_with("2 of 2 Foo roots: global -> list -> elements -> […] (Foo)\n"),
+        "{brief}"
+    );
+    assert!(
+        brief.contains("Class  # New  # Deleted  # Delta  Size Delta\nFoo        2          1       +1      +100 B\n"),
         "{brief}"
     );
     let md = d.markdown(5);
+    assert!(
+        md.starts_with("**+2 Foo retaining 200 B, held by list**"),
+        "{md}"
+    );
     assert!(
         md.contains("| `Foo` | 2 | 1 | +1 | 200 B | 100 B | +100 B |"),
         "{md}"
     );
     assert!(
-        md.contains("2 of 2 new `Foo` held by: `global -> list -> elements -> […] (Foo)`"),
+        md.contains("2 of 2 `Foo` roots held by: `global -> list -> elements -> […] (Foo)`"),
         "{md}"
     );
 }
@@ -304,7 +334,7 @@ fn three_snapshots_flag_steady_growth_and_survivors() {
         Snapshot::open(b.path(), Need::Nodes).unwrap(),
         Snapshot::open(c.path(), Need::NodesAndEdges).unwrap(),
     ];
-    let d = diff_snapshots(&snaps, &DiffOptions::default());
+    let d = diff_snapshots(snaps, &DiffOptions::default());
     let grew = d.grew_every_step.unwrap();
     assert_eq!(grew.len(), 1);
     assert_eq!(grew[0].class, "Foo");
@@ -338,9 +368,9 @@ fn weak_edges_do_not_retain() {
     let (_f, s) = open(&text(&nodes), Need::NodesAndEdges);
     let s = s.unwrap();
     let reach = Reach::compute(&s);
-    assert_eq!(reach.distance[7], super::graph::NONE);
-    assert_eq!(reach.distance[6], 4);
-    assert_eq!(reach.distance[1], 1);
+    assert_eq!(reach.distance(0, 7), None);
+    assert_eq!(reach.distance(0, 6), Some(4));
+    assert_eq!(reach.distance(0, 1), Some(1));
     let dom = Dominators::compute(&s);
     // the weakly held object is an orphan: the root dominates it
     assert_eq!(dom.idom[7], 0);
@@ -429,7 +459,7 @@ fn deep_chains_need_no_stack() {
     assert_eq!(dom.retained[0], 8 * n as u64);
     assert_eq!(dom.idom[n - 1], (n - 2) as u32);
     let reach = Reach::compute(&s);
-    assert_eq!(reach.distance[n - 1], (n - 1) as u32);
+    assert_eq!(reach.distance(0, (n - 1) as u32), Some((n - 1) as u32));
 }
 
 #[test]
@@ -584,7 +614,217 @@ fn every_truncation_and_many_corruptions_are_errors_not_panics() {
         if let Ok(s) = s {
             let _ = summarize(&s, &SummaryOptions::default());
             let (_g, older) = open(&good, Need::Nodes);
-            let _ = diff_snapshots(&[older.unwrap(), s], &DiffOptions::default());
+            let _ = diff_snapshots(vec![older.unwrap(), s], &DiffOptions::default());
         }
     }
+}
+
+/// `text(nodes)` with constructor locations: `(node position, script, line, column)`.
+fn text_with_locations(nodes: &[N], locations: &[(usize, u32, u32, u32)]) -> String {
+    let list: Vec<String> = locations
+        .iter()
+        .map(|(n, script, line, col)| format!("{},{script},{line},{col}", n * 7))
+        .collect();
+    text(nodes)
+        .replace(
+            r#""location_fields":[]"#,
+            r#""location_fields":["object_index","script_id","line","column"]"#,
+        )
+        .replace(
+            r#""locations":[]"#,
+            &format!(r#""locations":[{}]"#, list.join(",")),
+        )
+}
+
+fn read(text: &str) -> (tempfile::NamedTempFile, Snapshot) {
+    let (f, s) = open(text, Need::NodesAndEdges);
+    (f, s.unwrap())
+}
+
+/// root -> global -> {wm: WeakMap -table-> T, keys: K}; T and K both point to V with the
+/// ephemeron names V8 writes.
+fn weakmap_graph() -> Vec<N> {
+    const FROM_TABLE: &str =
+        "1 / part of key (Key @201) -> value (Val @301) pair in WeakMap (table @101)";
+    const FROM_KEY: &str =
+        "3 / part of key (Key @201) -> value (Val @301) pair in WeakMap (table @101)";
+    vec![
+        N("synthetic", "", 1, 0, vec![E("shortcut", "1", 1)]),
+        N(
+            "object",
+            "global",
+            3,
+            40,
+            vec![E("property", "wm", 2), E("property", "keys", 4)],
+        ),
+        N("object", "WeakMap", 5, 32, vec![E("internal", "table", 3)]),
+        N("array", "", 101, 64, vec![E("internal", FROM_TABLE, 5)]),
+        N("object", "Key", 201, 16, vec![E("internal", FROM_KEY, 5)]),
+        N("object", "Val", 301, 100, vec![]),
+    ]
+}
+
+#[test]
+fn a_weakmap_value_is_dominated_by_its_key_not_the_table() {
+    let (_f, s) = read(&text(&weakmap_graph()));
+    assert_eq!(s.ephemeron_pairs, 1, "both edge names are one pair");
+    let dom = Dominators::compute(&s);
+    assert_eq!(dom.idom[5], 4, "the key dominates the value");
+    assert_eq!(dom.retained[4], 116);
+    assert_eq!(dom.retained[3], 64, "the table keeps only itself");
+    // distances: the first edge of the pair met is skipped (the key's, at 2), so the value
+    // is reached by the second (the table's, at 3): the larger of the two, as DevTools
+    let reach = Reach::compute(&s);
+    assert_eq!(reach.distance(0, 5), Some(4));
+    let sum = summarize(&s, &SummaryOptions { top: 0 });
+    let key = sum.rows.iter().find(|r| r.class == "Key").unwrap();
+    assert_eq!(key.retained_size, 116);
+}
+
+#[test]
+fn map_entries_are_one_step_and_one_group() {
+    let entry_nodes = |ids: &[u32]| {
+        let mut nodes = vec![
+            N("synthetic", "", 1, 0, vec![E("shortcut", "1", 1)]),
+            N("object", "global", 3, 40, vec![E("property", "cache", 2)]),
+            N("object", "Map", 5, 32, vec![E("internal", "table", 3)]),
+        ];
+        let edges: Vec<E> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, _)| E("internal", ["5", "9", "13"][i], 4 + i))
+            .collect();
+        nodes.push(N("array", "", 7, 64, edges));
+        for &id in ids {
+            nodes.push(N("object", "Entry", id, 24, vec![]));
+        }
+        nodes
+    };
+    let a = file(&text(&entry_nodes(&[21])));
+    let b = file(&text(&entry_nodes(&[21, 23, 25])));
+    let d =
+        super::diff_files(&[a.path().into(), b.path().into()], &DiffOptions::default()).unwrap();
+    let g = &d.leak_roots[0];
+    assert_eq!((g.class.as_str(), g.count), ("Entry", 2));
+    assert_eq!(g.held_by.as_deref(), Some("cache"));
+    assert_eq!(g.paths.len(), 1, "{:?}", g.paths);
+    assert_eq!(g.paths[0].count, 2);
+    assert_eq!(g.paths[0].text, "global -> cache -> (Map entries) (Entry)");
+}
+
+#[test]
+fn embedder_objects_are_compared_by_count_not_by_id() {
+    // even ids: made for each snapshot
+    let nodes = |natives: &[u32]| {
+        let mut nodes = vec![N(
+            "synthetic",
+            "",
+            1,
+            0,
+            (0..natives.len())
+                .map(|i| E("element", Box::leak(i.to_string().into_boxed_str()), 1 + i))
+                .collect(),
+        )];
+        for &id in natives {
+            nodes.push(N("native", "Node / ZlibContext", id, 200, vec![]));
+        }
+        nodes
+    };
+    let a = file(&text(&nodes(&[1000, 1002])));
+    let b = file(&text(&nodes(&[2000, 2002, 2004])));
+    let d =
+        super::diff_files(&[a.path().into(), b.path().into()], &DiffOptions::default()).unwrap();
+    assert!(d.rows.is_empty(), "{:?}", d.rows);
+    assert_eq!(d.embedder.len(), 1);
+    let e = &d.embedder[0];
+    assert_eq!(
+        (e.first_count, e.last_count, e.count_delta, e.size_delta),
+        (2, 3, 1, 200)
+    );
+}
+
+#[test]
+fn constructors_of_one_name_in_two_places_are_two_classes() {
+    let nodes = vec![
+        N(
+            "synthetic",
+            "",
+            1,
+            0,
+            vec![
+                E("element", "1", 1),
+                E("element", "2", 2),
+                E("element", "3", 3),
+            ],
+        ),
+        N("object", "Client", 3, 40, vec![]),
+        N("object", "Client", 5, 40, vec![]),
+        N("object", "Client", 7, 48, vec![]),
+    ];
+    let t = text_with_locations(&nodes, &[(1, 4, 10, 2), (2, 4, 10, 2), (3, 9, 0, 0)]);
+    let (_f, s) = read(&t);
+    let sum = summarize(&s, &SummaryOptions { top: 0 });
+    let mut clients: Vec<(String, u64, Option<String>)> = sum
+        .rows
+        .iter()
+        .filter(|r| r.class.starts_with("Client"))
+        .map(|r| (r.class.clone(), r.count, r.location.clone()))
+        .collect();
+    clients.sort();
+    assert_eq!(
+        clients,
+        vec![
+            (
+                "Client (script 4:11)".to_string(),
+                2,
+                Some("script 4:11:3".to_string())
+            ),
+            (
+                "Client (script 9:1)".to_string(),
+                1,
+                Some("script 9:1:1".to_string())
+            ),
+        ]
+    );
+}
+
+#[test]
+fn a_detached_native_is_named_so() {
+    // detachedness 2 on the native: DevTools calls it "Detached ..."
+    let t = text(&[
+        N("synthetic", "", 1, 0, vec![E("element", "1", 1)]),
+        N("native", "Node / BindingData", 4, 96, vec![]),
+    ]);
+    let at = t.find("\"nodes\":[").unwrap();
+    let nodes_end = at + t[at..].find(']').unwrap();
+    let body = t[at..nodes_end].to_string();
+    let detached = body
+        .rsplit_once(",0")
+        .map(|(a, b)| format!("{a},2{b}"))
+        .unwrap();
+    let t = t.replace(&body, &detached);
+    let (_f, s) = read(&t);
+    assert_eq!(s.class_name(s.class_key(1)), "Detached Node / BindingData");
+}
+
+#[test]
+fn errors_name_the_byte_and_a_byte_order_mark_is_read() {
+    let good = text(&leak(&[21], 11));
+    let with_bom = format!("\u{feff}{good}");
+    let (_f, s) = open(&with_bom, Need::NodesAndEdges);
+    assert_eq!(s.unwrap().node_count(), 7);
+    // an edge type out of range: the byte of the type, not of the to_node
+    let at = good.find("\"edges\":[").unwrap() + 9;
+    let bad = format!("{}9{}", &good[..at], &good[at + 1..]);
+    let e = err(&bad);
+    assert!(
+        e.contains(&format!("at byte {at}:")) && e.contains("has type 9"),
+        "{e}"
+    );
+    // a folder
+    let dir = tempfile::tempdir().unwrap();
+    let e = Snapshot::open(dir.path(), Need::Nodes)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("is a folder"), "{e}");
 }

@@ -301,6 +301,13 @@ pub struct DumpSummary {
     pub bytes: u64,
     pub started_s: f64,
     pub completed_s: Option<f64>,
+    /// How it was taken: `signal` (a file the target wrote on a signal) or `inspector`
+    /// (`--heap-snapshots` through the runtime).
+    pub via: &'static str,
+    /// What it cost the target: its RSS in the last sample before the dump started, and the
+    /// highest RSS while it was written (`null` without samples there).
+    pub rss_before_bytes: Option<u64>,
+    pub rss_peak_bytes: Option<u64>,
 }
 
 impl From<&crate::dump::Dump> for DumpSummary {
@@ -310,6 +317,9 @@ impl From<&crate::dump::Dump> for DumpSummary {
             bytes: d.bytes,
             started_s: d.started_s,
             completed_s: d.completed_s,
+            via: "signal",
+            rss_before_bytes: None,
+            rss_peak_bytes: None,
         }
     }
 }

@@ -23,6 +23,10 @@ pub fn notice(message: &str) {
 /// says, up to the verdict.
 pub fn story(end: &RunEnd<'_>) {
     let s = end.summary;
+    // What leaks and what holds it, when heap snapshots say it: the first line.
+    if let Some(headline) = s.heap_diff.as_ref().and_then(|d| d.headline.as_ref()) {
+        eprintln!("memwatch: {}", Printable(headline));
+    }
     for note in &s.story.notes {
         eprintln!("memwatch: {}", Printable(note));
     }

@@ -69,7 +69,7 @@ fn diff_names_the_leak_its_exact_count_the_churn_and_the_retaining_path() {
     let files = snapshots(dir.path(), 2, 2000, 500);
     let mut args = vec!["diff"];
     args.extend(paths(&files));
-    args.extend(["--top", "0", "--json"]);
+    args.extend(["--top", "0", "--json", "-"]);
     let d = json(&heap(dir.path(), &args));
 
     let top = &d["rows"][0];
@@ -104,12 +104,39 @@ fn diff_names_the_leak_its_exact_count_the_churn_and_the_retaining_path() {
     );
     assert!(text.ends_with("(Client)"), "{text}");
 
-    // The same as text: an aligned table and the path.
-    let out = heap(dir.path(), &args[..args.len() - 1]);
+    // The leak roots: the clients, each retaining its name and number, held by the array in
+    // the listener's closure; the churned sessions come after (replaced, not grown).
+    let root = &d["leak_roots"][0];
+    assert_eq!(root["class"], "Client", "{:#}", d["leak_roots"]);
+    assert_eq!(root["count"], 2000);
+    assert!(
+        root["retained_size"].as_u64().unwrap() > top["alloc_size"].as_u64().unwrap(),
+        "{root}"
+    );
+    assert_eq!(root["held_by"], "clients via cleanup() (SIGINT listener)");
+    let headline = d["headline"].as_str().unwrap();
+    assert!(
+        headline.starts_with("+2,000 Client retaining ")
+            && headline.ends_with(", held by clients via cleanup() (SIGINT listener)"),
+        "{headline}"
+    );
+    let sessions = d["leak_roots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|g| g["class"] == "Session")
+        .expect("the new sessions are leak roots too");
+    assert!(sessions > 0);
+    assert_eq!(d["leak_roots"][sessions]["deleted_count"], 500);
+
+    // The same as text: the headline first, then aligned tables and the path.
+    let out = heap(dir.path(), &args[..args.len() - 2]);
     assert_eq!(out.status.code(), Some(0));
     let text_out = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text_out.lines().next(), Some(headline), "{text_out}");
     let header = text_out
         .lines()
+        .skip_while(|l| !l.starts_with("By class"))
         .find(|l| l.starts_with("Class"))
         .expect("a table header");
     for col in [
@@ -122,7 +149,11 @@ fn diff_names_the_leak_its_exact_count_the_churn_and_the_retaining_path() {
     ] {
         assert!(header.contains(col), "{header}");
     }
-    let client_line = text_out.lines().find(|l| l.starts_with("Client ")).unwrap();
+    let client_line = text_out
+        .lines()
+        .skip_while(|l| !l.starts_with("By class"))
+        .find(|l| l.starts_with("Client "))
+        .unwrap();
     assert_eq!(
         client_line.len(),
         header.len(),
@@ -139,7 +170,7 @@ fn three_snapshots_flag_the_class_that_grew_in_every_step() {
     let files = snapshots(dir.path(), 3, 1000, 300);
     let mut args = vec!["diff"];
     args.extend(paths(&files));
-    args.push("--json");
+    args.extend(["--json", "-"]);
     let d = json(&heap(dir.path(), &args));
     let grew = d["grew_every_step"].as_array().unwrap();
     let client = grew
@@ -158,6 +189,23 @@ fn three_snapshots_flag_the_class_that_grew_in_every_step() {
     );
     assert_eq!(d["rows"][0]["class"], "Client");
     assert_eq!(d["rows"][0]["new_count"], 2000);
+    // The text: one column a step, aligned.
+    let out = heap(dir.path(), &args[..args.len() - 2]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let table: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Grew in every step"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(
+        table[0].starts_with("Class ")
+            && table[0].ends_with("# Delta 1  # Delta 2  Size Delta 1  Size Delta 2"),
+        "{text}"
+    );
+    let client = table.iter().find(|l| l.starts_with("Client ")).unwrap();
+    assert_eq!(client.len(), table[0].len(), "{text}");
+    assert!(client.contains("+1,000     +1,000"), "{client}");
 }
 
 #[test]
@@ -173,6 +221,7 @@ fn summary_gives_count_self_and_retained_size_per_class() {
             "--top",
             "0",
             "--json",
+            "-",
         ],
     ));
     let client = row(&s["rows"], "Client");
@@ -188,7 +237,7 @@ fn summary_gives_count_self_and_retained_size_per_class() {
     );
     assert!(s["total_size"].as_u64().unwrap() > retained);
     for class in [
-        "(closure)",
+        "Function",
         "(string)",
         "system / Context",
         "(compiled code)",

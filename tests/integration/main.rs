@@ -4,6 +4,7 @@
 mod bad_input;
 mod gate;
 mod heap;
+mod heap_leaks;
 mod honest;
 mod honest_figures;
 mod managed_heap;
