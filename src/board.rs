@@ -40,10 +40,9 @@ pub enum UnitKey {
 pub struct Judgement {
     pub verdict: Verdict,
     pub pattern: Pattern,
-    pub slope_bytes_per_s: f64,
-    pub slope_pct_per_hour: f64,
-    pub growth_bytes: f64,
-    pub p_value: f64,
+    /// `None` when the analyser had no slope (too few samples, or inconclusive).
+    pub slope_bytes_per_s: Option<f64>,
+    pub p_value: Option<f64>,
     /// When it was judged, seconds on the run's clock.
     pub at_s: f64,
 }
@@ -54,8 +53,6 @@ impl Judgement {
             verdict: a.verdict,
             pattern: a.pattern,
             slope_bytes_per_s: a.slope_bytes_per_s,
-            slope_pct_per_hour: a.slope_pct_per_hour,
-            growth_bytes: a.growth_bytes,
             p_value: a.p_value,
             at_s,
         }
@@ -143,7 +140,7 @@ impl Unit {
     /// they gained since first read.
     fn rank_key(&self) -> (bool, f64) {
         match self.judged {
-            Some(j) if j.verdict == Verdict::Growing => (true, j.slope_bytes_per_s),
+            Some(j) if j.verdict == Verdict::Growing => (true, j.slope_bytes_per_s.unwrap_or(0.0)),
             _ => (
                 false,
                 self.growth_bytes() as f64 / self.watched_s().max(1.0),
@@ -537,7 +534,10 @@ impl Board {
             let growing = |x: &Analysis| x.verdict == Verdict::Growing;
             growing(&b.1)
                 .cmp(&growing(&a.1))
-                .then(b.1.slope_bytes_per_s.total_cmp(&a.1.slope_bytes_per_s))
+                .then({
+                    let slope = |x: &Analysis| x.slope_bytes_per_s.unwrap_or(f64::NEG_INFINITY);
+                    slope(&b.1).total_cmp(&slope(&a.1))
+                })
         });
         out
     }
@@ -606,7 +606,8 @@ mod tests {
         let leaky = b.unit(ids[0]).expect("unit");
         let j = leaky.judged.expect("judged");
         assert_eq!(j.verdict, Verdict::Growing);
-        assert!((j.slope_bytes_per_s - MIB as f64).abs() < 0.01 * MIB as f64);
+        let slope = j.slope_bytes_per_s.expect("a growing unit has a slope");
+        assert!((slope - MIB as f64).abs() < 0.01 * MIB as f64);
         assert_eq!(
             b.unit(ids[1]).and_then(|u| u.judged).map(|j| j.verdict),
             Some(Verdict::Stable)

@@ -235,13 +235,13 @@ mod tests {
             .collect();
         let raw = crate::analyze::analyze(&raw_t, &raw_v, &[], &th);
         assert_eq!(compact.verdict, raw.verdict);
-        let rel = (compact.slope_bytes_per_s - raw.slope_bytes_per_s).abs() / raw.slope_bytes_per_s;
-        assert!(
-            rel < 0.05,
-            "{} vs {}",
-            compact.slope_bytes_per_s,
-            raw.slope_bytes_per_s
-        );
+        let (Some(compact_slope), Some(raw_slope)) =
+            (compact.slope_bytes_per_s, raw.slope_bytes_per_s)
+        else {
+            panic!("both judged: {compact:?} vs {raw:?}");
+        };
+        let rel = (compact_slope - raw_slope).abs() / raw_slope;
+        assert!(rel < 0.05, "{compact_slope} vs {raw_slope}");
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! file is the only I/O, in `Baseline::load`). See `docs/ci.md`.
 //!
 //! What each limit is checked against (all on the judged metric, RSS by default):
-//! - `max-rss`: `peak_bytes`, the highest value of the whole run (warm-up included);
+//! - `max-rss`: `peak_bytes`, the highest value of the whole run (warm-up included): a hard
+//!   limit that needs no trend, checked whatever the verdict;
 //! - `max-growth`: `growth_bytes`, the rise of the floor over the analysed window (slope times
 //!   the window's length). A percentage is of the floor at the window's start (the fitted
 //!   trend's `v0`), or of `start_bytes` when there is no trend;
@@ -12,11 +13,15 @@
 //! - baseline: slope and peak against an earlier run's summary.json, with a tolerance;
 //! - `min-time-to-limit` (`--cgroup`): the time until the cgroup's memory reaches its limit
 //!   at its floor's slope, against a least duration.
+//!
+//! An inconclusive run has no slope and no growth: the limits on them are not judged
+//! (`passed: null`, "not judged" in words), never passed on a made-up 0, and an inconclusive
+//! summary.json is refused as a baseline.
 
 use crate::analyze::{Analysis, TrendLine, Verdict};
 use crate::exit::Exit;
 pub use crate::options::SizeOrPct as GrowthLimit;
-use crate::units::{Bytes, Delta, Elapsed, Rate};
+use crate::units::{Bytes, Delta, Elapsed, Rate, whole_bytes};
 use serde::Serialize;
 use std::path::Path;
 
@@ -26,20 +31,23 @@ use std::path::Path;
 /// compared against zero (see `BaselineComparison::slope_floor_bytes_per_s`).
 pub const DEFAULT_BASELINE_TOLERANCE_PCT: f64 = 10.0;
 
-/// What the gate checks: the judged series' figures, as the analysis found them.
+/// What the gate checks: the judged series' figures, as the analysis found them. `None` is
+/// unknown: no sample at all (peak, start), or a series too short to judge (growth, slope).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Figures<'a> {
     /// The judged series' name (`rss`, `settled`, ...).
     pub metric: &'a str,
     pub verdict: Verdict,
-    pub peak_bytes: f64,
-    pub start_bytes: f64,
-    pub growth_bytes: f64,
-    pub slope_bytes_per_s: f64,
+    pub peak_bytes: Option<f64>,
+    pub start_bytes: Option<f64>,
+    pub growth_bytes: Option<f64>,
+    pub slope_bytes_per_s: Option<f64>,
     pub trend: Option<TrendLine>,
     /// The analyser's least slopes, for the baseline's slope floor.
     pub min_slope_bytes_per_s: f64,
     pub min_slope_pct_per_hour: f64,
+    /// Why the slope and growth are unknown, when they are (the analysis' reason).
+    pub not_judged_because: &'a str,
     /// With a cgroup watched: how far its limit is.
     pub limit: Option<LimitFigures>,
 }
@@ -59,17 +67,19 @@ pub struct LimitFigures {
 }
 
 impl<'a> Figures<'a> {
-    pub fn of(analysis: &Analysis, metric: &'a str) -> Figures<'a> {
+    pub fn of(analysis: &'a Analysis, metric: &'a str) -> Figures<'a> {
+        let known = |x: f64| Some(x).filter(|x| x.is_finite());
         Figures {
             metric,
             verdict: analysis.verdict,
-            peak_bytes: analysis.peak_bytes,
-            start_bytes: analysis.start_bytes,
+            peak_bytes: known(analysis.peak_bytes),
+            start_bytes: known(analysis.start_bytes),
             growth_bytes: analysis.growth_bytes,
             slope_bytes_per_s: analysis.slope_bytes_per_s,
             trend: analysis.trend,
             min_slope_bytes_per_s: analysis.thresholds.min_slope_bytes_per_s,
             min_slope_pct_per_hour: analysis.thresholds.min_slope_pct_per_hour,
+            not_judged_because: &analysis.reason,
             limit: None,
         }
     }
@@ -140,7 +150,8 @@ impl Baseline {
         Baseline::from_json(&text, &shown)
     }
 
-    /// Parses the text of a memwatch `summary.json`; `path` is only used in messages.
+    /// Parses the text of a memwatch `summary.json`; `path` is only used in messages. The
+    /// summary of an inconclusive run is refused: it has no slope to compare with.
     pub fn from_json(text: &str, path: &str) -> Result<Baseline, String> {
         let not_summary = |what: &str| {
             format!(
@@ -155,6 +166,18 @@ impl Baseline {
             .ok_or_else(|| not_summary("not a JSON object"))?;
         if !object.contains_key("memwatch_version") || !object.contains_key("verdict") {
             return Err(not_summary("no 'memwatch_version' or 'verdict' field"));
+        }
+        let slope_unknown = object
+            .get("slope_bytes_per_s")
+            .is_some_and(serde_json::Value::is_null);
+        if object.get("verdict").and_then(serde_json::Value::as_str) == Some("inconclusive")
+            || slope_unknown
+        {
+            return Err(format!(
+                "--baseline '{path}' is the summary of an inconclusive run: its slope was never \
+                 judged, so it cannot be the bar for this one; give the summary.json of a run \
+                 that reached a verdict (stable or growing)"
+            ));
         }
         let number = |key: &str| {
             object
@@ -194,9 +217,11 @@ pub struct Check {
     pub rule: &'static str,
     /// The limit for people: `512 MiB`, `10% (10.0 MiB)`, `+1.00 MiB/min`.
     pub limit: String,
-    /// The run's figure for people.
+    /// The run's figure for people; `not judged` when it is unknown.
     pub actual: String,
-    pub passed: bool,
+    /// `None` (null in summary.json): not judged, the run's figure is unknown (an
+    /// inconclusive run has no slope or growth). Neither a pass nor a breach.
+    pub passed: Option<bool>,
     /// One sentence, e.g. "peak RSS 612 MiB is over --max-rss 512 MiB by 100 MiB (19.5%)".
     pub message: String,
 }
@@ -223,13 +248,17 @@ pub struct BaselineComparison {
     pub slope_floor_bytes_per_s: f64,
     /// max(baseline slope, floor) × (1 + tolerance).
     pub allowed_slope_bytes_per_s: f64,
-    pub current_slope_bytes_per_s: f64,
-    pub baseline_peak_bytes: f64,
+    /// `None`: this run's slope was not judged (inconclusive).
+    pub current_slope_bytes_per_s: Option<f64>,
+    /// Whole bytes, as every size in summary.json.
+    pub baseline_peak_bytes: Option<u64>,
     /// Baseline peak × (1 + tolerance).
-    pub allowed_peak_bytes: f64,
-    pub current_peak_bytes: f64,
-    pub slope_regressed: bool,
-    pub peak_regressed: bool,
+    pub allowed_peak_bytes: Option<u64>,
+    /// `None`: this run has no sample.
+    pub current_peak_bytes: Option<u64>,
+    /// `None` when not judged.
+    pub slope_regressed: Option<bool>,
+    pub peak_regressed: Option<bool>,
 }
 
 /// What the gate decided, beside the verdict. Goes into summary.json as `gate`.
@@ -276,13 +305,13 @@ pub fn verdict_exit(verdict: Verdict) -> Exit {
 }
 
 /// The level percentages are relative to: the floor at the analysed window's start (the fitted
-/// trend's `v0`), or the first value when there is no trend.
-pub fn reference_level(summary: &Figures<'_>) -> f64 {
+/// trend's `v0`), or the first value when there is no trend; `None` without either.
+pub fn reference_level(summary: &Figures<'_>) -> Option<f64> {
     summary
         .trend
         .map(|t| t.v0)
         .filter(|v| v.is_finite() && *v > 0.0)
-        .unwrap_or(summary.start_bytes)
+        .or(summary.start_bytes)
 }
 
 /// `x` as a share of `of`, for messages: `19.5%`.
@@ -302,95 +331,112 @@ fn metric_label(metric: &str) -> String {
     }
 }
 
+/// What `actual` says of a figure that is unknown.
+pub const NOT_JUDGED: &str = "not judged";
+
+/// A limit on a figure the run does not have: neither passed nor breached.
+fn not_judged(rule: &'static str, limit: String, message: String) -> Check {
+    Check {
+        rule,
+        limit,
+        actual: NOT_JUDGED.to_string(),
+        passed: None,
+        message,
+    }
+}
+
 /// Checks `summary` against `limits`.
 pub fn evaluate(summary: &Figures<'_>, limits: &Limits) -> GateResult {
     let mut checks = Vec::new();
     let metric = metric_label(summary.metric);
+    let because = summary.not_judged_because;
 
     if let Some(max) = limits.max_rss {
-        let max = max as f64;
-        let peak = summary.peak_bytes;
-        let over = peak > max;
-        checks.push(Check {
-            rule: "max-rss",
-            limit: Bytes(max).to_string(),
-            actual: Bytes(peak).to_string(),
-            passed: !over,
-            message: if over {
-                format!(
-                    "peak {metric} {} is over --max-rss {} by {} ({})",
-                    Bytes(peak),
-                    Bytes(max),
-                    Bytes(peak - max),
-                    share(peak - max, max)
-                )
-            } else {
-                format!(
-                    "peak {metric} {} is within --max-rss {}",
-                    Bytes(peak),
-                    Bytes(max)
-                )
-            },
-        });
+        checks.push(check_max_rss(summary.peak_bytes, max as f64, &metric));
     }
 
     if let Some(limit) = limits.max_growth {
         let level = reference_level(summary);
-        let (max, limit_text) = match limit {
-            GrowthLimit::Bytes(b) => (b, Bytes(b).to_string()),
-            GrowthLimit::Percent(p) => {
+        let (max, limit_text) = match (limit, level) {
+            (GrowthLimit::Bytes(b), _) => (Some(b), Bytes(b).to_string()),
+            (GrowthLimit::Percent(p), Some(level)) => {
                 let b = p / 100.0 * level;
-                (b, format!("{p}% ({} of {})", Bytes(b), Bytes(level)))
+                (Some(b), format!("{p}% ({} of {})", Bytes(b), Bytes(level)))
             }
+            (GrowthLimit::Percent(p), None) => (None, format!("{p}%")),
         };
-        let growth = summary.growth_bytes;
-        let over = growth > max;
-        checks.push(Check {
-            rule: "max-growth",
-            limit: limit_text.clone(),
-            actual: format!("{} ({})", Delta(growth), share(growth, level)),
-            passed: !over,
-            message: if over {
+        checks.push(match (summary.growth_bytes, max) {
+            (Some(growth), Some(max)) => {
+                let level = level.unwrap_or(f64::NAN);
+                let over = growth > max;
+                Check {
+                    rule: "max-growth",
+                    limit: limit_text.clone(),
+                    actual: format!("{} ({})", Delta(growth), share(growth, level)),
+                    passed: Some(!over),
+                    message: if over {
+                        format!(
+                            "{metric} floor growth {} over the analysed window is over \
+                             --max-growth {limit_text} by {} ({} of the limit)",
+                            Delta(growth),
+                            Bytes(growth - max),
+                            share(growth - max, max)
+                        )
+                    } else {
+                        format!(
+                            "{metric} floor growth {} over the analysed window is within \
+                             --max-growth {limit_text}",
+                            Delta(growth)
+                        )
+                    },
+                }
+            }
+            _ => not_judged(
+                "max-growth",
+                limit_text.clone(),
                 format!(
-                    "{metric} floor growth {} over the analysed window is over --max-growth \
-                     {limit_text} by {} ({} of the limit)",
-                    Delta(growth),
-                    Bytes(growth - max),
-                    share(growth - max, max)
-                )
-            } else {
-                format!(
-                    "{metric} floor growth {} over the analysed window is within --max-growth \
-                     {limit_text}",
-                    Delta(growth)
-                )
-            },
+                    "{metric} floor growth is not judged ({because}): --max-growth {limit_text} \
+                     was not checked"
+                ),
+            ),
         });
     }
 
     if let Some(max) = limits.max_slope {
-        let slope = summary.slope_bytes_per_s;
-        let over = slope > max;
-        checks.push(Check {
-            rule: "max-slope",
-            limit: Rate(max).to_string(),
-            actual: Rate(slope).to_string(),
-            passed: !over,
-            message: if over {
+        checks.push(match summary.slope_bytes_per_s {
+            Some(slope) => {
+                let over = slope > max;
+                Check {
+                    rule: "max-slope",
+                    limit: Rate(max).to_string(),
+                    actual: Rate(slope).to_string(),
+                    passed: Some(!over),
+                    message: if over {
+                        format!(
+                            "{metric} floor slope {} is over --max-slope {} by {} ({})",
+                            Rate(slope),
+                            Rate(max),
+                            Rate(slope - max),
+                            share(slope - max, max)
+                        )
+                    } else {
+                        format!(
+                            "{metric} floor slope {} is within --max-slope {}",
+                            Rate(slope),
+                            Rate(max)
+                        )
+                    },
+                }
+            }
+            None => not_judged(
+                "max-slope",
+                Rate(max).to_string(),
                 format!(
-                    "{metric} floor slope {} is over --max-slope {} by {} ({})",
-                    Rate(slope),
-                    Rate(max),
-                    Rate(slope - max),
-                    share(slope - max, max)
-                )
-            } else {
-                format!(
-                    "{metric} floor slope {} is within --max-slope {}",
-                    Rate(slope),
+                    "{metric} floor slope is not judged ({because}): --max-slope {} was not \
+                     checked",
                     Rate(max)
-                )
-            },
+                ),
+            ),
         });
     }
 
@@ -399,72 +445,17 @@ pub fn evaluate(summary: &Figures<'_>, limits: &Limits) -> GateResult {
         .as_ref()
         .map(|b| compare_baseline(summary, b, limits.baseline_tolerance_pct));
     if let Some(c) = &baseline {
-        let tol = limits.baseline_tolerance_pct;
-        let hint = "; if this is expected, make this run's summary.json the new baseline";
-        let slope_basis = if c.baseline_slope_bytes_per_s < c.slope_floor_bytes_per_s {
-            format!(
-                "baseline {}, raised to the --min-slope floor {}, + {tol}%",
-                Rate(c.baseline_slope_bytes_per_s),
-                Rate(c.slope_floor_bytes_per_s)
-            )
-        } else {
-            format!("baseline {} + {tol}%", Rate(c.baseline_slope_bytes_per_s))
-        };
-        let (current, allowed) = (c.current_slope_bytes_per_s, c.allowed_slope_bytes_per_s);
-        checks.push(Check {
-            rule: "baseline-slope",
-            limit: format!("{} ({slope_basis})", Rate(allowed)),
-            actual: Rate(current).to_string(),
-            passed: !c.slope_regressed,
-            message: if c.slope_regressed {
-                format!(
-                    "{metric} floor slope {} is over the {} allowed ({slope_basis}) by {} \
-                     (baseline '{}'){hint}",
-                    Rate(current),
-                    Rate(allowed),
-                    Rate(current - allowed),
-                    c.path
-                )
-            } else {
-                format!(
-                    "{metric} floor slope {} is within the {} allowed ({slope_basis}; \
-                     baseline '{}')",
-                    Rate(current),
-                    Rate(allowed),
-                    c.path
-                )
-            },
-        });
-        let (current, allowed, base) = (
-            c.current_peak_bytes,
-            c.allowed_peak_bytes,
-            c.baseline_peak_bytes,
-        );
-        let peak_basis = format!("baseline {} + {tol}%", Bytes(base));
-        checks.push(Check {
-            rule: "baseline-peak",
-            limit: format!("{} ({peak_basis})", Bytes(allowed)),
-            actual: Bytes(current).to_string(),
-            passed: !c.peak_regressed,
-            message: if c.peak_regressed {
-                format!(
-                    "peak {metric} {} is over the {} allowed ({peak_basis}) by {}, {} above \
-                     the baseline (baseline '{}'){hint}",
-                    Bytes(current),
-                    Bytes(allowed),
-                    Bytes(current - allowed),
-                    share(current - base, base),
-                    c.path
-                )
-            } else {
-                format!(
-                    "peak {metric} {} is within the {} allowed ({peak_basis}; baseline '{}')",
-                    Bytes(current),
-                    Bytes(allowed),
-                    c.path
-                )
-            },
-        });
+        checks.push(check_baseline_slope(
+            c,
+            limits.baseline_tolerance_pct,
+            &metric,
+            because,
+        ));
+        checks.push(check_baseline_peak(
+            c,
+            limits.baseline_tolerance_pct,
+            &metric,
+        ));
     }
 
     if let Some(least) = limits.min_time_to_limit_s {
@@ -473,7 +464,7 @@ pub fn evaluate(summary: &Figures<'_>, limits: &Limits) -> GateResult {
 
     let breaches = checks
         .iter()
-        .filter(|c| !c.passed)
+        .filter(|c| c.passed == Some(false))
         .map(|c| Breach {
             rule: c.rule,
             limit: c.limit.clone(),
@@ -492,6 +483,137 @@ pub fn evaluate(summary: &Figures<'_>, limits: &Limits) -> GateResult {
     }
 }
 
+/// `--max-rss` against the peak: needs no trend, so it is checked whatever the verdict;
+/// not judged only without any sample.
+fn check_max_rss(peak: Option<f64>, max: f64, metric: &str) -> Check {
+    let Some(peak) = peak else {
+        return not_judged(
+            "max-rss",
+            Bytes(max).to_string(),
+            format!(
+                "no {metric} sample was taken: --max-rss {} was not checked",
+                Bytes(max)
+            ),
+        );
+    };
+    let over = peak > max;
+    Check {
+        rule: "max-rss",
+        limit: Bytes(max).to_string(),
+        actual: Bytes(peak).to_string(),
+        passed: Some(!over),
+        message: if over {
+            format!(
+                "peak {metric} {} is over --max-rss {} by {} ({})",
+                Bytes(peak),
+                Bytes(max),
+                Bytes(peak - max),
+                share(peak - max, max)
+            )
+        } else {
+            format!(
+                "peak {metric} {} is within --max-rss {}",
+                Bytes(peak),
+                Bytes(max)
+            )
+        },
+    }
+}
+
+fn check_baseline_slope(c: &BaselineComparison, tol: f64, metric: &str, because: &str) -> Check {
+    let hint = "; if this is expected, make this run's summary.json the new baseline";
+    let slope_basis = if c.baseline_slope_bytes_per_s < c.slope_floor_bytes_per_s {
+        format!(
+            "baseline {}, raised to the --min-slope floor {}, + {tol}%",
+            Rate(c.baseline_slope_bytes_per_s),
+            Rate(c.slope_floor_bytes_per_s)
+        )
+    } else {
+        format!("baseline {} + {tol}%", Rate(c.baseline_slope_bytes_per_s))
+    };
+    let allowed = c.allowed_slope_bytes_per_s;
+    let limit = format!("{} ({slope_basis})", Rate(allowed));
+    let (Some(current), Some(regressed)) = (c.current_slope_bytes_per_s, c.slope_regressed) else {
+        return not_judged(
+            "baseline-slope",
+            limit,
+            format!(
+                "{metric} floor slope is not judged ({because}): it was not compared with the \
+                 {} allowed by baseline '{}'",
+                Rate(allowed),
+                c.path
+            ),
+        );
+    };
+    Check {
+        rule: "baseline-slope",
+        limit,
+        actual: Rate(current).to_string(),
+        passed: Some(!regressed),
+        message: if regressed {
+            format!(
+                "{metric} floor slope {} is over the {} allowed ({slope_basis}) by {} \
+                 (baseline '{}'){hint}",
+                Rate(current),
+                Rate(allowed),
+                Rate(current - allowed),
+                c.path
+            )
+        } else {
+            format!(
+                "{metric} floor slope {} is within the {} allowed ({slope_basis}; \
+                 baseline '{}')",
+                Rate(current),
+                Rate(allowed),
+                c.path
+            )
+        },
+    }
+}
+
+fn check_baseline_peak(c: &BaselineComparison, tol: f64, metric: &str) -> Check {
+    let hint = "; if this is expected, make this run's summary.json the new baseline";
+    let bytes = |b: Option<u64>| b.map_or(f64::NAN, |b| b as f64);
+    let (allowed, base) = (bytes(c.allowed_peak_bytes), bytes(c.baseline_peak_bytes));
+    let peak_basis = format!("baseline {} + {tol}%", Bytes(base));
+    let limit = format!("{} ({peak_basis})", Bytes(allowed));
+    let (Some(current), Some(regressed)) = (c.current_peak_bytes, c.peak_regressed) else {
+        return not_judged(
+            "baseline-peak",
+            limit,
+            format!(
+                "no {metric} sample was taken: the peak was not compared with baseline '{}'",
+                c.path
+            ),
+        );
+    };
+    let current = current as f64;
+    Check {
+        rule: "baseline-peak",
+        limit,
+        actual: Bytes(current).to_string(),
+        passed: Some(!regressed),
+        message: if regressed {
+            format!(
+                "peak {metric} {} is over the {} allowed ({peak_basis}) by {}, {} above \
+                 the baseline (baseline '{}'){hint}",
+                Bytes(current),
+                Bytes(allowed),
+                Bytes(current - allowed),
+                share(current - base, base),
+                c.path
+            )
+        } else {
+            format!(
+                "peak {metric} {} is within the {} allowed ({peak_basis}; baseline '{}')",
+                Bytes(current),
+                Bytes(allowed),
+                c.path
+            )
+        },
+    }
+}
+
 /// `--min-time-to-limit`: the cgroup must not reach its limit, at its floor's slope, sooner
 /// than `least` seconds. A cgroup that does not grow, or has no limit, passes.
 fn time_to_limit_check(limit: Option<&LimitFigures>, least: f64) -> Check {
@@ -500,7 +622,7 @@ fn time_to_limit_check(limit: Option<&LimitFigures>, least: f64) -> Check {
         rule: "min-time-to-limit",
         limit: least_text.clone(),
         actual,
-        passed,
+        passed: Some(passed),
         message,
     };
     let Some(l) = limit else {
@@ -557,22 +679,25 @@ fn time_to_limit_check(limit: Option<&LimitFigures>, least: f64) -> Check {
 
 fn compare_baseline(summary: &Figures<'_>, b: &Baseline, tolerance_pct: f64) -> BaselineComparison {
     let factor = 1.0 + tolerance_pct / 100.0;
-    let relative_floor = summary.min_slope_pct_per_hour / 100.0 * reference_level(summary) / 3600.0;
+    let relative_floor = reference_level(summary).map_or(0.0, |level| {
+        summary.min_slope_pct_per_hour / 100.0 * level / 3600.0
+    });
     let floor = summary.min_slope_bytes_per_s.max(relative_floor).max(0.0);
     let allowed_slope = b.slope_bytes_per_s.max(floor) * factor;
     let allowed_peak = b.peak_bytes * factor;
+    let current_slope = summary.slope_bytes_per_s;
     BaselineComparison {
         path: b.path.clone(),
         tolerance_pct,
         baseline_slope_bytes_per_s: b.slope_bytes_per_s,
         slope_floor_bytes_per_s: floor,
         allowed_slope_bytes_per_s: allowed_slope,
-        current_slope_bytes_per_s: summary.slope_bytes_per_s,
-        baseline_peak_bytes: b.peak_bytes,
-        allowed_peak_bytes: allowed_peak,
-        current_peak_bytes: summary.peak_bytes,
-        slope_regressed: summary.slope_bytes_per_s > allowed_slope,
-        peak_regressed: summary.peak_bytes > allowed_peak,
+        current_slope_bytes_per_s: current_slope,
+        baseline_peak_bytes: whole_bytes(b.peak_bytes),
+        allowed_peak_bytes: whole_bytes(allowed_peak),
+        current_peak_bytes: summary.peak_bytes.and_then(whole_bytes),
+        slope_regressed: current_slope.map(|s| s > allowed_slope),
+        peak_regressed: summary.peak_bytes.map(|p| p > allowed_peak),
     }
 }
 
@@ -584,14 +709,16 @@ pub(crate) mod tests {
 
     const MIB: f64 = 1024.0 * 1024.0;
 
-    /// The figures of `analysis(...)`, judged on RSS.
+    /// The figures of `analysis(...)`, judged on RSS (the analysis lives as long as the test).
     fn summary(verdict: Verdict, slope: f64, peak: f64) -> Figures<'static> {
-        Figures::of(&analysis(verdict, slope, peak), "rss")
+        Figures::of(Box::leak(Box::new(analysis(verdict, slope, peak))), "rss")
     }
 
-    /// A run: 120 s, floor from 100 MiB rising at `slope` B/s after a 24 s warm-up.
+    /// A run: 120 s, floor from 100 MiB rising at `slope` B/s after a 24 s warm-up. An
+    /// inconclusive one has no slope, growth, p-value or trend (unknown), whatever `slope`.
     pub(crate) fn analysis(verdict: Verdict, slope: f64, peak: f64) -> Analysis {
         let window = 96.0;
+        let judged = verdict != Verdict::Inconclusive;
         Analysis {
             verdict,
             pattern: match verdict {
@@ -605,18 +732,18 @@ pub(crate) mod tests {
             warmup_s: 24.0,
             window_start_s: 24.0,
             window_end_s: 120.0,
-            slope_bytes_per_s: slope,
-            slope_pct_per_hour: slope * 3600.0 / (100.0 * MIB) * 100.0,
-            growth_bytes: slope * window,
-            p_value: if verdict == Verdict::Growing {
+            slope_bytes_per_s: judged.then_some(slope),
+            slope_pct_per_hour: judged.then_some(slope * 3600.0 / (100.0 * MIB) * 100.0),
+            growth_bytes: judged.then_some(slope * window),
+            p_value: judged.then_some(if verdict == Verdict::Growing {
                 0.0004
             } else {
                 0.62
-            },
+            }),
             start_bytes: 90.0 * MIB,
             end_bytes: 100.0 * MIB + slope * window,
             peak_bytes: peak,
-            trend: Some(TrendLine {
+            trend: judged.then_some(TrendLine {
                 t0: 24.0,
                 v0: 100.0 * MIB,
                 t1: 120.0,
@@ -668,7 +795,7 @@ pub(crate) mod tests {
         let ok = evaluate(&summary(Verdict::Stable, 0.0, 400.0 * MIB), &limits);
         assert!(ok.breaches.is_empty());
         assert_eq!(ok.checks.len(), 1);
-        assert!(ok.checks[0].passed);
+        assert_eq!(ok.checks[0].passed, Some(true));
         assert_eq!(ok.exit_code(Exit::Passed), Exit::Passed);
     }
 
@@ -703,9 +830,9 @@ pub(crate) mod tests {
 
     #[test]
     fn max_growth_percent_without_trend_uses_start_bytes() {
-        let mut s = summary(Verdict::Inconclusive, 100.0 * 1024.0, 120.0 * MIB);
+        let mut s = summary(Verdict::Stable, 100.0 * 1024.0, 120.0 * MIB);
         s.trend = None;
-        assert_eq!(reference_level(&s), 90.0 * MIB);
+        assert_eq!(reference_level(&s), Some(90.0 * MIB));
         let limits = Limits {
             max_growth: Some(GrowthLimit::Percent(10.0)),
             ..Limits::default()
@@ -794,7 +921,10 @@ pub(crate) mod tests {
         );
         assert_eq!(over.exit_code(Exit::Passed), Exit::Grew);
         let c = over.baseline.as_ref().unwrap();
-        assert!(c.peak_regressed && !c.slope_regressed);
+        assert_eq!(
+            (c.peak_regressed, c.slope_regressed),
+            (Some(true), Some(false))
+        );
     }
 
     #[test]
@@ -850,6 +980,60 @@ pub(crate) mod tests {
             "{}",
             worse.breaches[0].message
         );
+    }
+
+    /// Regression (issue 20 item 1): an inconclusive run's made-up slope and growth of 0
+    /// passed --max-growth and --max-slope ("+0 B (0.0%) passed"). Limits on figures the run
+    /// does not have are not judged: neither passed nor breached; the peak is still checked.
+    #[test]
+    fn regression_issue20_item1_limits_on_an_unknown_trend_are_not_judged() {
+        let s = summary(Verdict::Inconclusive, 5.0 * MIB, 68.0 * MIB);
+        assert_eq!((s.growth_bytes, s.slope_bytes_per_s), (None, None));
+        let limits = Limits {
+            max_rss: Some(64 * 1024 * 1024),
+            max_growth: Some(GrowthLimit::Bytes(MIB)),
+            max_slope: Some(MIB / 60.0),
+            baseline: Some(baseline(0.0, 100.0 * MIB)),
+            ..Limits::default()
+        };
+        let g = evaluate(&s, &limits);
+        let passed: Vec<(&str, Option<bool>)> =
+            g.checks.iter().map(|c| (c.rule, c.passed)).collect();
+        assert_eq!(
+            passed,
+            [
+                ("max-rss", Some(false)),
+                ("max-growth", None),
+                ("max-slope", None),
+                ("baseline-slope", None),
+                ("baseline-peak", Some(true)),
+            ]
+        );
+        for c in g.checks.iter().filter(|c| c.passed.is_none()) {
+            assert_eq!(c.actual, "not judged");
+            assert!(
+                c.message.contains("not judged") && c.message.contains("a test run"),
+                "{}",
+                c.message
+            );
+        }
+        // the peak is a hard limit: its breach fails an inconclusive run
+        assert_eq!(rules(&g), ["max-rss"]);
+        assert_eq!(g.exit_code(Exit::Inconclusive), Exit::Grew);
+        // limits not judged alone leave it inconclusive
+        let unjudged = Limits {
+            max_rss: None,
+            ..limits
+        };
+        let g = evaluate(&s, &unjudged);
+        assert!(g.breaches.is_empty());
+        assert_eq!(g.exit_code(Exit::Inconclusive), Exit::Inconclusive);
+        let c = g.baseline.unwrap();
+        assert_eq!(
+            (c.current_slope_bytes_per_s, c.slope_regressed),
+            (None, None)
+        );
+        assert_eq!(c.peak_regressed, Some(false));
     }
 
     #[test]

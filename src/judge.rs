@@ -2,11 +2,12 @@
 //! after forced GCs (with `--runtime`: what the program keeps alive, without a lazy
 //! collector's slack), the settled samples taken after each signal (the post-GC floor of
 //! RSS), then the configured metric. Whenever another series than the metric is judged, the
-//! metric is judged too and shown beside it. Heap-dump periods are left out. The same
-//! function serves a live run and `memwatch report`, so the same samples give the same
-//! verdict.
+//! metric is judged too and shown beside it. Every series is judged within the run: one
+//! warm-up, counted from the run's first sample, and the run's length. Heap-dump periods are
+//! left out. The same function serves a live run and `memwatch report`, so the same samples
+//! give the same verdict.
 
-use crate::analyze::{self, Analysis, MIN_SAMPLES, MinGrowth, Thresholds, Verdict};
+use crate::analyze::{self, Analysis, MIN_SAMPLES, MinGrowth, Run, Thresholds, Verdict};
 use crate::error::{Error, Result};
 use crate::recording::Recording;
 use crate::sample::Metric;
@@ -100,13 +101,19 @@ pub fn judge(rec: &Recording, cfg: &AnalysisConfig) -> Result<Judged> {
         }
     };
     let excluded = rec.dump_periods();
+    // Every series within the run: its warm-up from the run's start, its length the run's.
+    let run = Run::of(&rec.time_s);
+    let within = |t: &[f64], v: &[f64], thresholds: &Thresholds| match run {
+        Some(run) => analyze::analyze_in(run, t, v, &excluded, thresholds),
+        None => analyze::analyze(t, v, &excluded, thresholds),
+    };
     let judge_metric = || {
         if cfg.metric == Metric::HeapAfterGc {
             // Sparse: only the ticks with a reading.
             let (t, v) = managed_series(rec).unwrap_or_default();
-            analyze::analyze(&t, &v, &excluded, &cfg.thresholds)
+            within(&t, &v, &cfg.thresholds)
         } else {
-            analyze::analyze(&rec.time_s, values, &excluded, &cfg.thresholds)
+            within(&rec.time_s, values, &cfg.thresholds)
         }
     };
     let (settled_t, settled_v) = rec.settled(values);
@@ -116,12 +123,12 @@ pub fn judge(rec: &Recording, cfg: &AnalysisConfig) -> Result<Judged> {
                 "--metric settled: the run has no settled samples (they come from --settle after a signal)".into(),
             ));
         }
-        let a = analyze::analyze(&settled_t, &settled_v, &excluded, &cfg.thresholds);
+        let a = within(&settled_t, &settled_v, &cfg.thresholds);
         return Ok(Judged {
             analysis: a,
             series: "settled".into(),
             note: None,
-            beside: None,
+            beside: Some(judge_metric()),
         });
     }
     let mut note = None;
@@ -130,7 +137,7 @@ pub fn judge(rec: &Recording, cfg: &AnalysisConfig) -> Result<Judged> {
     {
         let beside = judge_metric();
         let thresholds = relative_to_process(&cfg.thresholds, &beside);
-        let a = analyze::analyze(&t, &v, &excluded, &thresholds);
+        let a = within(&t, &v, &thresholds);
         if a.verdict != Verdict::Inconclusive {
             return Ok(Judged {
                 analysis: a,
@@ -147,13 +154,13 @@ pub fn judge(rec: &Recording, cfg: &AnalysisConfig) -> Result<Judged> {
         ));
     }
     if !settled_t.is_empty() {
-        let a = analyze::analyze(&settled_t, &settled_v, &excluded, &cfg.thresholds);
+        let a = within(&settled_t, &settled_v, &cfg.thresholds);
         if a.verdict != Verdict::Inconclusive {
             return Ok(Judged {
                 analysis: a,
                 series: "settled".into(),
                 note,
-                beside: None,
+                beside: Some(judge_metric()),
             });
         }
         note.get_or_insert(format!(
@@ -172,9 +179,117 @@ pub fn judge(rec: &Recording, cfg: &AnalysisConfig) -> Result<Judged> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::analyze::TrendLine;
+    use crate::analyze::{TrendLine, Warmup};
+    use crate::recording::{Event, EventKind};
+    use crate::sample::{ManagedHeap, MemStatus, Sample};
+
+    const MIB: f64 = 1024.0 * 1024.0;
+
+    fn defaults() -> AnalysisConfig {
+        AnalysisConfig {
+            metric: Metric::Rss,
+            settled: SettledUse::Auto,
+            thresholds: Thresholds::default(),
+        }
+    }
+
+    /// A flat run sampled every `every_s` up to `end_s`: RSS 60 MiB with a little noise, and
+    /// the managed heap read at the ticks `heap_at` says.
+    fn flat_run(end_s: f64, every_s: f64, heap_at: impl Fn(f64) -> bool) -> Recording {
+        let mut rec = Recording::default();
+        let n = (end_s / every_s).round() as u64;
+        for k in 0..=n {
+            let t = (k as f64 * every_s * 1000.0).round() / 1000.0;
+            let wiggle = (k * 7919 % 13) * 4096;
+            rec.push(&Sample {
+                elapsed_s: t,
+                mem: MemStatus {
+                    rss: (60.0 * MIB) as u64 + wiggle,
+                    ..MemStatus::default()
+                },
+                heap: ManagedHeap {
+                    after_gc: heap_at(t).then_some((8.0 * MIB) as u64 + wiggle / 4),
+                    ..ManagedHeap::default()
+                },
+                ..Sample::default()
+            });
+        }
+        rec.finish();
+        rec
+    }
+
+    /// Regression (issue 20 item 4): the managed heap, read from 4 s on, had a warm-up of its
+    /// own (20% of its span, 22.8 s of a 2-minute run) while the heap snapshots were
+    /// scheduled after the run's (24 s), and `duration_s` said the series' span. Every series
+    /// of a run now has the run's warm-up, from the run's start, and the run's length.
+    #[test]
+    fn regression_issue20_item4_a_sparse_series_has_the_runs_warm_up() {
+        let rec = flat_run(120.0, 0.5, |t| (4.0..=118.0).contains(&t) && t % 2.0 == 0.0);
+        let judged = judge(&rec, &defaults()).unwrap();
+        assert_eq!(judged.series, MANAGED);
+        let a = &judged.analysis;
+        // what config/mod.rs schedules snapshots after, for --duration 2m
+        assert_eq!(a.warmup_s, Warmup::Auto.seconds(120.0));
+        assert_eq!(a.warmup_s, 24.0);
+        assert_eq!(a.window_start_s, 24.0);
+        assert_eq!(a.duration_s, 120.0);
+        assert_eq!(judged.beside.as_ref().unwrap().warmup_s, 24.0);
+    }
+
+    /// Signals every 10 s from 10 s, a settled sample 2 s after each, sampled every 200 ms
+    /// for `end_s`: the README's forced-GC recipe.
+    fn recipe_run(end_s: f64) -> Recording {
+        let mut rec = flat_run(end_s, 0.2, |_| false);
+        let mut at = 10.0;
+        while at + 2.0 <= end_s {
+            rec.events.push(Event {
+                elapsed_s: at,
+                kind: EventKind::Signal("SIGUSR2".into()),
+            });
+            rec.events.push(Event {
+                elapsed_s: at + 2.0,
+                kind: EventKind::Settled,
+            });
+            at += 10.0;
+        }
+        rec
+    }
+
+    /// Regression (issue 20 item 5): when the settled samples were judged, the configured
+    /// metric was not judged beside them (docs/verdict.md says it is, summary.json `beside`).
+    #[test]
+    fn regression_issue20_item5_the_metric_is_beside_the_settled_samples() {
+        let rec = recipe_run(200.0);
+        let judged = judge(&rec, &defaults()).unwrap();
+        assert_eq!(judged.series, "settled");
+        let beside = judged
+            .beside
+            .as_ref()
+            .expect("rss beside the settled samples");
+        assert_eq!(beside.samples, rec.len());
+        let always = AnalysisConfig {
+            settled: SettledUse::Always,
+            ..defaults()
+        };
+        assert!(judge(&rec, &always).unwrap().beside.is_some());
+    }
+
+    /// Regression (issue 20 item 6): the README's recipe (`--signal-every 10s --settle 2s`
+    /// under a 2-minute load, ~125 s of run) gave 9 settled samples after a warm-up counted
+    /// from the first settled sample, and fell back to RSS. Counted from the run's start, as
+    /// for every series, it leaves 10, for any run from 122 s to 160 s.
+    #[test]
+    fn regression_issue20_item6_the_forced_gc_recipe_judges_settled_samples() {
+        for end_s in [122.0, 125.4, 140.0, 159.0] {
+            let judged = judge(&recipe_run(end_s), &defaults()).unwrap();
+            assert_eq!(judged.series, "settled", "{end_s} s: {:?}", judged.note);
+            assert!(judged.note.is_none());
+            assert!(judged.analysis.samples_analysed >= MIN_SAMPLES, "{end_s} s");
+        }
+    }
 
     #[test]
     fn managed_heap_gates_are_relative_to_the_process() {

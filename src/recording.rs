@@ -31,6 +31,91 @@ pub enum EventKind {
 /// `dump-failed:<file>`, `<file>` as in its `dump-start:`.
 pub const DUMP_FAILED: &str = "dump-failed:";
 
+/// What kind of event it is, from a closed list: summary.json's `events[].kind`, so a reader
+/// can match on it (its text form `event` carries a file or a signal name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventType {
+    /// memwatch sent a signal (`signal:SIGUSR2`).
+    Signal,
+    /// A sample taken a settle time after a signal.
+    Settled,
+    /// A heap dump file appeared, or the runtime started writing a snapshot.
+    DumpStart,
+    /// A heap dump or snapshot is complete.
+    Dump,
+    /// A snapshot the runtime was writing failed.
+    DumpFailed,
+    /// A snapshot was not taken (the memory left could not hold it).
+    DumpSkipped,
+    /// A JVM class histogram was written.
+    Histogram,
+    /// The `--load` command started, ended.
+    LoadStart,
+    LoadEnd,
+    /// memwatch reached the runtime (Node inspector, JVM attach listener).
+    RuntimeAttached,
+    /// The runtime stopped answering, or refused.
+    RuntimeFailed,
+    /// memwatch closed what it opened in the runtime.
+    RuntimeClosed,
+    /// `--follow`: the target is gone (`gone:<pid>`), a new process took its place
+    /// (`restart:<pid>`).
+    Gone,
+    Restart,
+    /// What a tree's total was judged on (`judged:pss-sum`): a mark, not a moment.
+    Judged,
+    /// `--heap-snapshots`: the run ended before some of the snapshots asked for were taken.
+    HeapSnapshotsNotTaken,
+    /// Any other text, in a CSV memwatch did not write.
+    Other,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 17] = [
+        EventType::Signal,
+        EventType::Settled,
+        EventType::DumpStart,
+        EventType::Dump,
+        EventType::DumpFailed,
+        EventType::DumpSkipped,
+        EventType::Histogram,
+        EventType::LoadStart,
+        EventType::LoadEnd,
+        EventType::RuntimeAttached,
+        EventType::RuntimeFailed,
+        EventType::RuntimeClosed,
+        EventType::Gone,
+        EventType::Restart,
+        EventType::Judged,
+        EventType::HeapSnapshotsNotTaken,
+        EventType::Other,
+    ];
+
+    /// The name summary.json gives it: `signal`, `dump-start`, `load-end` ...
+    pub fn name(self) -> &'static str {
+        match self {
+            EventType::Signal => "signal",
+            EventType::Settled => "settled",
+            EventType::DumpStart => "dump-start",
+            EventType::Dump => "dump",
+            EventType::DumpFailed => "dump-failed",
+            EventType::DumpSkipped => "dump-skipped",
+            EventType::Histogram => "histogram",
+            EventType::LoadStart => "load-start",
+            EventType::LoadEnd => "load-end",
+            EventType::RuntimeAttached => "runtime-attached",
+            EventType::RuntimeFailed => "runtime-failed",
+            EventType::RuntimeClosed => "runtime-closed",
+            EventType::Gone => "gone",
+            EventType::Restart => "restart",
+            EventType::Judged => "judged",
+            EventType::HeapSnapshotsNotTaken => "heap-snapshots-not-taken",
+            EventType::Other => "other",
+        }
+    }
+}
+
 /// `--follow`: the target has gone (`gone:<pid>`, on the first tick without it) and a new
 /// process matching it was found (`restart:<pid>`, on its first tick). `Other` events, so
 /// older readers keep them as text.
@@ -77,6 +162,25 @@ impl EventKind {
 }
 
 impl EventKind {
+    /// Its kind, from the closed list. The kinds memwatch writes as text (load, runtime,
+    /// failed or skipped dumps) are read from that text, as they are from a CSV.
+    pub fn event_type(&self) -> EventType {
+        match self {
+            EventKind::Signal(_) => EventType::Signal,
+            EventKind::Settled => EventType::Settled,
+            EventKind::DumpStart(_) => EventType::DumpStart,
+            EventKind::Dump(_) => EventType::Dump,
+            EventKind::Other(text) => {
+                let head = text.split_once(':').map_or(text.as_str(), |(head, _)| head);
+                EventType::ALL
+                    .into_iter()
+                    .filter(|t| !matches!(t, EventType::Other))
+                    .find(|t| t.name() == head)
+                    .unwrap_or(EventType::Other)
+            }
+        }
+    }
+
     pub fn parse(text: &str) -> EventKind {
         if text == "settled" {
             return EventKind::Settled;
@@ -355,6 +459,7 @@ impl Recording {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::sample::MemStatus;
@@ -371,6 +476,48 @@ mod tests {
             assert_eq!(EventKind::parse(text).to_string(), text);
         }
         assert_eq!(EventKind::parse("settled"), EventKind::Settled);
+    }
+
+    /// Regression (issue 20 item 17): summary.json's events were free text; each now has a
+    /// kind from a closed list, the same for the events a run records and for their text
+    /// read back from a CSV.
+    #[test]
+    fn regression_issue20_item17_event_kinds_are_a_closed_list() {
+        for (text, kind) in [
+            ("signal:SIGUSR2", EventType::Signal),
+            ("settled", EventType::Settled),
+            ("dump-start:a.heapsnapshot", EventType::DumpStart),
+            ("dump:a.heapsnapshot", EventType::Dump),
+            ("dump-failed:a.heapsnapshot", EventType::DumpFailed),
+            ("dump-skipped", EventType::DumpSkipped),
+            ("histogram:h-1.txt", EventType::Histogram),
+            ("load-start", EventType::LoadStart),
+            ("load-end", EventType::LoadEnd),
+            ("runtime-attached", EventType::RuntimeAttached),
+            ("runtime-failed", EventType::RuntimeFailed),
+            ("runtime-closed", EventType::RuntimeClosed),
+            ("gone:4242", EventType::Gone),
+            ("restart:4243", EventType::Restart),
+            ("judged:pss-sum", EventType::Judged),
+            ("heap-snapshots-not-taken", EventType::HeapSnapshotsNotTaken),
+            ("something else", EventType::Other),
+            ("other", EventType::Other),
+        ] {
+            assert_eq!(EventKind::parse(text).event_type(), kind, "{text}");
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
+        }
+        // every kind has a name of its own, and the README's summary.json table lists it
+        let mut names: Vec<&str> = EventType::ALL.iter().map(|t| t.name()).collect();
+        names.dedup();
+        assert_eq!(names.len(), EventType::ALL.len());
+        let readme = include_str!("../README.md");
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with("| `events` |"))
+            .expect("the README's summary.json table has an `events` row");
+        for name in names {
+            assert!(row.contains(&format!("`{name}`")), "{name}: {row}");
+        }
     }
 
     #[test]

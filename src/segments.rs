@@ -343,7 +343,7 @@ mod tests {
         }
         assert_eq!(f.whole.verdict, Verdict::Growing, "{}", f.whole.reason);
         // The slope is the leak's, per second of life.
-        let slope = f.whole.slope_bytes_per_s;
+        let slope = f.whole.slope_bytes_per_s.unwrap();
         assert!((0.17 * MIB..0.23 * MIB).contains(&slope), "{slope}");
         assert!(
             f.whole

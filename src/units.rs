@@ -180,6 +180,26 @@ impl fmt::Display for Printable<'_> {
     }
 }
 
+/// A size in bytes as a whole number, as summary.json writes every size (a reader into an
+/// int64 rejects `10649600.00000001`); `None` for an unknown (NaN) or impossible size.
+pub fn whole_bytes(x: f64) -> Option<u64> {
+    (x.is_finite() && x >= 0.0 && x < u64::MAX as f64).then(|| x.round() as u64)
+}
+
+/// For `#[serde(serialize_with)]` on a size kept as `Option<f64>`: written as a whole number
+/// of bytes (or `null`), as every size in summary.json.
+pub fn serde_whole_bytes<S: serde::Serializer>(x: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match x.and_then(whole_delta) {
+        Some(b) => s.serialize_i64(b),
+        None => s.serialize_none(),
+    }
+}
+
+/// A change of size in bytes (may be negative) as a whole number; `None` when unknown.
+pub fn whole_delta(x: f64) -> Option<i64> {
+    (x.is_finite() && x.abs() < i64::MAX as f64).then(|| x.round() as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

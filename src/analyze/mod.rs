@@ -92,8 +92,49 @@ impl fmt::Display for Pattern {
 pub enum Warmup {
     /// A share of the run with a floor and a cap (see `Thresholds::default` docs).
     Auto,
-    /// This many seconds from the first sample.
+    /// This many seconds from the run's first sample.
     Fixed(f64),
+}
+
+impl Warmup {
+    /// The seconds left out at the start of a run of `run_s` seconds. One answer for every
+    /// part of a run that needs it: the analysis of each series (the metric, the settled
+    /// samples, the managed heap: all counted from the run's start) and the heap-snapshot
+    /// schedule set before the run.
+    pub fn seconds(self, run_s: f64) -> f64 {
+        match self {
+            Warmup::Auto => auto_warmup_s(run_s),
+            Warmup::Fixed(s) => s.max(0.0),
+        }
+    }
+}
+
+/// The run a series was taken in, on the run's clock: from its first sample to its last.
+/// The run's length is what `duration_s` says, and its warm-up is counted from its start,
+/// whichever of its series is judged (settled samples and heap readings are sparser and
+/// start later than the run).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Run {
+    pub start_s: f64,
+    pub end_s: f64,
+}
+
+impl Run {
+    /// The span of `time_s` (its finite times), to the millisecond as samples.csv holds it;
+    /// `None` without a finite time.
+    pub fn of(time_s: &[f64]) -> Option<Run> {
+        let mut finite = time_s.iter().copied().filter(|t| t.is_finite());
+        let first = finite.next()?;
+        let (lo, hi) = finite.fold((first, first), |(lo, hi), t| (lo.min(t), hi.max(t)));
+        Some(Run {
+            start_s: to_millis(lo),
+            end_s: to_millis(hi),
+        })
+    }
+
+    pub fn length_s(&self) -> f64 {
+        (self.end_s - self.start_s).max(0.0)
+    }
 }
 
 /// The least total growth over the analysed window that counts as a leak: bytes, or percent
@@ -134,16 +175,21 @@ pub struct Analysis {
     /// All samples in the series / those inside the analysed window and not excluded.
     pub samples: usize,
     pub samples_analysed: usize,
+    /// The run's length, from its first sample to its last (not the judged series' span).
     pub duration_s: f64,
+    /// Left out at the start of the run.
     pub warmup_s: f64,
     /// The analysed window, seconds on the run's clock.
     pub window_start_s: f64,
     pub window_end_s: f64,
-    pub slope_bytes_per_s: f64,
-    pub slope_pct_per_hour: f64,
-    /// Slope times the analysed window's length.
-    pub growth_bytes: f64,
-    pub p_value: f64,
+    /// The floor's slope, `None` when the series could not be judged (inconclusive):
+    /// unknown, never 0.
+    pub slope_bytes_per_s: Option<f64>,
+    pub slope_pct_per_hour: Option<f64>,
+    /// Slope times the analysed window's length; `None` when not judged.
+    pub growth_bytes: Option<f64>,
+    /// Of the trend test; `None` when not judged.
+    pub p_value: Option<f64>,
     /// First, last and highest value of the whole series.
     pub start_bytes: f64,
     pub end_bytes: f64,
@@ -173,13 +219,19 @@ pub struct Analysis {
 pub struct Headline {
     pub verdict: Verdict,
     pub pattern: Pattern,
-    pub slope_bytes_per_s: f64,
-    pub p_value: f64,
+    pub slope_bytes_per_s: Option<f64>,
+    pub p_value: Option<f64>,
     pub samples_analysed: usize,
     pub warmup_s: f64,
 }
 
 impl Analysis {
+    /// The analysed window's length, seconds: what the slope and the growth are measured
+    /// over (`duration_s` is the whole run).
+    pub fn window_s(&self) -> f64 {
+        (self.window_end_s - self.window_start_s).max(0.0)
+    }
+
     pub fn headline(&self) -> Headline {
         Headline {
             verdict: self.verdict,
@@ -203,13 +255,12 @@ impl fmt::Display for Headline {
             );
         }
         write!(f, "{} ({})", self.verdict, self.pattern)?;
-        if self.verdict == Verdict::Growing || self.pattern == Pattern::Shrinking {
-            write!(
-                f,
-                ": floor {}, {}",
-                Rate(self.slope_bytes_per_s),
-                PValue(self.p_value)
-            )?;
+        if let (true, Some(slope), Some(p)) = (
+            self.verdict == Verdict::Growing || self.pattern == Pattern::Shrinking,
+            self.slope_bytes_per_s,
+            self.p_value,
+        ) {
+            write!(f, ": floor {}, {}", Rate(slope), PValue(p))?;
         }
         Ok(())
     }
@@ -236,6 +287,17 @@ const GC_CYCLES_PER_WINDOW: f64 = 1.5;
 /// Growth counts as sustained unless the floor's slope over the later half of the
 /// window is confidently (90% upper bound) below this share of the overall slope.
 const SUSTAINED_SHARE: f64 = 0.3;
+/// ...or a curve that levels off fits the floor better than a line by this F statistic
+/// (divided by the persistence of what the curve leaves)...
+const LEVELLED_F: f64 = 6.0;
+/// ...and its slope at the end of the window is below this share of the line's.
+const LEVELLED_END_SHARE: f64 = 0.3;
+/// The floor is known to within the climb between two samples of a GC cycle (the samples
+/// can catch the cycle at a phase that drifts): growth must be at least this many times it.
+const RESOLUTION_FACTOR: f64 = 1.5;
+/// A rise whose floor fell back by more than this share of it on the way (beyond the
+/// floor's noise and resolution) is wander, not a leak: a leak keeps what it takes.
+const WANDER_SHARE: f64 = 0.15;
 
 impl Default for Thresholds {
     /// The defaults, calibrated on the synthetic cases in `tests/analyze_cases.rs`
@@ -495,6 +557,89 @@ fn late_slope_upper(pts: &[FloorPoint]) -> f64 {
     if hi.is_nan() { f64::INFINITY } else { hi }
 }
 
+/// Whether the floor rose and then levelled off: a curve that saturates
+/// (`a + c·(1 − e^(−t/τ))`) fits it much better than a line and is nearly flat at the end.
+/// A heap settling in under forced GCs rises in ever smaller steps; a leak keeps its pace.
+fn levelled_off(pts: &[FloorPoint]) -> bool {
+    let t: Vec<f64> = pts.iter().map(|p| p.t).collect();
+    let v: Vec<f64> = pts.iter().map(|p| p.v).collect();
+    // What the curve leaves moving together (wander) makes its F look larger than it is.
+    stats::saturation(&t, &v)
+        .is_some_and(|s| s.f / s.persistence > LEVELLED_F && s.end_share < LEVELLED_END_SHARE)
+}
+
+/// Changes between samples are read on at most about this many places, in runs of
+/// `RESOLUTION_RUN` consecutive samples spread evenly over the window (runs, not a stride:
+/// a stride could fall on the same phase of every cycle). The climb of a steady cycle is the
+/// same all along.
+const RESOLUTION_SAMPLES: usize = 1 << 13;
+const RESOLUTION_RUN: usize = 256;
+
+/// The systematic climb between two consecutive samples (bytes): what a GC cycle adds
+/// between samples, when a few samples catch each cycle. The window minimum is the first
+/// sample after a collection, up to one climb above the real trough, and where in the cycle
+/// the samples fall drifts when the cycle is close to a multiple of the interval (aliasing):
+/// the floor is known to within one climb. Two estimates: the median change outside the
+/// sharp drops (three or more samples a cycle), and how much larger a change between
+/// neighbours is than one between samples two apart (two a cycle: they alternate). White
+/// noise and a steady leak give about 0.
+fn floor_resolution(samples: &Analysed) -> f64 {
+    let n = samples.len();
+    if n < 4 {
+        return 0.0;
+    }
+    let every = n.div_ceil(RESOLUTION_SAMPLES).max(1);
+    let capacity = n.min(RESOLUTION_SAMPLES + RESOLUTION_RUN);
+    let (mut one, mut two, mut level) = (
+        Vec::with_capacity(capacity),
+        Vec::with_capacity(capacity),
+        Vec::with_capacity(capacity),
+    );
+    let mut last = [f64::NAN; 3];
+    for (i, (_, v)) in samples.iter().enumerate() {
+        last = [last[1], last[2], v];
+        if i >= 2 && (i / RESOLUTION_RUN) % every == 0 {
+            one.push(last[1] - last[0]);
+            two.push((last[2] - last[0]).abs());
+            level.push(last[0]);
+        }
+    }
+    let med = stats::median(&one);
+    let mad = 1.4826 * stats::median(&one.iter().map(|d| (d - med).abs()).collect::<Vec<_>>());
+    let drop = (6.0 * mad).max(0.005 * stats::median_in_place(&mut level).abs());
+    let climbs: Vec<f64> = one.iter().copied().filter(|d| *d >= -drop).collect();
+    let climb = stats::median(&climbs);
+    let alternate = stats::median(&one.iter().map(|d| d.abs()).collect::<Vec<_>>())
+        - stats::median_in_place(&mut two);
+    [climb, alternate, 0.0]
+        .into_iter()
+        .filter(|x| x.is_finite())
+        .fold(0.0, f64::max)
+}
+
+/// How far the floor fell back on its way (bytes, ≥ 0): the largest fall of its running mean
+/// over a sixth of the points (at least 3), less what the floor's noise (twice the standard
+/// deviation of that mean, from the changes between neighbours) and its `resolution` allow.
+fn fell_back(pts: &[FloorPoint], resolution: f64) -> f64 {
+    let m = pts.len();
+    let k = (m / 6).max(3);
+    if m < 2 * k {
+        return 0.0;
+    }
+    let v: Vec<f64> = pts.iter().map(|p| p.v).collect();
+    let changes: Vec<f64> = v.windows(2).map(|w| w[1] - w[0]).collect();
+    let med = stats::median(&changes);
+    let spread = stats::median(&changes.iter().map(|d| (d - med).abs()).collect::<Vec<_>>());
+    let noise = 1.4826 * spread / std::f64::consts::SQRT_2;
+    let (mut peak, mut fall) = (f64::NEG_INFINITY, 0.0f64);
+    for w in v.windows(k) {
+        let mean = w.iter().sum::<f64>() / k as f64;
+        peak = peak.max(mean);
+        fall = fall.max(peak - mean);
+    }
+    (fall - resolution - 2.0 * noise / (k as f64).sqrt()).max(0.0)
+}
+
 /// Whether most of the floor's net rise came in a few jumps between windows.
 fn is_stepwise(pts: &[FloorPoint], growth: f64) -> bool {
     if pts.len() < 4 || growth.is_nan() || growth <= 0.0 {
@@ -526,8 +671,32 @@ fn is_oscillating(pts: &[FloorPoint], amount: f64) -> bool {
 
 /// Decide whether memory grows. `time_s` ascending seconds, `values` bytes
 /// (same length; non-finite values are skipped), `excluded` time intervals to
-/// leave out. Pure; O(n log n) in the number of samples. See `docs/verdict.md`.
+/// leave out. The series is its own run (its warm-up counted from its first sample).
+/// Pure; O(n log n) in the number of samples. See `docs/verdict.md`.
 pub fn analyze(
+    time_s: &[f64],
+    values: &[f64],
+    excluded: &[(f64, f64)],
+    thresholds: &Thresholds,
+) -> Analysis {
+    analyze_series(None, time_s, values, excluded, thresholds)
+}
+
+/// [`analyze`] a series taken in `run` (a sparser series of a longer run: the settled
+/// samples, the heap after GC): the warm-up is the run's, counted from its start, and
+/// `duration_s` is the run's length.
+pub fn analyze_in(
+    run: Run,
+    time_s: &[f64],
+    values: &[f64],
+    excluded: &[(f64, f64)],
+    thresholds: &Thresholds,
+) -> Analysis {
+    analyze_series(Some(run), time_s, values, excluded, thresholds)
+}
+
+fn analyze_series(
+    run: Option<Run>,
     time_s: &[f64],
     values: &[f64],
     excluded: &[(f64, f64)],
@@ -543,17 +712,14 @@ pub fn analyze(
         _ => (f64::NAN, f64::NAN),
     };
     let peak_bytes = v.iter().copied().fold(f64::NAN, f64::max);
-    let duration_s = match (t.first(), t.last()) {
-        (Some(&a), Some(&b)) => b - a,
-        _ => 0.0,
-    };
-    let warmup_s = match thresholds.warmup {
-        Warmup::Auto => auto_warmup_s(duration_s),
-        Warmup::Fixed(s) => s.max(0.0),
-    };
-    let first_t = t.first().copied().unwrap_or(0.0);
-    let window_start_s = first_t + warmup_s;
-    let window_end_s = t.last().copied().unwrap_or(0.0).max(window_start_s);
+    let run = run.or_else(|| Run::of(t)).unwrap_or(Run {
+        start_s: 0.0,
+        end_s: 0.0,
+    });
+    let duration_s = run.length_s();
+    let warmup_s = thresholds.warmup.seconds(duration_s);
+    let window_start_s = run.start_s + warmup_s;
+    let window_end_s = t.last().copied().unwrap_or(run.start_s).max(window_start_s);
 
     // 2. The analysed samples: after the warm-up and outside every excluded interval.
     let mut ex: Vec<(f64, f64)> = excluded
@@ -579,10 +745,10 @@ pub fn analyze(
         warmup_s,
         window_start_s,
         window_end_s,
-        slope_bytes_per_s: 0.0,
-        slope_pct_per_hour: 0.0,
-        growth_bytes: 0.0,
-        p_value: 1.0,
+        slope_bytes_per_s: None,
+        slope_pct_per_hour: None,
+        growth_bytes: None,
+        p_value: None,
         start_bytes,
         end_bytes,
         peak_bytes,
@@ -609,7 +775,7 @@ pub fn analyze(
     let pv: Vec<f64> = pts.iter().map(|p| p.v).collect();
 
     // 4. Trend test and slope on the floor.
-    let test = stats::trend_test_at(&pt, &pv);
+    let test = stats::trend_test_monotone_at(&pt, &pv);
     let (slope, intercept) = stats::theil_sen(&pt, &pv);
     let (slope, intercept) = if slope.is_finite() {
         (slope, intercept)
@@ -626,10 +792,10 @@ pub fn analyze(
     };
     let growth = slope * span;
     let pct_per_hour = slope / floor0 * 3600.0 * 100.0;
-    out.slope_bytes_per_s = slope;
-    out.slope_pct_per_hour = pct_per_hour;
-    out.growth_bytes = growth;
-    out.p_value = test.p_value;
+    out.slope_bytes_per_s = Some(slope);
+    out.slope_pct_per_hour = Some(pct_per_hour);
+    out.growth_bytes = Some(growth);
+    out.p_value = Some(test.p_value);
     out.floor = pts.iter().map(|p| (p.t, p.v)).collect();
     out.trend = Some(TrendLine {
         t0: window_start_s,
@@ -654,14 +820,18 @@ pub fn analyze(
     let slope_ok = slope >= thresholds.min_slope_bytes_per_s * horizon_share
         && pct_per_hour >= thresholds.min_slope_pct_per_hour * horizon_share;
     let growth_ok = growth >= min_growth_bytes;
-    let sustained = late_slope_upper(&pts) >= SUSTAINED_SHARE * slope;
+    let resolution = floor_resolution(&analysed);
+    let resolved = growth >= RESOLUTION_FACTOR * resolution;
+    let sustained = late_slope_upper(&pts) >= SUSTAINED_SHARE * slope && !levelled_off(&pts);
+    let fall = fell_back(&pts, resolution);
+    let wanders = fall > WANDER_SHARE * growth;
     let sawtooth = gc.is_some();
     let pct = |b: f64| b / floor0 * 100.0;
     let p_txt = PValue(test.p_value);
     let warm = Elapsed(warmup_s);
 
     // 5. Verdict, pattern and reason.
-    if rising && slope_ok && growth_ok && sustained {
+    if rising && slope_ok && growth_ok && resolved && sustained && !wanders {
         out.verdict = Verdict::Growing;
         out.pattern = if sawtooth {
             Pattern::Sawtooth
@@ -681,17 +851,7 @@ pub fn analyze(
     }
     out.verdict = Verdict::Stable;
     // Warm-up growth: the floor early in the warm-up sat well below the analysed floor.
-    let warmup_rise = {
-        let warm_up = &v[..t.partition_point(|&ti| ti < window_start_s)];
-        if warm_up.len() >= 2 {
-            let head = &warm_up[..warm_up.len().div_ceil(4)];
-            let head_floor = head.iter().copied().fold(f64::INFINITY, f64::min);
-            let floor_now = pv.iter().copied().fold(f64::INFINITY, f64::min);
-            floor_now - head_floor
-        } else {
-            0.0
-        }
-    };
+    let warmup_rise = warmup_rise(t, v, window_start_s, &ex, &pts);
     if falling && -growth >= min_growth_bytes && -slope >= thresholds.min_slope_bytes_per_s {
         out.pattern = Pattern::Shrinking;
         out.reason = format!(
@@ -699,6 +859,25 @@ pub fn analyze(
             Bytes(-growth),
             pct(-growth),
             Rate(-slope)
+        );
+    } else if rising && slope_ok && growth_ok && !resolved {
+        out.pattern = Pattern::Sawtooth;
+        out.reason = format!(
+            "floor rose {} ({:.1}%), within {RESOLUTION_FACTOR} times the {} a GC cycle climbs \
+             between two samples: samples that catch the cycle at a drifting phase move the \
+             floor that much ({p_txt})",
+            Bytes(growth),
+            pct(growth),
+            Bytes(resolution)
+        );
+    } else if rising && slope_ok && growth_ok && wanders {
+        out.pattern = Pattern::Oscillating;
+        out.reason = format!(
+            "floor rose {} ({:.1}%) but fell back {} on the way: it wanders, and a leak keeps \
+             what it takes ({p_txt})",
+            Bytes(growth),
+            pct(growth),
+            Bytes(fall)
         );
     } else if rising && slope_ok && growth_ok {
         out.pattern = Pattern::Plateau;
@@ -753,6 +932,42 @@ pub fn analyze(
     }
     note_dump_steps(&mut out, dump_steps);
     out
+}
+
+/// How much the floor rose during the warm-up (bytes): the lowest floor point of the window
+/// against the lowest sample of the warm-up's first quarter. What a heap dump left behind is
+/// not warm-up growth: when a dump period (`ex`, sorted) starts before the window's last
+/// floor point, only what came before it counts (the floor points before it; or, when it
+/// starts in the warm-up, the warm-up's last quarter before it).
+fn warmup_rise(
+    t: &[f64],
+    v: &[f64],
+    window_start_s: f64,
+    ex: &[(f64, f64)],
+    pts: &[FloorPoint],
+) -> f64 {
+    let lowest = |xs: &mut dyn Iterator<Item = f64>| xs.fold(f64::INFINITY, f64::min);
+    let dump = ex.first().map_or(f64::INFINITY, |p| p.0);
+    let warm_up = &v[..t.partition_point(|&ti| ti < window_start_s.min(dump))];
+    if warm_up.len() < 2 {
+        return 0.0;
+    }
+    let head = lowest(&mut warm_up[..warm_up.len().div_ceil(4)].iter().copied());
+    let now = if dump > window_start_s {
+        lowest(&mut pts.iter().filter(|p| p.t < dump).map(|p| p.v))
+    } else {
+        f64::INFINITY
+    };
+    let now = if now.is_finite() {
+        now
+    } else {
+        lowest(&mut warm_up[warm_up.len() * 3 / 4..].iter().copied())
+    };
+    if now.is_finite() && head.is_finite() {
+        now - head
+    } else {
+        0.0
+    }
 }
 
 fn note_dump_steps(out: &mut Analysis, removed: f64) {
@@ -936,8 +1151,8 @@ mod tests {
         // without the dump periods the steps count as growth
         let raw = analyze(&t, &v, &[], &Thresholds::default());
         assert!(
-            raw.slope_bytes_per_s > 300_000.0,
-            "slope {}",
+            raw.slope_bytes_per_s.unwrap() > 300_000.0,
+            "slope {:?}",
             raw.slope_bytes_per_s
         );
 
@@ -946,8 +1161,8 @@ mod tests {
         let a = analyze(&t, &leak, &dumps, &Thresholds::default());
         assert_eq!(a.verdict, Verdict::Growing, "{}", a.reason);
         assert!(
-            (a.slope_bytes_per_s - 100_000.0).abs() < 10_000.0,
-            "slope {}",
+            (a.slope_bytes_per_s.unwrap() - 100_000.0).abs() < 10_000.0,
+            "slope {:?}",
             a.slope_bytes_per_s
         );
     }
@@ -975,8 +1190,8 @@ mod tests {
         );
         assert_eq!(a.verdict, Verdict::Growing, "{}", a.reason);
         assert!(
-            (a.slope_bytes_per_s - 700_000.0).abs() < 105_000.0,
-            "slope {}",
+            (a.slope_bytes_per_s.unwrap() - 700_000.0).abs() < 105_000.0,
+            "slope {:?}",
             a.slope_bytes_per_s
         );
         let removed: f64 = a.steps.iter().map(|s| s.1).sum();
@@ -996,6 +1211,7 @@ mod tests {
             sawtooth: Some(Sawtooth {
                 amplitude: 0.04,
                 period_s: 600.0,
+                jitter: synth::GC_JITTER,
             }),
             white: 0.005,
             ar1: None,
@@ -1005,7 +1221,11 @@ mod tests {
             let s = generate(&spec(Shape::Linear { growth: 0.5 }, seed));
             let a = analyze(&s.time_s, &s.values, &[], &Thresholds::default());
             assert_eq!(a.verdict, Verdict::Growing, "seed {seed}: {}", a.reason);
-            assert!(a.slope_pct_per_hour < 0.1, "{}", a.slope_pct_per_hour);
+            assert!(
+                a.slope_pct_per_hour.unwrap() < 0.1,
+                "{:?}",
+                a.slope_pct_per_hour
+            );
             // pure rates (no horizon) are what hid it
             let rates = Thresholds {
                 slope_horizon_s: f64::INFINITY,
@@ -1018,6 +1238,59 @@ mod tests {
             let a = analyze(&s.time_s, &s.values, &[], &Thresholds::default());
             assert_eq!(a.verdict, Verdict::Stable, "seed {seed}: {}", a.reason);
         }
+    }
+
+    /// Regression (issue 20 item 5): the reason said "floor rose 68.6 MiB during the 10 s
+    /// warm-up", counting what a heap snapshot written across the end of the warm-up left
+    /// behind (no step taken out: the period began before the analysed window).
+    #[test]
+    fn regression_issue20_item5_a_dump_is_not_warm_up_growth() {
+        let t: Vec<f64> = (0..120).map(|i| f64::from(i) * 0.5).collect();
+        let v: Vec<f64> = t
+            .iter()
+            .enumerate()
+            .map(|(i, &ti)| {
+                let kept = if ti > 12.0 { 40e6 } else { 0.0 };
+                100e6 + kept + ((i * 7919) % 13) as f64 * 4096.0
+            })
+            .collect();
+        let th = Thresholds {
+            warmup: Warmup::Fixed(10.0),
+            ..Thresholds::default()
+        };
+        let a = analyze(&t, &v, &[(9.0, 12.0)], &th);
+        assert_eq!(a.verdict, Verdict::Stable, "{}", a.reason);
+        assert_eq!(a.pattern, Pattern::Flat, "{}", a.reason);
+        assert!(!a.reason.contains("during the"), "{}", a.reason);
+        // growth during the warm-up itself still counts
+        let climbing: Vec<f64> = t
+            .iter()
+            .zip(&v)
+            .map(|(&ti, &vi)| vi - 40e6 * f64::from(u8::from(ti > 12.0)) + 1e6 * ti.min(9.0))
+            .collect();
+        let a = analyze(&t, &climbing, &[(9.0, 12.0)], &th);
+        assert_eq!(a.pattern, Pattern::Plateau, "{}", a.reason);
+    }
+
+    /// Regression (issue 20 item 1): a series too short to judge reported slope 0, growth 0
+    /// and p-value 1, figures it never measured. They are unknown.
+    #[test]
+    fn regression_issue20_item1_too_few_samples_have_no_figures() {
+        let (t, v) = ramp(12, 1.0, 1e8, 1e6);
+        let a = analyze(&t, &v, &[], &Thresholds::default());
+        assert_eq!(a.verdict, Verdict::Inconclusive);
+        assert_eq!(
+            (
+                a.slope_bytes_per_s,
+                a.slope_pct_per_hour,
+                a.growth_bytes,
+                a.p_value
+            ),
+            (None, None, None, None)
+        );
+        assert!(a.trend.is_none());
+        // what was measured is still there
+        assert_eq!((a.start_bytes, a.peak_bytes), (1e8, 1e8 + 11e6));
     }
 
     #[test]
@@ -1049,7 +1322,11 @@ mod tests {
                 .collect();
             let a = analyze(&t, &v, &[], &Thresholds::default());
             assert_eq!(a.verdict, Verdict::Growing, "{}", a.reason);
-            assert!(a.p_value < 0.001, "jitter {jitter}: p = {}", a.p_value);
+            assert!(
+                a.p_value.unwrap() < 0.001,
+                "jitter {jitter}: p = {:?}",
+                a.p_value
+            );
         }
     }
 
@@ -1083,8 +1360,8 @@ mod tests {
         // 120..=600 minus the 11 excluded samples 300..=310.
         assert_eq!(a.samples_analysed, 481 - 11);
         assert_eq!(a.excluded, vec![(300.0, 310.0)]);
-        assert!((a.slope_bytes_per_s - 1e4).abs() < 1.0);
-        assert!((a.growth_bytes - 1e4 * 480.0).abs() < 1e3);
+        assert!((a.slope_bytes_per_s.unwrap() - 1e4).abs() < 1.0);
+        assert!((a.growth_bytes.unwrap() - 1e4 * 480.0).abs() < 1e3);
         assert_eq!(a.start_bytes, 1e8);
         assert_eq!(a.peak_bytes, 1e8 + 600e4);
         assert_eq!(a.end_bytes, 1e8 + 600e4);
@@ -1100,7 +1377,7 @@ mod tests {
         let a = analyze(&t, &v, &[], &Thresholds::default());
         assert_eq!(a.verdict, Verdict::Stable);
         assert_eq!(a.pattern, Pattern::Flat);
-        assert_eq!(a.p_value, 1.0);
+        assert_eq!(a.p_value, Some(1.0));
         assert!(a.reason.contains("flat"), "{}", a.reason);
     }
 
@@ -1155,7 +1432,7 @@ mod tests {
         let (t, v) = ramp(601, 1.0, 1e10, 1e5);
         let flat = analyze(&t, &v, &[], &Thresholds::default());
         assert_eq!(flat.verdict, Verdict::Stable, "{}", flat.reason);
-        assert!(flat.slope_bytes_per_s > 1e4);
+        assert!(flat.slope_bytes_per_s.unwrap() > 1e4);
         assert_eq!(
             flat.headline().to_string(),
             format!("stable ({})", flat.pattern)

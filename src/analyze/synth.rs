@@ -92,6 +92,19 @@ pub enum Shape {
     Shrinking {
         drop: f64,
     },
+    /// Rises in steps every `every_s` (a forced GC that lets the heap grow), each smaller than
+    /// the one before, towards `growth`: `growth × (1 − e^(−t/tau_s))` at each step. A heap
+    /// settling in, concave, levelling off.
+    Saturating {
+        every_s: f64,
+        tau_s: f64,
+        growth: f64,
+    },
+    /// Rises by `growth` over the run in equal steps every `every_s`, never released.
+    Staircase {
+        every_s: f64,
+        growth: f64,
+    },
 }
 
 /// A GC-like sawtooth: the heap climbs by `amplitude` over about `period_s`, then falls back.
@@ -99,7 +112,14 @@ pub enum Shape {
 pub struct Sawtooth {
     pub amplitude: f64,
     pub period_s: f64,
+    /// Each cycle lasts `period_s` times a factor drawn from `1 ± jitter`: 0.3 for a GC
+    /// driven by an uneven load; close to 0 for a steady allocation rate, whose cycles can
+    /// beat against the sampling interval (aliasing).
+    pub jitter: f64,
 }
+
+/// The usual jitter of a GC cycle's length.
+pub const GC_JITTER: f64 = 0.3;
 
 /// Everything that defines one synthetic series.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -153,6 +173,18 @@ fn shape_at(shape: Shape, t: f64, duration: f64) -> f64 {
             amplitude,
         } => amplitude * (std::f64::consts::TAU * t / period_s).sin(),
         Shape::Shrinking { drop } => -drop * t / duration,
+        Shape::Saturating {
+            every_s,
+            tau_s,
+            growth,
+        } => {
+            let stepped = (t / every_s).floor() * every_s;
+            growth * (1.0 - (-stepped / tau_s).exp())
+        }
+        Shape::Staircase { every_s, growth } => {
+            let steps = (duration / every_s).floor().max(1.0);
+            growth * (t / every_s).floor().min(steps) / steps
+        }
     }
 }
 
@@ -180,9 +212,8 @@ pub fn generate(spec: &Spec) -> Series {
         ar = ar_sd * rng.normal();
     }
     // Sawtooth state: position within the current cycle and that cycle's length.
-    let mut cycle_len = spec
-        .sawtooth
-        .map_or(1.0, |s| s.period_s * rng.range(0.7, 1.3));
+    let cycle = |rng: &mut Rng, s: Sawtooth| s.period_s * rng.range(1.0 - s.jitter, 1.0 + s.jitter);
+    let mut cycle_len = spec.sawtooth.map_or(1.0, |s| cycle(&mut rng, s));
     let mut cycle_pos = rng.range(0.0, cycle_len);
     for i in 0..n {
         let t = i as f64 * dt;
@@ -192,7 +223,7 @@ pub fn generate(spec: &Spec) -> Series {
             cycle_pos += dt;
             if cycle_pos >= cycle_len {
                 cycle_pos -= cycle_len;
-                cycle_len = st.period_s * rng.range(0.7, 1.3);
+                cycle_len = cycle(&mut rng, st);
                 cycle_pos = cycle_pos.min(cycle_len * 0.5);
             }
         }
@@ -247,10 +278,30 @@ pub enum Case {
     /// A cache that fills slowly after the warm-up (over the first 25-40% of the run, by
     /// 10-30%), then stays: not sustained, so stable.
     SlowPlateau,
+    /// A flat GC sawtooth of steady cycles (2 to 5 samples each) whose period is close to a
+    /// multiple of the sampling interval: the phase the samples catch drifts by a beat that
+    /// is half to four times the analysed window, so the troughs the floor sees rise or fall
+    /// by up to one sample's climb (aliasing).
+    AliasedSawtooth,
+    /// The same aliased sawtooth over a leak as large as the other leaks.
+    AliasedLeak,
+    /// A flat level that wanders as a strongly autocorrelated AR(1) process: 0.5-1.5% standard
+    /// deviation, a correlation time of 2.5% to 25% of the run (one to ten floor windows and
+    /// more: the autocorrelation of the floor itself is strong).
+    Ar1Strong,
+    /// A leak as large as the other leaks, wandering with the same correlation times at 2%
+    /// to 6% of the leak's size (a leak that rises 8% wanders by about ±0.3%).
+    Ar1Leak,
+    /// RSS of a heap settling in under forced GCs: steps every twelfth to sixteenth of the
+    /// run, each smaller than the last, rising over the analysed window by as much as a leak
+    /// and levelling off by the end (concave, saturating).
+    Saturating,
+    /// A leak of the same size in equal steps at the same pace: never levels off.
+    SteppedLeak,
 }
 
 impl Case {
-    pub const ALL: [Case; 16] = [
+    pub const ALL: [Case; 22] = [
         Case::Flat,
         Case::SawtoothFlat,
         Case::SawtoothRising,
@@ -267,6 +318,12 @@ impl Case {
         Case::SlowLeak,
         Case::TooFew,
         Case::DailyCycle,
+        Case::AliasedSawtooth,
+        Case::AliasedLeak,
+        Case::Ar1Strong,
+        Case::Ar1Leak,
+        Case::Saturating,
+        Case::SteppedLeak,
     ];
     /// Cases only long runs can tell: on a 10-minute run a cache filling for 3 minutes
     /// and a leak look alike; over days, the later half shows it stopped.
@@ -280,7 +337,10 @@ impl Case {
             | Case::LateLeak
             | Case::Steps
             | Case::NodeLeak
-            | Case::SlowLeak => Verdict::Growing,
+            | Case::SlowLeak
+            | Case::AliasedLeak
+            | Case::Ar1Leak
+            | Case::SteppedLeak => Verdict::Growing,
             Case::TooFew => Verdict::Inconclusive,
             _ => Verdict::Stable,
         }
@@ -298,6 +358,7 @@ impl Case {
         let sawtooth = Some(Sawtooth {
             amplitude: rng.range(0.02, 0.08),
             period_s: gc_period,
+            jitter: GC_JITTER,
         });
         // The default automatic warm-up is a fifth of the run, at least 10 s, at most 10 min.
         let warmup = (0.2 * duration_s).clamp(10.0, 600.0);
@@ -378,6 +439,7 @@ impl Case {
                 spec.sawtooth = Some(Sawtooth {
                     amplitude: amp_bytes / spec.base_bytes,
                     period_s,
+                    jitter: GC_JITTER,
                 });
                 if self == Case::NodeLeak {
                     spec.shape = Shape::Linear {
@@ -424,6 +486,51 @@ impl Case {
                 spec.sawtooth = sawtooth;
                 let tau = rng.range(duration_s / 30.0, duration_s / 10.0);
                 spec.ar1 = Some((rng.range(0.002, 0.006), tau));
+            }
+            Case::AliasedSawtooth | Case::AliasedLeak => {
+                let dt = 1.0 / hz;
+                let per_cycle = 2.0 + (rng.next_u64() % 4) as f64;
+                // The samples' phase in the cycle drifts by `dt` once a beat.
+                let beat_s = rng.range(0.5, 4.0) * (duration_s - warmup);
+                let sign = if rng.uniform() < 0.5 { -1.0 } else { 1.0 };
+                // The floor can drift by one sample's climb, amplitude / samples a cycle:
+                // 1% to 3% of the level; under a leak, a tenth to a third of its rise.
+                let climb = if self == Case::AliasedLeak {
+                    spec.shape = Shape::Linear { growth };
+                    rng.range(0.1, 1.0 / 3.0) * growth * (duration_s - warmup) / duration_s
+                } else {
+                    rng.range(0.01, 0.03)
+                };
+                spec.sawtooth = Some(Sawtooth {
+                    amplitude: climb * per_cycle,
+                    period_s: per_cycle * dt * (1.0 + sign * dt / beat_s),
+                    jitter: rng.range(0.0, 0.005),
+                });
+            }
+            Case::Ar1Strong => {
+                let tau = rng.range(0.025, 0.25) * duration_s;
+                spec.ar1 = Some((rng.range(0.005, 0.015), tau));
+            }
+            Case::Ar1Leak => {
+                let tau = rng.range(0.025, 0.25) * duration_s;
+                spec.ar1 = Some((rng.range(0.02, 0.06) * growth, tau));
+                spec.shape = Shape::Linear { growth };
+            }
+            Case::Saturating | Case::SteppedLeak => {
+                let every_s = rng.range(1.0 / 16.0, 1.0 / 12.0) * duration_s;
+                if self == Case::Saturating {
+                    // As much rise after the warm-up as a leak's, most of it early.
+                    let tau_s = rng.range(0.1, 0.25) * duration_s;
+                    let left = |t: f64| (-t / tau_s).exp();
+                    let in_window = left(warmup) - left(duration_s);
+                    spec.shape = Shape::Saturating {
+                        every_s,
+                        tau_s,
+                        growth: growth * (duration_s - warmup) / duration_s / in_window,
+                    };
+                } else {
+                    spec.shape = Shape::Staircase { every_s, growth };
+                }
             }
             Case::TooFew => {
                 // 4 to 9 samples over the whole run.

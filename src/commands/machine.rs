@@ -31,7 +31,7 @@ use crate::report::summary::{
 use crate::report::table::TableView;
 use crate::report::{ci, text};
 use crate::sampler::machine::{MachinePlan, MachineResult, MachineSink, watch_machine};
-use crate::units::{Delta, Rate};
+use crate::units::{Delta, Rate, whole_bytes, whole_delta};
 use std::path::Path;
 use std::time::Duration;
 
@@ -333,11 +333,11 @@ fn unit_verdict(u: &Unit, a: &Analysis, g: &GateResult) -> UnitVerdict {
         reason: a.reason.clone(),
         slope_bytes_per_s: a.slope_bytes_per_s,
         slope_pct_per_hour: a.slope_pct_per_hour,
-        growth_bytes: a.growth_bytes,
+        growth_bytes: a.growth_bytes.and_then(whole_delta),
         p_value: a.p_value,
-        start_bytes: a.start_bytes,
-        end_bytes: a.end_bytes,
-        peak_bytes: a.peak_bytes,
+        start_bytes: whole_bytes(a.start_bytes),
+        end_bytes: whole_bytes(a.end_bytes),
+        peak_bytes: whole_bytes(a.peak_bytes),
         samples: a.samples,
         samples_analysed: a.samples_analysed,
         warmup_s: a.warmup_s,
@@ -401,10 +401,9 @@ fn grower_lines(board: &Board, judged: &Judged) -> Vec<GrowerLine> {
             break;
         }
         let growing = a.verdict == Verdict::Growing;
-        let slope = if growing {
-            format!(", {}", Rate(a.slope_bytes_per_s))
-        } else {
-            String::new()
+        let slope = match a.slope_bytes_per_s {
+            Some(slope) if growing => format!(", {}", Rate(slope)),
+            _ => String::new(),
         };
         lines.push(line(
             u,

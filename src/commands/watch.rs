@@ -963,6 +963,7 @@ fn summarize(
         summary.story.warnings.push(words);
         summary.events.push(crate::report::summary::EventSummary {
             elapsed_s: rec.duration_s(),
+            kind: crate::recording::EventType::HeapSnapshotsNotTaken,
             event: "heap-snapshots-not-taken".into(),
         });
     }

@@ -650,10 +650,8 @@ fn runtime(
             ));
         };
         let total_s = total.as_secs_f64();
-        let start = match analysis.thresholds.warmup {
-            Warmup::Auto => crate::analyze::auto_warmup_s(total_s),
-            Warmup::Fixed(s) => s.min(total_s),
-        };
+        // The warm-up the analysis leaves out of a run of this length (one function for both).
+        let start = analysis.thresholds.warmup.seconds(total_s).min(total_s);
         // The last one early enough to be written before the run ends.
         let end = (total_s - (0.05 * total_s).max(2.0)).max(start);
         for k in 0..n {

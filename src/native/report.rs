@@ -34,6 +34,7 @@ pub struct NativeReport {
     /// Bytes of pages first touched inside the analysed window and still held at the end.
     pub attributed_bytes: Option<u64>,
     /// RSS growth over the same window, and the share of it the stacks explain.
+    #[serde(serialize_with = "crate::units::serde_whole_bytes")]
     pub rss_growth_bytes: Option<f64>,
     pub share_of_rss_growth: Option<f64>,
     /// When the managed heap was judged: its growth (after GC) as a share of the RSS growth.

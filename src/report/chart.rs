@@ -555,7 +555,10 @@ fn header_lines(
 
 /// The sentence under the title saying what the verdict judged and how much it grew.
 fn judged_text(analysis: &Analysis, judged: &str, axis_from: Option<f64>) -> String {
-    let Some(line) = analysis.trend.filter(|_| !analysis.floor.is_empty()) else {
+    let (Some(line), Some(growth)) = (
+        analysis.trend.filter(|_| !analysis.floor.is_empty()),
+        analysis.growth_bytes,
+    ) else {
         return format!("Not judged: {}.", analysis.reason);
     };
     let what = if judged == "settled" {
@@ -569,9 +572,9 @@ fn judged_text(analysis: &Analysis, judged: &str, axis_from: Option<f64>) -> Str
     } else {
         format!("the {judged} floor, its lowest value in each window")
     };
-    let end = line.v0 + analysis.growth_bytes;
+    let end = line.v0 + growth;
     let pct = if line.v0 > 0.0 {
-        format!(" ({:+.1}%)", analysis.growth_bytes / line.v0 * 100.0)
+        format!(" ({:+.1}%)", growth / line.v0 * 100.0)
     } else {
         String::new()
     };
@@ -580,7 +583,7 @@ fn judged_text(analysis: &Analysis, judged: &str, axis_from: Option<f64>) -> Str
         Elapsed(analysis.warmup_s),
         Bytes(line.v0),
         Bytes(end),
-        Delta(analysis.growth_bytes)
+        Delta(growth)
     );
     let stepped: f64 = analysis.steps.iter().map(|s| s.1).sum();
     if stepped > 0.0 {
@@ -597,15 +600,15 @@ fn judged_text(analysis: &Analysis, judged: &str, axis_from: Option<f64>) -> Str
 
 /// The sentence under the title for a followed target: what was judged, over its lives.
 fn lives_text(analysis: &Analysis, judged: &str, lives: usize) -> String {
-    if analysis.trend.is_none() {
+    let (Some(_), Some(growth)) = (analysis.trend, analysis.growth_bytes) else {
         return format!("Not judged: {}.", analysis.reason);
-    }
+    };
     format!(
         "Judged: the {judged} floor of {} joined end to end (each life's warm-up, and the drop \
          and the gap at each restart, left out; black dots), its trend drawn over each life: \
          {} over {} of life.",
         crate::segments::lives_word(lives),
-        Delta(analysis.growth_bytes),
+        Delta(growth),
         Elapsed(analysis.trend.map_or(0.0, |t| t.t1 - t.t0))
     )
 }
@@ -1985,10 +1988,10 @@ mod tests {
             warmup_s,
             window_start_s: warmup_s,
             window_end_s: end,
-            slope_bytes_per_s: 0.0,
-            slope_pct_per_hour: 0.0,
-            growth_bytes: 0.0,
-            p_value: f64::NAN,
+            slope_bytes_per_s: Some(0.0),
+            slope_pct_per_hour: Some(0.0),
+            growth_bytes: Some(0.0),
+            p_value: None,
             start_bytes: 0.0,
             end_bytes: 0.0,
             peak_bytes: 0.0,
@@ -2044,8 +2047,8 @@ mod tests {
             kind: EventKind::Dump("a.heapsnapshot".into()),
         });
         let mut a = analysis(Verdict::Growing, Pattern::Sawtooth, &rec, 720.0);
-        a.slope_bytes_per_s = 0.2 * MIB;
-        a.p_value = 1e-9;
+        a.slope_bytes_per_s = Some(0.2 * MIB);
+        a.p_value = Some(1e-9);
         a.trend = Some(TrendLine {
             t0: 720.0,
             v0: 459.0 * MIB,
@@ -2053,7 +2056,7 @@ mod tests {
             v1: 1755.0 * MIB,
         });
         a.excluded = vec![(3600.0, 3680.0)];
-        a.growth_bytes = 1296.0 * MIB;
+        a.growth_bytes = Some(1296.0 * MIB);
         a.floor = (0..20)
             .map(|k| {
                 let t = 900.0 + f64::from(k) * 300.0;
@@ -2074,8 +2077,8 @@ mod tests {
         let anon: Vec<f64> = rss.iter().map(|v| v - 20.0 * MIB).collect();
         let rec = recording(&time, &rss, Some(&anon));
         let mut a = analysis(Verdict::Stable, Pattern::Flat, &rec, 180.0);
-        a.slope_bytes_per_s = 1.7;
-        a.p_value = 0.4;
+        a.slope_bytes_per_s = Some(1.7);
+        a.p_value = Some(0.4);
         a.trend = Some(TrendLine {
             t0: 180.0,
             v0: 48.0 * MIB,
@@ -2408,7 +2411,7 @@ mod tests {
     #[test]
     fn regression_chart_title_uses_the_terminal_units() {
         let (rec, mut a) = growing();
-        a.slope_bytes_per_s = 184.0 * 1024.0; // 10.8 MiB/min, a 70 s run: seconds on the axis
+        a.slope_bytes_per_s = Some(184.0 * 1024.0); // 10.8 MiB/min, a 70 s run: seconds on the axis
         a.pattern = Pattern::Linear;
         let lines = header_lines(&a, &ChartContext::default(), Metric::Rss, 0.0);
         assert_eq!(lines[0], "growing (linear): floor +10.8 MiB/min, p < 0.001");
@@ -2516,9 +2519,9 @@ mod tests {
             .collect();
         let mut a = analysis(Verdict::Growing, Pattern::Linear, &rec, 14.0);
         a.window_start_s = 14.0;
-        a.slope_bytes_per_s = 0.2 * MIB;
-        a.p_value = 1e-6;
-        a.growth_bytes = 0.2 * MIB * 56.0;
+        a.slope_bytes_per_s = Some(0.2 * MIB);
+        a.p_value = Some(1e-6);
+        a.growth_bytes = Some(0.2 * MIB * 56.0);
         a.trend = Some(TrendLine {
             t0: 14.0,
             v0: 44.8 * MIB,

@@ -95,8 +95,24 @@ fn code(text: &str) -> String {
     }
 }
 
-fn mark(passed: bool) -> &'static str {
-    if passed { "✅" } else { "❌" }
+/// ✅ passed, ❌ failed, or the words `not judged` (an inconclusive run has no slope or
+/// growth to hold against a limit: neither a pass nor a failure).
+fn mark(passed: Option<bool>) -> &'static str {
+    match passed {
+        Some(true) => "✅",
+        Some(false) => "❌",
+        None => crate::gate::NOT_JUDGED,
+    }
+}
+
+/// A figure for people, or `not judged` when the run does not have it.
+fn or_not_judged<T>(figure: Option<T>, show: impl Fn(T) -> String) -> String {
+    figure.map_or_else(|| crate::gate::NOT_JUDGED.to_string(), show)
+}
+
+/// Whole bytes for people; `n/a` without a sample.
+fn bytes(b: Option<u64>) -> String {
+    Bytes(b.map_or(f64::NAN, |b| b as f64)).to_string()
 }
 
 /// The Markdown job summary: verdict, figures, limits, baseline, where the chart is.
@@ -150,31 +166,35 @@ fn markdown_verdict(summary: &Summary, gate: &GateResult) -> String {
         (
             "duration",
             format!(
-                "{} (warm-up {} left out)",
+                "{} (warm-up {} left out, {} analysed)",
                 Elapsed(s.duration_s),
-                Elapsed(s.warmup_s)
+                Elapsed(s.warmup_s),
+                Elapsed(s.window_s)
             ),
         ),
         (
             "start / end / peak",
             format!(
                 "{} / {} / {}",
-                Bytes(s.start_bytes),
-                Bytes(s.end_bytes),
-                Bytes(s.peak_bytes)
+                bytes(s.start_bytes),
+                bytes(s.end_bytes),
+                bytes(s.peak_bytes)
             ),
         ),
-        ("floor growth", Delta(s.growth_bytes).to_string()),
+        (
+            "floor growth",
+            or_not_judged(s.growth_bytes, |g| Delta(g as f64).to_string()),
+        ),
         (
             "floor slope",
-            format!(
-                "{} ({}; {:.1} B/s)",
-                Rate(s.slope_bytes_per_s),
-                PctPerHour(s.slope_pct_per_hour),
-                s.slope_bytes_per_s
-            ),
+            or_not_judged(s.slope_bytes_per_s.zip(s.slope_pct_per_hour), |(b, pct)| {
+                format!("{} ({}; {b:.1} B/s)", Rate(b), PctPerHour(pct))
+            }),
         ),
-        ("p-value", format!("{:#}", PValue(s.p_value))),
+        (
+            "p-value",
+            or_not_judged(s.p_value, |p| format!("{:#}", PValue(p))),
+        ),
     ];
     for (name, value) in rows {
         let _ = writeln!(md, "| {name} | {value} |");
@@ -203,7 +223,7 @@ fn markdown_verdict(summary: &Summary, gate: &GateResult) -> String {
                 md,
                 "| `--fail-on-inconclusive` | a verdict | {} | {} |",
                 s.verdict.as_str(),
-                mark(!inconclusive)
+                mark(Some(!inconclusive))
             );
         }
     }
@@ -228,16 +248,16 @@ fn markdown_verdict(summary: &Summary, gate: &GateResult) -> String {
             "| floor slope | {}{floor} | {} | {} | {} |",
             Rate(b.baseline_slope_bytes_per_s),
             Rate(b.allowed_slope_bytes_per_s),
-            Rate(b.current_slope_bytes_per_s),
-            mark(!b.slope_regressed)
+            or_not_judged(b.current_slope_bytes_per_s, |r| Rate(r).to_string()),
+            mark(b.slope_regressed.map(|r| !r))
         );
         let _ = writeln!(
             md,
             "| peak | {} | {} | {} | {} |",
-            Bytes(b.baseline_peak_bytes),
-            Bytes(b.allowed_peak_bytes),
-            Bytes(b.current_peak_bytes),
-            mark(!b.peak_regressed)
+            bytes(b.baseline_peak_bytes),
+            bytes(b.allowed_peak_bytes),
+            bytes(b.current_peak_bytes),
+            mark(b.peak_regressed.map(|r| !r))
         );
     }
 
@@ -303,12 +323,13 @@ pub fn github_annotations(summary: &Summary, gate: &GateResult) -> Vec<String> {
         ));
     }
     let figures = format!(
-        "{} peak {}, floor slope {} ({}), growth {}",
+        "{} peak {}, floor slope {}, growth {}",
         s.metric,
-        Bytes(s.peak_bytes),
-        Rate(s.slope_bytes_per_s),
-        PctPerHour(s.slope_pct_per_hour),
-        Delta(s.growth_bytes)
+        bytes(s.peak_bytes),
+        or_not_judged(s.slope_bytes_per_s.zip(s.slope_pct_per_hour), |(b, pct)| {
+            format!("{} ({})", Rate(b), PctPerHour(pct))
+        }),
+        or_not_judged(s.growth_bytes, |g| Delta(g as f64).to_string())
     );
     if gate.verdict_failed {
         lines.push(annotation(
@@ -322,6 +343,13 @@ pub fn github_annotations(summary: &Summary, gate: &GateResult) -> Vec<String> {
             "error",
             &format!("memwatch: {}", b.rule),
             &b.message,
+        ));
+    }
+    for c in gate.checks.iter().filter(|c| c.passed.is_none()) {
+        lines.push(annotation(
+            "warning",
+            &format!("memwatch: {} not judged", c.rule),
+            &c.message,
         ));
     }
     if s.verdict == Verdict::Inconclusive {
@@ -340,7 +368,12 @@ pub fn github_annotations(summary: &Summary, gate: &GateResult) -> Vec<String> {
         }
     }
     if lines.is_empty() {
-        let passed = match gate.checks.len() {
+        let passed = match gate
+            .checks
+            .iter()
+            .filter(|c| c.passed == Some(true))
+            .count()
+        {
             0 => String::new(),
             1 => "; 1 limit passed".to_string(),
             n => format!("; {n} limits passed"),
@@ -375,14 +408,24 @@ pub fn junit_xml(summary: &Summary, gate: &GateResult) -> Result<String, String>
         Property::new("samples_analysed", s.samples_analysed.to_string()),
         Property::new("duration_s", fmt(s.duration_s)),
         Property::new("warmup_s", fmt(s.warmup_s)),
-        Property::new("slope_bytes_per_s", fmt(s.slope_bytes_per_s)),
-        Property::new("slope_pct_per_hour", fmt(s.slope_pct_per_hour)),
-        Property::new("growth_bytes", fmt(s.growth_bytes)),
-        Property::new("p_value", fmt(s.p_value)),
-        Property::new("start_bytes", fmt(s.start_bytes)),
-        Property::new("end_bytes", fmt(s.end_bytes)),
-        Property::new("peak_bytes", fmt(s.peak_bytes)),
+        Property::new("window_s", fmt(s.window_s)),
     ];
+    // Unknown figures (an inconclusive run's slope, growth and p-value) are left out,
+    // never written as 0.
+    let known = [
+        ("slope_bytes_per_s", s.slope_bytes_per_s.map(fmt)),
+        ("slope_pct_per_hour", s.slope_pct_per_hour.map(fmt)),
+        ("growth_bytes", s.growth_bytes.map(|g| g.to_string())),
+        ("p_value", s.p_value.map(fmt)),
+        ("start_bytes", s.start_bytes.map(|b| b.to_string())),
+        ("end_bytes", s.end_bytes.map(|b| b.to_string())),
+        ("peak_bytes", s.peak_bytes.map(|b| b.to_string())),
+    ];
+    for (name, value) in known {
+        if let Some(value) = value {
+            properties.push(Property::new(name, value));
+        }
+    }
     if let Some(t) = &s.target {
         properties.push(Property::new("pid", t.pid.to_string()));
         properties.push(Property::new("command", t.command.as_str()));
@@ -445,14 +488,26 @@ pub fn junit_xml(summary: &Summary, gate: &GateResult) -> Result<String, String>
     }
 
     for c in &gate.checks {
-        let status = if c.passed {
-            TestCaseStatus::success()
-        } else {
-            failure(NonSuccessKind::Failure, c.rule, &c.message)
+        let status = match c.passed {
+            Some(true) => TestCaseStatus::success(),
+            Some(false) => failure(NonSuccessKind::Failure, c.rule, &c.message),
+            // Not judged: skipped, or failed with --fail-on-inconclusive; never passed.
+            None if gate.inconclusive_failed => failure(
+                NonSuccessKind::Failure,
+                "not-judged",
+                &format!("{}, with --fail-on-inconclusive", c.message),
+            ),
+            None => {
+                let mut status = TestCaseStatus::skipped();
+                status
+                    .set_type("not-judged")
+                    .set_message(c.message.as_str());
+                status
+            }
         };
         let mut case = TestCase::new(c.rule, status);
         case.set_classname("memwatch");
-        if c.passed {
+        if c.passed == Some(true) {
             case.set_system_out(c.message.as_str());
         }
         suite.add_test_case(case);
@@ -714,6 +769,66 @@ mod tests {
         assert_eq!(
             got[1],
             ("command".to_string(), "command-failed".to_string())
+        );
+    }
+
+    /// Regression (issue 20 item 1): an inconclusive run passed --max-growth and
+    /// --max-slope in JUnit and showed ✅ for them in the job summary, on a made-up 0. They
+    /// are skipped (failed with --fail-on-inconclusive) and say "not judged".
+    #[test]
+    fn regression_issue20_item1_limits_not_judged_are_not_passed() {
+        let limits = Limits {
+            max_rss: Some(512 * 1024 * 1024),
+            max_growth: Some(GrowthLimit::Bytes(MIB)),
+            max_slope: Some(MIB / 60.0),
+            ..Limits::default()
+        };
+        let (s, gate) = finished(Verdict::Inconclusive, 0.0, 95.0 * MIB, &limits);
+        assert_eq!(s.exit_code, 3);
+        let got = cases(&junit_xml(&s, &gate).unwrap());
+        let outcome = |name: &str| {
+            got.iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, o)| o.as_str())
+                .unwrap()
+        };
+        assert_eq!(outcome("max-rss"), "");
+        assert_eq!(outcome("max-growth"), "skipped");
+        assert_eq!(outcome("max-slope"), "skipped");
+        let xml = junit_xml(&s, &gate).unwrap();
+        assert!(
+            !xml.contains("\"slope_bytes_per_s\""),
+            "unknown is left out: {xml}"
+        );
+
+        let md = markdown(&s, &gate);
+        for rule in ["`--max-growth`", "`--max-slope`"] {
+            let row = md
+                .lines()
+                .find(|l| l.starts_with(&format!("| {rule}")))
+                .unwrap();
+            assert!(row.contains("not judged") && !row.contains('✅'), "{row}");
+        }
+        assert!(md.contains("| floor growth | not judged |"), "{md}");
+        assert!(md.contains("| p-value | not judged |"), "{md}");
+        let lines = github_annotations(&s, &gate);
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with("::warning title=memwatch%3A max-growth not judged::")),
+            "{lines:?}"
+        );
+        assert!(lines.iter().all(|l| !l.contains("+0 B")), "{lines:?}");
+
+        let strict = Limits {
+            fail_on_inconclusive: true,
+            ..limits
+        };
+        let (s, gate) = finished(Verdict::Inconclusive, 0.0, 95.0 * MIB, &strict);
+        let got = cases(&junit_xml(&s, &gate).unwrap());
+        assert!(
+            got.contains(&("max-growth".to_string(), "not-judged".to_string())),
+            "{got:?}"
         );
     }
 

@@ -57,8 +57,9 @@ pub struct Row<'a> {
     pub rss: u64,
     pub anon: Option<u64>,
     pub vsz: u64,
-    /// The last judgement's verdict and floor slope; `None` until judged.
-    pub judged: Option<(Verdict, f64)>,
+    /// The last judgement's verdict and floor slope (`None` when it had none); `None` until
+    /// judged.
+    pub judged: Option<(Verdict, Option<f64>)>,
     pub samples: u64,
     pub last_unix_ms: u64,
     pub watched_s: f64,
@@ -118,7 +119,7 @@ pub fn render(
         "Slope of the memory floor (Theil-Sen over window minima) at the last judgement.",
     );
     each(out, "memwatch_slope_bytes_per_second", &|r| {
-        r.judged.map(|j| j.1)
+        r.judged.and_then(|j| j.1)
     });
     gauge(
         out,
@@ -518,7 +519,7 @@ pub struct Exporter {
     target: Option<(i32, String)>,
     analysis: Option<AnalysisConfig>,
     next_judge: Option<Instant>,
-    judged: Option<(Verdict, f64)>,
+    judged: Option<(Verdict, Option<f64>)>,
     /// The textfile could not be written: said once.
     failed: bool,
 }
@@ -719,7 +720,7 @@ mod tests {
                 rss: 104_857_600,
                 anon: Some(52_428_800),
                 vsz: 1 << 30,
-                judged: Some((Verdict::Growing, 1048576.5)),
+                judged: Some((Verdict::Growing, Some(1048576.5))),
                 samples: 30,
                 last_unix_ms: 1_700_000_000_123,
                 watched_s: 29.5,

@@ -62,8 +62,11 @@ pub struct TreeTotalSummary {
     /// The cgroup memwatch made (removed at the end), with `judged: "cgroup"`.
     pub cgroup: Option<String>,
     /// The sum of RSS over the same ticks, for comparison: first, last and highest.
+    #[serde(serialize_with = "crate::units::serde_whole_bytes")]
     pub rss_sum_start_bytes: Option<f64>,
+    #[serde(serialize_with = "crate::units::serde_whole_bytes")]
     pub rss_sum_end_bytes: Option<f64>,
+    #[serde(serialize_with = "crate::units::serde_whole_bytes")]
     pub rss_sum_peak_bytes: Option<f64>,
 }
 
@@ -83,18 +86,28 @@ pub struct OwnVerdict {
     pub pattern: Pattern,
     pub reason: String,
     pub slope_bytes_per_s: f64,
+    /// Whole bytes in summary.json.
+    #[serde(serialize_with = "whole")]
     pub growth_bytes: f64,
 }
 
+/// A size as summary.json writes every size: a whole number of bytes.
+fn whole<S: serde::Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+    crate::units::serde_whole_bytes(&Some(*x), s)
+}
+
 impl OwnVerdict {
-    /// `None` when the analysis could not decide.
+    /// `None` when the analysis could not decide (it has no slope or growth then).
     pub fn of(a: &Analysis) -> Option<OwnVerdict> {
+        let (Some(slope), Some(growth)) = (a.slope_bytes_per_s, a.growth_bytes) else {
+            return None;
+        };
         (a.verdict != Verdict::Inconclusive).then(|| OwnVerdict {
             verdict: a.verdict,
             pattern: a.pattern,
             reason: a.reason.clone(),
-            slope_bytes_per_s: a.slope_bytes_per_s,
-            growth_bytes: a.growth_bytes,
+            slope_bytes_per_s: slope,
+            growth_bytes: growth,
         })
     }
 }
@@ -128,10 +141,13 @@ pub struct LifeSummary {
     pub verdict: Verdict,
     pub pattern: Pattern,
     pub reason: String,
-    pub slope_bytes_per_s: f64,
-    pub growth_bytes: f64,
+    /// `null` for a life too short to judge.
+    pub slope_bytes_per_s: Option<f64>,
+    #[serde(serialize_with = "crate::units::serde_whole_bytes")]
+    pub growth_bytes: Option<f64>,
     /// Its floor when its warm-up ended (the fitted trend's start): how high each life
     /// starts, restart after restart.
+    #[serde(serialize_with = "crate::units::serde_whole_bytes")]
     pub start_floor_bytes: Option<f64>,
     /// Whether it is part of the whole's verdict (long enough to fit a floor).
     pub joined: bool,
@@ -195,25 +211,37 @@ pub struct CgroupSummary {
     /// `v1` or `v2`; `null` for `report`.
     pub version: Option<&'static str>,
     /// The tightest limit on it or above it, and the cgroup that sets it.
+    #[serde(serialize_with = "crate::units::serde_whole_bytes")]
     pub limit_bytes: Option<f64>,
     pub limit_set_by: Option<String>,
     /// The last reading: what the cgroup is charged, and that less the inactive file cache
     /// (the working set, its `rss_bytes` in samples.csv).
+    #[serde(serialize_with = "crate::units::serde_whole_bytes")]
     pub usage_bytes: Option<f64>,
+    #[serde(serialize_with = "crate::units::serde_whole_bytes")]
     pub working_set_bytes: Option<f64>,
+    #[serde(serialize_with = "crate::units::serde_whole_bytes")]
     pub anon_bytes: Option<f64>,
+    #[serde(serialize_with = "crate::units::serde_whole_bytes")]
     pub file_bytes: Option<f64>,
+    #[serde(serialize_with = "crate::units::serde_whole_bytes")]
     pub kernel_bytes: Option<f64>,
+    #[serde(serialize_with = "crate::units::serde_whole_bytes")]
     pub sock_bytes: Option<f64>,
+    #[serde(serialize_with = "crate::units::serde_whole_bytes")]
     pub shmem_bytes: Option<f64>,
+    #[serde(serialize_with = "crate::units::serde_whole_bytes")]
     pub swap_bytes: Option<f64>,
+    #[serde(serialize_with = "crate::units::serde_whole_bytes")]
     pub peak_bytes: Option<f64>,
     /// The limit less the last working set.
+    #[serde(serialize_with = "crate::units::serde_whole_bytes")]
     pub headroom_bytes: Option<f64>,
     /// Its working set judged (as the judged series when `--metric cgroup`).
     pub verdict: Verdict,
     pub pattern: Pattern,
-    pub slope_bytes_per_s: f64,
+    /// `null` when its series could not be judged.
+    pub slope_bytes_per_s: Option<f64>,
     /// At that slope, when it grows and has a limit: seconds until the limit is reached.
     pub time_to_limit_s: Option<f64>,
     /// All of it in one sentence.
@@ -237,8 +265,9 @@ impl CgroupSummary {
         let headroom = limit_bytes.zip(working_set).map(|(l, w)| (l - w).max(0.0));
         let slope = analysis.slope_bytes_per_s;
         let time_to_limit = headroom
-            .filter(|_| analysis.verdict == Verdict::Growing && slope > 0.0)
-            .map(|h| h / slope);
+            .zip(slope.filter(|s| *s > 0.0))
+            .filter(|_| analysis.verdict == Verdict::Growing)
+            .map(|(h, slope)| h / slope);
         let f = |v: Option<u64>| v.map(|b| b as f64);
         let mut summary = CgroupSummary {
             path: path.to_string(),
@@ -279,10 +308,10 @@ impl CgroupSummary {
             .map_or_else(|| "memory unknown".to_string(), |w| Bytes(w).to_string());
         match (self.limit_bytes, self.headroom_bytes) {
             (Some(limit), Some(headroom)) => {
-                let reach = match self.time_to_limit_s {
-                    Some(t) => format!(
+                let reach = match self.time_to_limit_s.zip(self.slope_bytes_per_s) {
+                    Some((t, slope)) => format!(
                         "; at {} the limit is reached in about {}",
-                        Rate(self.slope_bytes_per_s),
+                        Rate(slope),
                         Elapsed(t)
                     ),
                     None => format!("; {}: the limit is not in reach", self.verdict),
@@ -307,7 +336,8 @@ impl CgroupSummary {
             },
             limit_bytes: self.limit_bytes,
             headroom_bytes: self.headroom_bytes,
-            slope_bytes_per_s: self.slope_bytes_per_s,
+            // Read only beside a time to the limit, which a judged slope gave.
+            slope_bytes_per_s: self.slope_bytes_per_s.unwrap_or(f64::NAN),
             time_to_limit_s: self.time_to_limit_s,
         }
     }

@@ -4,8 +4,9 @@
 use crate::analyze::{Analysis, Headline, MinGrowth, Pattern, TrendLine, Verdict, Warmup};
 use crate::exit::Exit;
 use crate::gate::GateResult;
-use crate::recording::Event;
+use crate::recording::{Event, EventType};
 use crate::sample::Metric;
+use crate::units::{whole_bytes, whole_delta};
 use serde::Serialize;
 
 #[derive(Debug, Serialize)]
@@ -36,17 +37,25 @@ pub struct Summary {
     pub samples_analysed: usize,
     /// Deadlines that passed unsampled (live runs only).
     pub missed_samples: Option<u64>,
+    /// The run's length: from its first sample to its last.
     pub duration_s: f64,
+    /// Left out at the start of the run.
     pub warmup_s: f64,
+    /// The analysed window, on the run's clock.
     pub window: Window,
-    pub slope_bytes_per_s: f64,
-    pub slope_pct_per_hour: f64,
-    pub growth_bytes: f64,
-    pub p_value: f64,
-    pub start_bytes: f64,
-    pub end_bytes: f64,
-    pub peak_bytes: f64,
-    pub trend: Option<TrendLine>,
+    /// The analysed window's length: what the slope and growth are measured over.
+    pub window_s: f64,
+    /// `null` when the series could not be judged (inconclusive): unknown, never 0.
+    pub slope_bytes_per_s: Option<f64>,
+    pub slope_pct_per_hour: Option<f64>,
+    /// Whole bytes; `null` when not judged.
+    pub growth_bytes: Option<i64>,
+    pub p_value: Option<f64>,
+    /// Whole bytes; `null` without a sample.
+    pub start_bytes: Option<u64>,
+    pub end_bytes: Option<u64>,
+    pub peak_bytes: Option<u64>,
+    pub trend: Option<TrendSummary>,
     /// The process watched (live runs), or the file re-analysed (`memwatch report`).
     pub target: Option<TargetSummary>,
     pub source: Option<SourceSummary>,
@@ -99,6 +108,26 @@ pub struct Story {
     pub command_failed: bool,
 }
 
+/// The fitted trend: times in seconds, levels in whole bytes.
+#[derive(Debug, Serialize)]
+pub struct TrendSummary {
+    pub t0: f64,
+    pub v0: Option<i64>,
+    pub t1: f64,
+    pub v1: Option<i64>,
+}
+
+impl From<TrendLine> for TrendSummary {
+    fn from(l: TrendLine) -> Self {
+        TrendSummary {
+            t0: l.t0,
+            v0: whole_delta(l.v0),
+            t1: l.t1,
+            v1: whole_delta(l.v1),
+        }
+    }
+}
+
 /// Another series' verdict, beside the judged one.
 #[derive(Debug, Serialize)]
 pub struct BesideSummary {
@@ -106,9 +135,10 @@ pub struct BesideSummary {
     pub verdict: Verdict,
     pub pattern: Pattern,
     pub reason: String,
-    pub slope_bytes_per_s: f64,
-    pub slope_pct_per_hour: f64,
-    pub p_value: f64,
+    /// `null` when not judged.
+    pub slope_bytes_per_s: Option<f64>,
+    pub slope_pct_per_hour: Option<f64>,
+    pub p_value: Option<f64>,
 }
 
 impl BesideSummary {
@@ -319,13 +349,16 @@ pub struct UnitVerdict {
     pub verdict: Verdict,
     pub pattern: Pattern,
     pub reason: String,
-    pub slope_bytes_per_s: f64,
-    pub slope_pct_per_hour: f64,
-    pub growth_bytes: f64,
-    pub p_value: f64,
-    pub start_bytes: f64,
-    pub end_bytes: f64,
-    pub peak_bytes: f64,
+    /// `null` when not judged (as for a single target).
+    pub slope_bytes_per_s: Option<f64>,
+    pub slope_pct_per_hour: Option<f64>,
+    /// Whole bytes; `null` when not judged.
+    pub growth_bytes: Option<i64>,
+    pub p_value: Option<f64>,
+    /// Whole bytes; `null` without a sample.
+    pub start_bytes: Option<u64>,
+    pub end_bytes: Option<u64>,
+    pub peak_bytes: Option<u64>,
     pub samples: usize,
     /// Points the verdict judged (after the warm-up; see docs/machine.md for how a long
     /// series is kept in bounded memory).
@@ -338,7 +371,8 @@ pub struct UnitVerdict {
 #[derive(Debug, Serialize)]
 pub struct Step {
     pub at_s: f64,
-    pub bytes: f64,
+    /// Whole bytes.
+    pub bytes: Option<i64>,
 }
 
 #[derive(Debug, Serialize)]
@@ -350,6 +384,9 @@ pub struct SourceSummary {
 #[derive(Debug, Serialize)]
 pub struct EventSummary {
     pub elapsed_s: f64,
+    /// What happened, one of a closed list (`EventType::ALL`, in the README).
+    pub kind: EventType,
+    /// The event as samples.csv writes it (`signal:SIGUSR2`, `dump:<file>`).
     pub event: String,
 }
 
@@ -357,6 +394,7 @@ impl From<&Event> for EventSummary {
     fn from(e: &Event) -> Self {
         EventSummary {
             elapsed_s: e.elapsed_s,
+            kind: e.kind.event_type(),
             event: e.kind.to_string(),
         }
     }
@@ -397,7 +435,8 @@ pub struct ThresholdSummary {
     pub warmup: serde_json::Value,
     pub min_slope_bytes_per_s: f64,
     pub min_slope_pct_per_hour: f64,
-    pub min_growth_bytes: Option<f64>,
+    /// Whole bytes, when `--min-growth` was given in bytes.
+    pub min_growth_bytes: Option<u64>,
     pub min_growth_pct: Option<f64>,
     pub p_value: f64,
     /// The slope gates look at no more than this much of the analysed window (a slow rise
@@ -438,14 +477,15 @@ impl Summary {
                 start_s: a.window_start_s,
                 end_s: a.window_end_s,
             },
+            window_s: a.window_s(),
             slope_bytes_per_s: a.slope_bytes_per_s,
             slope_pct_per_hour: a.slope_pct_per_hour,
-            growth_bytes: a.growth_bytes,
+            growth_bytes: a.growth_bytes.and_then(whole_delta),
             p_value: a.p_value,
-            start_bytes: a.start_bytes,
-            end_bytes: a.end_bytes,
-            peak_bytes: a.peak_bytes,
-            trend: a.trend,
+            start_bytes: whole_bytes(a.start_bytes),
+            end_bytes: whole_bytes(a.end_bytes),
+            peak_bytes: whole_bytes(a.peak_bytes),
+            trend: a.trend.map(TrendSummary::from),
             target: None,
             source: None,
             events: Vec::new(),
@@ -459,7 +499,10 @@ impl Summary {
             steps: a
                 .steps
                 .iter()
-                .map(|&(at_s, bytes)| Step { at_s, bytes })
+                .map(|&(at_s, bytes)| Step {
+                    at_s,
+                    bytes: whole_delta(bytes),
+                })
                 .collect(),
             thresholds: ThresholdSummary {
                 warmup: match t.warmup {
@@ -469,7 +512,7 @@ impl Summary {
                 min_slope_bytes_per_s: t.min_slope_bytes_per_s,
                 min_slope_pct_per_hour: t.min_slope_pct_per_hour,
                 min_growth_bytes: match t.min_growth {
-                    MinGrowth::Bytes(b) => Some(b),
+                    MinGrowth::Bytes(b) => whole_bytes(b),
                     MinGrowth::Percent(_) => None,
                 },
                 min_growth_pct: match t.min_growth {
@@ -546,5 +589,67 @@ mod tests {
         }
         let e = Baseline::load(std::path::Path::new("/nonexistent/summary.json")).unwrap_err();
         assert!(e.contains("cannot read it"), "{e}");
+    }
+
+    /// Regression (issue 20 item 1): an inconclusive run wrote slope 0, growth 0 and p-value
+    /// 1, and its summary.json was taken as a baseline of slope 0. The figures are null, and
+    /// the baseline is refused in one line.
+    #[test]
+    fn regression_issue20_item1_an_inconclusive_summary_says_null_and_is_no_baseline() {
+        let a = crate::gate::tests::analysis(Verdict::Inconclusive, 12.5, 99.0 * MIB);
+        let s = Summary::new(&a, "rss", Exit::Inconclusive);
+        let json: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+        for field in [
+            "slope_bytes_per_s",
+            "slope_pct_per_hour",
+            "growth_bytes",
+            "p_value",
+            "trend",
+        ] {
+            assert!(json[field].is_null(), "{field}: {json}");
+        }
+        assert_eq!(json["peak_bytes"], 103_809_024);
+        let e = Baseline::from_json(&s.to_json(), "old/summary.json").unwrap_err();
+        assert!(
+            e.starts_with("--baseline 'old/summary.json' is the summary of an inconclusive run")
+                && !e.contains('\n'),
+            "{e}"
+        );
+        // also a summary whose slope is null, whatever its verdict says
+        let e = Baseline::from_json(
+            r#"{"memwatch_version": "0.1.0", "verdict": "stable", "slope_bytes_per_s": null, "peak_bytes": 1}"#,
+            "x.json",
+        )
+        .unwrap_err();
+        assert!(e.contains("inconclusive"), "{e}");
+    }
+
+    /// Regression (issue 20 item 17): sizes came out as floats (`10649600.00000001`), which
+    /// a reader into int64 rejects. Every size is a whole number of bytes.
+    #[test]
+    fn regression_issue20_item17_sizes_are_whole_bytes() {
+        let mut a =
+            crate::gate::tests::analysis(Verdict::Growing, 110_933.333_333_333_34, 99.5 * MIB);
+        a.growth_bytes = Some(10_649_600.000_000_01);
+        a.steps = vec![(40.0, 31_457_280.4)];
+        a.thresholds.min_growth = MinGrowth::Bytes(1_048_576.0);
+        let mut s = Summary::new(&a, "rss", Exit::Grew);
+        s.beside = Some(BesideSummary::new(&a, "rss"));
+        let json: serde_json::Value = serde_json::from_str(&s.to_json()).unwrap();
+        assert_eq!(json["growth_bytes"], 10_649_600);
+        assert_eq!(json["peak_bytes"], 104_333_312);
+        for path in [
+            "/start_bytes",
+            "/end_bytes",
+            "/trend/v0",
+            "/trend/v1",
+            "/steps/0/bytes",
+            "/thresholds/min_growth_bytes",
+        ] {
+            let v = json.pointer(path).unwrap();
+            assert!(v.is_u64() || v.is_i64(), "{path} = {v}");
+        }
+        // a rate and a share stay fractional
+        assert!(json["slope_bytes_per_s"].is_f64());
     }
 }

@@ -150,10 +150,10 @@ fn row(u: &Unit, color: bool) -> String {
         None => format!("x{}", u.members),
     };
     let name: String = u.name.chars().take(16).collect();
-    let slope = u.judged.map_or_else(
-        || "-".to_string(),
-        |j| Rate(j.slope_bytes_per_s).to_string(),
-    );
+    let slope = u
+        .judged
+        .and_then(|j| j.slope_bytes_per_s)
+        .map_or_else(|| "-".to_string(), |s| Rate(s).to_string());
     let verdict = match u.judged {
         Some(j) => format!("{} ({})", j.verdict, j.pattern),
         None => "watching".to_string(),

@@ -301,6 +301,10 @@ pub fn outcome(end: &RunEnd<'_>, files: &Files, quiet: bool, color: bool) {
         for breach in &end.gate.breaches {
             eprintln!("memwatch: gate failed: {}", breach.message);
         }
+        // A limit on a figure the run does not have (issue 20 item 1): said, never passed.
+        for check in end.gate.checks.iter().filter(|c| c.passed.is_none()) {
+            eprintln!("memwatch: gate: {}", check.message);
+        }
         if end.gate.inconclusive_failed {
             eprintln!(
                 "memwatch: gate failed: the verdict is inconclusive and --fail-on-inconclusive is set"
@@ -374,6 +378,8 @@ pub fn machine_story(s: &Summary) {
     if !m.processes.is_empty() {
         eprintln!("memwatch: fastest growing first:");
     }
+    // unknown stays unknown: NaN prints n/a
+    let size = |b: Option<u64>| b.map_or(f64::NAN, |b| b as f64);
     for u in m.processes.iter().take(5) {
         let headline = crate::analyze::Headline {
             verdict: u.verdict,
@@ -387,8 +393,8 @@ pub fn machine_story(s: &Summary) {
         eprintln!(
             "memwatch:   {}: {headline}  (RSS {}, {} since first read{ended})",
             who(u),
-            Bytes(u.end_bytes),
-            Delta(u.end_bytes - u.start_bytes)
+            Bytes(size(u.end_bytes)),
+            Delta(size(u.end_bytes) - size(u.start_bytes))
         );
     }
     for u in m.processes.iter().skip(1) {

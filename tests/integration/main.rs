@@ -7,6 +7,7 @@ mod heap;
 mod heap_leaks;
 mod honest;
 mod machine;
+mod honest_figures;
 mod managed_heap;
 mod native;
 mod node;
