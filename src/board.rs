@@ -532,12 +532,10 @@ impl Board {
         }
         out.sort_by(|a, b| {
             let growing = |x: &Analysis| x.verdict == Verdict::Growing;
-            growing(&b.1)
-                .cmp(&growing(&a.1))
-                .then({
-                    let slope = |x: &Analysis| x.slope_bytes_per_s.unwrap_or(f64::NEG_INFINITY);
-                    slope(&b.1).total_cmp(&slope(&a.1))
-                })
+            growing(&b.1).cmp(&growing(&a.1)).then({
+                let slope = |x: &Analysis| x.slope_bytes_per_s.unwrap_or(f64::NEG_INFINITY);
+                slope(&b.1).total_cmp(&slope(&a.1))
+            })
         });
         out
     }

@@ -406,23 +406,25 @@ pub fn evaluate(summary: &Figures<'_>, limits: &Limits) -> GateResult {
         checks.push(match summary.slope_bytes_per_s {
             Some(slope) => {
                 let over = slope > max;
+                // one unit per comparison: the limit's
+                let like = |r: f64| Rate(r).per_unit_of(Rate(max));
                 Check {
                     rule: "max-slope",
                     limit: Rate(max).to_string(),
-                    actual: Rate(slope).to_string(),
+                    actual: like(slope).to_string(),
                     passed: Some(!over),
                     message: if over {
                         format!(
                             "{metric} floor slope {} is over --max-slope {} by {} ({})",
-                            Rate(slope),
+                            like(slope),
                             Rate(max),
-                            Rate(slope - max),
+                            like(slope - max),
                             share(slope - max, max)
                         )
                     } else {
                         format!(
                             "{metric} floor slope {} is within --max-slope {}",
-                            Rate(slope),
+                            like(slope),
                             Rate(max)
                         )
                     },
@@ -522,16 +524,18 @@ fn check_max_rss(peak: Option<f64>, max: f64, metric: &str) -> Check {
 
 fn check_baseline_slope(c: &BaselineComparison, tol: f64, metric: &str, because: &str) -> Check {
     let hint = "; if this is expected, make this run's summary.json the new baseline";
+    let allowed = c.allowed_slope_bytes_per_s;
+    // one unit per comparison: the allowed slope's
+    let like = |r: f64| Rate(r).per_unit_of(Rate(allowed));
     let slope_basis = if c.baseline_slope_bytes_per_s < c.slope_floor_bytes_per_s {
         format!(
             "baseline {}, raised to the --min-slope floor {}, + {tol}%",
-            Rate(c.baseline_slope_bytes_per_s),
-            Rate(c.slope_floor_bytes_per_s)
+            like(c.baseline_slope_bytes_per_s),
+            like(c.slope_floor_bytes_per_s)
         )
     } else {
-        format!("baseline {} + {tol}%", Rate(c.baseline_slope_bytes_per_s))
+        format!("baseline {} + {tol}%", like(c.baseline_slope_bytes_per_s))
     };
-    let allowed = c.allowed_slope_bytes_per_s;
     let limit = format!("{} ({slope_basis})", Rate(allowed));
     let (Some(current), Some(regressed)) = (c.current_slope_bytes_per_s, c.slope_regressed) else {
         return not_judged(
@@ -548,22 +552,22 @@ fn check_baseline_slope(c: &BaselineComparison, tol: f64, metric: &str, because:
     Check {
         rule: "baseline-slope",
         limit,
-        actual: Rate(current).to_string(),
+        actual: like(current).to_string(),
         passed: Some(!regressed),
         message: if regressed {
             format!(
                 "{metric} floor slope {} is over the {} allowed ({slope_basis}) by {} \
                  (baseline '{}'){hint}",
-                Rate(current),
+                like(current),
                 Rate(allowed),
-                Rate(current - allowed),
+                like(current - allowed),
                 c.path
             )
         } else {
             format!(
                 "{metric} floor slope {} is within the {} allowed ({slope_basis}; \
                  baseline '{}')",
-                Rate(current),
+                like(current),
                 Rate(allowed),
                 c.path
             )
@@ -975,7 +979,7 @@ pub(crate) mod tests {
         assert!(
             worse.breaches[0].message.starts_with(
                 "RSS floor slope +1.50 MiB/s is over the +1.20 MiB/s allowed \
-                              (baseline +1.00 MiB/s + 20%) by +18.0 MiB/min"
+                              (baseline +1.00 MiB/s + 20%) by +307 KiB/s"
             ),
             "{}",
             worse.breaches[0].message

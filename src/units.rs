@@ -52,19 +52,47 @@ impl fmt::Display for Delta {
 #[derive(Clone, Copy, Debug)]
 pub struct Rate(pub f64);
 
+impl Rate {
+    /// The time unit this rate is written in: seconds in one, and its name.
+    fn time_unit(self) -> (f64, &'static str) {
+        let per_s = self.0.abs();
+        if per_s >= 1024.0 * 1024.0 {
+            (1.0, "s")
+        } else if per_s * 60.0 >= 1024.0 {
+            (60.0, "min")
+        } else {
+            (3600.0, "h")
+        }
+    }
+
+    /// This rate per the time unit `like` is written in, so that a comparison reads in one
+    /// unit (the limit's): `+1.00 MiB/s` beside a `+1.00 MiB/min` limit is `+60.0 MiB/min`.
+    pub fn per_unit_of(self, like: Rate) -> RateIn {
+        RateIn(self.0, like.time_unit())
+    }
+}
+
 impl fmt::Display for Rate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let per_s = self.0;
+        RateIn(self.0, self.time_unit()).fmt(f)
+    }
+}
+
+/// A rate written per a given time unit (see [`Rate::per_unit_of`]).
+#[derive(Clone, Copy, Debug)]
+pub struct RateIn(f64, (f64, &'static str));
+
+impl fmt::Display for RateIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let RateIn(per_s, (seconds, unit)) = *self;
         if per_s.is_nan() {
             return f.write_str("n/a");
         }
-        let (v, unit) = if per_s.abs() >= 1024.0 * 1024.0 {
-            (per_s, "s")
-        } else if per_s.abs() * 60.0 >= 1024.0 {
-            (per_s * 60.0, "min")
-        } else {
-            (per_s * 3600.0, "h")
-        };
+        let v = per_s * seconds;
+        if v != 0.0 && v.abs() < 10.0 {
+            // a slow rate in a fast unit keeps its figures: +2.98 B/s, not +3 B/s
+            return write!(f, "{v:+.2} B/{unit}");
+        }
         write!(f, "{}/{unit}", Delta(v))
     }
 }
@@ -220,6 +248,17 @@ mod tests {
         assert_eq!(Bytes(f64::NAN).to_string(), "n/a");
         assert_eq!(Delta(f64::NAN).to_string(), "n/a");
         assert_eq!(Rate(f64::NAN).to_string(), "n/a");
+        // issue 20 item 16: one unit per comparison, the limit's
+        let per_min = Rate(1048576.0 / 60.0);
+        assert_eq!(
+            Rate(1048576.0).per_unit_of(per_min).to_string(),
+            "+60.0 MiB/min"
+        );
+        assert_eq!(
+            Rate(2.0).per_unit_of(Rate(1048576.0)).to_string(),
+            "+2.00 B/s"
+        );
+        assert_eq!(Rate(f64::NAN).per_unit_of(per_min).to_string(), "n/a");
     }
 
     #[test]

@@ -235,10 +235,12 @@ fn markdown_verdict(summary: &Summary, gate: &GateResult) -> String {
             code(&b.path),
             b.tolerance_pct
         );
+        // one unit per row: the allowed slope's
+        let allowed = Rate(b.allowed_slope_bytes_per_s);
         let floor = if b.baseline_slope_bytes_per_s < b.slope_floor_bytes_per_s {
             format!(
                 " (raised to the --min-slope floor {})",
-                Rate(b.slope_floor_bytes_per_s)
+                Rate(b.slope_floor_bytes_per_s).per_unit_of(allowed)
             )
         } else {
             String::new()
@@ -246,9 +248,11 @@ fn markdown_verdict(summary: &Summary, gate: &GateResult) -> String {
         let _ = writeln!(
             md,
             "| floor slope | {}{floor} | {} | {} | {} |",
-            Rate(b.baseline_slope_bytes_per_s),
-            Rate(b.allowed_slope_bytes_per_s),
-            or_not_judged(b.current_slope_bytes_per_s, |r| Rate(r).to_string()),
+            Rate(b.baseline_slope_bytes_per_s).per_unit_of(allowed),
+            allowed,
+            or_not_judged(b.current_slope_bytes_per_s, |r| Rate(r)
+                .per_unit_of(allowed)
+                .to_string()),
             mark(b.slope_regressed.map(|r| !r))
         );
         let _ = writeln!(

@@ -358,3 +358,72 @@ fn item11_a_file_that_cannot_be_written_is_said_once() {
     assert_eq!(line.matches("cannot write").count(), 1, "{line}");
     assert!(line.contains("No space left"), "{line}");
 }
+
+/// Item 16: a comparison reads in one unit, the limit's (the slope was `+1.00 MiB/s` beside a
+/// `+2.77 KiB/min` limit, and the job summary's row read as equal); the two growth figures
+/// say which is which.
+#[test]
+fn item16_one_unit_per_comparison_and_each_growth_named() {
+    let f = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let summary_md = dir.path().join("step.md");
+    let out = memwatch(dir.path())
+        .args([
+            "run",
+            "-i",
+            "100ms",
+            "-d",
+            "5s",
+            "--max-slope",
+            "1MiB/min",
+            "--out",
+            "o",
+            "--",
+            &f,
+            "leak",
+            "4MiB/s",
+        ])
+        .env("GITHUB_STEP_SUMMARY", &summary_md)
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let breach = err
+        .lines()
+        .find(|l| l.contains("is over --max-slope"))
+        .unwrap_or_else(|| panic!("the breach in words: {err}"));
+    assert!(
+        breach.matches("/min").count() == 3 && !breach.contains("/s "),
+        "the slope, the limit and the excess per minute: {breach}"
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("o/summary.json")).unwrap()).unwrap();
+    let check = summary["gate"]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["rule"] == "max-slope")
+        .unwrap_or_else(|| panic!("{summary}"));
+    for side in ["limit", "actual"] {
+        assert!(
+            check[side].as_str().unwrap().ends_with("/min"),
+            "{side}: {check}"
+        );
+    }
+    let md = std::fs::read_to_string(&summary_md).unwrap();
+    let row = md
+        .lines()
+        .find(|l| l.contains("--max-slope"))
+        .unwrap_or_else(|| panic!("{md}"));
+    assert!(!row.contains("/s "), "one unit in the row: {row}");
+    // The run's growth (first to last sample) and the floor's are each said what they are.
+    let figures = err
+        .lines()
+        .find(|l| l.contains(" first ") && l.contains(" last "))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(figures.contains("start-up and peaks included"), "{figures}");
+    assert!(
+        err.contains("floor"),
+        "the judged growth is the floor's: {err}"
+    );
+}

@@ -335,8 +335,11 @@ fn a_subcommands_error_points_to_its_own_help() {
     assert_eq!(err.matches("--baseline").count(), 1, "{err}");
 }
 
+/// Issue 20 items 13 and 14: completions offer the values of --metric and --runtime (they
+/// offered file names); a man page for every command the SUBCOMMANDS section names, with the
+/// exit codes in their own section.
 #[test]
-fn completions_and_man_page_come_from_the_binary() {
+fn regression_issue20_items13_14_completions_and_man_pages_come_from_the_binary() {
     let dir = tempfile::tempdir().unwrap();
     for shell in ["bash", "zsh", "fish"] {
         let out = memwatch(dir.path())
@@ -399,5 +402,31 @@ fn completions_and_man_page_come_from_the_binary() {
             .output()
             .unwrap();
         assert!(String::from_utf8_lossy(&out.stdout).contains("--interval"));
+    }
+}
+
+/// Issue 20 item 15: the README's test requirements name every program `.ci/run` installs
+/// for the tests (they named `node` and `javac`, not `java`, `jcmd` or `mount`).
+#[test]
+fn regression_issue20_item15_the_readme_names_what_the_tests_need() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let ci = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme
+        .find("Run all the tests")
+        .expect("the README's test paragraph");
+    let paragraph = &readme[start..start + readme[start..].find("```").unwrap()];
+    let mut needed: Vec<&str> = ci
+        .split("command -v ")
+        .skip(1)
+        .filter_map(|rest| rest.split_whitespace().next())
+        .collect();
+    needed.extend(["java", "jcmd", "python3"]);
+    assert!(needed.len() > 8, "{needed:?}");
+    for program in needed {
+        assert!(
+            paragraph.contains(&format!("`{program}`")),
+            "the README's test requirements do not name `{program}`: {paragraph}"
+        );
     }
 }

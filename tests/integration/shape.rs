@@ -273,3 +273,36 @@ fn shape_of_a_node_run_with_the_runtime() {
     assert!(matches!(out.status.code(), Some(0 | 1)), "{}", stderr(&out));
     check("node-run", &shape(&dir.path().join("o"), None));
 }
+
+/// Issue 20 item 12: the README's summary.json table names every key a run writes (it lacked
+/// `histogram_diff`); the golden shapes are what runs write.
+#[test]
+fn regression_issue20_item12_the_readme_names_every_summary_key() {
+    let readme =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme
+        .find("## summary.json")
+        .expect("a summary.json section");
+    let end = start
+        + 3
+        + readme[start + 3..]
+            .find("\n## ")
+            .unwrap_or(readme.len() - start - 3);
+    let section = &readme[start..end];
+    let mut missing = BTreeSet::new();
+    for name in ["fixture-run", "node-run", "tree-run"] {
+        let golden: Value =
+            serde_json::from_str(&std::fs::read_to_string(golden_path(name)).unwrap()).unwrap();
+        let keys = golden["summary"].as_object().expect("summary keys");
+        assert!(keys.len() > 20, "{name}: {keys:?}");
+        for key in keys.keys() {
+            if !section.contains(&format!("`{key}`")) {
+                missing.insert(key.clone());
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "README's summary.json table does not name {missing:?}"
+    );
+}
