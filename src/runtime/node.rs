@@ -234,6 +234,237 @@ pub fn attach_agent(
     })
 }
 
+/// One attach to PID's inspector: where to look, and until when.
+struct Attempt<'a> {
+    proc_root: &'a Path,
+    pid: i32,
+    pidfd: BorrowedFd<'a>,
+    timeout: Duration,
+    start: Instant,
+    deadline: Instant,
+}
+
+/// A listener on 127.0.0.1 (the only address memwatch connects to).
+fn on_loopback(l: &Listener) -> bool {
+    l.addr.ip() == IpAddr::V4(Ipv4Addr::LOCALHOST)
+}
+
+impl Attempt<'_> {
+    fn connect(&self, at: SocketAddr, url: &str, opened_by_memwatch: bool) -> Result<Inspector> {
+        Inspector::connect(
+            self.pid,
+            at,
+            url,
+            opened_by_memwatch,
+            self.start,
+            self.deadline,
+        )
+    }
+
+    /// Reading PID's sockets failed: another user's process closes its fd files to
+    /// memwatch (not "gone").
+    fn gone(&self, e: RuntimeError) -> RuntimeError {
+        match e {
+            RuntimeError::Io { source, .. }
+                if source.kind() == std::io::ErrorKind::PermissionDenied =>
+            {
+                RuntimeError::PermissionDenied {
+                    pid: self.pid,
+                    file: "fd",
+                }
+            }
+            _ => RuntimeError::Gone { pid: self.pid },
+        }
+    }
+
+    /// Its 127.0.0.1 must be ours: we read its sockets but connect from here.
+    fn same_network_namespace(&self) -> Result<()> {
+        let pid = self.pid;
+        let netns = |dir: &Path| std::fs::read_link(dir.join("ns/net"));
+        let theirs = netns(&self.proc_root.join(pid.to_string())).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                RuntimeError::PermissionDenied {
+                    pid,
+                    file: "ns/net",
+                }
+            } else {
+                RuntimeError::Gone { pid }
+            }
+        })?;
+        if netns(&self.proc_root.join("self")).is_ok_and(|ours| ours != theirs) {
+            return Err(RuntimeError::OtherNetNamespace { pid });
+        }
+        Ok(())
+    }
+
+    /// The expected port when it listens; or a free port (--inspect-port=127.0.0.1:0)
+    /// opened by an earlier SIGUSR1: each loopback listener, newest first (an inspector
+    /// opened late is the newest socket).
+    fn already_open(&self, ep: &InspectEndpoint, before: &[Listener]) -> Option<Result<Inspector>> {
+        if ep.port != 0
+            && before
+                .iter()
+                .any(|l| on_loopback(l) && l.addr.port() == ep.port)
+            && let Some(url) = probe(local(ep.port))
+        {
+            return Some(self.connect(local(ep.port), &url, false));
+        }
+        if ep.port == 0 && !ep.at_start {
+            for l in before.iter().rev().filter(|l| on_loopback(l)) {
+                if let Some(url) = probe(l.addr) {
+                    return Some(self.connect(l.addr, &url, false));
+                }
+            }
+        }
+        None
+    }
+
+    /// Opened at start (--inspect, e.g. on port 0): never signal (a Node still starting may
+    /// not catch SIGUSR1 yet); wait for a loopback listener that answers /json/list, oldest
+    /// first, asking each socket once.
+    fn opened_at_start(&self, ep: &InspectEndpoint) -> Result<Inspector> {
+        let pid = self.pid;
+        if !ep.is_loopback() {
+            return Err(RuntimeError::InspectorNotLoopback {
+                pid,
+                addr: format!("{}:{}", ep.host, ep.port),
+            });
+        }
+        let mut asked: Vec<u64> = Vec::new();
+        loop {
+            let listeners = net::listeners(self.proc_root, pid).map_err(|e| self.gone(e))?;
+            for l in listeners.iter().filter(|l| on_loopback(l)) {
+                if asked.contains(&l.inode) {
+                    continue;
+                }
+                asked.push(l.inode);
+                if let Some(url) = probe(l.addr) {
+                    return self.connect(l.addr, &url, false);
+                }
+            }
+            if super::pidfd_exited(self.pidfd) {
+                return Err(RuntimeError::Gone { pid });
+            }
+            if Instant::now() >= self.deadline {
+                return Err(RuntimeError::InspectorNotFound {
+                    pid,
+                    waited: self.timeout,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Only on loopback, only if SIGUSR1 is caught, only if the port is free: sends it, and
+    /// says when.
+    fn open_with_sigusr1(&self, ep: &InspectEndpoint) -> Result<Instant> {
+        let (proc_root, pid) = (self.proc_root, self.pid);
+        if !ep.is_loopback() {
+            return Err(RuntimeError::InspectorNotLoopback {
+                pid,
+                addr: format!("{}:{}", ep.host, ep.port),
+            });
+        }
+        super::wait_until_caught(proc_root, pid, libc::SIGUSR1, "SIGUSR1", self.deadline)?;
+        // A stopped process would open its inspector only when it runs again, perhaps after
+        // memwatch has gone and can no longer close it.
+        if super::is_stopped(proc_root, pid) {
+            return Err(RuntimeError::TargetStopped { pid });
+        }
+        if ep.port != 0
+            && net::namespace_listeners(proc_root, pid).iter().any(|l| {
+                l.addr.port() == ep.port
+                    && (l.addr.ip().is_loopback() || l.addr.ip().is_unspecified())
+            })
+        {
+            return Err(RuntimeError::InspectorPortTaken { pid, port: ep.port });
+        }
+        let signalled_at = Instant::now();
+        crate::signal::send_via_pidfd(self.pidfd, libc::SIGUSR1).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ESRCH) {
+                RuntimeError::Gone { pid }
+            } else {
+                RuntimeError::io(format!("cannot send SIGUSR1 to PID {pid}"), e)
+            }
+        })?;
+        Ok(signalled_at)
+    }
+
+    /// Waits for the listener SIGUSR1 opened. The expected port is tried every 2 ms (a
+    /// refused connection costs microseconds; the window another user has is as long as
+    /// this wait), and must then be a new listener of PID's. Every other new socket is asked
+    /// (up to 3 times) whether it is the inspector; one that is not on 127.0.0.1 is closed
+    /// and refused.
+    fn new_listener(&self, ep: &InspectEndpoint, before: &[Listener]) -> Result<Inspector> {
+        let (proc_root, pid) = (self.proc_root, self.pid);
+        let old: Vec<u64> = before.iter().map(|l| l.inode).collect();
+        let mut tries: Vec<(u64, u32)> = Vec::new();
+        // Reading net/tcp costs milliseconds on a busy machine: look often at first (Node
+        // opens the inspector within tens of ms), then less and less.
+        let mut next_scan = Instant::now();
+        let mut scan_pause = Duration::from_millis(20);
+        loop {
+            if super::pidfd_exited(self.pidfd) {
+                return Err(RuntimeError::Gone { pid });
+            }
+            if ep.port != 0
+                && let Some(url) = probe(local(ep.port))
+            {
+                let now = net::listeners(proc_root, pid).map_err(|e| self.gone(e))?;
+                if now
+                    .iter()
+                    .any(|l| !old.contains(&l.inode) && on_loopback(l) && l.addr.port() == ep.port)
+                {
+                    return self.connect(local(ep.port), &url, true);
+                }
+            }
+            if Instant::now() >= next_scan {
+                next_scan = Instant::now() + scan_pause;
+                scan_pause = (scan_pause * 2).min(Duration::from_millis(320));
+                let now = net::listeners(proc_root, pid).map_err(|e| self.gone(e))?;
+                for new in now.iter().filter(|l| !old.contains(&l.inode)) {
+                    let n = match tries.iter_mut().find(|(i, _)| *i == new.inode) {
+                        Some((_, n)) => n,
+                        None => {
+                            tries.push((new.inode, 0));
+                            &mut tries.last_mut().expect("just pushed").1
+                        }
+                    };
+                    if *n >= 3 {
+                        continue;
+                    }
+                    *n += 1;
+                    let at = reach(new.addr);
+                    let Some(url) = probe(at) else { continue };
+                    let inspector = self.connect(at, &url, true);
+                    if on_loopback(new) {
+                        return inspector;
+                    }
+                    // Opened where others may reach it: close it now, then refuse.
+                    if let Ok(mut i) = inspector {
+                        let _ = i.close();
+                    }
+                    return Err(RuntimeError::InspectorNotLoopback {
+                        pid,
+                        addr: new.addr.to_string(),
+                    });
+                }
+            }
+            if Instant::now() >= self.deadline {
+                return Err(RuntimeError::InspectorDidNotOpen {
+                    pid,
+                    waited: self.timeout,
+                });
+            }
+            std::thread::sleep(if ep.port != 0 {
+                Duration::from_millis(2)
+            } else {
+                next_scan.saturating_duration_since(Instant::now())
+            });
+        }
+    }
+}
+
 impl Inspector {
     /// Connects to PID's inspector, opening it with SIGUSR1 (through `pidfd`) when it is not
     /// open yet. Refuses an inspector that is, or would be, on anything but 127.0.0.1.
@@ -251,203 +482,30 @@ impl Inspector {
             return Err(RuntimeError::BadPid { pid });
         }
         let start = Instant::now();
-        let deadline = start + timeout;
-        // Another user's process: its fd and ns files are closed to memwatch (not "gone").
-        let denied = |file| RuntimeError::PermissionDenied { pid, file };
-        let gone = |e: RuntimeError| match e {
-            RuntimeError::Io { source, .. }
-                if source.kind() == std::io::ErrorKind::PermissionDenied =>
-            {
-                denied("fd")
-            }
-            _ => RuntimeError::Gone { pid },
+        let a = Attempt {
+            proc_root,
+            pid,
+            pidfd,
+            timeout,
+            start,
+            deadline: start + timeout,
         };
-        // Its 127.0.0.1 must be ours: we read its sockets but connect from here.
-        let netns = |dir: &Path| std::fs::read_link(dir.join("ns/net"));
-        let theirs = netns(&proc_root.join(pid.to_string())).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::PermissionDenied {
-                denied("ns/net")
-            } else {
-                RuntimeError::Gone { pid }
-            }
-        })?;
-        if netns(&proc_root.join("self")).is_ok_and(|ours| ours != theirs) {
-            return Err(RuntimeError::OtherNetNamespace { pid });
-        }
-        let before = net::listeners(proc_root, pid).map_err(gone)?;
+        a.same_network_namespace()?;
+        let before = net::listeners(proc_root, pid).map_err(|e| a.gone(e))?;
         let ep = endpoint_of(proc_root, pid);
-
-        // 1. Already open? The expected port first.
-        let loopback = |l: &&Listener| l.addr.ip() == IpAddr::V4(Ipv4Addr::LOCALHOST);
-        if ep.port != 0
-            && before
-                .iter()
-                .filter(loopback)
-                .any(|l| l.addr.port() == ep.port)
-            && let Some(url) = probe(local(ep.port))
-        {
-            return Self::connect(pid, local(ep.port), &url, false, start, deadline);
+        // 1. Already open?
+        if let Some(found) = a.already_open(&ep, &before) {
+            return found;
         }
-        // A free port (--inspect-port=127.0.0.1:0) opened by an earlier SIGUSR1: ask each
-        // loopback listener, newest first (an inspector opened late is the newest socket).
-        if ep.port == 0 && !ep.at_start {
-            for l in before.iter().rev().filter(loopback) {
-                if let Some(url) = probe(l.addr) {
-                    return Self::connect(pid, l.addr, &url, false, start, deadline);
-                }
-            }
-        }
-        // Opened at start (--inspect, e.g. on port 0): never signal (a Node still starting
-        // may not catch SIGUSR1 yet); wait for a loopback listener that answers /json/list,
-        // oldest first, asking each socket once.
         if ep.at_start {
-            if !ep.is_loopback() {
-                return Err(RuntimeError::InspectorNotLoopback {
-                    pid,
-                    addr: format!("{}:{}", ep.host, ep.port),
-                });
-            }
-            let mut asked: Vec<u64> = Vec::new();
-            loop {
-                for l in net::listeners(proc_root, pid)
-                    .map_err(gone)?
-                    .iter()
-                    .filter(loopback)
-                {
-                    if asked.contains(&l.inode) {
-                        continue;
-                    }
-                    asked.push(l.inode);
-                    if let Some(url) = probe(l.addr) {
-                        return Self::connect(pid, l.addr, &url, false, start, deadline);
-                    }
-                }
-                if super::pidfd_exited(pidfd) {
-                    return Err(RuntimeError::Gone { pid });
-                }
-                if Instant::now() >= deadline {
-                    return Err(RuntimeError::InspectorNotFound {
-                        pid,
-                        waited: timeout,
-                    });
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            return a.opened_at_start(&ep);
         }
-
-        // 2. Open it: only on loopback, only if SIGUSR1 is caught, only if the port is free.
-        if !ep.is_loopback() {
-            return Err(RuntimeError::InspectorNotLoopback {
-                pid,
-                addr: format!("{}:{}", ep.host, ep.port),
-            });
-        }
-        super::wait_until_caught(proc_root, pid, libc::SIGUSR1, "SIGUSR1", deadline)?;
-        // A stopped process would open its inspector only when it runs again, perhaps after
-        // memwatch has gone and can no longer close it.
-        if super::is_stopped(proc_root, pid) {
-            return Err(RuntimeError::TargetStopped { pid });
-        }
-        if ep.port != 0
-            && net::namespace_listeners(proc_root, pid).iter().any(|l| {
-                l.addr.port() == ep.port
-                    && (l.addr.ip().is_loopback() || l.addr.ip().is_unspecified())
-            })
-        {
-            return Err(RuntimeError::InspectorPortTaken { pid, port: ep.port });
-        }
-        let signalled_at = Instant::now();
-        crate::signal::send_via_pidfd(pidfd, libc::SIGUSR1).map_err(|e| {
-            if e.raw_os_error() == Some(libc::ESRCH) {
-                RuntimeError::Gone { pid }
-            } else {
-                RuntimeError::io(format!("cannot send SIGUSR1 to PID {pid}"), e)
-            }
-        })?;
-        let ours = |i: Result<Inspector>| {
-            i.map(|mut i| {
-                i.signalled_at = Some(signalled_at);
-                i
-            })
-        };
-
-        // 3. Wait for the new listener. The expected port is tried every 2 ms (a refused
-        // connection costs microseconds; the window another user has is as long as this
-        // wait), and must then be a new listener of PID's. Every other new socket is asked
-        // (up to 3 times) whether it is the inspector; one that is not on 127.0.0.1 is
-        // closed and refused.
-        let old: Vec<u64> = before.iter().map(|l| l.inode).collect();
-        let mut tries: Vec<(u64, u32)> = Vec::new();
-        // Reading net/tcp costs milliseconds on a busy machine: look often at first (Node
-        // opens the inspector within tens of ms), then less and less.
-        let mut next_scan = Instant::now();
-        let mut scan_pause = Duration::from_millis(20);
-        loop {
-            if super::pidfd_exited(pidfd) {
-                return Err(RuntimeError::Gone { pid });
-            }
-            if ep.port != 0
-                && let Some(url) = probe(local(ep.port))
-            {
-                let now = net::listeners(proc_root, pid).map_err(gone)?;
-                if now
-                    .iter()
-                    .any(|l| !old.contains(&l.inode) && loopback(&l) && l.addr.port() == ep.port)
-                {
-                    return ours(Self::connect(
-                        pid,
-                        local(ep.port),
-                        &url,
-                        true,
-                        start,
-                        deadline,
-                    ));
-                }
-            }
-            if Instant::now() >= next_scan {
-                next_scan = Instant::now() + scan_pause;
-                scan_pause = (scan_pause * 2).min(Duration::from_millis(320));
-                let now = net::listeners(proc_root, pid).map_err(gone)?;
-                for new in now.iter().filter(|l| !old.contains(&l.inode)) {
-                    let n = match tries.iter_mut().find(|(i, _)| *i == new.inode) {
-                        Some((_, n)) => n,
-                        None => {
-                            tries.push((new.inode, 0));
-                            &mut tries.last_mut().expect("just pushed").1
-                        }
-                    };
-                    if *n >= 3 {
-                        continue;
-                    }
-                    *n += 1;
-                    let at = reach(new.addr);
-                    let Some(url) = probe(at) else { continue };
-                    let inspector = ours(Self::connect(pid, at, &url, true, start, deadline));
-                    if loopback(&new) {
-                        return inspector;
-                    }
-                    // Opened where others may reach it: close it now, then refuse.
-                    if let Ok(mut i) = inspector {
-                        let _ = i.close();
-                    }
-                    return Err(RuntimeError::InspectorNotLoopback {
-                        pid,
-                        addr: new.addr.to_string(),
-                    });
-                }
-            }
-            if Instant::now() >= deadline {
-                return Err(RuntimeError::InspectorDidNotOpen {
-                    pid,
-                    waited: timeout,
-                });
-            }
-            std::thread::sleep(if ep.port != 0 {
-                Duration::from_millis(2)
-            } else {
-                next_scan.saturating_duration_since(Instant::now())
-            });
-        }
+        // 2. Open it, 3. wait for the new listener.
+        let signalled_at = a.open_with_sigusr1(&ep)?;
+        a.new_listener(&ep, &before).map(|mut i| {
+            i.signalled_at = Some(signalled_at);
+            i
+        })
     }
 
     fn connect(

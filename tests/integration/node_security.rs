@@ -758,6 +758,11 @@ fn a_program_that_does_not_load_the_agent_falls_back_to_rss_without_a_port() {
         stderr(&out)
     );
     let err = stderr(&out);
+    assert!(
+        dir.path().join("o/summary.json").is_file(),
+        "no summary.json, exit {:?}: {err}",
+        out.status.code()
+    );
     let s = summary(&dir.path().join("o"));
     assert_eq!(s["metric"], "rss", "{err}");
     let problem = s["runtime"]["problem"].as_str().unwrap_or("");
