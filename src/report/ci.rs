@@ -6,7 +6,7 @@
 //! two environment look-ups.
 
 use crate::analyze::Verdict;
-use crate::gate::{Check, GateResult};
+use crate::gate::{BaselineComparison, Check, GateResult};
 use crate::report::summary::Summary;
 use crate::units::{Bytes, Delta, Elapsed, PValue, PctPerHour, Rate};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
@@ -126,8 +126,25 @@ pub fn markdown(summary: &Summary, gate: &GateResult) -> String {
 }
 
 fn markdown_verdict(summary: &Summary, gate: &GateResult) -> String {
-    let s = summary;
     let mut md = String::new();
+    markdown_heading(&mut md, summary, gate);
+    markdown_figures(&mut md, summary);
+    markdown_limits(&mut md, summary, gate);
+    if let Some(b) = &gate.baseline {
+        markdown_baseline(&mut md, b);
+    }
+    if !gate.breaches.is_empty() {
+        md.push_str("\n**Breaches**\n\n");
+        for b in &gate.breaches {
+            let _ = writeln!(md, "- `{}`: {}", b.rule, b.message);
+        }
+    }
+    markdown_files(&mut md, summary);
+    md
+}
+
+/// The outcome, the verdict in words, and what was watched (or read).
+fn markdown_heading(md: &mut String, s: &Summary, gate: &GateResult) {
     let (icon, words) = status(s, gate);
     // Writing into a String cannot fail.
     let _ = writeln!(md, "### {icon} memwatch {words} (exit {})\n", s.exit_code);
@@ -150,7 +167,10 @@ fn markdown_verdict(summary: &Summary, gate: &GateResult) -> String {
     if let Some(src) = &s.source {
         let _ = writeln!(md, "Source: {} ({}).\n", code(&src.file), src.format);
     }
+}
 
+/// The run's figures, a table; unknown ones say "not judged".
+fn markdown_figures(md: &mut String, s: &Summary) {
     md.push_str("| figure | value |\n|---|---|\n");
     let missed = s
         .missed_samples
@@ -199,7 +219,10 @@ fn markdown_verdict(summary: &Summary, gate: &GateResult) -> String {
     for (name, value) in rows {
         let _ = writeln!(md, "| {name} | {value} |");
     }
+}
 
+/// Each limit set (not the baseline's) against this run, and `--fail-on-inconclusive`.
+fn markdown_limits(md: &mut String, s: &Summary, gate: &GateResult) {
     let limits: Vec<&Check> = gate
         .checks
         .iter()
@@ -227,51 +250,48 @@ fn markdown_verdict(summary: &Summary, gate: &GateResult) -> String {
             );
         }
     }
+}
 
-    if let Some(b) = &gate.baseline {
-        let _ = writeln!(
-            md,
-            "\n#### Baseline {} (tolerance {}%)\n\n| | baseline | allowed | this run | |\n|---|---|---|---|---|",
-            code(&b.path),
-            b.tolerance_pct
-        );
-        // one unit per row: the allowed slope's
-        let allowed = Rate(b.allowed_slope_bytes_per_s);
-        let floor = if b.baseline_slope_bytes_per_s < b.slope_floor_bytes_per_s {
-            format!(
-                " (raised to the --min-slope floor {})",
-                Rate(b.slope_floor_bytes_per_s).per_unit_of(allowed)
-            )
-        } else {
-            String::new()
-        };
-        let _ = writeln!(
-            md,
-            "| floor slope | {}{floor} | {} | {} | {} |",
-            Rate(b.baseline_slope_bytes_per_s).per_unit_of(allowed),
-            allowed,
-            or_not_judged(b.current_slope_bytes_per_s, |r| Rate(r)
-                .per_unit_of(allowed)
-                .to_string()),
-            mark(b.slope_regressed.map(|r| !r))
-        );
-        let _ = writeln!(
-            md,
-            "| peak | {} | {} | {} | {} |",
-            bytes(b.baseline_peak_bytes),
-            bytes(b.allowed_peak_bytes),
-            bytes(b.current_peak_bytes),
-            mark(b.peak_regressed.map(|r| !r))
-        );
-    }
+/// The baseline's slope and peak, what they allow, and this run's.
+fn markdown_baseline(md: &mut String, b: &BaselineComparison) {
+    let _ = writeln!(
+        md,
+        "\n#### Baseline {} (tolerance {}%)\n\n| | baseline | allowed | this run | |\n|---|---|---|---|---|",
+        code(&b.path),
+        b.tolerance_pct
+    );
+    // one unit per row: the allowed slope's
+    let allowed = Rate(b.allowed_slope_bytes_per_s);
+    let floor = if b.baseline_slope_bytes_per_s < b.slope_floor_bytes_per_s {
+        format!(
+            " (raised to the --min-slope floor {})",
+            Rate(b.slope_floor_bytes_per_s).per_unit_of(allowed)
+        )
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        md,
+        "| floor slope | {}{floor} | {} | {} | {} |",
+        Rate(b.baseline_slope_bytes_per_s).per_unit_of(allowed),
+        allowed,
+        or_not_judged(b.current_slope_bytes_per_s, |r| Rate(r)
+            .per_unit_of(allowed)
+            .to_string()),
+        mark(b.slope_regressed.map(|r| !r))
+    );
+    let _ = writeln!(
+        md,
+        "| peak | {} | {} | {} | {} |",
+        bytes(b.baseline_peak_bytes),
+        bytes(b.allowed_peak_bytes),
+        bytes(b.current_peak_bytes),
+        mark(b.peak_regressed.map(|r| !r))
+    );
+}
 
-    if !gate.breaches.is_empty() {
-        md.push_str("\n**Breaches**\n\n");
-        for b in &gate.breaches {
-            let _ = writeln!(md, "- `{}`: {}", b.rule, b.message);
-        }
-    }
-
+/// Where the chart and the data are.
+fn markdown_files(md: &mut String, s: &Summary) {
     md.push('\n');
     match &s.files.png {
         Some(png) => {
@@ -288,7 +308,6 @@ fn markdown_verdict(summary: &Summary, gate: &GateResult) -> String {
         let _ = writeln!(md, "Data: {}.", others.join(", "));
     }
     md.push('\n');
-    md
 }
 
 /// Escapes a workflow command's message (GitHub: `%`, `\r`, `\n`).
@@ -400,7 +419,44 @@ pub fn junit_xml(summary: &Summary, gate: &GateResult) -> Result<String, String>
     if s.duration_s.is_finite() && s.duration_s >= 0.0 {
         suite.set_time(Duration::from_secs_f64(s.duration_s));
     }
+    suite.add_properties(junit_properties(s));
+    suite.add_test_case(junit_verdict(s, gate));
+    if s.exit_code == 4 {
+        let mut command = TestCase::new(
+            "command",
+            failure(
+                NonSuccessKind::Error,
+                "command-failed",
+                &format!("the command failed{}", ended(s)),
+            ),
+        );
+        command.set_classname("memwatch");
+        suite.add_test_case(command);
+    }
+    for c in &gate.checks {
+        suite.add_test_case(junit_check(c, gate.inconclusive_failed));
+    }
+    let mut report = Report::new("memwatch");
+    report.add_test_suite(suite);
+    report
+        .to_string()
+        .map_err(|e| format!("cannot write the JUnit report: {e}"))
+}
 
+fn failure(kind: NonSuccessKind, ty: &str, message: &str) -> TestCaseStatus {
+    let mut status = TestCaseStatus::non_success(kind);
+    status.set_type(ty).set_message(message);
+    status
+}
+
+fn skipped(ty: &str, message: String) -> TestCaseStatus {
+    let mut status = TestCaseStatus::skipped();
+    status.set_type(ty).set_message(message);
+    status
+}
+
+/// The suite's properties: the run's figures, the known ones only.
+fn junit_properties(s: &Summary) -> Vec<Property> {
     let fmt = |v: f64| format!("{v}");
     let mut properties = vec![
         Property::new("memwatch_version", s.memwatch_version),
@@ -441,14 +497,13 @@ pub fn junit_xml(summary: &Summary, gate: &GateResult) -> Result<String, String>
     if let Some(png) = &s.files.png {
         properties.push(Property::new("chart", png.as_str()));
     }
-    suite.add_properties(properties);
+    properties
+}
 
-    let failure = |kind: NonSuccessKind, ty: &str, message: &str| {
-        let mut status = TestCaseStatus::non_success(kind);
-        status.set_type(ty).set_message(message);
-        status
-    };
-    let verdict_status = match s.verdict {
+/// The verdict as a test case: growing fails, inconclusive is skipped (or fails with
+/// `--fail-on-inconclusive`).
+fn junit_verdict(s: &Summary, gate: &GateResult) -> TestCase {
+    let status = match s.verdict {
         Verdict::Growing => failure(
             NonSuccessKind::Failure,
             "growing",
@@ -459,16 +514,10 @@ pub fn junit_xml(summary: &Summary, gate: &GateResult) -> Result<String, String>
             "inconclusive",
             &format!("inconclusive, with --fail-on-inconclusive: {}", s.reason),
         ),
-        Verdict::Inconclusive => {
-            let mut status = TestCaseStatus::skipped();
-            status
-                .set_type("inconclusive")
-                .set_message(format!("inconclusive: {}", s.reason));
-            status
-        }
+        Verdict::Inconclusive => skipped("inconclusive", format!("inconclusive: {}", s.reason)),
         Verdict::Stable => TestCaseStatus::success(),
     };
-    let mut verdict = TestCase::new("verdict", verdict_status);
+    let mut verdict = TestCase::new("verdict", status);
     verdict.set_classname("memwatch");
     verdict.set_system_out(format!(
         "{} ({}): {}",
@@ -476,52 +525,28 @@ pub fn junit_xml(summary: &Summary, gate: &GateResult) -> Result<String, String>
         s.pattern.as_str(),
         s.reason
     ));
-    suite.add_test_case(verdict);
+    verdict
+}
 
-    if s.exit_code == 4 {
-        let mut command = TestCase::new(
-            "command",
-            failure(
-                NonSuccessKind::Error,
-                "command-failed",
-                &format!("the command failed{}", ended(s)),
-            ),
-        );
-        command.set_classname("memwatch");
-        suite.add_test_case(command);
+/// A limit as a test case. Not judged: skipped, or failed with --fail-on-inconclusive;
+/// never passed.
+fn junit_check(c: &Check, inconclusive_failed: bool) -> TestCase {
+    let status = match c.passed {
+        Some(true) => TestCaseStatus::success(),
+        Some(false) => failure(NonSuccessKind::Failure, c.rule, &c.message),
+        None if inconclusive_failed => failure(
+            NonSuccessKind::Failure,
+            "not-judged",
+            &format!("{}, with --fail-on-inconclusive", c.message),
+        ),
+        None => skipped("not-judged", c.message.clone()),
+    };
+    let mut case = TestCase::new(c.rule, status);
+    case.set_classname("memwatch");
+    if c.passed == Some(true) {
+        case.set_system_out(c.message.as_str());
     }
-
-    for c in &gate.checks {
-        let status = match c.passed {
-            Some(true) => TestCaseStatus::success(),
-            Some(false) => failure(NonSuccessKind::Failure, c.rule, &c.message),
-            // Not judged: skipped, or failed with --fail-on-inconclusive; never passed.
-            None if gate.inconclusive_failed => failure(
-                NonSuccessKind::Failure,
-                "not-judged",
-                &format!("{}, with --fail-on-inconclusive", c.message),
-            ),
-            None => {
-                let mut status = TestCaseStatus::skipped();
-                status
-                    .set_type("not-judged")
-                    .set_message(c.message.as_str());
-                status
-            }
-        };
-        let mut case = TestCase::new(c.rule, status);
-        case.set_classname("memwatch");
-        if c.passed == Some(true) {
-            case.set_system_out(c.message.as_str());
-        }
-        suite.add_test_case(case);
-    }
-
-    let mut report = Report::new("memwatch");
-    report.add_test_suite(suite);
-    report
-        .to_string()
-        .map_err(|e| format!("cannot write the JUnit report: {e}"))
+    case
 }
 
 #[cfg(test)]
