@@ -356,90 +356,15 @@ pub fn evaluate(summary: &Figures<'_>, limits: &Limits) -> GateResult {
     }
 
     if let Some(limit) = limits.max_growth {
-        let level = reference_level(summary);
-        let (max, limit_text) = match (limit, level) {
-            (GrowthLimit::Bytes(b), _) => (Some(b), Bytes(b).to_string()),
-            (GrowthLimit::Percent(p), Some(level)) => {
-                let b = p / 100.0 * level;
-                (Some(b), format!("{p}% ({} of {})", Bytes(b), Bytes(level)))
-            }
-            (GrowthLimit::Percent(p), None) => (None, format!("{p}%")),
-        };
-        checks.push(match (summary.growth_bytes, max) {
-            (Some(growth), Some(max)) => {
-                let level = level.unwrap_or(f64::NAN);
-                let over = growth > max;
-                Check {
-                    rule: "max-growth",
-                    limit: limit_text.clone(),
-                    actual: format!("{} ({})", Delta(growth), share(growth, level)),
-                    passed: Some(!over),
-                    message: if over {
-                        format!(
-                            "{metric} floor growth {} over the analysed window is over \
-                             --max-growth {limit_text} by {} ({} of the limit)",
-                            Delta(growth),
-                            Bytes(growth - max),
-                            share(growth - max, max)
-                        )
-                    } else {
-                        format!(
-                            "{metric} floor growth {} over the analysed window is within \
-                             --max-growth {limit_text}",
-                            Delta(growth)
-                        )
-                    },
-                }
-            }
-            _ => not_judged(
-                "max-growth",
-                limit_text.clone(),
-                format!(
-                    "{metric} floor growth is not judged ({because}): --max-growth {limit_text} \
-                     was not checked"
-                ),
-            ),
-        });
+        checks.push(check_max_growth(summary, limit, &metric));
     }
-
     if let Some(max) = limits.max_slope {
-        checks.push(match summary.slope_bytes_per_s {
-            Some(slope) => {
-                let over = slope > max;
-                // one unit per comparison: the limit's
-                let like = |r: f64| Rate(r).per_unit_of(Rate(max));
-                Check {
-                    rule: "max-slope",
-                    limit: Rate(max).to_string(),
-                    actual: like(slope).to_string(),
-                    passed: Some(!over),
-                    message: if over {
-                        format!(
-                            "{metric} floor slope {} is over --max-slope {} by {} ({})",
-                            like(slope),
-                            Rate(max),
-                            like(slope - max),
-                            share(slope - max, max)
-                        )
-                    } else {
-                        format!(
-                            "{metric} floor slope {} is within --max-slope {}",
-                            like(slope),
-                            Rate(max)
-                        )
-                    },
-                }
-            }
-            None => not_judged(
-                "max-slope",
-                Rate(max).to_string(),
-                format!(
-                    "{metric} floor slope is not judged ({because}): --max-slope {} was not \
-                     checked",
-                    Rate(max)
-                ),
-            ),
-        });
+        checks.push(check_max_slope(
+            summary.slope_bytes_per_s,
+            max,
+            &metric,
+            because,
+        ));
     }
 
     let baseline = limits
@@ -482,6 +407,98 @@ pub fn evaluate(summary: &Figures<'_>, limits: &Limits) -> GateResult {
             && limits.fail_on_inconclusive,
         fail_on_inconclusive: limits.fail_on_inconclusive,
         baseline,
+    }
+}
+
+/// `--max-growth` against the floor's growth over the analysed window (a share of the
+/// reference level for a percentage); not judged without a trend.
+fn check_max_growth(summary: &Figures<'_>, limit: GrowthLimit, metric: &str) -> Check {
+    let because = summary.not_judged_because;
+    let level = reference_level(summary);
+    let (max, limit_text) = match (limit, level) {
+        (GrowthLimit::Bytes(b), _) => (Some(b), Bytes(b).to_string()),
+        (GrowthLimit::Percent(p), Some(level)) => {
+            let b = p / 100.0 * level;
+            (Some(b), format!("{p}% ({} of {})", Bytes(b), Bytes(level)))
+        }
+        (GrowthLimit::Percent(p), None) => (None, format!("{p}%")),
+    };
+    match (summary.growth_bytes, max) {
+        (Some(growth), Some(max)) => {
+            let level = level.unwrap_or(f64::NAN);
+            let over = growth > max;
+            Check {
+                rule: "max-growth",
+                limit: limit_text.clone(),
+                actual: format!("{} ({})", Delta(growth), share(growth, level)),
+                passed: Some(!over),
+                message: if over {
+                    format!(
+                        "{metric} floor growth {} over the analysed window is over \
+                         --max-growth {limit_text} by {} ({} of the limit)",
+                        Delta(growth),
+                        Bytes(growth - max),
+                        share(growth - max, max)
+                    )
+                } else {
+                    format!(
+                        "{metric} floor growth {} over the analysed window is within \
+                         --max-growth {limit_text}",
+                        Delta(growth)
+                    )
+                },
+            }
+        }
+        _ => not_judged(
+            "max-growth",
+            limit_text.clone(),
+            format!(
+                "{metric} floor growth is not judged ({because}): --max-growth {limit_text} \
+                 was not checked"
+            ),
+        ),
+    }
+}
+
+/// `--max-slope` against the floor's slope, written per the limit's time unit; not judged
+/// without a trend.
+fn check_max_slope(slope: Option<f64>, max: f64, metric: &str, because: &str) -> Check {
+    match slope {
+        Some(slope) => {
+            let over = slope > max;
+            // one unit per comparison: the limit's
+            let like = |r: f64| Rate(r).per_unit_of(Rate(max));
+            Check {
+                rule: "max-slope",
+                limit: Rate(max).to_string(),
+                actual: like(slope).to_string(),
+                passed: Some(!over),
+                message: if over {
+                    format!(
+                        "{metric} floor slope {} is over --max-slope {} by {} ({})",
+                        like(slope),
+                        Rate(max),
+                        like(slope - max),
+                        share(slope - max, max)
+                    )
+                } else {
+                    format!(
+                        "{metric} floor slope {} is within --max-slope {}",
+                        like(slope),
+                        Rate(max)
+                    )
+                },
+            }
+        }
+        None => not_judged(
+            "max-slope",
+            Rate(max).to_string(),
+            format!(
+                "{metric} floor slope is not judged ({because}): --max-slope {} was not \
+                 checked",
+                Rate(max)
+            ),
+        ),
     }
 }
 
