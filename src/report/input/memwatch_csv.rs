@@ -120,6 +120,36 @@ struct SeriesIndex {
 }
 
 impl SeriesIndex {
+    /// Reads a row's values into `values`, and places it in its series (by its pid cell),
+    /// after its series' previous row in time.
+    fn read_row(
+        &mut self,
+        columns: &CsvColumns,
+        record: &csv::ByteRecord,
+        values: &mut [f64; Metric::COUNT],
+        at: u64,
+        source: &Source,
+    ) -> Result<(f64, usize), Problem> {
+        let t = columns.read_row(record, values)?;
+        let pid_cell = columns
+            .pid
+            .map_or(&b""[..], |i| record.get(i).unwrap_or_default());
+        let index = self.place(pid_cell, at, source)?;
+        let several = self.built.len() > 1;
+        let s = &mut self.built[index];
+        in_time_order(t, s.previous, |at| source.line_at(at), "elapsed_s").map_err(
+            |mut problem| {
+                if let (Problem::TimeBackwards { series, .. }, true, Some(key)) =
+                    (&mut problem, several, &s.key)
+                {
+                    *series = Some(key.to_string());
+                }
+                problem
+            },
+        )?;
+        Ok((t, index))
+    }
+
     fn new(lines: usize, kept: Kept) -> SeriesIndex {
         SeriesIndex {
             built: Vec::new(),
@@ -220,27 +250,7 @@ pub(super) fn read_memwatch_csv<R: Read>(
     let mut last_limit = None;
     while reader.read_byte_record(&mut record).map_err(csv_fail)? {
         let at = start_of(&record);
-        let row = (|| {
-            let t = columns.read_row(&record, &mut values)?;
-            let pid_cell = columns
-                .pid
-                .map_or(&b""[..], |i| record.get(i).unwrap_or_default());
-            let index = series.place(pid_cell, at, source)?;
-            let several = series.built.len() > 1;
-            let s = &mut series.built[index];
-            in_time_order(t, s.previous, |at| source.line_at(at), "elapsed_s").map_err(
-                |mut problem| {
-                    if let (Problem::TimeBackwards { series, .. }, true, Some(key)) =
-                        (&mut problem, several, &s.key)
-                    {
-                        *series = Some(key.to_string());
-                    }
-                    problem
-                },
-            )?;
-            Ok((t, index))
-        })();
-        match row {
+        match series.read_row(&columns, &record, &mut values, at, source) {
             Ok((elapsed_s, index)) => {
                 for m in Metric::ALL {
                     let v = &mut values[m.index()];
@@ -275,15 +285,32 @@ pub(super) fn read_memwatch_csv<R: Read>(
         }
     }
 
-    let mut built = series.built;
-    let judged = judged_series(&built, options).map_err(|problem| InputError {
-        file: file.to_string(),
-        line: None,
-        problem,
-    })?;
-    let Some(judged) = judged else {
-        return Err(fail(header_line, Problem::NoSamples));
+    let columns = ColumnFacts {
+        in_header,
+        kept,
+        keep,
+        has_values,
+        limit_bytes: last_limit,
     };
+    match judged_series(&series.built, options) {
+        Ok(Some(judged)) => finish_series(series.built, judged, warnings, file, columns),
+        Ok(None) => Err(fail(header_line, Problem::NoSamples)),
+        Err(problem) => Err(InputError {
+            file: file.to_string(),
+            line: None,
+            problem,
+        }),
+    }
+}
+
+/// The judged series and the others (a `--tree` run's members) as one recording.
+fn finish_series(
+    mut built: Vec<SeriesBuild>,
+    judged: usize,
+    warnings: Vec<String>,
+    file: &str,
+    columns: ColumnFacts,
+) -> Result<Loaded, InputError> {
     let mut main = built.remove(judged);
     if !built.is_empty() {
         main.rec.events = run_events(&main.rec, built.iter().map(|s| &s.rec));
@@ -295,13 +322,6 @@ pub(super) fn read_memwatch_csv<R: Read>(
             Some((s.key?, s.rec))
         })
         .collect();
-    let columns = ColumnFacts {
-        in_header,
-        kept,
-        keep,
-        has_values,
-        limit_bytes: last_limit,
-    };
     finish(
         main.rec,
         main.key,
