@@ -208,16 +208,7 @@ fn attached_with_runtime_node_grows_and_leaves_no_inspector_behind() {
     let (svc, port) = start_service(&[], "session-service.js");
     assert_eq!(ports_of(svc.pid()), vec![port], "no inspector before");
     let dir = tempfile::tempdir().unwrap();
-    let watcher = memwatch(dir.path())
-        .args(["--pid", &svc.pid().to_string(), "--runtime", "node"])
-        .args([
-            "--duration",
-            "26s",
-            "--interval",
-            "500ms",
-            "--gc-every",
-            "1s",
-        ])
+    let watcher = memwatch_node_pid(dir.path(), svc.pid(), "26s", "500ms")
         .args(["--out", "o"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -508,16 +499,7 @@ fn a_failed_snapshot_ends_its_dump_period() {
     std::fs::create_dir(&out_dir).unwrap();
     let taken = out_dir.join(format!("heap-{}-1.heapsnapshot", svc.pid()));
     std::fs::write(&taken, "not mine").unwrap();
-    let out = memwatch(dir.path())
-        .args(["--pid", &svc.pid().to_string(), "--runtime", "node"])
-        .args([
-            "--duration",
-            "24s",
-            "--interval",
-            "500ms",
-            "--gc-every",
-            "1s",
-        ])
+    let out = memwatch_node_pid(dir.path(), svc.pid(), "24s", "500ms")
         .args(["--heap-snapshots", "2", "--out", "o"])
         .output()
         .unwrap();
@@ -614,16 +596,7 @@ fn no_snapshot_when_the_targets_memory_cgroup_has_no_room() {
     // 32 MiB more, less than the RSS a snapshot could add.
     cgroup.add(svc.pid());
     let dir = tempfile::tempdir().unwrap();
-    let out = memwatch(dir.path())
-        .args(["--pid", &svc.pid().to_string(), "--runtime", "node"])
-        .args([
-            "--duration",
-            "8s",
-            "--interval",
-            "250ms",
-            "--gc-every",
-            "1s",
-        ])
+    let out = memwatch_node_pid(dir.path(), svc.pid(), "8s", "250ms")
         .args(["--heap-snapshots", "1", "--out", "o"])
         .output()
         .unwrap();

@@ -205,16 +205,7 @@ fn attached_the_inspector_is_open_only_for_the_attach() {
     drop(bind_default_port());
     let (svc, port) = start_service(&[], "session-service.js");
     let dir = tempfile::tempdir().unwrap();
-    let watcher = memwatch(dir.path())
-        .args(["--pid", &svc.pid().to_string(), "--runtime", "node"])
-        .args([
-            "--duration",
-            "8s",
-            "--interval",
-            "250ms",
-            "--gc-every",
-            "1s",
-        ])
+    let watcher = memwatch_node_pid(dir.path(), svc.pid(), "8s", "250ms")
         .args(["--out", "o"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -310,16 +301,7 @@ const seen = new Set(); const end = Date.now() + 5000; let accepted = 0;
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let dir = tempfile::tempdir().unwrap();
-    let out = memwatch(dir.path())
-        .args(["--pid", &svc.pid().to_string(), "--runtime", "node"])
-        .args([
-            "--duration",
-            "3s",
-            "--interval",
-            "100ms",
-            "--gc-every",
-            "1s",
-        ])
+    let out = memwatch_node_pid(dir.path(), svc.pid(), "3s", "100ms")
         .args(["--out", "o"])
         .output()
         .unwrap();
@@ -491,16 +473,7 @@ fn an_attached_node_program_exits_when_it_would() {
         .unwrap();
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
-    let watcher = memwatch(dir.path())
-        .args(["--pid", &program.id().to_string(), "--runtime", "node"])
-        .args([
-            "--duration",
-            "60s",
-            "--interval",
-            "250ms",
-            "--gc-every",
-            "1s",
-        ])
+    let watcher = memwatch_node_pid(dir.path(), program.id() as i32, "60s", "250ms")
         .args(["--out", "o"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -578,16 +551,7 @@ fn duration_and_ctrl_c_are_honoured_when_the_attached_target_is_stopped() {
     let (svc, port) = start_service(&[], "session-service.js");
     let dir = tempfile::tempdir().unwrap();
     let t = Instant::now();
-    let watcher = memwatch(dir.path())
-        .args(["--pid", &svc.pid().to_string(), "--runtime", "node"])
-        .args([
-            "--duration",
-            "10s",
-            "--interval",
-            "250ms",
-            "--gc-every",
-            "1s",
-        ])
+    let watcher = memwatch_node_pid(dir.path(), svc.pid(), "10s", "250ms")
         .args(["--heap-snapshots", "2", "--out", "o"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -22,6 +22,22 @@ pub fn memwatch(cwd: &Path) -> Command {
     cmd
 }
 
+/// `memwatch --pid PID --runtime node` for `duration` (every `interval`, a GC forced every
+/// second), in `cwd`: the attach the Node tests make.
+pub fn memwatch_node_pid(cwd: &Path, pid: i32, duration: &str, interval: &str) -> Command {
+    let mut cmd = memwatch(cwd);
+    cmd.args(["--pid", &pid.to_string(), "--runtime", "node"])
+        .args([
+            "--duration",
+            duration,
+            "--interval",
+            interval,
+            "--gc-every",
+            "1s",
+        ]);
+    cmd
+}
+
 /// The fixture program, built by `cargo test` from examples/fixture.rs.
 pub fn fixture_bin() -> PathBuf {
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_memwatch"));
