@@ -304,26 +304,12 @@ impl AgentListener {
     }
 }
 
-/// The PID of the process that connected `stream` (`SO_PEERCRED`, in memwatch's PID
-/// namespace).
+/// The PID of the process that connected `stream`.
 fn peer_pid(stream: &UnixStream) -> Option<i32> {
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `cred`.
-    let rc = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&raw mut cred).cast(),
-            &mut len,
-        )
-    };
-    (rc == 0 && cred.pid > 0).then_some(cred.pid)
+    super::peer_of(stream)
+        .ok()
+        .map(|(pid, _)| pid)
+        .filter(|&pid| pid > 0)
 }
 
 enum Ready {

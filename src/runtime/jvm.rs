@@ -18,7 +18,7 @@ use crate::safe_fs::{self, Dir, Kind};
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -232,26 +232,6 @@ fn connect_now(path: &Path) -> std::io::Result<UnixStream> {
     }
 }
 
-/// The process at the other end of a UNIX socket: (pid, uid).
-fn peer_of(stream: &UnixStream) -> std::io::Result<(i32, u32)> {
-    // SAFETY: a zeroed ucred buffer of the length given.
-    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    let ret = unsafe {
-        libc::getsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&raw mut cred).cast(),
-            &mut len,
-        )
-    };
-    if ret < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok((cred.pid, cred.uid))
-}
-
 impl Jvm {
     /// Attaches to PID, sending SIGQUIT through `pidfd` only if its attach socket does not
     /// exist yet (and only if it catches SIGQUIT: otherwise SIGQUIT would end it).
@@ -352,7 +332,7 @@ impl Jvm {
         let stream = connect_now(&self.socket).map_err(|e| {
             RuntimeError::io(format!("cannot connect to {}", self.socket.display()), e)
         })?;
-        let (peer_pid, peer_uid) = peer_of(&stream).map_err(|e| {
+        let (peer_pid, peer_uid) = super::peer_of(&stream).map_err(|e| {
             RuntimeError::io(
                 format!("cannot ask who listens on {}", self.socket.display()),
                 e,

@@ -346,6 +346,27 @@ pub(crate) fn caught_signals(status: &str) -> Option<u64> {
         .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
 }
 
+/// The process at the other end of a UNIX socket: (pid, uid), `SO_PEERCRED` (in memwatch's PID
+/// namespace).
+pub(crate) fn peer_of(stream: &std::os::unix::net::UnixStream) -> std::io::Result<(i32, u32)> {
+    // SAFETY: a zeroed ucred buffer of the length given.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    let ret = unsafe {
+        libc::getsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(stream),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    if ret < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((cred.pid, cred.uid))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
