@@ -594,7 +594,28 @@ fn by_class(snaps: &[Snapshot], ids: &[IdSet]) -> ByClass {
     };
     // every class has been met: they can be named
     classes.name_split_classes(snaps.last());
-    let overall = &fl.overall;
+    let rows = changed_classes(&fl.overall, &classes);
+    let deleted_count: u64 = rows.iter().map(|r| r.deleted_count).sum();
+    let warnings = order_warnings(&snaps[0], &snaps[last], &fl, deleted_count);
+    let embedder = embedder_classes(&fl, &classes);
+    let grew_every_step = steps.map(|steps| growing_classes(&steps, &classes));
+    let still_alive = alive.map(|by_class| surviving_classes(by_class, &classes));
+    ByClass {
+        overall: fl.overall,
+        classes,
+        rows,
+        common: fl.common,
+        warnings,
+        embedder,
+        grew_every_step,
+        still_alive,
+        snapshots: snaps.iter().map(SnapshotInfo::of).collect(),
+    }
+}
+
+/// The rows of the Comparison view: the classes with objects new or deleted, first to
+/// last, most changed first.
+fn changed_classes(overall: &[Tally], classes: &Classes) -> Vec<ClassDiff> {
     let mut rows: Vec<ClassDiff> = overall
         .iter()
         .enumerate()
@@ -619,95 +640,88 @@ fn by_class(snaps: &[Snapshot], ids: &[IdSet]) -> ByClass {
             .then(b.delta_count.cmp(&a.delta_count))
             .then(a.class.cmp(&b.class))
     });
-    let deleted_count: u64 = rows.iter().map(|r| r.deleted_count).sum();
-    let warnings = order_warnings(&snaps[0], &snaps[last], &fl, deleted_count);
-    let embedder = {
-        let (first, lastt) = (&fl.embedder_first, &fl.embedder_last);
-        let mut all: Vec<usize> = first.keys().chain(lastt.keys()).copied().collect();
-        all.sort_unstable();
-        all.dedup();
-        let mut out: Vec<EmbedderClass> = all
-            .into_iter()
-            .map(|c| {
-                let (fc, fs) = first.get(&c).copied().unwrap_or_default();
-                let (lc, ls) = lastt.get(&c).copied().unwrap_or_default();
-                EmbedderClass {
-                    class: classes.name(c),
-                    first_count: fc,
-                    last_count: lc,
-                    first_size: fs,
-                    last_size: ls,
-                    count_delta: lc as i64 - fc as i64,
-                    size_delta: ls as i64 - fs as i64,
-                }
-            })
-            .filter(|e| e.count_delta != 0 || e.size_delta != 0)
-            .collect();
-        out.sort_by(|a, b| {
-            b.size_delta
-                .cmp(&a.size_delta)
-                .then(b.count_delta.cmp(&a.count_delta))
-                .then(a.class.cmp(&b.class))
-        });
-        out
-    };
+    rows
+}
 
-    let grew_every_step = steps.map(|steps| {
-        let mut grew: Vec<GrowingClass> = (0..classes.keys.len())
-            .filter(|&c| {
-                steps
-                    .iter()
-                    .all(|t| t.get(c).is_some_and(|t| t.new > t.deleted))
-            })
-            .map(|c| GrowingClass {
+/// Embedder classes whose count or size changed, first to last, the most grown first.
+fn embedder_classes(fl: &FirstLast, classes: &Classes) -> Vec<EmbedderClass> {
+    let (first, last) = (&fl.embedder_first, &fl.embedder_last);
+    let mut all: Vec<usize> = first.keys().chain(last.keys()).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    let mut out: Vec<EmbedderClass> = all
+        .into_iter()
+        .map(|c| {
+            let (fc, fs) = first.get(&c).copied().unwrap_or_default();
+            let (lc, ls) = last.get(&c).copied().unwrap_or_default();
+            EmbedderClass {
                 class: classes.name(c),
-                delta_counts: steps
-                    .iter()
-                    .map(|t| t[c].new as i64 - t[c].deleted as i64)
-                    .collect(),
-                size_deltas: steps
-                    .iter()
-                    .map(|t| t[c].alloc as i64 - t[c].freed as i64)
-                    .collect(),
-            })
-            .collect();
-        grew.sort_by_key(|g| std::cmp::Reverse(g.size_deltas.iter().sum::<i64>()));
-        grew
+                first_count: fc,
+                last_count: lc,
+                first_size: fs,
+                last_size: ls,
+                count_delta: lc as i64 - fc as i64,
+                size_delta: ls as i64 - fs as i64,
+            }
+        })
+        .filter(|e| e.count_delta != 0 || e.size_delta != 0)
+        .collect();
+    out.sort_by(|a, b| {
+        b.size_delta
+            .cmp(&a.size_delta)
+            .then(b.count_delta.cmp(&a.count_delta))
+            .then(a.class.cmp(&b.class))
     });
-    let still_alive = alive.map(|by_class| {
-        let mut out: Vec<Survivors> = by_class
-            .into_iter()
-            .map(|(c, (count, self_size))| Survivors {
-                class: classes.name(c),
-                count,
-                self_size,
-            })
-            .collect();
-        out.sort_by(|a, b| b.self_size.cmp(&a.self_size).then(a.class.cmp(&b.class)));
-        out
-    });
+    out
+}
 
-    let snapshots: Vec<SnapshotInfo> = snaps
-        .iter()
-        .map(|s| SnapshotInfo {
+/// The classes with more objects new than deleted in every step, the most grown first.
+fn growing_classes(steps: &[Vec<Tally>], classes: &Classes) -> Vec<GrowingClass> {
+    let mut grew: Vec<GrowingClass> = (0..classes.keys.len())
+        .filter(|&c| {
+            steps
+                .iter()
+                .all(|t| t.get(c).is_some_and(|t| t.new > t.deleted))
+        })
+        .map(|c| GrowingClass {
+            class: classes.name(c),
+            delta_counts: steps
+                .iter()
+                .map(|t| t[c].new as i64 - t[c].deleted as i64)
+                .collect(),
+            size_deltas: steps
+                .iter()
+                .map(|t| t[c].alloc as i64 - t[c].freed as i64)
+                .collect(),
+        })
+        .collect();
+    grew.sort_by_key(|g| std::cmp::Reverse(g.size_deltas.iter().sum::<i64>()));
+    grew
+}
+
+/// The survivors of the middle snapshots by class, the largest first.
+fn surviving_classes(by_class: HashMap<usize, (u64, u64)>, classes: &Classes) -> Vec<Survivors> {
+    let mut out: Vec<Survivors> = by_class
+        .into_iter()
+        .map(|(c, (count, self_size))| Survivors {
+            class: classes.name(c),
+            count,
+            self_size,
+        })
+        .collect();
+    out.sort_by(|a, b| b.self_size.cmp(&a.self_size).then(a.class.cmp(&b.class)));
+    out
+}
+
+impl SnapshotInfo {
+    fn of(s: &Snapshot) -> SnapshotInfo {
+        SnapshotInfo {
             file: s.path.display().to_string(),
             file_bytes: s.file_bytes,
             nodes: s.node_count() as u64,
             edges: s.edges_in_file,
             self_size: s.node_self.iter().map(|&v| v as u64).sum(),
-        })
-        .collect();
-    let common = fl.common;
-    ByClass {
-        overall: fl.overall,
-        classes,
-        rows,
-        common,
-        warnings,
-        embedder,
-        grew_every_step,
-        still_alive,
-        snapshots,
+        }
     }
 }
 

@@ -85,6 +85,20 @@ const CLASS_WIDTH: usize = 48;
 impl fmt::Display for HeapDiff {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut out = String::new();
+        self.overview_section(&mut out);
+        self.leak_root_section(&mut out);
+        out.push('\n');
+        self.comparison_section(&mut out);
+        self.embedder_section(&mut out);
+        self.grew_every_step_section(&mut out);
+        self.still_alive_section(&mut out);
+        f.write_str(&out)
+    }
+}
+
+impl HeapDiff {
+    /// The headline, the snapshots compared, and the first-to-last totals.
+    fn overview_section(&self, out: &mut String) {
         if let Some(h) = &self.headline {
             let _ = writeln!(out, "{h}");
             out.push('\n');
@@ -114,116 +128,132 @@ impl fmt::Display for HeapDiff {
             Delta(self.size_delta as f64),
             grouped(self.classes_changed)
         );
-        self.leak_root_section(&mut out);
-        out.push('\n');
+    }
+
+    /// DevTools' Comparison view: the `--top` classes that changed most.
+    fn comparison_section(&self, out: &mut String) {
         if self.rows.is_empty() {
             let _ = writeln!(out, "No object was added or freed between them.");
-        } else {
-            let _ = writeln!(out, "By class (DevTools' Comparison view):");
-            let shown = if self.top == 0 {
-                self.rows.len()
-            } else {
-                self.top.min(self.rows.len())
-            };
-            table(&mut out, &COMPARISON, &comparison_rows(&self.rows[..shown]));
-            let more = self.rows.len() - shown;
-            if more > 0 {
-                let _ = writeln!(
-                    out,
-                    "… {} more classes changed (--top 0 lists all)",
-                    grouped(more as u64)
-                );
-            }
+            return;
         }
-        if !self.embedder.is_empty() {
-            out.push('\n');
+        let _ = writeln!(out, "By class (DevTools' Comparison view):");
+        let shown = if self.top == 0 {
+            self.rows.len()
+        } else {
+            self.top.min(self.rows.len())
+        };
+        table(out, &COMPARISON, &comparison_rows(&self.rows[..shown]));
+        let more = self.rows.len() - shown;
+        if more > 0 {
             let _ = writeln!(
                 out,
-                "Embedder objects (V8 gives them new ids in every snapshot: compared by count):"
+                "… {} more classes changed (--top 0 lists all)",
+                grouped(more as u64)
             );
-            let rows: Vec<Vec<String>> = self
-                .embedder
-                .iter()
-                .take(10)
-                .map(|e| {
-                    vec![
-                        clip(&e.class, CLASS_WIDTH),
-                        grouped(e.first_count),
-                        grouped(e.last_count),
-                        signed(e.count_delta),
-                        Delta(e.size_delta as f64).to_string(),
-                    ]
-                })
-                .collect();
-            table(
-                &mut out,
-                &["Class", "First", "Last", "# Delta", "Size Delta"],
-                &rows,
+        }
+    }
+
+    /// Embedder objects, compared by count (their ids are new in every snapshot).
+    fn embedder_section(&self, out: &mut String) {
+        if self.embedder.is_empty() {
+            return;
+        }
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "Embedder objects (V8 gives them new ids in every snapshot: compared by count):"
+        );
+        let rows: Vec<Vec<String>> = self
+            .embedder
+            .iter()
+            .take(10)
+            .map(|e| {
+                vec![
+                    clip(&e.class, CLASS_WIDTH),
+                    grouped(e.first_count),
+                    grouped(e.last_count),
+                    signed(e.count_delta),
+                    Delta(e.size_delta as f64).to_string(),
+                ]
+            })
+            .collect();
+        table(
+            out,
+            &["Class", "First", "Last", "# Delta", "Size Delta"],
+            &rows,
+        );
+        if self.embedder.len() > 10 {
+            let _ = writeln!(out, "… {} more", grouped(self.embedder.len() as u64 - 10));
+        }
+    }
+
+    /// With 3+ snapshots: the classes that grew in every step, one column per step.
+    fn grew_every_step_section(&self, out: &mut String) {
+        let Some(grew) = &self.grew_every_step else {
+            return;
+        };
+        out.push('\n');
+        if grew.is_empty() {
+            let _ = writeln!(out, "No class grew in every step.");
+            return;
+        }
+        let steps = self.snapshots.len() - 1;
+        let _ = writeln!(
+            out,
+            "Grew in every step ({steps} steps), # Delta and Size Delta per step:"
+        );
+        let mut header: Vec<String> = vec!["Class".into()];
+        header.extend((1..=steps).map(|k| format!("# Delta {k}")));
+        header.extend((1..=steps).map(|k| format!("Size Delta {k}")));
+        let rows: Vec<Vec<String>> = grew
+            .iter()
+            .take(10)
+            .map(|g| {
+                let mut row = vec![clip(&g.class, CLASS_WIDTH)];
+                row.extend(g.delta_counts.iter().map(|&d| signed(d)));
+                row.extend(g.size_deltas.iter().map(|&d| Delta(d as f64).to_string()));
+                row
+            })
+            .collect();
+        let header: Vec<&str> = header.iter().map(String::as_str).collect();
+        table(out, &header, &rows);
+        if grew.len() > 10 {
+            let _ = writeln!(out, "… {} more", grouped(grew.len() as u64 - 10));
+        }
+    }
+
+    /// With 3+ snapshots: objects new in a middle snapshot and still alive in the last.
+    fn still_alive_section(&self, out: &mut String) {
+        let Some(alive) = &self.still_alive else {
+            return;
+        };
+        out.push('\n');
+        if alive.is_empty() {
+            let _ = writeln!(
+                out,
+                "No object new in a middle snapshot is still alive in the last."
             );
-            if self.embedder.len() > 10 {
-                let _ = writeln!(out, "… {} more", grouped(self.embedder.len() as u64 - 10));
-            }
+            return;
         }
-        if let Some(grew) = &self.grew_every_step {
-            out.push('\n');
-            if grew.is_empty() {
-                let _ = writeln!(out, "No class grew in every step.");
-            } else {
-                let steps = self.snapshots.len() - 1;
-                let _ = writeln!(
-                    out,
-                    "Grew in every step ({steps} steps), # Delta and Size Delta per step:"
-                );
-                let mut header: Vec<String> = vec!["Class".into()];
-                header.extend((1..=steps).map(|k| format!("# Delta {k}")));
-                header.extend((1..=steps).map(|k| format!("Size Delta {k}")));
-                let rows: Vec<Vec<String>> = grew
-                    .iter()
-                    .take(10)
-                    .map(|g| {
-                        let mut row = vec![clip(&g.class, CLASS_WIDTH)];
-                        row.extend(g.delta_counts.iter().map(|&d| signed(d)));
-                        row.extend(g.size_deltas.iter().map(|&d| Delta(d as f64).to_string()));
-                        row
-                    })
-                    .collect();
-                let header: Vec<&str> = header.iter().map(String::as_str).collect();
-                table(&mut out, &header, &rows);
-                if grew.len() > 10 {
-                    let _ = writeln!(out, "… {} more", grouped(grew.len() as u64 - 10));
-                }
-            }
+        let _ = writeln!(
+            out,
+            "New in a middle snapshot and still alive in the last (the strongest leak signal):"
+        );
+        let rows: Vec<Vec<String>> = alive
+            .iter()
+            .take(10)
+            .map(|a| {
+                vec![
+                    clip(&a.class, CLASS_WIDTH),
+                    grouped(a.count),
+                    Bytes(a.self_size as f64).to_string(),
+                ]
+            })
+            .collect();
+        table(out, &["Class", "Objects", "Self Size"], &rows);
+        if alive.len() > 10 {
+            let _ = writeln!(out, "… {} more classes", grouped(alive.len() as u64 - 10));
         }
-        if let Some(alive) = &self.still_alive {
-            out.push('\n');
-            if alive.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "No object new in a middle snapshot is still alive in the last."
-                );
-            } else {
-                let _ = writeln!(
-                    out,
-                    "New in a middle snapshot and still alive in the last (the strongest leak signal):"
-                );
-                let rows: Vec<Vec<String>> = alive
-                    .iter()
-                    .take(10)
-                    .map(|a| {
-                        vec![
-                            clip(&a.class, CLASS_WIDTH),
-                            grouped(a.count),
-                            Bytes(a.self_size as f64).to_string(),
-                        ]
-                    })
-                    .collect();
-                table(&mut out, &["Class", "Objects", "Self Size"], &rows);
-                if alive.len() > 10 {
-                    let _ = writeln!(out, "… {} more classes", grouped(alive.len() as u64 - 10));
-                }
-            }
-        }
-        f.write_str(&out)
     }
 }
 

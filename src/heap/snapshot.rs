@@ -293,424 +293,14 @@ impl Snapshot {
         Self::from_map(path, map, need)
     }
 
+    /// Reads the file in the order it is written: the header, then each section, then the
+    /// checks that need them all.
     fn from_map(path: &Path, map: Mmap, need: Need) -> Result<Snapshot> {
-        let p = || path.to_path_buf();
-        let buf: &[u8] = &map;
-        let file_bytes = buf.len() as u64;
-        let at = |section: &str| {
-            let section = section.to_string();
-            move |e: ScanError| match e {
-                ScanError::Eof => HeapError::Truncated {
-                    path: path.to_path_buf(),
-                    section: section.clone(),
-                },
-                ScanError::Bad { offset, detail } => HeapError::Malformed {
-                    path: path.to_path_buf(),
-                    section: section.clone(),
-                    offset,
-                    detail,
-                },
-                // number_records gives it a position; nothing else makes one
-                ScanError::BadField { detail, .. } => HeapError::Malformed {
-                    path: path.to_path_buf(),
-                    section: section.clone(),
-                    offset: 0,
-                    detail,
-                },
-            }
-        };
-        let not = |detail: &str| HeapError::NotSnapshot {
-            path: p(),
-            detail: detail.to_string(),
-        };
-
-        // `{"snapshot":{...}`: the header, small, read with serde. A UTF-8 byte-order mark
-        // before it is allowed, as DevTools allows it.
-        let bom = if buf.starts_with(b"\xEF\xBB\xBF") {
-            3
-        } else {
-            0
-        };
-        let start = match scan::skip_ws(buf, bom) {
-            Ok(s) => s,
-            Err(_) => return Err(HeapError::Empty { path: p() }),
-        };
-        if buf[start] != b'{' {
-            return Err(not("it does not start with '{'"));
-        }
-        let (k, value) = scan::key(buf, start + 1).map_err(|e| match e {
-            ScanError::Eof => not("it ends before the 'snapshot' header"),
-            _ => not("it does not start with a 'snapshot' header"),
-        })?;
-        if k != b"snapshot" {
-            return Err(not(&format!(
-                "the first key is '{}', not 'snapshot'",
-                String::from_utf8_lossy(k)
-            )));
-        }
-        let header_end = scan::skip_value(buf, value).map_err(at("the 'snapshot' header"))?;
-        let header: Header =
-            serde_json::from_slice(&buf[value..header_end]).map_err(|e| HeapError::BadMeta {
-                path: p(),
-                detail: e.to_string(),
-            })?;
-        let meta = Meta::from_raw(&header.meta)
-            .map_err(|detail| HeapError::BadMeta { path: p(), detail })?;
-        let location_fields = LocationFields::of(&header.meta.location_fields);
-        let nf = meta.node_fields;
-        let ef = meta.edge_fields;
-        // Capacity from the header, but never more than the file could hold (2 bytes a value).
-        let node_cap = (header.node_count as usize).min(buf.len() / (2 * nf) + 1);
-        let edge_cap = (header.edge_count as usize).min(buf.len() / (2 * ef) + 1);
-        let root_index = header.root_index.unwrap_or(0);
-        if root_index % nf as u64 != 0 || root_index / nf as u64 >= header.node_count.max(1) {
-            return Err(HeapError::BadMeta {
-                path: p(),
-                detail: format!("root_index {root_index} is not a node"),
-            });
-        }
-
-        let mut snap = Snapshot {
-            path: p(),
-            root: (root_index / nf as u64) as u32,
-            node_type: Vec::with_capacity(node_cap),
-            node_name: Vec::with_capacity(node_cap),
-            node_id: Vec::with_capacity(node_cap),
-            node_self: Vec::with_capacity(node_cap),
-            first_edge: Vec::new(),
-            edge_type: Vec::new(),
-            edge_name: Vec::new(),
-            edge_to: Vec::new(),
-            file_bytes,
-            edges_in_file: header.edge_count,
-            strings_base: 0,
-            string_offsets: Vec::new(),
-            meta,
-            map: None,
-            known: KnownStrings::default(),
-            node_variant: Vec::new(),
-            dom_state: Vec::new(),
-            locations: Vec::new(),
-            script_function: FxMap::default(),
-            ephemeron_strings: Vec::new(),
-            ephemeron_bits: Vec::new(),
-            ephemeron_pairs: 0,
-        };
-        let with_edges = need == Need::NodesAndEdges;
-        if with_edges {
-            snap.first_edge.reserve(node_cap + 1);
-            snap.first_edge.push(0);
-            snap.edge_type.reserve(edge_cap);
-            snap.edge_name.reserve(edge_cap);
-            snap.edge_to.reserve(edge_cap);
-        }
-
-        let release = Releaser::new(&map);
-        let mut seen_nodes = false;
-        let mut seen_edges = false;
-        let mut seen_strings = false;
-        let mut max_node_name = 0u32;
-        let mut max_edge_name = 0u32;
-        let mut edge_sum = 0u64;
-        let mut pos = header_end;
-        loop {
-            pos = scan::skip_ws(buf, pos).map_err(at("the top-level object (no closing '}')"))?;
-            match buf[pos] {
-                b'}' => break,
-                b',' => pos += 1,
-                _ => {
-                    return Err(at("the top-level object")(ScanError::Bad {
-                        offset: pos,
-                        detail: "expected ',' or '}'".into(),
-                    }));
-                }
-            }
-            let (k, value) = scan::key(buf, pos).map_err(at("the top-level object"))?;
-            match k {
-                b"nodes" => {
-                    let m = &snap.meta;
-                    let (t_off, n_off, i_off, s_off, c_off) =
-                        (m.n_type, m.n_name, m.n_id, m.n_self, m.n_edges);
-                    let types = m.node_type_names.len() as u32;
-                    let (d_off, native) = (m.n_detached, m.t_native as u32);
-                    let dom_state = &mut snap.dom_state;
-                    let mut ordinal = 0usize;
-                    let (end, _) = scan::number_records(
-                        buf,
-                        value,
-                        nf,
-                        |r| {
-                            let t = r[t_off];
-                            if t >= types {
-                                return Err(ScanError::BadField {
-                                    field: t_off,
-                                    detail: format!(
-                                        "node {ordinal} has type {t}; meta lists {types} node types"
-                                    ),
-                                });
-                            }
-                            if let Some(d) = d_off
-                                && t == native
-                                && r[d] & 3 != 0
-                            {
-                                dom_state.push((ordinal as u32, (r[d] & 3) as u8));
-                            }
-                            snap.node_type.push(t as u8);
-                            snap.node_name.push(r[n_off]);
-                            max_node_name = max_node_name.max(r[n_off]);
-                            snap.node_id.push(r[i_off]);
-                            snap.node_self.push(r[s_off]);
-                            edge_sum += r[c_off] as u64;
-                            if with_edges {
-                                snap.first_edge.push(edge_sum.min(u32::MAX as u64) as u32);
-                            }
-                            ordinal += 1;
-                            Ok(())
-                        },
-                        |done| release.upto(done),
-                    )
-                    .map_err(at("the nodes array"))?;
-                    pos = end;
-                    seen_nodes = true;
-                    let found = snap.node_type.len() as u64;
-                    if found != header.node_count {
-                        return Err(HeapError::CountMismatch {
-                            path: p(),
-                            what: "node count".into(),
-                            header: header.node_count,
-                            found,
-                        });
-                    }
-                    if edge_sum != header.edge_count {
-                        return Err(HeapError::CountMismatch {
-                            path: p(),
-                            what: "edge count (the sum of the nodes' edge_count)".into(),
-                            header: header.edge_count,
-                            found: edge_sum,
-                        });
-                    }
-                }
-                b"edges" if with_edges => {
-                    if !seen_nodes {
-                        return Err(not("'edges' comes before 'nodes'"));
-                    }
-                    let m = &snap.meta;
-                    let (t_off, n_off, to_off) = (m.e_type, m.e_name, m.e_to);
-                    let types = m.edge_type_names.len() as u32;
-                    let (el, hid) = (m.e_element as u32, m.e_hidden as u32);
-                    let nodes = snap.node_type.len() as u64;
-                    let nf64 = nf as u64;
-                    let mut ordinal = 0usize;
-                    let (end, _) = scan::number_records(
-                        buf,
-                        value,
-                        ef,
-                        |r| {
-                            let t = r[t_off];
-                            let to = r[to_off] as u64;
-                            if t >= types {
-                                return Err(ScanError::BadField {
-                                    field: t_off,
-                                    detail: format!(
-                                        "edge {ordinal} has type {t}; meta lists {types} edge types"
-                                    ),
-                                });
-                            }
-                            if to % nf64 != 0 || to / nf64 >= nodes {
-                                return Err(ScanError::BadField {
-                                    field: to_off,
-                                    detail: format!(
-                                        "edge {ordinal} points to to_node {to}, which is not a node: a node starts at a multiple of {nf} below {} ({nodes} nodes)",
-                                        nodes * nf64
-                                    ),
-                                });
-                            }
-                            snap.edge_type.push(t as u8);
-                            snap.edge_name.push(r[n_off]);
-                            if t != el && t != hid {
-                                max_edge_name = max_edge_name.max(r[n_off]);
-                            }
-                            snap.edge_to.push((to / nf64) as u32);
-                            ordinal += 1;
-                            Ok(())
-                        },
-                        |done| release.upto(done),
-                    )
-                    .map_err(at("the edges array"))?;
-                    pos = end;
-                    seen_edges = true;
-                    let found = snap.edge_type.len() as u64;
-                    if found != header.edge_count {
-                        return Err(HeapError::CountMismatch {
-                            path: p(),
-                            what: "edge count".into(),
-                            header: header.edge_count,
-                            found,
-                        });
-                    }
-                }
-                b"edges" => {
-                    pos = scan::skip_number_array(buf, value, |done| release.upto(done))
-                        .map_err(at("the edges array"))?;
-                    release.upto(pos);
-                    seen_edges = true;
-                }
-                b"strings" => {
-                    let base = scan::skip_ws(buf, value).map_err(at("the strings array"))?;
-                    snap.strings_base = base;
-                    let mut known = KnownStrings::default();
-                    let mut pairs: FxMap<&[u8], u32> = FxMap::default();
-                    let mut ephemerons: Vec<(u32, u32, u32)> = Vec::new();
-                    pos = scan::string_offsets(
-                        buf,
-                        value,
-                        &mut snap.string_offsets,
-                        |i, raw| {
-                            known.note(i, raw);
-                            if let Some((dup, table)) = ephemeron_name(raw) {
-                                let next = pairs.len() as u32;
-                                let pair = *pairs.entry(dup).or_insert(next);
-                                ephemerons.push((i, pair, table));
-                            }
-                        },
-                        |done| release.upto(done),
-                    )
-                    .map_err(at("the strings array"))?;
-                    snap.known = known;
-                    snap.ephemeron_pairs = pairs.len() as u32;
-                    let mut bits = vec![0u64; snap.string_offsets.len().div_ceil(64)];
-                    for &(i, _, _) in &ephemerons {
-                        bits[i as usize / 64] |= 1 << (i % 64);
-                    }
-                    snap.ephemeron_bits = bits;
-                    snap.ephemeron_strings = ephemerons;
-                    seen_strings = true;
-                }
-                b"locations"
-                    if seen_nodes
-                        && location_fields.is_some()
-                        && scan::skip_ws(buf, value).is_ok_and(|p| buf[p] == b'[') =>
-                {
-                    let Some(lf) = location_fields else {
-                        unreachable!("tested in the guard")
-                    };
-                    let (object, closure) = (snap.meta.t_object, snap.meta.t_closure);
-                    let types = &snap.node_type;
-                    let nodes = types.len() as u64;
-                    let nf64 = nf as u64;
-                    let mut interned: FxMap<Location, u32> = FxMap::default();
-                    let locations = &mut snap.locations;
-                    let script_function = &mut snap.script_function;
-                    let variant = &mut snap.node_variant;
-                    variant.resize(types.len(), 0);
-                    // objects of one class come in runs: the last location found saves a hash
-                    let mut previous = (
-                        Location {
-                            script: u32::MAX,
-                            line: 0,
-                            column: 0,
-                        },
-                        0u32,
-                    );
-                    let mut last_script = u32::MAX;
-                    let (end, _) = scan::number_records(
-                        buf,
-                        value,
-                        lf.count,
-                        |r| {
-                            let index = r[lf.object] as u64;
-                            if index % nf64 != 0 || index / nf64 >= nodes {
-                                return Err(ScanError::BadField {
-                                    field: lf.object,
-                                    detail: format!(
-                                        "object_index {index} is not a node: a node starts at a multiple of {nf} below {}",
-                                        nodes * nf64
-                                    ),
-                                });
-                            }
-                            let n = (index / nf64) as u32;
-                            let t = types[n as usize];
-                            if t == object {
-                                let loc = Location {
-                                    script: r[lf.script],
-                                    line: r[lf.line],
-                                    column: r[lf.column],
-                                };
-                                let i = if previous.0 == loc {
-                                    previous.1
-                                } else {
-                                    let next = locations.len() as u32;
-                                    let i = *interned.entry(loc).or_insert(next);
-                                    if i == next {
-                                        locations.push(loc);
-                                    }
-                                    previous = (loc, i);
-                                    i
-                                };
-                                variant[n as usize] = i + 1;
-                            } else if t == closure && r[lf.script] != last_script {
-                                last_script = r[lf.script];
-                                script_function.entry(last_script).or_insert(n);
-                            }
-                            Ok(())
-                        },
-                        |done| release.upto(done),
-                    )
-                    .map_err(at("the locations array"))?;
-                    pos = end;
-                }
-                // flat number arrays: one memchr for the ']'
-                b"locations" | b"samples" | b"trace_function_infos"
-                    if scan::skip_ws(buf, value).is_ok_and(|p| buf[p] == b'[') =>
-                {
-                    let section = format!("the {} array", String::from_utf8_lossy(k));
-                    pos = scan::skip_number_array(buf, value, |done| release.upto(done))
-                        .map_err(at(&section))?;
-                }
-                _ => {
-                    let section = format!("'{}'", String::from_utf8_lossy(k));
-                    pos = scan::skip_value(buf, value).map_err(at(&section))?;
-                }
-            }
-        }
-        if !seen_nodes || !seen_edges || !seen_strings {
-            let missing: Vec<&str> = [
-                (seen_nodes, "nodes"),
-                (seen_edges, "edges"),
-                (seen_strings, "strings"),
-            ]
-            .iter()
-            .filter(|(seen, _)| !seen)
-            .map(|(_, name)| *name)
-            .collect();
-            return Err(not(&format!("it has no {} array", missing.join(", no "))));
-        }
-        if snap.node_count() == 0 {
-            return Err(not(
-                "its nodes array is empty (a snapshot holds at least the root)",
-            ));
-        }
-        let strings = snap.string_offsets.len() as u64;
-        if snap.node_count() > 0 && max_node_name as u64 >= strings {
-            return Err(HeapError::Malformed {
-                path: p(),
-                section: "the nodes array".into(),
-                offset: 0,
-                detail: format!(
-                    "a node name is string {max_node_name}, but there are {strings} strings"
-                ),
-            });
-        }
-        if !snap.edge_type.is_empty() && max_edge_name as u64 >= strings {
-            return Err(HeapError::Malformed {
-                path: p(),
-                section: "the edges array".into(),
-                offset: 0,
-                detail: format!(
-                    "an edge name is string {max_edge_name}, but there are {strings} strings"
-                ),
-            });
-        }
+        let mut reader = Reader::new(path, &map, need);
+        let (header, header_end) = reader.header()?;
+        let mut snap = reader.presized_snapshot(&header)?;
+        reader.sections(&mut snap, header_end)?;
+        reader.check_complete(&snap)?;
         snap.mark_detached();
         snap.map = Some(map);
         if let Some(map) = &snap.map {
@@ -1175,6 +765,530 @@ fn format_property_name(name: &str) -> String {
         serde_json::to_string(name).unwrap_or_else(|_| name.to_string())
     } else {
         name.to_string()
+    }
+}
+
+/// One read of a snapshot file (`Snapshot::from_map`): the file, what its header promised,
+/// and what the sections read so far have shown.
+struct Reader<'m> {
+    path: &'m Path,
+    buf: &'m [u8],
+    release: Releaser<'m>,
+    with_edges: bool,
+    /// The header's counts, which the arrays must match.
+    header_nodes: u64,
+    header_edges: u64,
+    location_fields: Option<LocationFields>,
+    seen_nodes: bool,
+    seen_edges: bool,
+    seen_strings: bool,
+    /// The sum of the nodes' `edge_count`.
+    edge_sum: u64,
+    /// The largest string index used by a node name, and by an edge name that is not an
+    /// index: checked once the strings are known (they come after the arrays).
+    max_node_name: u32,
+    max_edge_name: u32,
+}
+
+impl<'m> Reader<'m> {
+    fn new(path: &'m Path, map: &'m Mmap, need: Need) -> Self {
+        Reader {
+            path,
+            buf: map,
+            release: Releaser::new(map),
+            with_edges: need == Need::NodesAndEdges,
+            header_nodes: 0,
+            header_edges: 0,
+            location_fields: None,
+            seen_nodes: false,
+            seen_edges: false,
+            seen_strings: false,
+            edge_sum: 0,
+            max_node_name: 0,
+            max_edge_name: 0,
+        }
+    }
+
+    /// Maps a scan error to the file's error, naming the section it is in.
+    fn at<'s>(&'s self, section: &'s str) -> impl FnOnce(ScanError) -> HeapError + 's {
+        move |e| match e {
+            ScanError::Eof => HeapError::Truncated {
+                path: self.path.to_path_buf(),
+                section: section.to_string(),
+            },
+            ScanError::Bad { offset, detail } => HeapError::Malformed {
+                path: self.path.to_path_buf(),
+                section: section.to_string(),
+                offset,
+                detail,
+            },
+            // number_records gives it a position; nothing else makes one
+            ScanError::BadField { detail, .. } => HeapError::Malformed {
+                path: self.path.to_path_buf(),
+                section: section.to_string(),
+                offset: 0,
+                detail,
+            },
+        }
+    }
+
+    fn not(&self, detail: &str) -> HeapError {
+        HeapError::NotSnapshot {
+            path: self.path.to_path_buf(),
+            detail: detail.to_string(),
+        }
+    }
+
+    fn bad_meta(&self, detail: String) -> HeapError {
+        HeapError::BadMeta {
+            path: self.path.to_path_buf(),
+            detail,
+        }
+    }
+
+    /// `{"snapshot":{...}`: the header, small, read with serde, and the position after it.
+    /// A UTF-8 byte-order mark before it is allowed, as DevTools allows it.
+    fn header(&self) -> Result<(Header, usize)> {
+        let buf = self.buf;
+        let bom = if buf.starts_with(b"\xEF\xBB\xBF") {
+            3
+        } else {
+            0
+        };
+        let Ok(start) = scan::skip_ws(buf, bom) else {
+            return Err(HeapError::Empty {
+                path: self.path.to_path_buf(),
+            });
+        };
+        if buf[start] != b'{' {
+            return Err(self.not("it does not start with '{'"));
+        }
+        let (k, value) = scan::key(buf, start + 1).map_err(|e| match e {
+            ScanError::Eof => self.not("it ends before the 'snapshot' header"),
+            _ => self.not("it does not start with a 'snapshot' header"),
+        })?;
+        if k != b"snapshot" {
+            return Err(self.not(&format!(
+                "the first key is '{}', not 'snapshot'",
+                String::from_utf8_lossy(k)
+            )));
+        }
+        let header_end = scan::skip_value(buf, value).map_err(self.at("the 'snapshot' header"))?;
+        let header: Header = serde_json::from_slice(&buf[value..header_end])
+            .map_err(|e| self.bad_meta(e.to_string()))?;
+        Ok((header, header_end))
+    }
+
+    /// The snapshot the header describes, with no nodes yet and its columns presized.
+    fn presized_snapshot(&mut self, header: &Header) -> Result<Snapshot> {
+        let meta = Meta::from_raw(&header.meta).map_err(|detail| self.bad_meta(detail))?;
+        self.location_fields = LocationFields::of(&header.meta.location_fields);
+        self.header_nodes = header.node_count;
+        self.header_edges = header.edge_count;
+        let (nf, ef) = (meta.node_fields, meta.edge_fields);
+        // Capacity from the header, but never more than the file could hold (2 bytes a value).
+        let node_cap = (header.node_count as usize).min(self.buf.len() / (2 * nf) + 1);
+        let edge_cap = (header.edge_count as usize).min(self.buf.len() / (2 * ef) + 1);
+        let root_index = header.root_index.unwrap_or(0);
+        if root_index % nf as u64 != 0 || root_index / nf as u64 >= header.node_count.max(1) {
+            return Err(self.bad_meta(format!("root_index {root_index} is not a node")));
+        }
+        let mut snap = Snapshot {
+            path: self.path.to_path_buf(),
+            root: (root_index / nf as u64) as u32,
+            node_type: Vec::with_capacity(node_cap),
+            node_name: Vec::with_capacity(node_cap),
+            node_id: Vec::with_capacity(node_cap),
+            node_self: Vec::with_capacity(node_cap),
+            first_edge: Vec::new(),
+            edge_type: Vec::new(),
+            edge_name: Vec::new(),
+            edge_to: Vec::new(),
+            file_bytes: self.buf.len() as u64,
+            edges_in_file: header.edge_count,
+            strings_base: 0,
+            string_offsets: Vec::new(),
+            meta,
+            map: None,
+            known: KnownStrings::default(),
+            node_variant: Vec::new(),
+            dom_state: Vec::new(),
+            locations: Vec::new(),
+            script_function: FxMap::default(),
+            ephemeron_strings: Vec::new(),
+            ephemeron_bits: Vec::new(),
+            ephemeron_pairs: 0,
+        };
+        if self.with_edges {
+            snap.first_edge.reserve(node_cap + 1);
+            snap.first_edge.push(0);
+            snap.edge_type.reserve(edge_cap);
+            snap.edge_name.reserve(edge_cap);
+            snap.edge_to.reserve(edge_cap);
+        }
+        Ok(snap)
+    }
+
+    /// The sections after the header up to the closing `}`, each read or skipped by its key.
+    fn sections(&mut self, snap: &mut Snapshot, mut pos: usize) -> Result<()> {
+        let buf = self.buf;
+        loop {
+            pos = scan::skip_ws(buf, pos)
+                .map_err(self.at("the top-level object (no closing '}')"))?;
+            match buf[pos] {
+                b'}' => return Ok(()),
+                b',' => pos += 1,
+                _ => {
+                    return Err(self.at("the top-level object")(ScanError::Bad {
+                        offset: pos,
+                        detail: "expected ',' or '}'".into(),
+                    }));
+                }
+            }
+            let (k, value) = scan::key(buf, pos).map_err(self.at("the top-level object"))?;
+            pos = match k {
+                b"nodes" => self.read_nodes(snap, value)?,
+                b"edges" if self.with_edges => self.read_edges(snap, value)?,
+                b"edges" => self.skip_edges(value)?,
+                b"strings" => self.read_strings(snap, value)?,
+                b"locations" | b"samples" | b"trace_function_infos" if self.is_array(value) => {
+                    match self.location_fields {
+                        // constructor locations are read by node, so after the nodes
+                        Some(fields) if k == b"locations" && self.seen_nodes => {
+                            self.read_locations(snap, value, fields)?
+                        }
+                        _ => self.skip_number_array(k, value)?,
+                    }
+                }
+                _ => self.skip_value(k, value)?,
+            };
+        }
+    }
+
+    /// `nodes`: decoded into the node columns (and `first_edge` when edges are read).
+    fn read_nodes(&mut self, snap: &mut Snapshot, value: usize) -> Result<usize> {
+        let m = &snap.meta;
+        let nf = m.node_fields;
+        let (t_off, n_off, i_off, s_off, c_off) = (m.n_type, m.n_name, m.n_id, m.n_self, m.n_edges);
+        let types = m.node_type_names.len() as u32;
+        let (d_off, native) = (m.n_detached, m.t_native as u32);
+        let with_edges = self.with_edges;
+        let release = &self.release;
+        // the per-record closure updates locals, not fields of self
+        let mut max_node_name = self.max_node_name;
+        let mut edge_sum = self.edge_sum;
+        let dom_state = &mut snap.dom_state;
+        let mut ordinal = 0usize;
+        let (end, _) = scan::number_records(
+            self.buf,
+            value,
+            nf,
+            |r| {
+                let t = r[t_off];
+                if t >= types {
+                    return Err(ScanError::BadField {
+                        field: t_off,
+                        detail: format!(
+                            "node {ordinal} has type {t}; meta lists {types} node types"
+                        ),
+                    });
+                }
+                if let Some(d) = d_off
+                    && t == native
+                    && r[d] & 3 != 0
+                {
+                    dom_state.push((ordinal as u32, (r[d] & 3) as u8));
+                }
+                snap.node_type.push(t as u8);
+                snap.node_name.push(r[n_off]);
+                max_node_name = max_node_name.max(r[n_off]);
+                snap.node_id.push(r[i_off]);
+                snap.node_self.push(r[s_off]);
+                edge_sum += r[c_off] as u64;
+                if with_edges {
+                    snap.first_edge.push(edge_sum.min(u32::MAX as u64) as u32);
+                }
+                ordinal += 1;
+                Ok(())
+            },
+            |done| release.upto(done),
+        )
+        .map_err(self.at("the nodes array"))?;
+        self.seen_nodes = true;
+        self.max_node_name = max_node_name;
+        self.edge_sum = edge_sum;
+        self.check_node_counts(snap)?;
+        Ok(end)
+    }
+
+    /// The nodes read, and the edges they say they have, against the header's counts.
+    fn check_node_counts(&self, snap: &Snapshot) -> Result<()> {
+        let found = snap.node_type.len() as u64;
+        if found != self.header_nodes {
+            return Err(HeapError::CountMismatch {
+                path: self.path.to_path_buf(),
+                what: "node count".into(),
+                header: self.header_nodes,
+                found,
+            });
+        }
+        if self.edge_sum != self.header_edges {
+            return Err(HeapError::CountMismatch {
+                path: self.path.to_path_buf(),
+                what: "edge count (the sum of the nodes' edge_count)".into(),
+                header: self.header_edges,
+                found: self.edge_sum,
+            });
+        }
+        Ok(())
+    }
+
+    /// `edges`: decoded into the edge columns, each target checked to be a node.
+    fn read_edges(&mut self, snap: &mut Snapshot, value: usize) -> Result<usize> {
+        if !self.seen_nodes {
+            return Err(self.not("'edges' comes before 'nodes'"));
+        }
+        let m = &snap.meta;
+        let (nf, ef) = (m.node_fields, m.edge_fields);
+        let (t_off, n_off, to_off) = (m.e_type, m.e_name, m.e_to);
+        let types = m.edge_type_names.len() as u32;
+        let (el, hid) = (m.e_element as u32, m.e_hidden as u32);
+        let nodes = snap.node_type.len() as u64;
+        let nf64 = nf as u64;
+        let release = &self.release;
+        let mut max_edge_name = self.max_edge_name;
+        let mut ordinal = 0usize;
+        let (end, _) = scan::number_records(
+            self.buf,
+            value,
+            ef,
+            |r| {
+                let t = r[t_off];
+                let to = r[to_off] as u64;
+                if t >= types {
+                    return Err(ScanError::BadField {
+                        field: t_off,
+                        detail: format!(
+                            "edge {ordinal} has type {t}; meta lists {types} edge types"
+                        ),
+                    });
+                }
+                if to % nf64 != 0 || to / nf64 >= nodes {
+                    return Err(ScanError::BadField {
+                        field: to_off,
+                        detail: format!(
+                            "edge {ordinal} points to to_node {to}, which is not a node: a node starts at a multiple of {nf} below {} ({nodes} nodes)",
+                            nodes * nf64
+                        ),
+                    });
+                }
+                snap.edge_type.push(t as u8);
+                snap.edge_name.push(r[n_off]);
+                if t != el && t != hid {
+                    max_edge_name = max_edge_name.max(r[n_off]);
+                }
+                snap.edge_to.push((to / nf64) as u32);
+                ordinal += 1;
+                Ok(())
+            },
+            |done| release.upto(done),
+        )
+        .map_err(self.at("the edges array"))?;
+        self.seen_edges = true;
+        self.max_edge_name = max_edge_name;
+        let found = snap.edge_type.len() as u64;
+        if found != self.header_edges {
+            return Err(HeapError::CountMismatch {
+                path: self.path.to_path_buf(),
+                what: "edge count".into(),
+                header: self.header_edges,
+                found,
+            });
+        }
+        Ok(end)
+    }
+
+    /// `edges` when the command needs none: passed over, its pages given back.
+    fn skip_edges(&mut self, value: usize) -> Result<usize> {
+        let release = &self.release;
+        let end = scan::skip_number_array(self.buf, value, |done| release.upto(done))
+            .map_err(self.at("the edges array"))?;
+        self.release.upto(end);
+        self.seen_edges = true;
+        Ok(end)
+    }
+
+    /// `strings`: only located (a string is unescaped when asked for); the names the rules
+    /// test and the WeakMap entry names are noted on the way.
+    fn read_strings(&mut self, snap: &mut Snapshot, value: usize) -> Result<usize> {
+        let base = scan::skip_ws(self.buf, value).map_err(self.at("the strings array"))?;
+        snap.strings_base = base;
+        let mut known = KnownStrings::default();
+        let mut pairs: FxMap<&[u8], u32> = FxMap::default();
+        let mut ephemerons: Vec<(u32, u32, u32)> = Vec::new();
+        let release = &self.release;
+        let end = scan::string_offsets(
+            self.buf,
+            value,
+            &mut snap.string_offsets,
+            |i, raw| {
+                known.note(i, raw);
+                if let Some((dup, table)) = ephemeron_name(raw) {
+                    let next = pairs.len() as u32;
+                    let pair = *pairs.entry(dup).or_insert(next);
+                    ephemerons.push((i, pair, table));
+                }
+            },
+            |done| release.upto(done),
+        )
+        .map_err(self.at("the strings array"))?;
+        snap.known = known;
+        snap.ephemeron_pairs = pairs.len() as u32;
+        let mut bits = vec![0u64; snap.string_offsets.len().div_ceil(64)];
+        for &(i, _, _) in &ephemerons {
+            bits[i as usize / 64] |= 1 << (i % 64);
+        }
+        snap.ephemeron_bits = bits;
+        snap.ephemeron_strings = ephemerons;
+        self.seen_strings = true;
+        Ok(end)
+    }
+
+    /// `locations`: the constructor location of each object, interned, splits its class;
+    /// one closure per script is kept to find the script's name.
+    fn read_locations(
+        &self,
+        snap: &mut Snapshot,
+        value: usize,
+        lf: LocationFields,
+    ) -> Result<usize> {
+        let (object, closure) = (snap.meta.t_object, snap.meta.t_closure);
+        let nf = snap.meta.node_fields;
+        let types = &snap.node_type;
+        let nodes = types.len() as u64;
+        let nf64 = nf as u64;
+        let mut interned: FxMap<Location, u32> = FxMap::default();
+        let locations = &mut snap.locations;
+        let script_function = &mut snap.script_function;
+        let variant = &mut snap.node_variant;
+        variant.resize(types.len(), 0);
+        // objects of one class come in runs: the last location found saves a hash
+        let mut previous = (
+            Location {
+                script: u32::MAX,
+                line: 0,
+                column: 0,
+            },
+            0u32,
+        );
+        let mut last_script = u32::MAX;
+        let (end, _) = scan::number_records(
+            self.buf,
+            value,
+            lf.count,
+            |r| {
+                let index = r[lf.object] as u64;
+                if index % nf64 != 0 || index / nf64 >= nodes {
+                    return Err(ScanError::BadField {
+                        field: lf.object,
+                        detail: format!(
+                            "object_index {index} is not a node: a node starts at a multiple of {nf} below {}",
+                            nodes * nf64
+                        ),
+                    });
+                }
+                let n = (index / nf64) as u32;
+                let t = types[n as usize];
+                if t == object {
+                    let loc = Location {
+                        script: r[lf.script],
+                        line: r[lf.line],
+                        column: r[lf.column],
+                    };
+                    let i = if previous.0 == loc {
+                        previous.1
+                    } else {
+                        let next = locations.len() as u32;
+                        let i = *interned.entry(loc).or_insert(next);
+                        if i == next {
+                            locations.push(loc);
+                        }
+                        previous = (loc, i);
+                        i
+                    };
+                    variant[n as usize] = i + 1;
+                } else if t == closure && r[lf.script] != last_script {
+                    last_script = r[lf.script];
+                    script_function.entry(last_script).or_insert(n);
+                }
+                Ok(())
+            },
+            |done| self.release.upto(done),
+        )
+        .map_err(self.at("the locations array"))?;
+        Ok(end)
+    }
+
+    /// Whether the value at `value` is an array.
+    fn is_array(&self, value: usize) -> bool {
+        scan::skip_ws(self.buf, value).is_ok_and(|p| self.buf[p] == b'[')
+    }
+
+    /// A flat number array not needed (`samples`, say): one memchr for the ']'.
+    fn skip_number_array(&self, key: &[u8], value: usize) -> Result<usize> {
+        let section = format!("the {} array", String::from_utf8_lossy(key));
+        scan::skip_number_array(self.buf, value, |done| self.release.upto(done))
+            .map_err(self.at(&section))
+    }
+
+    /// Any other value, passed over.
+    fn skip_value(&self, key: &[u8], value: usize) -> Result<usize> {
+        let section = format!("'{}'", String::from_utf8_lossy(key));
+        scan::skip_value(self.buf, value).map_err(self.at(&section))
+    }
+
+    /// What needs every section: all three arrays there, at least the root node, and every
+    /// name a string that exists.
+    fn check_complete(&self, snap: &Snapshot) -> Result<()> {
+        if !self.seen_nodes || !self.seen_edges || !self.seen_strings {
+            let missing: Vec<&str> = [
+                (self.seen_nodes, "nodes"),
+                (self.seen_edges, "edges"),
+                (self.seen_strings, "strings"),
+            ]
+            .iter()
+            .filter(|(seen, _)| !seen)
+            .map(|(_, name)| *name)
+            .collect();
+            return Err(self.not(&format!("it has no {} array", missing.join(", no "))));
+        }
+        if snap.node_count() == 0 {
+            return Err(self.not("its nodes array is empty (a snapshot holds at least the root)"));
+        }
+        let strings = snap.string_offsets.len() as u64;
+        if self.max_node_name as u64 >= strings {
+            return Err(HeapError::Malformed {
+                path: self.path.to_path_buf(),
+                section: "the nodes array".into(),
+                offset: 0,
+                detail: format!(
+                    "a node name is string {}, but there are {strings} strings",
+                    self.max_node_name
+                ),
+            });
+        }
+        if !snap.edge_type.is_empty() && self.max_edge_name as u64 >= strings {
+            return Err(HeapError::Malformed {
+                path: self.path.to_path_buf(),
+                section: "the edges array".into(),
+                offset: 0,
+                detail: format!(
+                    "an edge name is string {}, but there are {strings} strings",
+                    self.max_edge_name
+                ),
+            });
+        }
+        Ok(())
     }
 }
 
