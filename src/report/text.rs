@@ -117,68 +117,10 @@ fn collected(s: &Summary) {
         );
     }
     if let Some(tree) = s.target.as_ref().and_then(|t| t.tree.as_ref()) {
-        // Which process of the tree the growth came from (those that grew at all).
-        let most: Vec<String> = tree
-            .iter()
-            .filter(|p| p.growth.growth_bytes() > 0)
-            .take(3)
-            .map(|p| {
-                let g = &p.growth;
-                format!("{} ({}) {}", g.pid, g.name, Delta(g.growth_bytes() as f64))
-            })
-            .collect();
-        let grew = if most.is_empty() {
-            "no process's RSS grew".to_string()
-        } else {
-            format!("RSS grew most in {}", most.join(", "))
-        };
-        eprintln!(
-            "memwatch: the tree had {}; {grew}",
-            Count(tree.len() as u64, "process"),
-        );
-        let judged = tree.iter().filter(|p| p.verdict.is_some()).count();
-        let of = if judged == tree.len() {
-            format!("all {judged} judged on their own")
-        } else {
-            format!(
-                "{judged} of {} judged on their own, the others too short-lived",
-                tree.len()
-            )
-        };
-        match crate::report::services::grew_most(tree) {
-            Some((p, v)) => eprintln!(
-                "memwatch: grows on its own: {} ({}), {} ({}): {} ({of})",
-                p.growth.pid, p.growth.name, v.verdict, v.pattern, v.reason
-            ),
-            None if judged > 0 => {
-                eprintln!("memwatch: no process of the tree grows on its own ({of})")
-            }
-            None => {}
-        }
+        tree_members(tree);
     }
     if let Some(f) = &s.follow {
-        eprintln!(
-            "memwatch: followed {} over {} ({}):",
-            f.pattern.as_deref().unwrap_or("the target"),
-            crate::segments::lives_word(f.lives.len()),
-            Count(f.restarts as u64, "restart")
-        );
-        for (i, l) in f.lives.iter().enumerate() {
-            let who = match (l.pid, &l.name) {
-                (Some(pid), Some(name)) => format!("pid {pid} ({name})"),
-                (Some(pid), None) => format!("pid {pid}"),
-                _ => "the target".to_string(),
-            };
-            eprintln!(
-                "memwatch:   life {}: {who}, {} to {}: {} ({}): {}",
-                i + 1,
-                Elapsed(l.start_s),
-                Elapsed(l.end_s),
-                l.verdict,
-                l.pattern,
-                l.reason
-            );
-        }
+        followed_lives(f);
     }
     if let Some(c) = &s.cgroup {
         eprintln!("memwatch: {}", c.words);
@@ -203,6 +145,80 @@ fn collected(s: &Summary) {
     if let Some(closed) = s.runtime.as_ref().and_then(|r| r.closed.as_ref()) {
         eprintln!("memwatch: runtime: {closed}");
     }
+    what_grew_on_the_heap(s);
+}
+
+/// Which process of the tree the growth came from (those that grew at all), and which one
+/// grows on its own.
+fn tree_members(tree: &[crate::report::services::TreeProcess]) {
+    let most: Vec<String> = tree
+        .iter()
+        .filter(|p| p.growth.growth_bytes() > 0)
+        .take(3)
+        .map(|p| {
+            let g = &p.growth;
+            format!("{} ({}) {}", g.pid, g.name, Delta(g.growth_bytes() as f64))
+        })
+        .collect();
+    let grew = if most.is_empty() {
+        "no process's RSS grew".to_string()
+    } else {
+        format!("RSS grew most in {}", most.join(", "))
+    };
+    eprintln!(
+        "memwatch: the tree had {}; {grew}",
+        Count(tree.len() as u64, "process"),
+    );
+    let judged = tree.iter().filter(|p| p.verdict.is_some()).count();
+    let of = if judged == tree.len() {
+        format!("all {judged} judged on their own")
+    } else {
+        format!(
+            "{judged} of {} judged on their own, the others too short-lived",
+            tree.len()
+        )
+    };
+    match crate::report::services::grew_most(tree) {
+        Some((p, v)) => eprintln!(
+            "memwatch: grows on its own: {} ({}), {} ({}): {} ({of})",
+            p.growth.pid, p.growth.name, v.verdict, v.pattern, v.reason
+        ),
+        None if judged > 0 => {
+            eprintln!("memwatch: no process of the tree grows on its own ({of})")
+        }
+        None => {}
+    }
+}
+
+/// Each life of a followed target, with its own verdict.
+fn followed_lives(f: &crate::report::services::FollowSummary) {
+    eprintln!(
+        "memwatch: followed {} over {} ({}):",
+        f.pattern.as_deref().unwrap_or("the target"),
+        crate::segments::lives_word(f.lives.len()),
+        Count(f.restarts as u64, "restart")
+    );
+    for (i, l) in f.lives.iter().enumerate() {
+        let who = match (l.pid, &l.name) {
+            (Some(pid), Some(name)) => format!("pid {pid} ({name})"),
+            (Some(pid), None) => format!("pid {pid}"),
+            _ => "the target".to_string(),
+        };
+        eprintln!(
+            "memwatch:   life {}: {who}, {} to {}: {} ({}): {}",
+            i + 1,
+            Elapsed(l.start_s),
+            Elapsed(l.end_s),
+            l.verdict,
+            l.pattern,
+            l.reason
+        );
+    }
+}
+
+/// What grew between the heap snapshots or class histograms, or why they could not be
+/// compared.
+fn what_grew_on_the_heap(s: &Summary) {
     if let Some(diff) = &s.heap_diff {
         let names: Vec<String> = diff.snapshots.iter().map(|s| s.file.clone()).collect();
         eprintln!("memwatch: what grew on the heap ({}):", names.join(" -> "));
