@@ -34,13 +34,10 @@ const SEEDS: u64 = 6;
 const BUDGET: f64 = 0.01;
 /// Families still over the budget, with the share they are held to instead (measured at
 /// 100 seeds; docs/verdict.md, "Known limits"): a strongly autocorrelated wander of 1-1.5%
-/// whose rise no test on the window tells from a noisy leak; the old AR(1) family; a slow
-/// leak of 5% in a 2-minute, 1 Hz run with 1.5% noise and a GC cycle the drops do not show.
-const OVER_BUDGET: [(Case, f64); 3] = [
-    (Case::Ar1Strong, 0.035),
-    (Case::Ar1Wander, 0.015),
-    (Case::SlowLeak, 0.02),
-];
+/// whose rise no test on the window tells from a noisy leak (1.13% on seeds 0-99, 1.79% on
+/// seeds 0-499); a slow leak of 5% in a 2-minute, 1 Hz run with 1.5% noise and a
+/// GC cycle the drops do not show (1.53% on seeds 0-99, 2.5% on seeds 200-499).
+const OVER_BUDGET: [(Case, f64); 2] = [(Case::Ar1Strong, 0.02), (Case::SlowLeak, 0.02)];
 
 /// The most wrong verdicts among `n` series that still fit a true rate of `share`: the count
 /// a Binomial(n, share) exceeds with probability below 0.1%. With the few seeds `cargo test`

@@ -298,6 +298,9 @@ const RESOLUTION_FACTOR: f64 = 1.5;
 /// A rise whose floor fell back by more than this share of it on the way (beyond the
 /// floor's noise and resolution) is wander, not a leak: a leak keeps what it takes.
 const WANDER_SHARE: f64 = 0.15;
+/// The floor's rise, less this many times the amplitude of its slow wander (beyond its white
+/// noise), must still reach the minimum growth: a wander of 1% rises 2% now and then.
+const WANDER_SDS: f64 = 2.0;
 
 impl Default for Thresholds {
     /// The defaults, calibrated on the synthetic cases in `tests/analyze_cases.rs`
@@ -825,13 +828,16 @@ fn analyze_series(
     let sustained = late_slope_upper(&pts) >= SUSTAINED_SHARE * slope && !levelled_off(&pts);
     let fall = fell_back(&pts, resolution);
     let wanders = fall > WANDER_SHARE * growth;
+    let residuals: Vec<f64> = pts.iter().map(|p| p.v - slope * p.t).collect();
+    let wander = stats::wander_sd(&residuals);
+    let above_wander = growth - WANDER_SDS * wander >= min_growth_bytes;
     let sawtooth = gc.is_some();
     let pct = |b: f64| b / floor0 * 100.0;
     let p_txt = PValue(test.p_value);
     let warm = Elapsed(warmup_s);
 
     // 5. Verdict, pattern and reason.
-    if rising && slope_ok && growth_ok && resolved && sustained && !wanders {
+    if rising && slope_ok && growth_ok && resolved && sustained && !wanders && above_wander {
         out.verdict = Verdict::Growing;
         out.pattern = if sawtooth {
             Pattern::Sawtooth
@@ -879,6 +885,16 @@ fn analyze_series(
             pct(growth),
             Bytes(fall)
         );
+    } else if rising && slope_ok && growth_ok && !above_wander {
+        out.pattern = Pattern::Oscillating;
+        out.reason = format!(
+            "floor rose {} ({:.1}%) but wanders slowly by {} (one standard deviation): less \
+             twice that, it rose less than the {} minimum growth ({p_txt})",
+            Bytes(growth),
+            pct(growth),
+            Bytes(wander),
+            min_growth_words(thresholds.min_growth)
+        );
     } else if rising && slope_ok && growth_ok {
         out.pattern = Pattern::Plateau;
         out.reason = format!(
@@ -893,10 +909,7 @@ fn analyze_series(
                 "floor rose only {} ({:.1}%) after the {warm} warm-up, less than the {} minimum growth ({p_txt})",
                 Bytes(growth),
                 pct(growth),
-                match thresholds.min_growth {
-                    MinGrowth::Bytes(b) => Bytes(b).to_string(),
-                    MinGrowth::Percent(p) => format!("{p}%"),
-                }
+                min_growth_words(thresholds.min_growth)
             )
         } else {
             format!(
@@ -932,6 +945,14 @@ fn analyze_series(
     }
     note_dump_steps(&mut out, dump_steps);
     out
+}
+
+/// The minimum growth as the reason writes it: `2%`, `1.00 MiB`.
+fn min_growth_words(min_growth: MinGrowth) -> String {
+    match min_growth {
+        MinGrowth::Bytes(b) => Bytes(b).to_string(),
+        MinGrowth::Percent(p) => format!("{p}%"),
+    }
 }
 
 /// How much the floor rose during the warm-up (bytes): the lowest floor point of the window

@@ -378,6 +378,40 @@ pub fn hamed_rao_factor_of_residuals(residuals: &[f64], max_lag: usize) -> f64 {
     }
 }
 
+/// Population variance (mean of squared deviations from the mean). Fewer than 1 value gives 0.
+fn variance(x: &[f64]) -> f64 {
+    if x.is_empty() {
+        return 0.0;
+    }
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    x.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n
+}
+
+/// The standard deviation of the slow part of `residuals` (a series with its trend removed,
+/// in time order): `√max(0, Var(r) − Var(Δr)/2)`.
+///
+/// Method: split the residuals into white noise (variance σ²_e) and a slow wander (variance
+/// σ²_w, lag-one autocorrelation φ close to 1). Then Var(r) = σ²_e + σ²_w, while the changes
+/// between neighbours see all of the white noise twice and hardly any of the wander:
+/// Var(Δr) = 2σ²_e + 2σ²_w(1 − φ). Half the second taken from the first leaves σ²_w·φ, the
+/// wander's share (the variogram at lag one against its sill; Matheron 1962, von Neumann
+/// 1941 for the ratio of the two). White noise alone gives about 0, however loud; a wander
+/// slow against the spacing gives its amplitude, less what the trend fit absorbed of it.
+/// Fewer than 3 values, or no wander beyond the noise, gives 0.
+pub fn wander_sd(residuals: &[f64]) -> f64 {
+    if residuals.len() < 3 {
+        return 0.0;
+    }
+    let changes: Vec<f64> = residuals.windows(2).map(|w| w[1] - w[0]).collect();
+    let excess = variance(residuals) - 0.5 * variance(&changes);
+    if excess.is_finite() && excess > 0.0 {
+        excess.sqrt()
+    } else {
+        0.0
+    }
+}
+
 /// The closest non-decreasing sequence to `x` in least squares (isotonic regression), by
 /// pool-adjacent-violators (Ayer, Brunk, Ewing, Reid & Silverman 1955; Barlow et al. 1972,
 /// *Statistical Inference under Order Restrictions*): runs that fall are pooled into their
@@ -815,6 +849,36 @@ mod tests {
         let f = hamed_rao_factor(&iid, 39);
         assert!((1.0..1.5).contains(&f), "{f}");
         assert_eq!(hamed_rao_factor(&[1.0, 2.0], 1), 1.0);
+    }
+
+    #[test]
+    fn wander_sd_by_hand() {
+        // A slow square wave [1,1,1,1,-1,-1,-1,-1]: Var = 1; changes [0,0,0,-2,0,0,0] have
+        // mean -2/7 and Var 4/7 - 4/49 = 24/49; 1 - 12/49 = 37/49.
+        let square = [1.0, 1.0, 1.0, 1.0, -1.0, -1.0, -1.0, -1.0];
+        assert!(close(wander_sd(&square), 37f64.sqrt() / 7.0, 1e-12));
+        // Alternating noise: Var = 1, changes +-2 (Var about 4): no wander at all.
+        let alternating: Vec<f64> = (0..40)
+            .map(|i| if i % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
+        assert_eq!(wander_sd(&alternating), 0.0);
+        // Independent noise of standard deviation 2.9 gives a third of that at most (its
+        // lag-one autocovariance, about 0.4 from 400 values); a little noise on a slow wave gives
+        // about the wave's amplitude (a sine of amplitude 1 has standard deviation 0.71).
+        let white: Vec<f64> = noise(400, 3).iter().map(|u| 10.0 * (u - 0.5)).collect();
+        assert!(wander_sd(&white) < 1.0, "{}", wander_sd(&white));
+        let wave: Vec<f64> = noise(400, 5)
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (i as f64 / 40.0).sin() + 0.3 * (u - 0.5))
+            .collect();
+        assert!(
+            (0.6..0.8).contains(&wander_sd(&wave)),
+            "{}",
+            wander_sd(&wave)
+        );
+        assert_eq!(wander_sd(&[5.0; 10]), 0.0);
+        assert_eq!(wander_sd(&[1.0, 2.0]), 0.0);
     }
 
     #[test]
