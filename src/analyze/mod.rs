@@ -774,91 +774,188 @@ fn analyze_series(
     // 3. The floor: per-window minima, windows wide enough to span GC cycles.
     let gc = gc_period(&analysed);
     let pts = floor_points(&analysed, gc.map(|g| g.0));
-    let pt: Vec<f64> = pts.iter().map(|p| p.t).collect();
-    let pv: Vec<f64> = pts.iter().map(|p| p.v).collect();
-
     // 4. Trend test and slope on the floor.
-    let test = stats::trend_test_monotone_at(&pt, &pv);
-    let (slope, intercept) = stats::theil_sen(&pt, &pv);
-    let (slope, intercept) = if slope.is_finite() {
-        (slope, intercept)
-    } else {
-        (0.0, stats::median(&pv))
-    };
-    let span = window_end_s - window_start_s;
-    let v0 = intercept + slope * window_start_s;
-    let v1 = intercept + slope * window_end_s;
-    let floor0 = if v0 > 0.0 {
-        v0
-    } else {
-        stats::median(&pv).max(1.0)
-    };
-    let growth = slope * span;
-    let pct_per_hour = slope / floor0 * 3600.0 * 100.0;
-    out.slope_bytes_per_s = Some(slope);
-    out.slope_pct_per_hour = Some(pct_per_hour);
-    out.growth_bytes = Some(growth);
-    out.p_value = Some(test.p_value);
-    out.floor = pts.iter().map(|p| (p.t, p.v)).collect();
-    out.trend = Some(TrendLine {
-        t0: window_start_s,
-        v0,
-        t1: window_end_s,
-        v1,
-    });
-
-    let min_growth_bytes = match thresholds.min_growth {
-        MinGrowth::Bytes(b) => b,
-        MinGrowth::Percent(p) => p / 100.0 * floor0,
-    };
-    let significant = test.p_value < thresholds.p_value;
-    let rising = significant && test.mk.s > 0 && slope > 0.0;
-    let falling = significant && test.mk.s < 0 && slope < 0.0;
-    // On a window longer than the horizon the gates ask for the horizon's worth of growth.
-    let horizon_share = if span > thresholds.slope_horizon_s && span > 0.0 {
-        (thresholds.slope_horizon_s / span).max(0.0)
-    } else {
-        1.0
-    };
-    let slope_ok = slope >= thresholds.min_slope_bytes_per_s * horizon_share
-        && pct_per_hour >= thresholds.min_slope_pct_per_hour * horizon_share;
-    let growth_ok = growth >= min_growth_bytes;
-    let resolution = floor_resolution(&analysed);
-    let resolved = growth >= RESOLUTION_FACTOR * resolution;
-    let sustained = late_slope_upper(&pts) >= SUSTAINED_SHARE * slope && !levelled_off(&pts);
-    let fall = fell_back(&pts, resolution);
-    let wanders = fall > WANDER_SHARE * growth;
-    let residuals: Vec<f64> = pts.iter().map(|p| p.v - slope * p.t).collect();
-    let wander = stats::wander_sd(&residuals);
-    let above_wander = growth - WANDER_SDS * wander >= min_growth_bytes;
-    let sawtooth = gc.is_some();
-    let pct = |b: f64| b / floor0 * 100.0;
-    let p_txt = PValue(test.p_value);
-    let warm = Elapsed(warmup_s);
-
+    let fit = Fit::of(&pts, window_start_s, window_end_s, &mut out);
     // 5. Verdict, pattern and reason.
-    if rising && slope_ok && growth_ok && resolved && sustained && !wanders && above_wander {
-        out.verdict = Verdict::Growing;
-        out.pattern = if sawtooth {
-            Pattern::Sawtooth
-        } else if is_stepwise(&pts, growth) {
-            Pattern::Steps
-        } else {
-            Pattern::Linear
-        };
-        out.reason = format!(
-            "floor rose {} ({:.1}%) at {} ({p_txt})",
-            Bytes(growth),
-            pct(growth),
-            Rate(slope)
-        );
-        note_dump_steps(&mut out, dump_steps);
-        return out;
+    let gates = Gates::of(&fit, &pts, &analysed, thresholds, gc.is_some());
+    if gates.growing() {
+        growing(&mut out, &fit, &gates, &pts);
+    } else {
+        let warmup_rise = warmup_rise(t, v, window_start_s, &ex, &pts);
+        stable(&mut out, &fit, &gates, &pts, warmup_rise);
     }
+    note_dump_steps(&mut out, dump_steps);
+    out
+}
+
+/// The floor's trend over the analysed window: the trend test, Theil-Sen's slope, and what
+/// they make of the window.
+struct Fit {
+    slope: f64,
+    /// The analysed window's length, seconds, and the floor's growth over it.
+    span: f64,
+    growth: f64,
+    pct_per_hour: f64,
+    /// The fitted floor at the window's start (the level percentages are of).
+    floor0: f64,
+    p_value: f64,
+    /// Mann-Kendall's S: its sign is the test's direction.
+    mk_s: i64,
+}
+
+impl Fit {
+    /// Fits the floor points and writes the figures into `out`.
+    fn of(pts: &[FloorPoint], window_start_s: f64, window_end_s: f64, out: &mut Analysis) -> Fit {
+        let pt: Vec<f64> = pts.iter().map(|p| p.t).collect();
+        let pv: Vec<f64> = pts.iter().map(|p| p.v).collect();
+        let test = stats::trend_test_monotone_at(&pt, &pv);
+        let (slope, intercept) = stats::theil_sen(&pt, &pv);
+        let (slope, intercept) = if slope.is_finite() {
+            (slope, intercept)
+        } else {
+            (0.0, stats::median(&pv))
+        };
+        let span = window_end_s - window_start_s;
+        let v0 = intercept + slope * window_start_s;
+        let v1 = intercept + slope * window_end_s;
+        let floor0 = if v0 > 0.0 {
+            v0
+        } else {
+            stats::median(&pv).max(1.0)
+        };
+        let growth = slope * span;
+        let pct_per_hour = slope / floor0 * 3600.0 * 100.0;
+        out.slope_bytes_per_s = Some(slope);
+        out.slope_pct_per_hour = Some(pct_per_hour);
+        out.growth_bytes = Some(growth);
+        out.p_value = Some(test.p_value);
+        out.floor = pts.iter().map(|p| (p.t, p.v)).collect();
+        out.trend = Some(TrendLine {
+            t0: window_start_s,
+            v0,
+            t1: window_end_s,
+            v1,
+        });
+        Fit {
+            slope,
+            span,
+            growth,
+            pct_per_hour,
+            floor0,
+            p_value: test.p_value,
+            mk_s: test.mk.s,
+        }
+    }
+
+    /// A size as a share of the floor, %.
+    fn pct(&self, bytes: f64) -> f64 {
+        bytes / self.floor0 * 100.0
+    }
+}
+
+/// What each gate of the verdict found; growing needs them all.
+struct Gates {
+    rising: bool,
+    falling: bool,
+    slope_ok: bool,
+    growth_ok: bool,
+    /// The growth is more than the floor's resolution can make of a GC cycle's phase.
+    resolved: bool,
+    resolution: f64,
+    sustained: bool,
+    /// How far the floor fell back on the way up, and whether that says it wanders.
+    fall: f64,
+    wanders: bool,
+    /// The floor's slow wander (one standard deviation), and whether the growth less twice
+    /// it still reaches the minimum growth.
+    wander: f64,
+    above_wander: bool,
+    min_growth_bytes: f64,
+    sawtooth: bool,
+}
+
+impl Gates {
+    fn of(
+        fit: &Fit,
+        pts: &[FloorPoint],
+        analysed: &Analysed,
+        thresholds: &Thresholds,
+        sawtooth: bool,
+    ) -> Gates {
+        let (slope, growth) = (fit.slope, fit.growth);
+        let min_growth_bytes = match thresholds.min_growth {
+            MinGrowth::Bytes(b) => b,
+            MinGrowth::Percent(p) => p / 100.0 * fit.floor0,
+        };
+        let significant = fit.p_value < thresholds.p_value;
+        let span = fit.span;
+        // On a window longer than the horizon the gates ask for the horizon's worth of growth.
+        let horizon_share = if span > thresholds.slope_horizon_s && span > 0.0 {
+            (thresholds.slope_horizon_s / span).max(0.0)
+        } else {
+            1.0
+        };
+        let resolution = floor_resolution(analysed);
+        let fall = fell_back(pts, resolution);
+        let residuals: Vec<f64> = pts.iter().map(|p| p.v - slope * p.t).collect();
+        let wander = stats::wander_sd(&residuals);
+        Gates {
+            rising: significant && fit.mk_s > 0 && slope > 0.0,
+            falling: significant && fit.mk_s < 0 && slope < 0.0,
+            slope_ok: slope >= thresholds.min_slope_bytes_per_s * horizon_share
+                && fit.pct_per_hour >= thresholds.min_slope_pct_per_hour * horizon_share,
+            growth_ok: growth >= min_growth_bytes,
+            resolved: growth >= RESOLUTION_FACTOR * resolution,
+            resolution,
+            sustained: late_slope_upper(pts) >= SUSTAINED_SHARE * slope && !levelled_off(pts),
+            fall,
+            wanders: fall > WANDER_SHARE * growth,
+            wander,
+            above_wander: growth - WANDER_SDS * wander >= min_growth_bytes,
+            min_growth_bytes,
+            sawtooth,
+        }
+    }
+
+    /// A rise the test finds, fast and large enough.
+    fn rose_enough(&self) -> bool {
+        self.rising && self.slope_ok && self.growth_ok
+    }
+
+    fn growing(&self) -> bool {
+        self.rose_enough() && self.resolved && self.sustained && !self.wanders && self.above_wander
+    }
+}
+
+/// The verdict growing: its pattern and reason.
+fn growing(out: &mut Analysis, fit: &Fit, gates: &Gates, pts: &[FloorPoint]) {
+    out.verdict = Verdict::Growing;
+    out.pattern = if gates.sawtooth {
+        Pattern::Sawtooth
+    } else if is_stepwise(pts, fit.growth) {
+        Pattern::Steps
+    } else {
+        Pattern::Linear
+    };
+    out.reason = format!(
+        "floor rose {} ({:.1}%) at {} ({})",
+        Bytes(fit.growth),
+        fit.pct(fit.growth),
+        Rate(fit.slope),
+        PValue(fit.p_value)
+    );
+}
+
+/// The verdict stable: which gate said so (or that nothing rose), as its pattern and reason.
+fn stable(out: &mut Analysis, fit: &Fit, g: &Gates, pts: &[FloorPoint], warmup_rise: f64) {
     out.verdict = Verdict::Stable;
-    // Warm-up growth: the floor early in the warm-up sat well below the analysed floor.
-    let warmup_rise = warmup_rise(t, v, window_start_s, &ex, &pts);
-    if falling && -growth >= min_growth_bytes && -slope >= thresholds.min_slope_bytes_per_s {
+    let (growth, slope) = (fit.growth, fit.slope);
+    let pct = |b: f64| fit.pct(b);
+    let p_txt = PValue(fit.p_value);
+    let warm = Elapsed(out.warmup_s);
+    let min_growth = min_growth_words(out.thresholds.min_growth);
+    if g.falling && -growth >= g.min_growth_bytes && -slope >= out.thresholds.min_slope_bytes_per_s
+    {
         out.pattern = Pattern::Shrinking;
         out.reason = format!(
             "floor fell {} ({:.1}%) at {} ({p_txt})",
@@ -866,7 +963,7 @@ fn analyze_series(
             pct(-growth),
             Rate(-slope)
         );
-    } else if rising && slope_ok && growth_ok && !resolved {
+    } else if g.rose_enough() && !g.resolved {
         out.pattern = Pattern::Sawtooth;
         out.reason = format!(
             "floor rose {} ({:.1}%), within {RESOLUTION_FACTOR} times the {} a GC cycle climbs \
@@ -874,42 +971,40 @@ fn analyze_series(
              floor that much ({p_txt})",
             Bytes(growth),
             pct(growth),
-            Bytes(resolution)
+            Bytes(g.resolution)
         );
-    } else if rising && slope_ok && growth_ok && wanders {
+    } else if g.rose_enough() && g.wanders {
         out.pattern = Pattern::Oscillating;
         out.reason = format!(
             "floor rose {} ({:.1}%) but fell back {} on the way: it wanders, and a leak keeps \
              what it takes ({p_txt})",
             Bytes(growth),
             pct(growth),
-            Bytes(fall)
+            Bytes(g.fall)
         );
-    } else if rising && slope_ok && growth_ok && !above_wander {
+    } else if g.rose_enough() && !g.above_wander {
         out.pattern = Pattern::Oscillating;
         out.reason = format!(
             "floor rose {} ({:.1}%) but wanders slowly by {} (one standard deviation): less \
-             twice that, it rose less than the {} minimum growth ({p_txt})",
+             twice that, it rose less than the {min_growth} minimum growth ({p_txt})",
             Bytes(growth),
             pct(growth),
-            Bytes(wander),
-            min_growth_words(thresholds.min_growth)
+            Bytes(g.wander),
         );
-    } else if rising && slope_ok && growth_ok {
+    } else if g.rose_enough() {
         out.pattern = Pattern::Plateau;
         out.reason = format!(
             "floor rose {} ({:.1}%) early in the window, then levelled off: not sustained",
             Bytes(growth),
             pct(growth)
         );
-    } else if rising {
+    } else if g.rising {
         out.pattern = Pattern::Flat;
-        out.reason = if !growth_ok {
+        out.reason = if !g.growth_ok {
             format!(
-                "floor rose only {} ({:.1}%) after the {warm} warm-up, less than the {} minimum growth ({p_txt})",
+                "floor rose only {} ({:.1}%) after the {warm} warm-up, less than the {min_growth} minimum growth ({p_txt})",
                 Bytes(growth),
                 pct(growth),
-                min_growth_words(thresholds.min_growth)
             )
         } else {
             format!(
@@ -917,15 +1012,15 @@ fn analyze_series(
                 Bytes(growth),
                 pct(growth),
                 Rate(slope),
-                PctPerHour(pct_per_hour)
+                PctPerHour(fit.pct_per_hour)
             )
         };
     } else {
-        out.pattern = if warmup_rise >= min_growth_bytes.max(0.0) && warmup_rise > 0.0 {
+        out.pattern = if warmup_rise >= g.min_growth_bytes.max(0.0) && warmup_rise > 0.0 {
             Pattern::Plateau
-        } else if sawtooth {
+        } else if g.sawtooth {
             Pattern::Sawtooth
-        } else if is_oscillating(&pts, min_growth_bytes) {
+        } else if is_oscillating(pts, g.min_growth_bytes) {
             Pattern::Oscillating
         } else {
             Pattern::Flat
@@ -943,8 +1038,6 @@ fn analyze_series(
             _ => format!("floor flat after {warm} warm-up ({p_txt})"),
         };
     }
-    note_dump_steps(&mut out, dump_steps);
-    out
 }
 
 /// The minimum growth as the reason writes it: `2%`, `1.00 MiB`.
