@@ -444,6 +444,21 @@ fn shown_extent(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
     })
 }
 
+/// The polyline `points` (pixels) where it is inside the plot's y range `(lo, hi)`.
+fn draw_clipped(
+    chart: &mut Plot<'_, '_>,
+    points: &[(f64, f64)],
+    (lo, hi): (f64, f64),
+    style: ShapeStyle,
+) -> Result<(), ChartError> {
+    chart.draw_series(
+        clip_y(points, lo, hi)
+            .into_iter()
+            .map(|p| PathElement::new(p, style)),
+    )?;
+    Ok(())
+}
+
 /// The parts of the polyline `points` with y inside `lo..=hi`, as separate runs.
 fn clip_y(points: &[(f64, f64)], lo: f64, hi: f64) -> Vec<Vec<(f64, f64)>> {
     let inside = |y: f64| y >= lo && y <= hi;
@@ -1125,11 +1140,7 @@ fn draw_series(
                     [(x, frame.y(c.first)), (x, frame.y(c.last))]
                 })
                 .collect();
-            chart.draw_series(
-                clip_y(&points, y_lo, y_hi)
-                    .into_iter()
-                    .map(|p| PathElement::new(p, style)),
-            )?;
+            draw_clipped(chart, &points, (y_lo, y_hi), style)?;
         }
         if rec.len() <= MARKER_LIMIT {
             let dots = rec
@@ -1163,11 +1174,7 @@ fn draw_heap(
         .iter()
         .map(|&(t, v)| (frame.x(t), frame.y(v)))
         .collect();
-    chart.draw_series(
-        clip_y(&points, y_lo, y_hi)
-            .into_iter()
-            .map(|p| PathElement::new(p, style)),
-    )?;
+    draw_clipped(chart, &points, (y_lo, y_hi), style)?;
     chart.draw_series(
         points
             .into_iter()
@@ -1207,11 +1214,7 @@ fn draw_trend_segments(
     let style = color.stroke_width(layout.px(width).max(1) as u32);
     for (a, b) in segments {
         let points = [(frame.x(a.0), frame.y(a.1)), (frame.x(b.0), frame.y(b.1))];
-        chart.draw_series(
-            clip_y(&points, y_lo, y_hi)
-                .into_iter()
-                .map(|p| PathElement::new(p, style)),
-        )?;
+        draw_clipped(chart, &points, (y_lo, y_hi), style)?;
     }
     Ok(())
 }
@@ -1411,11 +1414,7 @@ fn draw_members(
             .filter(|p| (frame.t.0..=frame.t.1).contains(&p.0) && p.1.is_finite())
             .map(|&(t, v)| (frame.x(t), frame.y(v)))
             .collect();
-        chart.draw_series(
-            clip_y(&points, y_lo, y_hi)
-                .into_iter()
-                .map(|p| PathElement::new(p, style)),
-        )?;
+        draw_clipped(chart, &points, (y_lo, y_hi), style)?;
     }
     Ok(())
 }
