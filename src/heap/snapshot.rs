@@ -266,6 +266,35 @@ impl std::fmt::Debug for Snapshot {
     }
 }
 
+/// DevTools' DOM states: attached and detached.
+const ATTACHED: u8 = 1;
+const DETACHED_STATE: u8 = 2;
+
+/// The walk that carries DOM states through the graph: each node visited once, the state set
+/// on native objects only, which are then walked from (one queue per state).
+struct DomWalk {
+    state: Vec<u8>,
+    visited: Vec<bool>,
+    queues: [Vec<u32>; 2],
+}
+
+impl DomWalk {
+    fn visit(&mut self, v: u32, st: u8, native: bool) {
+        let i = v as usize;
+        if self.visited[i] {
+            return;
+        }
+        self.visited[i] = true;
+        if !native {
+            return; // the state is not carried through JavaScript objects
+        }
+        self.state[i] = st;
+        if st == ATTACHED || st == DETACHED_STATE {
+            self.queues[usize::from(st - 1)].push(v);
+        }
+    }
+}
+
 impl Snapshot {
     /// Reads `path` as far as `need` asks.
     pub fn open(path: &Path, need: Need) -> Result<Snapshot> {
@@ -335,77 +364,34 @@ impl Snapshot {
         if self.dom_state.is_empty() || !self.has_edges() {
             return;
         }
-        let m = &self.meta;
+        let native = self.meta.t_native;
+        let is_native = |v: u32| self.node_type[v as usize] == native;
         let n = self.node_count();
-        let mut state = vec![0u8; n];
-        let mut visited = vec![false; n];
-        let mut attached: Vec<u32> = Vec::new();
-        let mut detached: Vec<u32> = Vec::new();
-        let visit = |v: u32,
-                     st: u8,
-                     state: &mut Vec<u8>,
-                     visited: &mut Vec<bool>,
-                     attached: &mut Vec<u32>,
-                     detached: &mut Vec<u32>| {
-            let v = v as usize;
-            if visited[v] {
-                return;
-            }
-            visited[v] = true;
-            if self.node_type[v] != m.t_native {
-                return; // the state is not carried through JavaScript objects
-            }
-            state[v] = st;
-            if st == 1 {
-                attached.push(v as u32);
-            } else if st == 2 {
-                detached.push(v as u32);
-            }
+        let mut walk = DomWalk {
+            state: vec![0u8; n],
+            visited: vec![false; n],
+            queues: [Vec::new(), Vec::new()],
         };
         for &(v, st) in &self.dom_state {
-            visit(
-                v,
-                st,
-                &mut state,
-                &mut visited,
-                &mut attached,
-                &mut detached,
-            );
+            walk.visit(v, st, is_native(v));
         }
-        let carried = |t: u8| t != m.e_hidden && t != m.e_weak;
-        while let Some(v) = attached.pop() {
-            for e in self.edges(v) {
-                if carried(self.edge_type[e]) {
-                    let to = self.edge_to[e];
-                    visit(
-                        to,
-                        1,
-                        &mut state,
-                        &mut visited,
-                        &mut attached,
-                        &mut detached,
-                    );
+        let (hidden, weak) = (self.meta.e_hidden, self.meta.e_weak);
+        // the attached first, whole; then the detached not reached from them
+        for st in [ATTACHED, DETACHED_STATE] {
+            while let Some(v) = walk.queues[usize::from(st - 1)].pop() {
+                if st == DETACHED_STATE && walk.state[v as usize] == ATTACHED {
+                    continue;
+                }
+                for e in self.edges(v) {
+                    let t = self.edge_type[e];
+                    if t != hidden && t != weak {
+                        let to = self.edge_to[e];
+                        walk.visit(to, st, is_native(to));
+                    }
                 }
             }
         }
-        while let Some(v) = detached.pop() {
-            if state[v as usize] == 1 {
-                continue;
-            }
-            for e in self.edges(v) {
-                if carried(self.edge_type[e]) {
-                    let to = self.edge_to[e];
-                    visit(
-                        to,
-                        2,
-                        &mut state,
-                        &mut visited,
-                        &mut attached,
-                        &mut detached,
-                    );
-                }
-            }
-        }
+        let state = walk.state;
         self.dom_state = state
             .iter()
             .enumerate()
