@@ -44,7 +44,9 @@ impl OwnCgroup {
         })?;
         if mine.version == Version::V1 {
             // Pages a process touched before it moved in go with it (deprecated upstream
-            // but honoured by v1; nothing is lost when it is not).
+            // but honoured by v1; nothing is lost when it is not). Written by path: the
+            // folder was made just now (create_dir fails on one that exists), in cgroupfs,
+            // where only root makes entries: nothing can be planted in it.
             let _ = std::fs::write(dir.join("memory.move_charge_at_immigrate"), "1");
         }
         let path = Path::new(&mine.path).join(&name).display().to_string();
