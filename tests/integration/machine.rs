@@ -175,6 +175,8 @@ fn all_follows_processes_that_start_and_end() {
         let c = start_named(&bin, &["steady", "--exit-after", "2s"]);
         started.push((c.pid(), t, c));
     }
+    // a tick later, so that three ticks each find new processes (the probes counted below)
+    std::thread::sleep(Duration::from_secs(1));
     let t = unix_ms();
     let last = start_named(&bin, &["steady"]);
     started.push((last.pid(), t, last));
